@@ -1,0 +1,164 @@
+//! The site inventory: what is racked where. Read from YAML under `hardware/`,
+//! validated as a whole (every problem reported with file, line, column and field),
+//! and handed on as a checked [`Site`] that later stages can trust.
+
+mod ids;
+pub mod model;
+mod source_map;
+mod validate;
+
+pub use ids::{MacAddr, Serial, SlotKey};
+pub use model::{BoardPolicy, Boot, Model, Owner, Snmp};
+pub use source_map::{Location, SourceMap};
+pub use validate::{hostname, validate};
+
+use crate::template::Template;
+use ipnet::{Ipv4Net, Ipv6Net};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+/// A validated site. Indexes (`Switch::shelf`, `Slot::switch`, `Slot::owner`) point
+/// into the vectors here and are known to be in range.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub name: String,
+    pub domain: Option<String>,
+    pub hostname: Template,
+    pub unknown_board: BoardPolicy,
+    pub fileserver: Fileserver,
+    pub boot: Boot,
+    pub shelves: Vec<Shelf>,
+    pub switches: Vec<Switch>,
+    pub owners: Vec<Owner>,
+    pub slots: Vec<Slot>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fileserver {
+    pub name: String,
+    pub trunk_interface: String,
+    pub storage_pool: Ipv4Net,
+    pub storage_vlans: RangeInclusive<u16>,
+    pub interface_name: Template,
+    pub export_root: String,
+    pub root_name: Template,
+}
+
+#[derive(Debug, Clone)]
+pub struct Shelf {
+    pub name: String,
+    pub public_vlan: u16,
+    pub ipv6_prefix: Ipv6Net,
+    pub on_link: u8,
+    pub gateway: Ipv6Addr,
+}
+
+#[derive(Debug, Clone)]
+pub struct Switch {
+    pub name: String,
+    pub shelf: usize,
+    pub address: IpAddr,
+    pub snmp_port: u16,
+    pub profile: String,
+    pub snmp: Snmp,
+    pub ports: u16,
+    pub trunk_port: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct Slot {
+    pub key: SlotKey,
+    pub position: String,
+    pub switch: usize,
+    pub pinned_vlan: Option<u16>,
+    pub owner: Option<usize>,
+    pub board: Option<Board>,
+}
+
+impl Slot {
+    pub fn port(&self) -> u16 {
+        self.key.port
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Board {
+    pub serial: Serial,
+    pub mac: MacAddr,
+    pub model: Model,
+}
+
+impl Site {
+    /// The shelf a slot belongs to (through its switch).
+    pub fn shelf_of(&self, slot: &Slot) -> &Shelf {
+        &self.shelves[self.switches[slot.switch].shelf]
+    }
+}
+
+/// One thing wrong with an input file, at the place it is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub at: Location,
+    /// Path of the offending field, e.g. `boards[3].serial`.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file.display(),
+            self.at.line,
+            self.at.column,
+            self.field,
+            self.message
+        )
+    }
+}
+
+/// Every problem found in one pass, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(Problems),
+}
+
+/// Reads and validates an inventory file against the known switch profile names.
+pub fn load(path: &Path, profiles: &BTreeSet<String>) -> Result<Site, InventoryError> {
+    let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    validate(path, &text, profiles).map_err(InventoryError::Invalid)
+}
+
+/// JSON Schema of the inventory file, for editors.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(model::Inventory)).expect("schema is JSON")
+}

@@ -1,0 +1,310 @@
+//! The inventory file format as written by people: one YAML document per site.
+//!
+//! Fields that need checking beyond their YAML type (serials, MACs, CIDRs, templates)
+//! stay strings here so that validation can report every problem at once instead of
+//! stopping at the first; [`super::validate`] turns this into a checked [`super::Site`].
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A whole site: what is racked where, and the networks that connect it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Inventory {
+    pub site: SiteInfo,
+    pub fileserver: Fileserver,
+    /// Kernel command line and config.txt defaults for every slot.
+    #[serde(default)]
+    pub boot: Boot,
+    pub shelves: Vec<Shelf>,
+    pub switches: Vec<Switch>,
+    #[serde(default)]
+    pub owners: Vec<Owner>,
+    pub slots: Vec<Slot>,
+    #[serde(default)]
+    pub boards: Vec<Board>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SiteInfo {
+    /// Short site name, used in hostnames.
+    pub name: String,
+    /// DNS domain of the hosted Pis, if any (gives each a fully qualified name).
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Hostname template; placeholders: `{site}`, `{shelf}`, `{position}`, `{port}`.
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    /// What to do with a board whose serial the slot does not know.
+    #[serde(default)]
+    pub unknown_board: BoardPolicy,
+}
+
+fn default_hostname() -> String {
+    "{site}-{position}".into()
+}
+
+/// Site policy for a board that appears in a slot it was not recorded in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BoardPolicy {
+    /// Record the new serial as the slot's board and boot it.
+    Adopt,
+    /// Raise an event and serve nothing until staff confirm the swap.
+    #[default]
+    Hold,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fileserver {
+    /// Name the Pis know the fileserver by (in their /etc/hosts).
+    #[serde(default = "default_fileserver_name")]
+    pub name: String,
+    /// Interface facing the switch's trunk port, carrying every storage VLAN tagged.
+    pub trunk_interface: String,
+    /// IPv4 pool the per-slot /30 storage networks are cut from, e.g. `10.46.188.0/23`.
+    pub storage_pool: String,
+    /// Storage VLAN ids handed to slots, one per slot.
+    pub storage_vlans: VlanRange,
+    /// Name of each storage VLAN interface; placeholders: `{trunk}`, `{vlan}`.
+    #[serde(default = "default_interface_name")]
+    pub interface_name: String,
+    /// Directory holding every slot's NFS root.
+    pub export_root: String,
+    /// Name of a slot's root directory under `export_root`;
+    /// placeholders: `{pi_ip}`, `{slot}`, `{switch}`, `{port}`, `{vlan}`.
+    #[serde(default = "default_root_name")]
+    pub root_name: String,
+}
+
+fn default_fileserver_name() -> String {
+    "fileserver".into()
+}
+fn default_interface_name() -> String {
+    "{trunk}.{vlan}".into()
+}
+fn default_root_name() -> String {
+    "{pi_ip}".into()
+}
+
+/// An inclusive range of 802.1Q VLAN ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VlanRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Boot {
+    /// Console arguments placed first on the kernel command line.
+    #[serde(default = "default_console")]
+    pub console: String,
+    /// Further kernel arguments placed after `nfsroot=` and before `rootwait`.
+    #[serde(default)]
+    pub kernel_args: String,
+    /// Lines of every slot's config.txt.
+    #[serde(default = "default_config_txt")]
+    pub config_txt: Vec<String>,
+}
+
+impl Default for Boot {
+    fn default() -> Self {
+        Boot {
+            console: default_console(),
+            kernel_args: String::new(),
+            config_txt: default_config_txt(),
+        }
+    }
+}
+
+fn default_console() -> String {
+    "console=ttyAMA0,115200 console=tty1".into()
+}
+fn default_config_txt() -> Vec<String> {
+    ["arm_64bit=1", "enable_uart=1", "dtparam=sd_poll_once"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// A shelf of Pis behind one switch, sharing one public VLAN.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Shelf {
+    pub name: String,
+    /// Tagged VLAN carrying the Pis' public IPv6 traffic.
+    pub public_vlan: u16,
+    pub ipv6: ShelfIpv6,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShelfIpv6 {
+    /// Prefix each Pi's public address is allocated from, e.g. `2001:db8:0:84:1000:1::/96`.
+    pub prefix: String,
+    /// Prefix length of the public link the address is configured with.
+    #[serde(default = "default_on_link")]
+    pub on_link: u8,
+    /// Default router on the public link.
+    pub gateway: String,
+}
+
+fn default_on_link() -> u8 {
+    64
+}
+
+/// A managed PoE switch, reached over SNMP.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Switch {
+    pub name: String,
+    /// The shelf whose Pis this switch powers.
+    pub shelf: String,
+    /// Management IP address.
+    pub address: String,
+    #[serde(default = "default_snmp_port")]
+    pub snmp_port: u16,
+    /// A profile name: `switch-profiles/<profile>.yaml`.
+    pub profile: String,
+    pub snmp: Snmp,
+    /// Number of front-panel ports.
+    pub ports: u16,
+    /// Port facing the fileserver; tagged with every VLAN of the shelf.
+    pub trunk_port: u16,
+}
+
+fn default_snmp_port() -> u16 {
+    161
+}
+
+/// SNMP credentials, always by reference to a secret.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "version", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Snmp {
+    V2c {
+        community: SecretRef,
+    },
+    V3 {
+        user: String,
+        auth: V3Auth,
+        privacy: V3Privacy,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct V3Auth {
+    pub protocol: AuthProtocol,
+    pub password: SecretRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct V3Privacy {
+    pub protocol: PrivProtocol,
+    pub password: SecretRef,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthProtocol {
+    Md5,
+    Sha1,
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PrivProtocol {
+    Des,
+    Aes128,
+    Aes192,
+    Aes256,
+}
+
+/// Where a secret lives. Secrets are never written into the inventory itself, so the
+/// inventory can be committed and shown to anyone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretRef {
+    /// Name of an environment variable holding the secret.
+    Env(String),
+    /// Path of a file holding the secret (trailing newline ignored).
+    File(String),
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Env { env: String },
+            File { file: String },
+            // Matched only to refuse it; the secret itself is dropped at once.
+            Inline(#[allow(dead_code)] String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Env { env } => Ok(SecretRef::Env(env)),
+            Raw::File { file } => Ok(SecretRef::File(file)),
+            Raw::Inline(_) => Err(serde::de::Error::custom(
+                "secrets are never written inline: use `{ env: VAR }` or `{ file: PATH }`",
+            )),
+        }
+    }
+}
+
+/// A customer who owns slots.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Owner {
+    pub name: String,
+    #[serde(default)]
+    pub contact: Option<String>,
+    /// SSH public keys written to the root's authorized_keys.
+    #[serde(default)]
+    pub ssh_keys: Vec<String>,
+}
+
+/// A place for a Pi: one port of one switch. The slot, not the board, owns the
+/// addresses, the root and the customer.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Slot {
+    /// Physical position label staff read on the shelf, e.g. `A-07`.
+    pub position: String,
+    pub switch: String,
+    pub port: u16,
+    /// Storage VLAN fixed by hand instead of allocated.
+    #[serde(default)]
+    pub vlan: Option<u16>,
+    #[serde(default)]
+    pub owner: Option<String>,
+}
+
+/// A Raspberry Pi board, a replaceable part placed in a slot.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Board {
+    /// Low 32 bits of the board serial as 8 lower-case hex digits (its TFTP directory).
+    #[schemars(regex(pattern = r"^[0-9a-f]{8}$"))]
+    pub serial: String,
+    #[schemars(regex(pattern = r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"))]
+    pub mac: String,
+    pub model: Model,
+    /// Position label of the slot the board sits in.
+    pub slot: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum Model {
+    #[serde(rename = "3B")]
+    Pi3B,
+    #[serde(rename = "3B+")]
+    Pi3BPlus,
+}

@@ -1,0 +1,11 @@
+//! pirack: a netboot and bare-metal Raspberry Pi cluster orchestrator.
+//!
+//! Data flows one way: [`inventory`] (what is racked) → [`plan`] (addresses and
+//! rendered configs, pure) → effects at the edges ([`output`] for files, [`switch`]
+//! for the switches).
+
+pub mod inventory;
+pub mod output;
+pub mod plan;
+pub mod switch;
+pub mod template;

@@ -1,0 +1,289 @@
+//! The `pirack` command line. Everything it does lives in the library; this file
+//! only parses arguments, loads inputs and prints results.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use pirack::inventory::{self, InventoryError, Site, SlotKey};
+use pirack::output;
+use pirack::plan::{self, Ledger, render};
+use pirack::switch::Profiles;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "pirack",
+    version,
+    about = "Netboot and bare-metal Raspberry Pi cluster orchestrator"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the inventory and what it refers to live.
+#[derive(clap::Args)]
+struct Inputs {
+    /// Site inventory (YAML), e.g. hardware/example-8.yaml.
+    #[arg(long, env = "PIRACK_INVENTORY")]
+    inventory: PathBuf,
+    /// Switch profile directory [default: switch-profiles/ beside the inventory's directory].
+    #[arg(long, env = "PIRACK_PROFILES")]
+    profiles: Option<PathBuf>,
+    /// Address ledger [default: <inventory>.ledger.yaml beside the inventory].
+    #[arg(long, env = "PIRACK_LEDGER")]
+    ledger: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate an inventory (and its ledger); lists every problem with file:line:column.
+    Check(Inputs),
+    /// Print the JSON Schema of the inventory file format.
+    Schema,
+    /// Allocate addresses and render every configuration file.
+    Plan {
+        #[command(flatten)]
+        inputs: Inputs,
+        /// Directory to write the rendered files into (pirack owns it).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write nothing; exit 1 with a unified diff if --out or the ledger would change.
+        #[arg(long, requires = "out")]
+        check: bool,
+        /// Print the plan as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show or release address allocations.
+    Ledger {
+        #[command(subcommand)]
+        action: LedgerAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerAction {
+    /// List every allocation, marking those of slots no longer in the inventory.
+    Show(Inputs),
+    /// Free the allocations of slots removed from the inventory, for reuse.
+    Release {
+        #[command(flatten)]
+        inputs: Inputs,
+        /// Slot keys as SWITCH/PORT.
+        #[arg(required = true)]
+        slots: Vec<SlotKey>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&inventory::json_schema())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check(inputs) => check(&inputs),
+        Command::Plan {
+            inputs,
+            out,
+            check,
+            json,
+        } => plan_cmd(&inputs, out.as_deref(), check, json),
+        Command::Ledger { action } => match action {
+            LedgerAction::Show(inputs) => ledger_show(&inputs),
+            LedgerAction::Release { inputs, slots } => ledger_release(&inputs, &slots),
+        },
+    }
+}
+
+/// The loaded inputs, or the exit code after printing why they could not load.
+struct Loaded {
+    site: Site,
+    profiles: Profiles,
+    ledger: Ledger,
+    ledger_path: PathBuf,
+}
+
+fn load(inputs: &Inputs) -> Result<Result<Loaded, ExitCode>> {
+    let profiles_dir = inputs.profiles.clone().unwrap_or_else(|| {
+        let dir = inputs.inventory.parent().unwrap_or(Path::new("."));
+        dir.join("..").join("switch-profiles")
+    });
+    let profiles = Profiles::load_dir(&profiles_dir)?;
+    let site = match inventory::load(&inputs.inventory, &profiles.names()) {
+        Ok(site) => site,
+        Err(InventoryError::Invalid(problems)) => {
+            eprintln!("{problems}");
+            eprintln!(
+                "{}: {} problem(s)",
+                inputs.inventory.display(),
+                problems.0.len()
+            );
+            return Ok(Err(ExitCode::FAILURE));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let ledger_path = inputs
+        .ledger
+        .clone()
+        .unwrap_or_else(|| Ledger::path_for(&inputs.inventory));
+    let ledger = Ledger::load(&ledger_path)?;
+    Ok(Ok(Loaded {
+        site,
+        profiles,
+        ledger,
+        ledger_path,
+    }))
+}
+
+fn check(inputs: &Inputs) -> Result<ExitCode> {
+    let l = match load(inputs)? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    let (plan, _) = plan::plan(&l.site, &l.ledger)
+        .with_context(|| format!("planning against ledger {}", l.ledger_path.display()))?;
+    let boards = plan.slots.iter().filter(|s| s.board.is_some()).count();
+    println!(
+        "{}: ok: site {}, {} switch(es), {} slot(s), {} board(s)",
+        inputs.inventory.display(),
+        l.site.name,
+        l.site.switches.len(),
+        plan.slots.len(),
+        boards
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plan_cmd(inputs: &Inputs, out: Option<&Path>, check: bool, json: bool) -> Result<ExitCode> {
+    let l = match load(inputs)? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    let (plan, ledger) = plan::plan(&l.site, &l.ledger)
+        .with_context(|| format!("planning against ledger {}", l.ledger_path.display()))?;
+    let tree = render::render(&l.site, &plan, &l.profiles);
+    if json {
+        let doc = serde_json::json!({
+            "plan": plan,
+            "switches": render::switch::plan_switches(&l.site, &plan),
+            "files": tree.keys().collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    }
+    let ledger_changed = ledger != l.ledger;
+    if check {
+        let dir = out.expect("clap requires --out with --check");
+        let diff = output::diff_tree(dir, &tree)?;
+        print!("{diff}");
+        if ledger_changed {
+            println!(
+                "ledger {} lacks allocations the plan needs; run `pirack plan` without --check",
+                l.ledger_path.display()
+            );
+        }
+        if !diff.is_empty() || ledger_changed {
+            return Ok(ExitCode::FAILURE);
+        }
+        eprintln!("{}: up to date ({} files)", dir.display(), tree.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if ledger_changed {
+        ledger.save(&l.ledger_path)?;
+        let added = ledger.slots.len() - l.ledger.slots.len();
+        eprintln!(
+            "ledger {}: {added} new allocation(s)",
+            l.ledger_path.display()
+        );
+    }
+    if let Some(dir) = out {
+        let r = output::write_tree(dir, &tree)?;
+        eprintln!(
+            "{}: {} slot(s); {} file(s) written, {} unchanged, {} removed",
+            dir.display(),
+            plan.slots.len(),
+            r.written,
+            r.unchanged,
+            r.removed
+        );
+    } else if !json {
+        bail!("nothing to do: give --out DIR, --json, or both");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ledger_show(inputs: &Inputs) -> Result<ExitCode> {
+    let l = match load(inputs)? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    println!(
+        "# {} (next fsid {})",
+        l.ledger_path.display(),
+        l.ledger.next_fsid
+    );
+    println!(
+        "{:<16} {:<10} {:>5} {:<18} {:<40} {:>5}  state",
+        "slot", "position", "vlan", "storage", "ipv6", "fsid"
+    );
+    for (key, a) in &l.ledger.slots {
+        let state = match l.site.slots.iter().any(|s| &s.key == key) {
+            true => "active",
+            false => "removed (reserved until released)",
+        };
+        println!(
+            "{:<16} {:<10} {:>5} {:<18} {:<40} {:>5}  {state}",
+            key.to_string(),
+            a.position,
+            a.vlan,
+            a.storage.to_string(),
+            a.ipv6.to_string(),
+            a.fsid
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ledger_release(inputs: &Inputs, keys: &[SlotKey]) -> Result<ExitCode> {
+    let mut l = match load(inputs)? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    for key in keys {
+        if let Some(slot) = l.site.slots.iter().find(|s| &s.key == key) {
+            bail!(
+                "slot {key} ({}) is still in {}: remove it from the inventory first",
+                slot.position,
+                inputs.inventory.display()
+            );
+        }
+        match l.ledger.slots.remove(key) {
+            Some(a) => println!(
+                "released {key} ({}): VLAN {}, {}, {}",
+                a.position, a.vlan, a.storage, a.ipv6
+            ),
+            None => bail!("{key} holds nothing in {}", l.ledger_path.display()),
+        }
+    }
+    l.ledger.save(&l.ledger_path)?;
+    Ok(ExitCode::SUCCESS)
+}

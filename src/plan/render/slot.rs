@@ -1,0 +1,91 @@
+//! Per-slot files: the boot files the Pi fetches over TFTP and the files its NFS
+//! root needs to come up as itself.
+
+use super::{Tree, header};
+use crate::inventory::Site;
+use crate::plan::SlotPlan;
+
+pub fn render(site: &Site, s: &SlotPlan, tree: &mut Tree) {
+    let dir = format!("slots/{}", s.position);
+    let who = format!("slot {} ({})", s.position, s.key);
+    tree.insert(format!("{dir}/boot/cmdline.txt"), cmdline(site, s));
+    let mut config = header("#", &format!("config.txt of {who}"));
+    for line in &site.boot.config_txt {
+        config += line;
+        config.push('\n');
+    }
+    tree.insert(format!("{dir}/boot/config.txt"), config);
+    tree.insert(
+        format!("{dir}/root/etc/hostname"),
+        format!("{}\n", s.hostname),
+    );
+    tree.insert(format!("{dir}/root/etc/hosts"), hosts(site, s, &who));
+    tree.insert(format!("{dir}/root/etc/fstab"), fstab(s, &who));
+    tree.insert(
+        format!("{dir}/root/etc/network/interfaces.d/pirack"),
+        interfaces(s, &who),
+    );
+}
+
+/// The kernel command line: a static `ip=` (no third DHCP exchange) and the NFS root
+/// over NFSv3/TCP, between the image's console and extra arguments.
+pub fn cmdline(site: &Site, s: &SlotPlan) -> String {
+    let own = format!(
+        "root=/dev/nfs rootfstype=nfs ip={}::{}:{}::eth0:off nfsroot={}:{},vers=3,tcp",
+        s.pi_ip,
+        s.fileserver_ip,
+        s.netmask(),
+        s.fileserver_ip,
+        s.root
+    );
+    let parts = [
+        site.boot.console.as_str(),
+        &own,
+        &site.boot.kernel_args,
+        "rootwait",
+    ];
+    let words: Vec<&str> = parts.iter().flat_map(|p| p.split_whitespace()).collect();
+    words.join(" ") + "\n"
+}
+
+fn names(s: &SlotPlan) -> String {
+    match &s.fqdn {
+        Some(f) => format!("{f} {}", s.hostname),
+        None => s.hostname.clone(),
+    }
+}
+
+fn hosts(site: &Site, s: &SlotPlan, who: &str) -> String {
+    format!(
+        "{}127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n\n{}\t{}\n{}\t{}\n",
+        header("#", &format!("/etc/hosts of {who}")),
+        s.ipv6,
+        names(s),
+        s.fileserver_ip,
+        site.fileserver.name
+    )
+}
+
+fn fstab(s: &SlotPlan, who: &str) -> String {
+    format!(
+        "{}# The root is the NFS export the kernel mounted; nothing lives on an SD card.\nproc\t/proc\tproc\tdefaults\t0\t0\n{}:{}\t/\tnfs\trw,vers=3,tcp,nolock,noatime\t0\t0\ntmpfs\t/tmp\ttmpfs\tdefaults,nosuid,nodev\t0\t0\n",
+        header("#", &format!("/etc/fstab of {who}")),
+        s.fileserver_ip,
+        s.root
+    )
+}
+
+fn interfaces(s: &SlotPlan, who: &str) -> String {
+    format!(
+        "{}# Install as /etc/network/interfaces.d/pirack in the Pi's root.\n\
+         # eth0 carries the NFS root: the kernel set it up from ip= and nothing may take it down.\n\
+         iface eth0 inet manual\n\n\
+         # Public VLAN {vlan}, tagged on the Pi's port.\n\
+         auto eth0.{vlan}\niface eth0.{vlan} inet6 static\n    address {}/{}\n    gateway {}\n    vlan-raw-device eth0\n    accept_ra 0\n",
+        header("#", &format!("Network of {who}")),
+        s.ipv6,
+        s.ipv6_on_link,
+        s.ipv6_gateway,
+        vlan = s.public_vlan,
+    )
+}

@@ -1,0 +1,110 @@
+//! Switch profiles (`switch-profiles/<name>.yaml`): how one switch family numbers its
+//! ports in the MIBs pirack drives.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// One switch family.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    pub description: String,
+    /// The MIB modules and objects this profile relies on, for the reader.
+    #[serde(default)]
+    pub mibs: Vec<String>,
+    pub ports: PortMapping,
+}
+
+/// Where front-panel port `n` appears in the standard tables.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortMapping {
+    /// `dot1dBasePort` (the Q-BRIDGE-MIB index and PortList bit) is `n + bridge_port_offset`.
+    #[serde(default)]
+    pub bridge_port_offset: u16,
+    /// `ifIndex` is `n + if_index_offset`.
+    #[serde(default)]
+    pub if_index_offset: u32,
+    /// POWER-ETHERNET-MIB group index (`pethPsePortGroupIndex`) of every port.
+    #[serde(default = "one")]
+    pub pse_group: u32,
+    /// Octets in a PortList written to this switch; `None` = just enough for its ports.
+    #[serde(default)]
+    pub port_list_octets: Option<usize>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl PortMapping {
+    pub fn bridge_port(&self, port: u16) -> u32 {
+        u32::from(port) + u32::from(self.bridge_port_offset)
+    }
+}
+
+/// Every profile of a site, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Profiles(pub BTreeMap<String, Profile>);
+
+impl Profiles {
+    pub fn names(&self) -> BTreeSet<String> {
+        self.0.keys().cloned().collect()
+    }
+    pub fn get(&self, name: &str) -> Option<&Profile> {
+        self.0.get(name)
+    }
+
+    /// Reads every `*.yaml` in `dir`; a profile's file stem must equal its name.
+    pub fn load_dir(dir: &Path) -> Result<Profiles, ProfileError> {
+        let read_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ProfileError::Read { path, source }
+        };
+        let mut out = BTreeMap::new();
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(read_err(dir))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(read_err(dir))?;
+        entries.sort();
+        for path in entries
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        {
+            let text = std::fs::read_to_string(&path).map_err(read_err(&path))?;
+            let profile: Profile =
+                serde_yaml::from_str(&text).map_err(|e| ProfileError::Parse {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
+            if profile.name != stem {
+                let message = format!(
+                    "name `{}` differs from the file name `{stem}`",
+                    profile.name
+                );
+                return Err(ProfileError::Parse { path, message });
+            }
+            out.insert(profile.name.clone(), profile);
+        }
+        Ok(Profiles(out))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("cannot read switch profiles at {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+}
