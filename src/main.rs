@@ -27,7 +27,8 @@ struct Inputs {
     /// Site inventory (YAML), e.g. hardware/example-8.yaml.
     #[arg(long, env = "PIRACK_INVENTORY")]
     inventory: PathBuf,
-    /// Switch profile directory [default: switch-profiles/ beside the inventory's directory].
+    /// Switch profile directory [default: the nearest switch-profiles/ in the
+    /// inventory's directory or above it].
     #[arg(long, env = "PIRACK_PROFILES")]
     profiles: Option<PathBuf>,
     /// Address ledger [default: <inventory>.ledger.yaml beside the inventory].
@@ -124,10 +125,10 @@ struct Loaded {
 }
 
 fn load(inputs: &Inputs) -> Result<Result<Loaded, ExitCode>> {
-    let profiles_dir = inputs.profiles.clone().unwrap_or_else(|| {
-        let dir = inputs.inventory.parent().unwrap_or(Path::new("."));
-        dir.join("..").join("switch-profiles")
-    });
+    let profiles_dir = match &inputs.profiles {
+        Some(dir) => dir.clone(),
+        None => find_profiles(&inputs.inventory)?,
+    };
     let profiles = Profiles::load_dir(&profiles_dir)?;
     let site = match inventory::load(&inputs.inventory, &profiles.names()) {
         Ok(site) => site,
@@ -153,6 +154,23 @@ fn load(inputs: &Inputs) -> Result<Result<Loaded, ExitCode>> {
         ledger,
         ledger_path,
     }))
+}
+
+/// The nearest `switch-profiles/` at or above the inventory's directory, the way
+/// git finds `.git`: a site repository keeps profiles beside `hardware/`.
+fn find_profiles(inventory: &Path) -> Result<PathBuf> {
+    let start = std::path::absolute(inventory)?;
+    start
+        .ancestors()
+        .skip(1)
+        .map(|d| d.join("switch-profiles"))
+        .find(|d| d.is_dir())
+        .with_context(|| {
+            format!(
+                "no switch-profiles/ directory at or above {}; pass --profiles DIR",
+                inventory.display()
+            )
+        })
 }
 
 fn check(inputs: &Inputs) -> Result<ExitCode> {

@@ -14,7 +14,7 @@ const MARKER_TEXT: &str =
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("{} is not empty and not a pirack plan directory (no {MARKER}); refusing to write into it", .0.display())]
     Foreign(PathBuf),

@@ -237,6 +237,11 @@ pub enum SecretRef {
     Env(String),
     /// Path of a file holding the secret (trailing newline ignored).
     File(String),
+    /// A secret written straight into the inventory: kept only so validation can
+    /// refuse it at its line; the value itself is dropped.
+    #[schemars(skip)]
+    #[serde(skip_serializing)]
+    Inline,
 }
 
 impl<'de> Deserialize<'de> for SecretRef {
@@ -252,9 +257,7 @@ impl<'de> Deserialize<'de> for SecretRef {
         match Raw::deserialize(d)? {
             Raw::Env { env } => Ok(SecretRef::Env(env)),
             Raw::File { file } => Ok(SecretRef::File(file)),
-            Raw::Inline(_) => Err(serde::de::Error::custom(
-                "secrets are never written inline: use `{ env: VAR }` or `{ file: PATH }`",
-            )),
+            Raw::Inline(_) => Ok(SecretRef::Inline),
         }
     }
 }

@@ -109,11 +109,16 @@ impl Checker<'_> {
         r.map_err(|e| self.problem(field, e)).ok()
     }
 
-    fn template(&mut self, field: &str, source: &str, vars: &[&str]) -> Template {
-        Template::parse(source, vars).unwrap_or_else(|e| {
-            self.problem(field, e);
-            Template::parse("", &[]).expect("empty template")
-        })
+    /// A checked template; on error, the problem is recorded and an empty
+    /// template stands in so the other checks still run.
+    fn template(&mut self, field: &str, source: &str, vars: &[&str]) -> (Template, bool) {
+        match Template::parse(source, vars) {
+            Ok(t) => (t, true),
+            Err(e) => {
+                self.problem(field, e);
+                (Template::parse("", &[]).expect("empty template"), false)
+            }
+        }
     }
 
     fn name(&mut self, field: String, name: &str, what: &str) {
@@ -146,7 +151,8 @@ impl Checker<'_> {
         {
             self.problem("site.domain", format!("`{d}` is not a DNS domain name"));
         }
-        let hostname = self.template("site.hostname", &raw.site.hostname, HOSTNAME_VARS);
+        let (hostname, hostname_ok) =
+            self.template("site.hostname", &raw.site.hostname, HOSTNAME_VARS);
         let fileserver = self.fileserver(&raw.fileserver, raw.slots.len());
         self.boot(&raw.boot);
         let shelves = self.shelves(raw, &fileserver);
@@ -162,7 +168,9 @@ impl Checker<'_> {
         );
         let mut slots = self.slots(raw, &fileserver, &switches);
         self.boards(raw, &mut slots);
-        self.hostnames(raw, &hostname, &slots);
+        if hostname_ok {
+            self.hostnames(raw, &hostname, &slots);
+        }
         Site {
             name: raw.site.name.clone(),
             domain: raw.site.domain.clone(),
@@ -215,17 +223,17 @@ impl Checker<'_> {
                 );
             }
         }
-        let interface_name = self.template(
+        let (interface_name, ok) = self.template(
             "fileserver.interface_name",
             &f.interface_name,
             INTERFACE_VARS,
         );
-        if !interface_name.uses("vlan") {
+        if ok && !interface_name.uses("vlan") {
             self.problem(
                 "fileserver.interface_name",
                 "must contain `{vlan}`: each slot needs its own interface",
             );
-        } else {
+        } else if ok {
             let longest = interface_name.render(|v| match v {
                 "trunk" => f.trunk_interface.clone(),
                 _ => vlans.end().to_string(),
@@ -243,8 +251,9 @@ impl Checker<'_> {
                 format!("`{}` must be an absolute path without `..`", f.export_root),
             );
         }
-        let root_name = self.template("fileserver.root_name", &f.root_name, ROOT_VARS);
-        let per_slot = ["pi_ip", "slot", "vlan"].iter().any(|v| root_name.uses(v))
+        let (root_name, ok) = self.template("fileserver.root_name", &f.root_name, ROOT_VARS);
+        let per_slot = !ok
+            || ["pi_ip", "slot", "vlan"].iter().any(|v| root_name.uses(v))
             || (root_name.uses("switch") && root_name.uses("port"));
         if !per_slot {
             self.problem(
@@ -410,7 +419,7 @@ impl Checker<'_> {
         if room < slot_count as u64 {
             self.problem(
                 field,
-                format!("too small: {room} addresses for {slot_count} slots"),
+                format!("too small: room for {room} address(es), {slot_count} slots"),
             );
         }
         Some(net)
@@ -514,6 +523,10 @@ impl Checker<'_> {
                 SecretRef::File(p) if p.is_empty() => {
                     self.problem(format!("{field}.file"), "empty secret file path");
                 }
+                SecretRef::Inline => self.problem(
+                    field,
+                    "secrets are never written inline: use `{ env: VAR }` or `{ file: PATH }`",
+                ),
                 _ => {}
             }
         }
@@ -678,10 +691,15 @@ impl Checker<'_> {
         }
     }
 
-    /// Every slot's rendered hostname must be a valid, unique host name.
+    /// Every slot's rendered hostname must be a valid, unique host name. Slots
+    /// whose position repeats an earlier one are already reported as such.
     fn hostnames(&mut self, raw: &Inventory, t: &Template, slots: &[Slot]) {
         let mut seen = Vec::new();
+        let mut positions = BTreeSet::new();
         for (i, slot) in slots.iter().enumerate() {
+            if !positions.insert(slot.position.as_str()) {
+                continue;
+            }
             let shelf = raw
                 .switches
                 .get(slot.switch)

@@ -43,12 +43,12 @@ impl Default for Ledger {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error("cannot read ledger {}: {source}", path.display())]
+    #[error("cannot read ledger {}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot write ledger {}: {source}", path.display())]
+    #[error("cannot write ledger {}", path.display())]
     Write {
         path: PathBuf,
         source: std::io::Error,

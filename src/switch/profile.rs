@@ -100,7 +100,7 @@ impl Profiles {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    #[error("cannot read switch profiles at {}: {source}", path.display())]
+    #[error("cannot read switch profiles at {}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
