@@ -230,7 +230,7 @@ pub enum PrivProtocol {
 
 /// Where a secret lives. Secrets are never written into the inventory itself, so the
 /// inventory can be committed and shown to anyone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SecretRef {
     /// Name of an environment variable holding the secret.
@@ -240,8 +240,26 @@ pub enum SecretRef {
     /// A secret written straight into the inventory: kept only so validation can
     /// refuse it at its line; the value itself is dropped.
     #[schemars(skip)]
-    #[serde(skip_serializing)]
     Inline,
+}
+
+/// Written as the one-key map it is read from (`{ env: VAR }`), not as a YAML tag.
+impl Serialize for SecretRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (k, v) = match self {
+            SecretRef::Env(v) => ("env", v),
+            SecretRef::File(p) => ("file", p),
+            SecretRef::Inline => {
+                return Err(serde::ser::Error::custom(
+                    "inline secrets are never written",
+                ));
+            }
+        };
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry(k, v)?;
+        m.end()
+    }
 }
 
 impl<'de> Deserialize<'de> for SecretRef {

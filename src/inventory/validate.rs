@@ -59,7 +59,7 @@ pub fn validate(file: &Path, text: &str, profiles: &BTreeSet<String>) -> Result<
     if c.problems.is_empty() {
         Ok(site)
     } else {
-        c.problems.sort_by(|a, b| a.at.cmp(&b.at));
+        c.problems.sort_by_key(|p| p.at);
         Err(Problems(c.problems))
     }
 }
