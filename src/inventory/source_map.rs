@@ -25,8 +25,8 @@ enum Frame {
 }
 
 impl SourceMap {
-    /// Builds the map; a file that does not parse gives an empty map (the
-    /// deserialiser reports the syntax error itself, with its position).
+    /// Builds the map; for a file that does not parse, the map stops at the error
+    /// (the deserialiser reports the syntax error itself, with its position).
     pub fn build(text: &str) -> SourceMap {
         let mut map = SourceMap::default();
         let mut stack: Vec<Frame> = Vec::new();
@@ -128,7 +128,7 @@ mod tests {
             map.locate("slots[1].port"),
             Location {
                 line: 6,
-                column: 26
+                column: 28
             }
         );
         // Missing field: reported at its parent.
@@ -136,8 +136,9 @@ mod tests {
     }
 
     #[test]
-    fn garbage_gives_an_empty_map() {
+    fn broken_yaml_keeps_what_came_before_the_error() {
         let map = SourceMap::build("a: [1, 2\n  b: }");
-        assert_eq!(map.locate("a"), map.locate("zzz"));
+        assert_eq!(map.locate("a"), Location { line: 1, column: 4 });
+        assert_eq!(map.locate("zzz"), Location { line: 1, column: 1 });
     }
 }
