@@ -44,8 +44,11 @@ fn existing_files(dir: &Path) -> Result<BTreeSet<String>, OutputError> {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).map_err(io_err(&d))? {
-            let path = entry.map_err(io_err(&d))?.path();
-            if path.is_dir() {
+            let entry = entry.map_err(io_err(&d))?;
+            let path = entry.path();
+            // file_type() does not follow symlinks: a link to elsewhere is pruned as
+            // a file, never walked into (and never emptied).
+            if entry.file_type().map_err(io_err(&path))?.is_dir() {
                 stack.push(path);
             } else if let Ok(rel) = path.strip_prefix(dir) {
                 let rel = rel.to_string_lossy().replace('\\', "/");
@@ -164,6 +167,20 @@ mod tests {
         );
         assert!(!dir.join("b").exists(), "emptied directory removed");
         assert_eq!(diff_tree(&dir, &tree).unwrap(), "");
+    }
+
+    #[test]
+    fn never_follows_a_symlink_out_of_the_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("keep"), "x").unwrap();
+        let dir = tmp.path().join("out");
+        write_tree(&dir, &Tree::new()).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("link")).unwrap();
+        let report = write_tree(&dir, &Tree::new()).unwrap();
+        assert_eq!(report.removed, 1, "the link itself is pruned");
+        assert!(outside.join("keep").exists());
     }
 
     #[test]
