@@ -4,8 +4,14 @@
 //! rendered configs, pure) → effects at the edges ([`output`] for files, [`switch`]
 //! for the switches).
 
+pub mod boards;
+pub mod dhcp;
+pub mod events;
 pub mod inventory;
+pub mod netboot;
+pub mod netif;
 pub mod output;
 pub mod plan;
 pub mod switch;
 pub mod template;
+pub mod tftp;

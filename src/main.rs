@@ -4,9 +4,9 @@
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use pirack::inventory::{self, InventoryError, Site, SlotKey};
-use pirack::output;
 use pirack::plan::{self, Ledger, render};
 use pirack::switch::Profiles;
+use pirack::{netboot, output};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -55,6 +55,22 @@ enum Command {
         /// Print the plan as JSON on stdout.
         #[arg(long)]
         json: bool,
+    },
+    /// Serve DHCP and TFTP to every slot of the inventory until SIGINT or SIGTERM.
+    Serve {
+        #[command(flatten)]
+        inputs: Inputs,
+        /// Boot files directory [default: the inventory's netboot.boot_files].
+        #[arg(long)]
+        boot_files: Option<PathBuf>,
+        /// DHCP server port (clients are answered on port + 1).
+        #[arg(long, default_value_t = 67)]
+        dhcp_port: u16,
+        #[arg(long, default_value_t = 69)]
+        tftp_port: u16,
+        /// Print every event as a JSON line on stdout (logs stay on stderr).
+        #[arg(long)]
+        json_events: bool,
     },
     /// Show or release address allocations.
     Ledger {
@@ -109,6 +125,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             check,
             json,
         } => plan_cmd(&inputs, out.as_deref(), check, json),
+        Command::Serve {
+            inputs,
+            boot_files,
+            dhcp_port,
+            tftp_port,
+            json_events,
+        } => serve(&inputs, boot_files, dhcp_port, tftp_port, json_events),
         Command::Ledger { action } => match action {
             LedgerAction::Show(inputs) => ledger_show(&inputs),
             LedgerAction::Release { inputs, slots } => ledger_release(&inputs, &slots),
@@ -247,6 +270,69 @@ fn plan_cmd(inputs: &Inputs, out: Option<&Path>, check: bool, json: bool) -> Res
         bail!("nothing to do: give --out DIR, --json, or both");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn serve(
+    inputs: &Inputs,
+    boot_files: Option<PathBuf>,
+    dhcp_port: u16,
+    tftp_port: u16,
+    json: bool,
+) -> Result<ExitCode> {
+    let l = match load(inputs)? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    let (plan, ledger) = plan::plan(&l.site, &l.ledger)?;
+    if ledger != l.ledger {
+        bail!(
+            "ledger {} lacks allocations for some slots; run `pirack plan` first",
+            l.ledger_path.display()
+        );
+    }
+    let mut settings = netboot::Settings::from_site(&l.site);
+    if let Some(dir) = boot_files {
+        settings.boot_files = dir;
+    }
+    settings.dhcp.server_port = dhcp_port;
+    settings.dhcp.client_port = dhcp_port.wrapping_add(1);
+    settings.tftp.port = tftp_port;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let bus = pirack::events::Bus::default();
+        let mut events = bus.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(record) => {
+                        if json {
+                            println!("{}", serde_json::to_string(&*record).unwrap_or_default());
+                        }
+                        tracing::info!(slot = record.slot.as_deref().unwrap_or("-"), "{:?}", record.event);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!("event log fell behind; {n} events not logged")
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+        tracing::info!(
+            "serving {} slot(s) of site {}: DHCP port {dhcp_port}, TFTP port {tftp_port}, boot files {}",
+            plan.slots.len(),
+            l.site.name,
+            settings.boot_files.display()
+        );
+        let mut tasks = netboot::start(&l.site, &plan, settings, &bus)
+            .with_context(|| format!("cannot bind TFTP port {tftp_port}"))?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        }
+        tasks.abort_all();
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn ledger_show(inputs: &Inputs) -> Result<ExitCode> {

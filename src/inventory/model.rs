@@ -16,6 +16,9 @@ pub struct Inventory {
     /// Kernel command line and config.txt defaults for every slot.
     #[serde(default)]
     pub boot: Boot,
+    /// DHCP and TFTP service settings.
+    #[serde(default)]
+    pub netboot: Netboot,
     pub shelves: Vec<Shelf>,
     pub switches: Vec<Switch>,
     #[serde(default)]
@@ -128,6 +131,38 @@ fn default_config_txt() -> Vec<String> {
     ["arm_64bit=1", "enable_uart=1", "dtparam=sd_poll_once"]
         .map(String::from)
         .to_vec()
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Netboot {
+    /// Directory of the boot files (bootcode.bin, start.elf, kernel, DTBs) served to
+    /// every slot until images exist; relative to the inventory file.
+    #[serde(default = "default_boot_files")]
+    pub boot_files: String,
+    /// Delay before answering a Pi's PXE DISCOVER: the 3B ROM wedges on fast replies.
+    #[serde(default = "default_reply_delay")]
+    pub reply_delay_ms: u64,
+    /// Also answer DHCP clients that are neither a Pi nor a slot's recorded board.
+    #[serde(default)]
+    pub serve_non_pi: bool,
+}
+
+impl Default for Netboot {
+    fn default() -> Self {
+        Netboot {
+            boot_files: default_boot_files(),
+            reply_delay_ms: default_reply_delay(),
+            serve_non_pi: false,
+        }
+    }
+}
+
+fn default_boot_files() -> String {
+    "/var/lib/pirack/boot".into()
+}
+fn default_reply_delay() -> u64 {
+    1000
 }
 
 /// A shelf of Pis behind one switch, sharing one public VLAN.

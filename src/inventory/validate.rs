@@ -178,6 +178,16 @@ impl Checker<'_> {
             unknown_board: raw.site.unknown_board,
             fileserver,
             boot: raw.boot.clone(),
+            netboot: model::Netboot {
+                boot_files: self
+                    .file
+                    .parent()
+                    .unwrap_or(Path::new(""))
+                    .join(&raw.netboot.boot_files)
+                    .to_string_lossy()
+                    .into_owned(),
+                ..raw.netboot.clone()
+            },
             shelves,
             switches,
             owners,

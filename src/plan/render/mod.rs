@@ -4,7 +4,7 @@
 
 mod exports;
 mod fileserver;
-mod slot;
+pub mod slot;
 pub mod switch;
 
 use super::Plan;

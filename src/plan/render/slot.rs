@@ -9,12 +9,7 @@ pub fn render(site: &Site, s: &SlotPlan, tree: &mut Tree) {
     let dir = format!("slots/{}", s.position);
     let who = format!("slot {} ({})", s.position, s.key);
     tree.insert(format!("{dir}/boot/cmdline.txt"), cmdline(site, s));
-    let mut config = header("#", &format!("config.txt of {who}"));
-    for line in &site.boot.config_txt {
-        config += line;
-        config.push('\n');
-    }
-    tree.insert(format!("{dir}/boot/config.txt"), config);
+    tree.insert(format!("{dir}/boot/config.txt"), config_txt(site, s));
     tree.insert(
         format!("{dir}/root/etc/hostname"),
         format!("{}\n", s.hostname),
@@ -46,6 +41,19 @@ pub fn cmdline(site: &Site, s: &SlotPlan) -> String {
     ];
     let words: Vec<&str> = parts.iter().flat_map(|p| p.split_whitespace()).collect();
     words.join(" ") + "\n"
+}
+
+/// config.txt: the site's lines under a header naming the slot.
+pub fn config_txt(site: &Site, s: &SlotPlan) -> String {
+    let mut config = header(
+        "#",
+        &format!("config.txt of slot {} ({})", s.position, s.key),
+    );
+    for line in &site.boot.config_txt {
+        config += line;
+        config.push('\n');
+    }
+    config
 }
 
 fn names(s: &SlotPlan) -> String {

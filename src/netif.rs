@@ -1,0 +1,53 @@
+//! Network interfaces as the services need them: a storage interface must exist,
+//! be up and carry the fileserver's address before a slot is served on it.
+
+use nix::ifaddrs::getifaddrs;
+use nix::net::if_::InterfaceFlags;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+/// Ok when `name` exists, is up and holds `addr`; otherwise why not.
+pub fn check(name: &str, addr: Ipv4Addr) -> Result<(), String> {
+    let addrs = getifaddrs().map_err(|e| format!("cannot list interfaces: {e}"))?;
+    let mut exists = false;
+    let mut up = false;
+    let mut has = false;
+    for a in addrs.filter(|a| a.interface_name == name) {
+        exists = true;
+        up |= a.flags.contains(InterfaceFlags::IFF_UP);
+        has |= a
+            .address
+            .as_ref()
+            .and_then(|s| s.as_sockaddr_in())
+            .is_some_and(|s| s.ip() == addr);
+    }
+    match (exists, up, has) {
+        (false, ..) => Err(format!("interface {name} does not exist")),
+        (true, false, _) => Err(format!("interface {name} is down")),
+        (true, true, false) => Err(format!("interface {name} lacks address {addr}")),
+        _ => Ok(()),
+    }
+}
+
+/// A UDP socket bound to `addr` that only sees traffic of interface `device`.
+/// SO_REUSEADDR lets one such socket per interface share a port.
+pub fn udp_on_device(device: &str, addr: SocketAddr) -> io::Result<tokio::net::UdpSocket> {
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    sock.set_reuse_address(true)?;
+    sock.bind_device(Some(device.as_bytes()))?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    tokio::net::UdpSocket::from_std(sock.into())
+}
+
+/// A UDP socket bound to `addr` (no device), non-blocking, for tokio.
+pub fn udp(addr: SocketAddr) -> io::Result<tokio::net::UdpSocket> {
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if matches!(addr.ip(), IpAddr::V4(ip) if ip.is_unspecified()) {
+        sock.set_reuse_address(true)?;
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    tokio::net::UdpSocket::from_std(sock.into())
+}

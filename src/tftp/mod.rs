@@ -1,0 +1,15 @@
+//! TFTP for the Pi boot loaders: a per-slot virtual tree (`tree`) served by a tokio
+//! engine of pirack's own (`server`) over a checked packet codec (`wire`).
+//!
+//! Not async-tftp: it ignores a client's ERROR (the firmware's probe then holds a
+//! session for retries × timeout and drops the re-request from the same port), it
+//! serialises every open behind one handler mutex, and it runs a second executor and
+//! reactor thread beside tokio. Each is a boot-storm cost the crate cannot be
+//! configured out of.
+
+pub mod server;
+pub mod tree;
+pub mod wire;
+
+pub use server::{Config, Server};
+pub use tree::{FileCache, Refusal, SlotTree, Source};
