@@ -8,7 +8,9 @@ use pirack::plan::{self, Ledger, render};
 use pirack::switch::Profiles;
 use pirack::{netboot, output};
 use std::path::{Path, PathBuf};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Parser)]
 #[command(
@@ -72,6 +74,27 @@ enum Command {
         #[arg(long)]
         json_events: bool,
     },
+    /// Boot simulated Pi 3s (boot ROM, bootcode.bin, start.elf) against a running
+    /// controller, each in its own network namespace; needs root.
+    Sim {
+        #[command(flatten)]
+        inputs: Inputs,
+        /// Positions to boot [default: every slot with a board].
+        #[arg(long, value_delimiter = ',')]
+        slots: Vec<String>,
+        /// Network namespace the controller runs in [default: this one].
+        #[arg(long)]
+        controller_netns: Option<String>,
+        /// The boot files the controller serves [default: the inventory's].
+        #[arg(long)]
+        boot_files: Option<PathBuf>,
+        /// Seconds from power-on to the first DISCOVER (a real Pi 3: about 5).
+        #[arg(long, default_value_t = 2.0)]
+        power_on: f64,
+        /// Print the reports as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show or release address allocations.
     Ledger {
         #[command(subcommand)]
@@ -96,7 +119,10 @@ enum LedgerAction {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            // RUST_LOG when set and not empty, else info.
+            tracing_subscriber::EnvFilter::builder()
+                .with_default_directive(tracing::Level::INFO.into())
+                .from_env_lossy(),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -132,6 +158,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             tftp_port,
             json_events,
         } => serve(&inputs, boot_files, dhcp_port, tftp_port, json_events),
+        Command::Sim {
+            inputs,
+            slots,
+            controller_netns,
+            boot_files,
+            power_on,
+            json,
+        } => sim(&inputs, slots, controller_netns, boot_files, power_on, json),
         Command::Ledger { action } => match action {
             LedgerAction::Show(inputs) => ledger_show(&inputs),
             LedgerAction::Release { inputs, slots } => ledger_release(&inputs, &slots),
@@ -333,6 +367,71 @@ fn serve(
         tasks.abort_all();
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Set by SIGINT or SIGTERM: simulated Pis stop, and their namespaces are removed.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+fn sim(
+    inputs: &Inputs,
+    only: Vec<String>,
+    controller_netns: Option<String>,
+    boot_files: Option<PathBuf>,
+    power_on: f64,
+    json: bool,
+) -> Result<ExitCode> {
+    let l = match load(inputs)? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    let (plan, _) = plan::plan(&l.site, &l.ledger)?;
+    let handler = SigAction::new(SigHandler::Handler(on_stop_signal), SaFlags::empty(), SigSet::empty());
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { sigaction(sig, &handler) }?;
+    }
+    let opts = pirack::sim::Options {
+        controller_netns,
+        boot_files: boot_files.unwrap_or_else(|| PathBuf::from(&l.site.netboot.boot_files)),
+        only,
+        prefix: format!("pirack-sim-{}", std::process::id()),
+        power_on: std::time::Duration::from_secs_f64(power_on),
+    };
+    let reports = pirack::sim::run(&l.site, &plan, &opts, &STOP)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        print_reports(&reports);
+    }
+    let failed = reports.iter().filter(|r| !r.ok).count();
+    Ok(if failed == 0 && !reports.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn print_reports(reports: &[pirack::sim::Report]) {
+    for r in reports {
+        let stages: Vec<String> = r.stages.iter().map(|(s, ms)| format!("{s} {ms}ms")).collect();
+        let verdict = match &r.error {
+            None => "booted".to_string(),
+            Some(e) => format!("FAILED: {e}"),
+        };
+        println!(
+            "{:<8} {} {:>6}ms {:>3} files {:>9} bytes, {} DHCP tries: {}  [{}]",
+            r.position,
+            r.serial,
+            r.total_ms,
+            r.files,
+            r.bytes,
+            r.dhcp_tries,
+            verdict,
+            stages.join(", ")
+        );
+    }
+    let ok = reports.iter().filter(|r| r.ok).count();
+    println!("{ok} of {} Pi(s) booted", reports.len());
 }
 
 fn ledger_show(inputs: &Inputs) -> Result<ExitCode> {

@@ -1,0 +1,96 @@
+//! The simulator's network: one namespace per Pi, joined by a veth pair to the
+//! controller's side, where the end carries the slot's interface name and the
+//! fileserver address (standing in for the switch port and its VLAN, which this
+//! kernel cannot make). Everything made is removed when the lab is dropped.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::process::{Command, Stdio};
+
+/// One Pi's link: its namespace, and the controller-side interface.
+#[derive(Debug, Clone)]
+pub struct PiLink {
+    pub netns: String,
+    pub controller_if: String,
+    pub fileserver_cidr: String,
+    pub mac: String,
+}
+
+/// The namespaces made for a run; removed on drop.
+pub struct Lab {
+    namespaces: Vec<String>,
+}
+
+fn ip_batch(netns: Option<&str>, commands: &str) -> io::Result<()> {
+    let mut cmd = Command::new("ip");
+    if let Some(ns) = netns {
+        cmd.args(["-n", ns]);
+    }
+    let mut child = cmd
+        // -force: run every line, then report failure if any line failed.
+        .args(["-force", "-batch", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child.stdin.take().expect("piped").write_all(commands.as_bytes())?;
+    let out = child.wait_with_output()?;
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(io::Error::other(format!(
+            "ip {}: {}",
+            netns.map_or(String::new(), |n| format!("-n {n}")),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+    }
+}
+
+impl Lab {
+    /// Makes every Pi's namespace and link. `controller_netns` is where the
+    /// controller runs (`None`: this process's namespace).
+    pub fn build(links: &[PiLink], controller_netns: Option<&str>) -> io::Result<Lab> {
+        // Recorded first, so a failure half-way still cleans up what was made.
+        let lab = Lab {
+            namespaces: links.iter().map(|l| l.netns.clone()).collect(),
+        };
+        let create: String = links.iter().map(|l| format!("netns add {}\n", l.netns)).collect();
+        ip_batch(None, &create)?;
+        let mut veths = String::new();
+        for l in links {
+            let ctl = controller_netns.map_or(String::new(), |n| format!(" netns {n}"));
+            veths += &format!(
+                "link add {}{ctl} type veth peer name eth0 netns {} address {}\n",
+                l.controller_if, l.netns, l.mac
+            );
+        }
+        ip_batch(None, &veths)?;
+        let mut ctl = String::new();
+        for l in links {
+            ip_batch(Some(&l.netns), "link set lo up\nlink set eth0 up\n")?;
+            ctl += &format!(
+                "addr add {} dev {}\nlink set {} up\n",
+                l.fileserver_cidr, l.controller_if, l.controller_if
+            );
+        }
+        ip_batch(controller_netns, &ctl)?;
+        Ok(lab)
+    }
+
+    /// Enters namespace `name` on the calling thread (only that thread moves).
+    pub fn enter(name: &str) -> io::Result<()> {
+        let f = File::open(format!("/run/netns/{name}"))?;
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes its veth end, and with it the controller's.
+        let del: String = self.namespaces.iter().map(|n| format!("netns del {n}\n")).collect();
+        if !del.is_empty()
+            && let Err(e) = ip_batch(None, &del)
+        {
+            tracing::warn!("cleaning up simulator namespaces: {e}");
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! `pirack sim`: Pi 3 boards booting from the network, for tests, the demo and the
+//! boot-storm benchmark. Each simulated Pi has its own network namespace, joined by
+//! a veth pair to the controller's per-slot interface, and a thread that plays the
+//! boot ROM, bootcode.bin and start.elf against whatever server answers there.
+
+pub mod frames;
+mod lab;
+pub mod link;
+pub mod pi;
+pub mod tftp_client;
+
+pub use lab::{Lab, PiLink};
+pub use pi::Report;
+
+use crate::inventory::{MacAddr, Serial, Site};
+use crate::plan::Plan;
+use crate::plan::render::slot as rendered;
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Namespace the controller runs in (`None`: this process's).
+    pub controller_netns: Option<String>,
+    /// The boot files the controller serves, to check what arrives against.
+    pub boot_files: PathBuf,
+    /// Positions to boot; empty: every slot with a board.
+    pub only: Vec<String>,
+    /// Namespace name prefix, unique per run.
+    pub prefix: String,
+    /// Wait between link-up and the first DISCOVER (a real Pi 3 takes about 5 s).
+    pub power_on: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("slot {0} is not in the inventory")]
+    UnknownSlot(String),
+    #[error("slot {0} has no board to simulate")]
+    NoBoard(String),
+    #[error("reading boot files {}: {source}", path.display())]
+    BootFiles { path: PathBuf, source: io::Error },
+    #[error("building the simulator's network")]
+    Lab(#[source] io::Error),
+}
+
+/// Every file under `dir`, by its `/`-separated relative path.
+pub fn read_tree(dir: &Path) -> io::Result<BTreeMap<String, Arc<[u8]>>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let path = e?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(dir) {
+                out.insert(rel.to_string_lossy().into_owned(), std::fs::read(&path)?.into());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Boots the chosen slots at once and reports on each; stops early when `stop` is
+/// set. The namespaces are gone when this returns.
+pub fn run(site: &Site, plan: &Plan, opts: &Options, stop: &'static AtomicBool) -> Result<Vec<Report>, SimError> {
+    for p in &opts.only {
+        if !plan.slots.iter().any(|s| &s.position == p) {
+            return Err(SimError::UnknownSlot(p.clone()));
+        }
+    }
+    let chosen: Vec<_> = plan
+        .slots
+        .iter()
+        .filter(|s| opts.only.is_empty() || opts.only.contains(&s.position))
+        .filter(|s| !opts.only.is_empty() || s.board.is_some())
+        .collect();
+    let files = read_tree(&opts.boot_files).map_err(|source| SimError::BootFiles {
+        path: opts.boot_files.clone(),
+        source,
+    })?;
+    let mut pis = Vec::new();
+    let mut links = Vec::new();
+    for (i, slot) in chosen.iter().enumerate() {
+        let b = slot.board.as_ref().ok_or_else(|| SimError::NoBoard(slot.position.clone()))?;
+        let serial: Serial = b.serial.parse().map_err(|_| SimError::NoBoard(slot.position.clone()))?;
+        let mac: MacAddr = b.mac.parse().map_err(|_| SimError::NoBoard(slot.position.clone()))?;
+        let mut expected = files.clone();
+        expected.insert("cmdline.txt".into(), rendered::cmdline(site, slot).into_bytes().into());
+        expected.insert("config.txt".into(), rendered::config_txt(site, slot).into_bytes().into());
+        let netns = format!("{}-{i}", opts.prefix);
+        links.push(PiLink {
+            netns: netns.clone(),
+            controller_if: slot.interface.clone(),
+            fileserver_cidr: format!("{}/{}", slot.fileserver_ip, slot.storage.prefix_len()),
+            mac: mac.to_string(),
+        });
+        let board = pi::Board {
+            position: slot.position.clone(),
+            serial,
+            mac,
+            model: b.model,
+            interface: "eth0".into(),
+        };
+        pis.push((netns, board, Arc::new(expected)));
+    }
+    let lab = Lab::build(&links, opts.controller_netns.as_deref()).map_err(SimError::Lab)?;
+    std::thread::sleep(opts.power_on);
+    let threads: Vec<_> = pis
+        .into_iter()
+        .map(|(netns, board, expected)| {
+            std::thread::spawn(move || match Lab::enter(&netns) {
+                Ok(()) => pi::boot(&board, &expected, stop),
+                Err(e) => Report {
+                    position: board.position.clone(),
+                    serial: board.serial.to_string(),
+                    ok: false,
+                    error: Some(format!("entering namespace {netns}: {e}")),
+                    stages: vec![],
+                    total_ms: 0,
+                    files: 0,
+                    bytes: 0,
+                    dhcp_tries: 0,
+                },
+            })
+        })
+        .collect();
+    let reports = threads
+        .into_iter()
+        .map(|t| t.join().expect("a simulated Pi panicked"))
+        .collect();
+    drop(lab);
+    Ok(reports)
+}
