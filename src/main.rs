@@ -3,12 +3,12 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use pirack::inventory::{self, InventoryError, Site, SlotKey};
 use pirack::plan::{self, Ledger, render};
 use pirack::switch::Profiles;
 use pirack::{netboot, output};
 use std::path::{Path, PathBuf};
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -389,7 +389,11 @@ fn sim(
         Err(code) => return Ok(code),
     };
     let (plan, _) = plan::plan(&l.site, &l.ledger)?;
-    let handler = SigAction::new(SigHandler::Handler(on_stop_signal), SaFlags::empty(), SigSet::empty());
+    let handler = SigAction::new(
+        SigHandler::Handler(on_stop_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
     for sig in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
         unsafe { sigaction(sig, &handler) }?;
@@ -408,12 +412,20 @@ fn sim(
         print_reports(&reports);
     }
     let failed = reports.iter().filter(|r| !r.ok).count();
-    Ok(if failed == 0 && !reports.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 && !reports.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn print_reports(reports: &[pirack::sim::Report]) {
     for r in reports {
-        let stages: Vec<String> = r.stages.iter().map(|(s, ms)| format!("{s} {ms}ms")).collect();
+        let stages: Vec<String> = r
+            .stages
+            .iter()
+            .map(|(s, ms)| format!("{s} {ms}ms"))
+            .collect();
         let verdict = match &r.error {
             None => "booted".to_string(),
             Some(e) => format!("FAILED: {e}"),

@@ -7,8 +7,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-/// Ok when `name` exists, is up and holds `addr`; otherwise why not.
-pub fn check(name: &str, addr: Ipv4Addr) -> Result<(), String> {
+/// The interface's index when `name` exists, is up and holds `addr`; otherwise
+/// why not. The index tells a re-created interface from the one a socket was
+/// bound to.
+pub fn check(name: &str, addr: Ipv4Addr) -> Result<u32, String> {
     let addrs = getifaddrs().map_err(|e| format!("cannot list interfaces: {e}"))?;
     let mut exists = false;
     let mut up = false;
@@ -26,7 +28,7 @@ pub fn check(name: &str, addr: Ipv4Addr) -> Result<(), String> {
         (false, ..) => Err(format!("interface {name} does not exist")),
         (true, false, _) => Err(format!("interface {name} is down")),
         (true, true, false) => Err(format!("interface {name} lacks address {addr}")),
-        _ => Ok(()),
+        _ => nix::net::if_::if_nametoindex(name).map_err(|e| format!("interface {name}: {e}")),
     }
 }
 

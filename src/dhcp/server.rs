@@ -41,7 +41,7 @@ pub async fn serve_slot(slot: SlotPlan, boards: Arc<Boards>, bus: Bus, cfg: Arc<
     let mut last_reason = String::new();
     loop {
         match open(&slot, &cfg) {
-            Ok(sock) => {
+            Ok((sock, index)) => {
                 last_reason.clear();
                 bus.publish(
                     Some(&slot.position),
@@ -49,7 +49,7 @@ pub async fn serve_slot(slot: SlotPlan, boards: Arc<Boards>, bus: Bus, cfg: Arc<
                         interface: slot.interface.clone(),
                     },
                 );
-                let why = run(&slot, Arc::new(sock), &boards, &bus, &cfg).await;
+                let why = run(&slot, Arc::new(sock), index, &boards, &bus, &cfg).await;
                 bus.publish(
                     Some(&slot.position),
                     Event::InterfaceDown {
@@ -76,21 +76,23 @@ pub async fn serve_slot(slot: SlotPlan, boards: Arc<Boards>, bus: Bus, cfg: Arc<
     }
 }
 
-fn open(slot: &SlotPlan, cfg: &Config) -> Result<UdpSocket, String> {
-    netif::check(&slot.interface, slot.fileserver_ip)?;
+/// The socket and the index of the interface it is bound to.
+fn open(slot: &SlotPlan, cfg: &Config) -> Result<(UdpSocket, u32), String> {
+    let index = netif::check(&slot.interface, slot.fileserver_ip)?;
     let sock = netif::udp_on_device(
         &slot.interface,
         SocketAddr::from(([0, 0, 0, 0], cfg.server_port)),
     )
     .map_err(|e| format!("cannot listen for DHCP on {}: {e}", slot.interface))?;
     sock.set_broadcast(true).map_err(|e| e.to_string())?;
-    Ok(sock)
+    Ok((sock, index))
 }
 
 /// Answers packets until the interface stops being usable; returns why.
 async fn run(
     slot: &SlotPlan,
     sock: Arc<UdpSocket>,
+    index: u32,
     boards: &Boards,
     bus: &Bus,
     cfg: &Config,
@@ -104,8 +106,10 @@ async fn run(
                 Err(e) => return format!("receive failed: {e}"),
             },
             _ = check.tick() => {
-                if let Err(reason) = netif::check(&slot.interface, slot.fileserver_ip) {
-                    return reason;
+                match netif::check(&slot.interface, slot.fileserver_ip) {
+                    Ok(i) if i == index => {}
+                    Ok(_) => return format!("interface {} was re-created", slot.interface),
+                    Err(reason) => return reason,
                 }
             }
         }

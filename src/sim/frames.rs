@@ -99,7 +99,10 @@ pub fn frame(mac: MacAddr, bootp: &[u8]) -> Vec<u8> {
 
 /// The ROM's (or bootcode.bin's) DISCOVER frame.
 pub fn loader_discover(asker: Asker, mac: MacAddr, serial: Serial) -> Vec<u8> {
-    frame(mac, &bootp_request(mac, ROM_XID, &loader_options(asker, serial)))
+    frame(
+        mac,
+        &bootp_request(mac, ROM_XID, &loader_options(asker, serial)),
+    )
 }
 
 fn checksum(header: &[u8]) -> u16 {
@@ -182,7 +185,11 @@ mod tests {
         assert_eq!((ip[4], ip[5], ip[8]), (0, 0, 128), "id 0, ttl 128");
         assert_eq!(checksum(ip), 0, "header checksum valid");
         let udp = &f[34..];
-        assert_eq!(&udp[..8], &[0, 68, 0, 67, 1, 0x48, 0, 0], "68 -> 67, length 328, no checksum");
+        assert_eq!(
+            &udp[..8],
+            &[0, 68, 0, 67, 1, 0x48, 0, 0],
+            "68 -> 67, length 328, no checksum"
+        );
         let at = |o: usize, n: usize| &udp[o..o + n];
         assert_eq!(at(8, 4), &[0x01, 0x01, 0x06, 0x00]);
         assert_eq!(at(12, 4), &[0x26, 0xf3, 0x03, 0x39]);
@@ -195,7 +202,10 @@ mod tests {
         assert_eq!(udp.len(), 328);
         let opts = &udp[248..];
         let hex: Vec<String> = opts[..17].iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex.join(" "), "35 01 01 37 0c 2b 3c 43 80 81 82 83 84 85 86 87 42");
+        assert_eq!(
+            hex.join(" "),
+            "35 01 01 37 0c 2b 3c 43 80 81 82 83 84 85 86 87 42"
+        );
     }
 
     #[test]

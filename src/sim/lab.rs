@@ -16,9 +16,11 @@ pub struct PiLink {
     pub mac: String,
 }
 
-/// The namespaces made for a run; removed on drop.
+/// The namespaces and links made for a run; removed on drop.
 pub struct Lab {
     namespaces: Vec<String>,
+    controller_netns: Option<String>,
+    controller_ifs: Vec<String>,
 }
 
 fn ip_batch(netns: Option<&str>, commands: &str) -> io::Result<()> {
@@ -33,7 +35,11 @@ fn ip_batch(netns: Option<&str>, commands: &str) -> io::Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()?;
-    child.stdin.take().expect("piped").write_all(commands.as_bytes())?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(commands.as_bytes())?;
     let out = child.wait_with_output()?;
     match out.status.success() {
         true => Ok(()),
@@ -52,8 +58,13 @@ impl Lab {
         // Recorded first, so a failure half-way still cleans up what was made.
         let lab = Lab {
             namespaces: links.iter().map(|l| l.netns.clone()).collect(),
+            controller_netns: controller_netns.map(str::to_string),
+            controller_ifs: links.iter().map(|l| l.controller_if.clone()).collect(),
         };
-        let create: String = links.iter().map(|l| format!("netns add {}\n", l.netns)).collect();
+        let create: String = links
+            .iter()
+            .map(|l| format!("netns add {}\n", l.netns))
+            .collect();
         ip_batch(None, &create)?;
         let mut veths = String::new();
         for l in links {
@@ -85,12 +96,24 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        // Deleting a namespace deletes its veth end, and with it the controller's.
-        let del: String = self.namespaces.iter().map(|n| format!("netns del {n}\n")).collect();
-        if !del.is_empty()
-            && let Err(e) = ip_batch(None, &del)
-        {
-            tracing::warn!("cleaning up simulator namespaces: {e}");
+        // The kernel removes a deleted namespace's veths lazily; delete the
+        // controller's ends first so the names are free again at once.
+        let links: String = self
+            .controller_ifs
+            .iter()
+            .map(|i| format!("link del {i}\n"))
+            .collect();
+        let spaces: String = self
+            .namespaces
+            .iter()
+            .map(|n| format!("netns del {n}\n"))
+            .collect();
+        for (ns, batch) in [(self.controller_netns.as_deref(), links), (None, spaces)] {
+            if !batch.is_empty()
+                && let Err(e) = ip_batch(ns, &batch)
+            {
+                tracing::warn!("cleaning up the simulator's network: {e}");
+            }
         }
     }
 }

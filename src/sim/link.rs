@@ -13,7 +13,11 @@ pub struct RawLink {
 const ETH_P_IP: u16 = 0x0800;
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }
 
 impl RawLink {
@@ -69,7 +73,11 @@ impl RawLink {
     }
 
     /// Receives frames until `accept` takes one or `timeout` passes.
-    pub fn recv_until<T>(&self, timeout: Duration, mut accept: impl FnMut(&[u8]) -> Option<T>) -> io::Result<Option<T>> {
+    pub fn recv_until<T>(
+        &self,
+        timeout: Duration,
+        mut accept: impl FnMut(&[u8]) -> Option<T>,
+    ) -> io::Result<Option<T>> {
         let deadline = Instant::now() + timeout;
         let mut buf = vec![0u8; 2048];
         loop {
@@ -83,12 +91,19 @@ impl RawLink {
                 revents: 0,
             };
             // SAFETY: one valid pollfd.
-            let ready = cvt(unsafe { libc::poll(&mut pfd, 1, left.as_millis().clamp(1, i32::MAX as u128) as i32) })?;
+            let ready = cvt(unsafe {
+                libc::poll(
+                    &mut pfd,
+                    1,
+                    left.as_millis().clamp(1, i32::MAX as u128) as i32,
+                )
+            })?;
             if ready == 0 {
                 continue;
             }
             // SAFETY: buf is valid for its length.
-            let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let n =
+                unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             if n < 0 {
                 return Err(io::Error::last_os_error());
             }

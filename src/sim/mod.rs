@@ -58,7 +58,10 @@ pub fn read_tree(dir: &Path) -> io::Result<BTreeMap<String, Arc<[u8]>>> {
             if path.is_dir() {
                 stack.push(path);
             } else if let Ok(rel) = path.strip_prefix(dir) {
-                out.insert(rel.to_string_lossy().into_owned(), std::fs::read(&path)?.into());
+                out.insert(
+                    rel.to_string_lossy().into_owned(),
+                    std::fs::read(&path)?.into(),
+                );
             }
         }
     }
@@ -67,7 +70,12 @@ pub fn read_tree(dir: &Path) -> io::Result<BTreeMap<String, Arc<[u8]>>> {
 
 /// Boots the chosen slots at once and reports on each; stops early when `stop` is
 /// set. The namespaces are gone when this returns.
-pub fn run(site: &Site, plan: &Plan, opts: &Options, stop: &'static AtomicBool) -> Result<Vec<Report>, SimError> {
+pub fn run(
+    site: &Site,
+    plan: &Plan,
+    opts: &Options,
+    stop: &'static AtomicBool,
+) -> Result<Vec<Report>, SimError> {
     for p in &opts.only {
         if !plan.slots.iter().any(|s| &s.position == p) {
             return Err(SimError::UnknownSlot(p.clone()));
@@ -86,12 +94,27 @@ pub fn run(site: &Site, plan: &Plan, opts: &Options, stop: &'static AtomicBool) 
     let mut pis = Vec::new();
     let mut links = Vec::new();
     for (i, slot) in chosen.iter().enumerate() {
-        let b = slot.board.as_ref().ok_or_else(|| SimError::NoBoard(slot.position.clone()))?;
-        let serial: Serial = b.serial.parse().map_err(|_| SimError::NoBoard(slot.position.clone()))?;
-        let mac: MacAddr = b.mac.parse().map_err(|_| SimError::NoBoard(slot.position.clone()))?;
+        let b = slot
+            .board
+            .as_ref()
+            .ok_or_else(|| SimError::NoBoard(slot.position.clone()))?;
+        let serial: Serial = b
+            .serial
+            .parse()
+            .map_err(|_| SimError::NoBoard(slot.position.clone()))?;
+        let mac: MacAddr = b
+            .mac
+            .parse()
+            .map_err(|_| SimError::NoBoard(slot.position.clone()))?;
         let mut expected = files.clone();
-        expected.insert("cmdline.txt".into(), rendered::cmdline(site, slot).into_bytes().into());
-        expected.insert("config.txt".into(), rendered::config_txt(site, slot).into_bytes().into());
+        expected.insert(
+            "cmdline.txt".into(),
+            rendered::cmdline(site, slot).into_bytes().into(),
+        );
+        expected.insert(
+            "config.txt".into(),
+            rendered::config_txt(site, slot).into_bytes().into(),
+        );
         let netns = format!("{}-{i}", opts.prefix);
         links.push(PiLink {
             netns: netns.clone(),

@@ -109,7 +109,11 @@ impl Boot<'_> {
         self.configure(ip, mask)?;
         self.stage("rom_dhcp");
 
-        let rom_port = if self.board.model == Model::Pi3B { 49152 } else { 49153 };
+        let rom_port = if self.board.model == Model::Pi3B {
+            49152
+        } else {
+            49153
+        };
         let mut tftp = Client::new(ip, server, rom_port);
         self.fetch(&mut tftp, "bootcode.bin", false)?;
         if let Fetch::Got(_) = self.request(&mut tftp, "bootsig.bin", false, false)? {
@@ -119,7 +123,9 @@ impl Boot<'_> {
 
         let (ip2, server2, _) = self.loader_dhcp(Asker::Bootcode, ROM_TRIES)?;
         if (ip2, server2) != (ip, server) {
-            return Err(format!("bootcode.bin was offered {ip2} from {server2}, the ROM {ip} from {server}"));
+            return Err(format!(
+                "bootcode.bin was offered {ip2} from {server2}, the ROM {ip} from {server}"
+            ));
         }
         self.stage("bootcode_dhcp");
 
@@ -138,19 +144,26 @@ impl Boot<'_> {
 
     /// A loader's DHCP: DISCOVER (retransmitted unchanged), first usable OFFER, no
     /// REQUEST. Returns (address, TFTP server, netmask).
-    fn loader_dhcp(&mut self, asker: Asker, tries: u32) -> Result<(Ipv4Addr, Ipv4Addr, Ipv4Addr), String> {
+    fn loader_dhcp(
+        &mut self,
+        asker: Asker,
+        tries: u32,
+    ) -> Result<(Ipv4Addr, Ipv4Addr, Ipv4Addr), String> {
         let frame = frames::loader_discover(asker, self.board.mac, self.board.serial);
         let strict_3b = asker == Asker::Rom(Model::Pi3B);
         let mut last_problem = String::from("no OFFER");
         for _ in 0..tries {
             self.check_stop()?;
             self.report.dhcp_tries += 1;
-            self.link.send(&frame).map_err(|e| format!("send DISCOVER: {e}"))?;
+            self.link
+                .send(&frame)
+                .map_err(|e| format!("send DISCOVER: {e}"))?;
             let got = self
                 .link
                 .recv_until(ROM_WAIT, |f| {
                     let r = frames::parse_reply(f)?;
-                    let mine = r.msg.xid() == ROM_XID && r.msg.chaddr().get(..6) == Some(&self.board.mac.0[..]);
+                    let mine = r.msg.xid() == ROM_XID
+                        && r.msg.chaddr().get(..6) == Some(&self.board.mac.0[..]);
                     (mine && r.kind() == Some(MessageType::Offer)).then_some(r)
                 })
                 .map_err(|e| format!("receive: {e}"))?;
@@ -160,24 +173,42 @@ impl Boot<'_> {
                 Err(p) => last_problem = p,
             }
         }
-        Err(format!("{asker:?} DHCP failed after {tries} tries: {last_problem}"))
+        Err(format!(
+            "{asker:?} DHCP failed after {tries} tries: {last_problem}"
+        ))
     }
 
     fn configure(&self, ip: Ipv4Addr, mask: Ipv4Addr) -> Result<(), String> {
         let prefix = u32::from(mask).count_ones();
         let out = Command::new("ip")
-            .args(["addr", "replace", &format!("{ip}/{prefix}"), "dev", &self.board.interface])
+            .args([
+                "addr",
+                "replace",
+                &format!("{ip}/{prefix}"),
+                "dev",
+                &self.board.interface,
+            ])
             .output()
             .map_err(|e| format!("ip: {e}"))?;
         match out.status.success() {
             true => Ok(()),
-            false => Err(format!("ip addr: {}", String::from_utf8_lossy(&out.stderr).trim())),
+            false => Err(format!(
+                "ip addr: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
         }
     }
 
-    fn request(&mut self, c: &mut Client, name: &str, tsize: bool, probe: bool) -> Result<Fetch, String> {
+    fn request(
+        &mut self,
+        c: &mut Client,
+        name: &str,
+        tsize: bool,
+        probe: bool,
+    ) -> Result<Fetch, String> {
         self.check_stop()?;
-        c.request(name, tsize, probe).map_err(|e| format!("TFTP {name}: {e}"))
+        c.request(name, tsize, probe)
+            .map_err(|e| format!("TFTP {name}: {e}"))
     }
 
     /// Fetches a file that must exist and checks it against what was served.
@@ -190,7 +221,11 @@ impl Boot<'_> {
         match self.expected.get(name.strip_prefix(&dir).unwrap_or(name)) {
             Some(want) if **want == *data => {}
             Some(want) => {
-                return Err(format!("{name}: received {} bytes that differ from the {} served", data.len(), want.len()));
+                return Err(format!(
+                    "{name}: received {} bytes that differ from the {} served",
+                    data.len(),
+                    want.len()
+                ));
             }
             None => return Err(format!("{name}: received a file the test did not expect")),
         }
@@ -258,10 +293,21 @@ impl Boot<'_> {
     fn linux_dhcp(&mut self, ip: Ipv4Addr, server: Ipv4Addr) -> Result<(), String> {
         let xid = u32::from_be_bytes(self.board.serial.value().to_le_bytes()) ^ 0x5a5a_0001;
         let mac = self.board.mac;
-        let discover = frames::frame(mac, &frames::bootp_request(mac, xid, &frames::linux_options(MessageType::Discover, None)));
+        let discover = frames::frame(
+            mac,
+            &frames::bootp_request(
+                mac,
+                xid,
+                &frames::linux_options(MessageType::Discover, None),
+            ),
+        );
         let request = frames::frame(
             mac,
-            &frames::bootp_request(mac, xid, &frames::linux_options(MessageType::Request, Some((ip, server)))),
+            &frames::bootp_request(
+                mac,
+                xid,
+                &frames::linux_options(MessageType::Request, Some((ip, server))),
+            ),
         );
         for (frame, want) in [(discover, MessageType::Offer), (request, MessageType::Ack)] {
             let mut answer = None;
@@ -281,7 +327,11 @@ impl Boot<'_> {
             }
             let r = answer.ok_or_else(|| format!("Linux DHCP: no answer to {want:?}'s request"))?;
             if r.kind() != Some(want) || r.msg.yiaddr() != ip {
-                return Err(format!("Linux DHCP: wanted {want:?} for {ip}, got {:?} for {}", r.kind(), r.msg.yiaddr()));
+                return Err(format!(
+                    "Linux DHCP: wanted {want:?} for {ip}, got {:?} for {}",
+                    r.kind(),
+                    r.msg.yiaddr()
+                ));
             }
         }
         Ok(())
@@ -291,7 +341,10 @@ impl Boot<'_> {
 /// Checks an OFFER the way the ROM does: an address, and the boot menu in option 43
 /// (padded for a 3B, whose ROM mis-measures the string) or a server in option 66;
 /// a 3B refuses relayed replies. The TFTP server is the OFFER's IP source.
-fn usable_offer(o: &frames::Reply, strict_3b: bool) -> Result<(Ipv4Addr, Ipv4Addr, Ipv4Addr), String> {
+fn usable_offer(
+    o: &frames::Reply,
+    strict_3b: bool,
+) -> Result<(Ipv4Addr, Ipv4Addr, Ipv4Addr), String> {
     let ip = o.msg.yiaddr();
     if ip.is_unspecified() {
         return Err("OFFER without an address".into());
@@ -299,7 +352,11 @@ fn usable_offer(o: &frames::Reply, strict_3b: bool) -> Result<(Ipv4Addr, Ipv4Add
     if strict_3b && (o.msg.hops() != 0 || !o.msg.giaddr().is_unspecified()) {
         return Err("relayed OFFER (the 3B ROM drops it)".into());
     }
-    let menu: &[u8] = if strict_3b { BOOT_MENU_TEXT } else { b"Raspberry Pi Boot" };
+    let menu: &[u8] = if strict_3b {
+        BOOT_MENU_TEXT
+    } else {
+        b"Raspberry Pi Boot"
+    };
     let has_menu = o
         .bytes_opt(OptionCode::VendorExtensions)
         .is_some_and(|v| v.windows(menu.len()).any(|w| w == menu));
@@ -336,7 +393,10 @@ impl Config {
         let mut kv: BTreeMap<&str, &str> = BTreeMap::new();
         let mut overlays = Vec::new();
         let mut initramfs = None;
-        for line in text.lines().map(|l| l.split('#').next().unwrap_or("").trim()) {
+        for line in text
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or("").trim())
+        {
             if let Some(rest) = line.strip_prefix("initramfs ") {
                 initramfs = rest.split_whitespace().next().map(str::to_string);
             } else if let Some((k, v)) = line.split_once('=') {
@@ -369,7 +429,10 @@ mod tests {
 
     #[test]
     fn config_txt_drives_the_file_list() {
-        let c = Config::parse("# x\narm_64bit=1\nkernel=vmlinuz\ninitramfs initrd.img followkernel\ndtoverlay=vc4-kms-v3d,foo\n", Model::Pi3BPlus);
+        let c = Config::parse(
+            "# x\narm_64bit=1\nkernel=vmlinuz\ninitramfs initrd.img followkernel\ndtoverlay=vc4-kms-v3d,foo\n",
+            Model::Pi3BPlus,
+        );
         assert_eq!(c.kernel, "vmlinuz");
         assert_eq!(c.device_tree, "bcm2710-rpi-3-b-plus.dtb");
         assert_eq!(c.initramfs.as_deref(), Some("initrd.img"));

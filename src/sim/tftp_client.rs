@@ -48,7 +48,12 @@ impl Client {
             tsize: tsize.then_some(0),
             ..Options::default()
         };
-        let rrq = Repr::Read { filename: name, mode: "octet", options }.to_vec();
+        let rrq = Repr::Read {
+            filename: name,
+            mode: "octet",
+            options,
+        }
+        .to_vec();
         let mut last = rrq.clone();
         let mut peer = self.server;
         let mut expected: u16 = 1;
@@ -60,10 +65,18 @@ impl Client {
         loop {
             let (n, from) = match sock.recv_from(&mut buf) {
                 Ok(r) => r,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     tries += 1;
                     if tries > self.retries {
-                        return Err(io::Error::new(io::ErrorKind::TimedOut, format!("{name}: no answer")));
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("{name}: no answer"),
+                        ));
                     }
                     sock.send_to(&last, peer)?;
                     continue;
@@ -80,7 +93,10 @@ impl Client {
                 Ok(Repr::OptionAck { options }) if expected == 1 && data.is_empty() => {
                     announced = options.tsize;
                     if probe {
-                        let abort = Repr::Error { code: ErrorCode::Undefined, message: "early terminate" };
+                        let abort = Repr::Error {
+                            code: ErrorCode::Undefined,
+                            message: "early terminate",
+                        };
                         sock.send_to(&abort.to_vec(), peer)?;
                         return Ok(Fetch::Exists(announced));
                     }
@@ -108,7 +124,9 @@ impl Client {
                 Ok(Repr::Data { .. }) => {
                     sock.send_to(&last, peer)?;
                 }
-                Ok(Repr::Error { code, message }) => return Ok(Fetch::Error(code, message.to_string())),
+                Ok(Repr::Error { code, message }) => {
+                    return Ok(Fetch::Error(code, message.to_string()));
+                }
                 _ => {}
             }
         }
