@@ -25,3 +25,140 @@ pub fn pirack(args: &[&str]) -> Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// Whether tests that build network namespaces can run here. Outside CI they skip
+/// with a reason; under CI=true a missing capability fails the test.
+pub fn can_use_netns(test: &str) -> bool {
+    // SAFETY: geteuid(2) cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let ip = Command::new("ip").arg("-V").output().is_ok_and(|o| o.status.success());
+    if root && ip {
+        return true;
+    }
+    let why = if root { "iproute2 (`ip`) is missing" } else { "not root" };
+    assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{test}: {why}, and CI must run it");
+    eprintln!("skipped {test}: {why}");
+    false
+}
+
+/// Whether a peer program is installed; as above, missing fails under CI.
+pub fn have(test: &str, program: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        || Path::new(program).is_file();
+    if !found {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{test}: {program} missing, and CI must run it");
+        eprintln!("skipped {test}: {program} is not installed");
+    }
+    found
+}
+
+/// A network namespace, deleted on drop.
+pub struct Netns(pub String);
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let name = format!("pt-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let ok = Command::new("ip").args(["netns", "add", &name]).status().unwrap().success();
+        assert!(ok, "ip netns add {name}");
+        let netns = Netns(name);
+        netns.ip(&["link", "set", "lo", "up"]);
+        netns
+    }
+
+    pub fn ip(&self, args: &[&str]) {
+        let out = Command::new("ip").args(["-n", &self.0]).args(args).output().unwrap();
+        assert!(out.status.success(), "ip -n {} {args:?}: {}", self.0, text(&out.stderr));
+    }
+
+    /// A command to run inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0, program]);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// A child process killed on drop.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Boot files of realistic shape (the names the Pi 3 firmware asks for), random
+/// content, in a temporary directory.
+pub fn boot_files(kernel_bytes: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut random = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect()
+    };
+    for (name, size) in [
+        ("bootcode.bin", 52_456),
+        ("start.elf", 2_965_216 / 4),
+        ("fixup.dat", 7_287),
+        ("bcm2710-rpi-3-b.dtb", 24_621),
+        ("bcm2710-rpi-3-b-plus.dtb", 25_196),
+        ("kernel8.img", kernel_bytes),
+    ] {
+        std::fs::write(dir.path().join(name), random(size)).unwrap();
+    }
+    dir
+}
+
+/// Starts `pirack serve` for `inventory` inside `netns`, printing events as JSON.
+pub fn serve(netns: &Netns, inventory: &str, boot: &Path) -> Child {
+    let child = netns
+        .command(env!("CARGO_BIN_EXE_pirack"))
+        .args(["serve", "--inventory", inventory, "--boot-files", boot.to_str().unwrap(), "--json-events"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    Child(child)
+}
+
+/// A controller namespace and one Pi namespace joined like slot A-01 of
+/// hardware/example-8.yaml: `eth0.10` = 10.46.189.1/30 ↔ the Pi's `eth0`.
+pub struct SlotLink {
+    pub ctl: Netns,
+    pub pi: Netns,
+}
+
+impl SlotLink {
+    pub fn new(tag: &str, pi_address: Option<&str>) -> SlotLink {
+        let ctl = Netns::new(&format!("{tag}c"));
+        let pi = Netns::new(&format!("{tag}p"));
+        let out = Command::new("ip")
+            .args(["link", "add", "eth0.10", "netns", &ctl.0, "type", "veth", "peer", "name", "eth0"])
+            .args(["netns", &pi.0, "address", "b8:27:eb:85:c0:f2"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        ctl.ip(&["addr", "add", "10.46.189.1/30", "dev", "eth0.10"]);
+        ctl.ip(&["link", "set", "eth0.10", "up"]);
+        pi.ip(&["link", "set", "eth0", "up"]);
+        if let Some(a) = pi_address {
+            pi.ip(&["addr", "add", a, "dev", "eth0"]);
+        }
+        SlotLink { ctl, pi }
+    }
+}
