@@ -17,23 +17,64 @@ fn simulator_boots_every_example_slot_against_serve() {
     // serve starts before the slots' interfaces exist: it must wait for them.
     let mut server = serve(&ctl, "hardware/example-8.yaml", boot.path());
     let out = Command::new(env!("CARGO_BIN_EXE_pirack"))
-        .args(["sim", "--inventory", "hardware/example-8.yaml", "--json", "--power-on", "1.5"])
-        .args(["--controller-netns", &ctl.0, "--boot-files", boot.path().to_str().unwrap()])
+        .args([
+            "sim",
+            "--inventory",
+            "hardware/example-8.yaml",
+            "--json",
+            "--power-on",
+            "1.5",
+        ])
+        .args([
+            "--controller-netns",
+            &ctl.0,
+            "--boot-files",
+            boot.path().to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    let reports: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", common::text(&out.stdout), common::text(&out.stderr)));
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            common::text(&out.stdout),
+            common::text(&out.stderr)
+        )
+    });
     let reports = reports.as_array().unwrap();
     assert_eq!(reports.len(), 8);
     for r in reports {
         assert_eq!(r["ok"], true, "{r}");
-        let stages: Vec<&str> = r["stages"].as_array().unwrap().iter().map(|s| s[0].as_str().unwrap()).collect();
-        assert_eq!(stages, ["rom_dhcp", "rom_tftp", "bootcode_dhcp", "bootcode_tftp", "start_elf_tftp", "linux_dhcp"]);
-        assert_eq!(r["files"], 8, "bootcode, config ×2, start, fixup, dtb, cmdline, kernel: {r}");
+        let stages: Vec<&str> = r["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s[0].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            stages,
+            [
+                "rom_dhcp",
+                "rom_tftp",
+                "bootcode_dhcp",
+                "bootcode_tftp",
+                "start_elf_tftp",
+                "linux_dhcp"
+            ]
+        );
+        assert_eq!(
+            r["files"], 8,
+            "bootcode, config ×2, start, fixup, dtb, cmdline, kernel: {r}"
+        );
     }
     assert!(out.status.success());
     assert!(
-        Command::new("ip").args(["netns", "list"]).output().unwrap().stdout.windows(10).all(|w| w != b"pirack-sim"),
+        Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout
+            .windows(10)
+            .all(|w| w != b"pirack-sim"),
         "the simulator removed its namespaces"
     );
 
@@ -46,9 +87,19 @@ fn simulator_boots_every_example_slot_against_serve() {
         .filter_map(|l| serde_json::from_str(&l).ok())
         .collect();
     let count = |kind: &str| events.iter().filter(|e| e["kind"] == kind).count();
-    assert!(count("interface_down") >= 8, "missing interfaces were reported");
+    assert!(
+        count("interface_down") >= 8,
+        "missing interfaces were reported"
+    );
     assert!(count("dhcp_offer") >= 16 && count("dhcp_ack") >= 8);
-    assert!(count("tftp_probed") >= 8 * 6, "the firmware's probes end at once");
+    assert!(
+        count("tftp_probed") >= 8 * 6,
+        "the firmware's probes end at once"
+    );
     assert_eq!(count("tftp_failed"), 0, "{events:?}");
-    assert!(events.iter().any(|e| e["kind"] == "tftp_refused" && e["file"] == "bootsig.bin"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "tftp_refused" && e["file"] == "bootsig.bin")
+    );
 }

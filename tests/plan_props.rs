@@ -34,6 +34,7 @@ fn site(slots: &[Spec]) -> Site {
             root_name: "{slot}".into(),
         },
         boot: model::Boot::default(),
+        netboot: model::Netboot::default(),
         shelves: (0..2)
             .map(|i| Shelf {
                 name: format!("s{i}"),

@@ -24,7 +24,12 @@ fn real_clients_fetch_static_and_generated_files_and_are_refused_the_rest() {
     let out = tempfile::tempdir().unwrap();
     let dest = |f: &str| out.path().join(f).to_str().unwrap().to_string();
     let site = common::site("hardware/example-8.yaml");
-    let (plan, _) = pirack::plan::plan(&site, &pirack::plan::Ledger::load(std::path::Path::new("hardware/example-8.ledger.yaml")).unwrap()).unwrap();
+    let (plan, _) = pirack::plan::plan(
+        &site,
+        &pirack::plan::Ledger::load(std::path::Path::new("hardware/example-8.ledger.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
     let cmdline = pirack::plan::render::slot::cmdline(&site, &plan.slots[0]);
     let config = pirack::plan::render::slot::config_txt(&site, &plan.slots[0]);
     let file = |f: &str| std::fs::read(boot.path().join(f)).unwrap();
@@ -32,7 +37,16 @@ fn real_clients_fetch_static_and_generated_files_and_are_refused_the_rest() {
     // Wait for the server to bind (it starts in parallel with this test).
     let mut ready = false;
     for _ in 0..50 {
-        let r = run(&link, "curl", &["-sS", "-o", &dest("probe"), &format!("tftp://{SERVER}/bootcode.bin")]);
+        let r = run(
+            &link,
+            "curl",
+            &[
+                "-sS",
+                "-o",
+                &dest("probe"),
+                &format!("tftp://{SERVER}/bootcode.bin"),
+            ],
+        );
         if r.status.success() {
             ready = true;
             break;
@@ -43,20 +57,75 @@ fn real_clients_fetch_static_and_generated_files_and_are_refused_the_rest() {
     assert_eq!(std::fs::read(dest("probe")).unwrap(), file("bootcode.bin"));
 
     // tftp-hpa: no options, 512-byte blocks, like the boot ROM.
-    let r = run(&link, "tftp", &["-m", "binary", SERVER, "-c", "get", "7285c0f2/start.elf", &dest("start.elf")]);
+    let r = run(
+        &link,
+        "tftp",
+        &[
+            "-m",
+            "binary",
+            SERVER,
+            "-c",
+            "get",
+            "7285c0f2/start.elf",
+            &dest("start.elf"),
+        ],
+    );
     assert!(r.status.success(), "{}", text(&r.stderr));
     assert_eq!(std::fs::read(dest("start.elf")).unwrap(), file("start.elf"));
 
     // atftp with tsize, blksize and windowsize.
-    let r = run(&link, "atftp", &["--option", "tsize 0", "--option", "blksize 1468", "--option", "windowsize 4", "-g", "-r", "7285c0f2/kernel8.img", "-l", &dest("kernel8.img"), SERVER]);
+    let r = run(
+        &link,
+        "atftp",
+        &[
+            "--option",
+            "tsize 0",
+            "--option",
+            "blksize 1468",
+            "--option",
+            "windowsize 4",
+            "-g",
+            "-r",
+            "7285c0f2/kernel8.img",
+            "-l",
+            &dest("kernel8.img"),
+            SERVER,
+        ],
+    );
     assert!(r.status.success(), "{}{}", text(&r.stdout), text(&r.stderr));
-    assert_eq!(std::fs::read(dest("kernel8.img")).unwrap(), file("kernel8.img"));
+    assert_eq!(
+        std::fs::read(dest("kernel8.img")).unwrap(),
+        file("kernel8.img")
+    );
 
     // curl: generated files, with and without options.
-    let r = run(&link, "curl", &["-sS", "-o", &dest("cmdline.txt"), &format!("tftp://{SERVER}/7285c0f2/cmdline.txt")]);
+    let r = run(
+        &link,
+        "curl",
+        &[
+            "-sS",
+            "-o",
+            &dest("cmdline.txt"),
+            &format!("tftp://{SERVER}/7285c0f2/cmdline.txt"),
+        ],
+    );
     assert!(r.status.success(), "{}", text(&r.stderr));
-    assert_eq!(std::fs::read_to_string(dest("cmdline.txt")).unwrap(), cmdline);
-    let r = run(&link, "curl", &["-sS", "--tftp-blksize", "1024", "-o", &dest("config.txt"), &format!("tftp://{SERVER}/7285c0f2/config.txt")]);
+    assert_eq!(
+        std::fs::read_to_string(dest("cmdline.txt")).unwrap(),
+        cmdline
+    );
+    let r = run(
+        &link,
+        "curl",
+        &[
+            "-sS",
+            "--tftp-blksize",
+            "1024",
+            "-o",
+            &dest("config.txt"),
+            &format!("tftp://{SERVER}/7285c0f2/config.txt"),
+        ],
+    );
     assert!(r.status.success(), "{}", text(&r.stderr));
     assert_eq!(std::fs::read_to_string(dest("config.txt")).unwrap(), config);
 
@@ -69,18 +138,58 @@ fn real_clients_fetch_static_and_generated_files_and_are_refused_the_rest() {
         ("7285c0f2/bootsig.bin", 68),
         ("7285c0f2/nope.img", 68),
     ] {
-        let r = run(&link, "curl", &["-sS", "--path-as-is", "-o", &dest("refused"), &format!("tftp://{SERVER}/{path}")]);
+        let r = run(
+            &link,
+            "curl",
+            &[
+                "-sS",
+                "--path-as-is",
+                "-o",
+                &dest("refused"),
+                &format!("tftp://{SERVER}/{path}"),
+            ],
+        );
         assert_eq!(r.status.code(), Some(code), "{path}: {}", text(&r.stderr));
     }
     assert!(!out.path().join("refused").exists());
-    let r = run(&link, "tftp", &["-m", "binary", SERVER, "-c", "get", "/etc/passwd", &dest("abs")]);
+    let r = run(
+        &link,
+        "tftp",
+        &[
+            "-m",
+            "binary",
+            SERVER,
+            "-c",
+            "get",
+            "/etc/passwd",
+            &dest("abs"),
+        ],
+    );
     let said = text(&r.stdout) + &text(&r.stderr);
-    assert!(said.contains("Error code 2: illegal file name: absolute path"), "{said}");
+    assert!(
+        said.contains("Error code 2: illegal file name: absolute path"),
+        "{said}"
+    );
 
     // Nothing can be written.
     std::fs::write(dest("upload"), "x").unwrap();
-    let r = run(&link, "tftp", &["-m", "binary", SERVER, "-c", "put", &dest("upload"), "7285c0f2/upload"]);
+    let r = run(
+        &link,
+        "tftp",
+        &[
+            "-m",
+            "binary",
+            SERVER,
+            "-c",
+            "put",
+            &dest("upload"),
+            "7285c0f2/upload",
+        ],
+    );
     let said = text(&r.stdout) + &text(&r.stderr);
-    assert!(said.contains("Error code 2: pirack serves boot files read-only"), "{said}");
+    assert!(
+        said.contains("Error code 2: pirack serves boot files read-only"),
+        "{said}"
+    );
     assert!(!boot.path().join("upload").exists());
 }

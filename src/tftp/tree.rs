@@ -116,8 +116,11 @@ impl SlotTree {
 /// changes: a boot storm reads each file from disk once, not once per Pi.
 #[derive(Debug, Default)]
 pub struct FileCache {
-    files: Mutex<HashMap<PathBuf, (SystemTime, Arc<[u8]>)>>,
+    files: Mutex<HashMap<PathBuf, Cached>>,
 }
+
+/// A file's bytes and the modification time they were read at.
+type Cached = (SystemTime, Arc<[u8]>);
 
 impl FileCache {
     /// The file's bytes; only regular files are served (a symlink is followed

@@ -31,12 +31,23 @@ pub fn text(bytes: &[u8]) -> String {
 pub fn can_use_netns(test: &str) -> bool {
     // SAFETY: geteuid(2) cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
-    let ip = Command::new("ip").arg("-V").output().is_ok_and(|o| o.status.success());
+    let ip = Command::new("ip")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if root && ip {
         return true;
     }
-    let why = if root { "iproute2 (`ip`) is missing" } else { "not root" };
-    assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{test}: {why}, and CI must run it");
+    let why = if root {
+        "iproute2 (`ip`) is missing"
+    } else {
+        "not root"
+    };
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "{test}: {why}, and CI must run it"
+    );
     eprintln!("skipped {test}: {why}");
     false
 }
@@ -47,7 +58,11 @@ pub fn have(test: &str, program: &str) -> bool {
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
         || Path::new(program).is_file();
     if !found {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{test}: {program} missing, and CI must run it");
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "{test}: {program} missing, and CI must run it"
+        );
         eprintln!("skipped {test}: {program} is not installed");
     }
     found
@@ -60,7 +75,11 @@ impl Netns {
     pub fn new(tag: &str) -> Netns {
         let name = format!("pt-{tag}-{}", std::process::id());
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        let ok = Command::new("ip").args(["netns", "add", &name]).status().unwrap().success();
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "ip netns add {name}");
         let netns = Netns(name);
         netns.ip(&["link", "set", "lo", "up"]);
@@ -68,8 +87,17 @@ impl Netns {
     }
 
     pub fn ip(&self, args: &[&str]) {
-        let out = Command::new("ip").args(["-n", &self.0]).args(args).output().unwrap();
-        assert!(out.status.success(), "ip -n {} {args:?}: {}", self.0, text(&out.stderr));
+        let out = Command::new("ip")
+            .args(["-n", &self.0])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ip -n {} {args:?}: {}",
+            self.0,
+            text(&out.stderr)
+        );
     }
 
     /// A command to run inside the namespace.
@@ -128,7 +156,14 @@ pub fn boot_files(kernel_bytes: usize) -> tempfile::TempDir {
 pub fn serve(netns: &Netns, inventory: &str, boot: &Path) -> Child {
     let child = netns
         .command(env!("CARGO_BIN_EXE_pirack"))
-        .args(["serve", "--inventory", inventory, "--boot-files", boot.to_str().unwrap(), "--json-events"])
+        .args([
+            "serve",
+            "--inventory",
+            inventory,
+            "--boot-files",
+            boot.to_str().unwrap(),
+            "--json-events",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -148,7 +183,9 @@ impl SlotLink {
         let ctl = Netns::new(&format!("{tag}c"));
         let pi = Netns::new(&format!("{tag}p"));
         let out = Command::new("ip")
-            .args(["link", "add", "eth0.10", "netns", &ctl.0, "type", "veth", "peer", "name", "eth0"])
+            .args([
+                "link", "add", "eth0.10", "netns", &ctl.0, "type", "veth", "peer", "name", "eth0",
+            ])
             .args(["netns", &pi.0, "address", "b8:27:eb:85:c0:f2"])
             .output()
             .unwrap();
