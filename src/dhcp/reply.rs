@@ -67,6 +67,7 @@ pub enum Ignored {
 impl Request {
     /// Decodes and checks a packet from a client.
     pub fn parse(bytes: &[u8]) -> Result<Request, Ignored> {
+        super::wire::check(bytes).map_err(Ignored::Malformed)?;
         let msg = Message::decode(&mut Decoder::new(bytes))
             .map_err(|e| Ignored::Malformed(e.to_string()))?;
         if msg.opcode() != Opcode::BootRequest {

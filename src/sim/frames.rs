@@ -166,6 +166,7 @@ pub fn parse_reply(frame: &[u8]) -> Option<Reply> {
     if u16::from_be_bytes([udp[2], udp[3]]) != 68 {
         return None;
     }
+    crate::dhcp::wire::check(&udp[8..]).ok()?;
     let msg = Message::decode(&mut Decoder::new(&udp[8..])).ok()?;
     Some(Reply { ip_src, msg })
 }
