@@ -68,14 +68,16 @@ pub fn read_tree(dir: &Path) -> io::Result<BTreeMap<String, Arc<[u8]>>> {
     Ok(out)
 }
 
-/// Boots the chosen slots at once and reports on each; stops early when `stop` is
-/// set. The namespaces are gone when this returns.
-pub fn run(
-    site: &Site,
-    plan: &Plan,
-    opts: &Options,
-    stop: &'static AtomicBool,
-) -> Result<Vec<Report>, SimError> {
+/// The simulated Pis of a run, their network built, not yet powered on.
+pub struct Prepared {
+    lab: Lab,
+    pis: Vec<(String, pi::Board, pi::Expected)>,
+    power_on: Duration,
+}
+
+/// Builds the network for the chosen slots (all with a board when `opts.only` is
+/// empty) and what each Pi should receive.
+pub fn prepare(site: &Site, plan: &Plan, opts: &Options) -> Result<Prepared, SimError> {
     for p in &opts.only {
         if !plan.slots.iter().any(|s| &s.position == p) {
             return Err(SimError::UnknownSlot(p.clone()));
@@ -94,27 +96,13 @@ pub fn run(
     let mut pis = Vec::new();
     let mut links = Vec::new();
     for (i, slot) in chosen.iter().enumerate() {
-        let b = slot
-            .board
-            .as_ref()
-            .ok_or_else(|| SimError::NoBoard(slot.position.clone()))?;
-        let serial: Serial = b
-            .serial
-            .parse()
-            .map_err(|_| SimError::NoBoard(slot.position.clone()))?;
-        let mac: MacAddr = b
-            .mac
-            .parse()
-            .map_err(|_| SimError::NoBoard(slot.position.clone()))?;
+        let no_board = || SimError::NoBoard(slot.position.clone());
+        let b = slot.board.as_ref().ok_or_else(no_board)?;
+        let serial: Serial = b.serial.parse().map_err(|_| no_board())?;
+        let mac: MacAddr = b.mac.parse().map_err(|_| no_board())?;
         let mut expected = files.clone();
-        expected.insert(
-            "cmdline.txt".into(),
-            rendered::cmdline(site, slot).into_bytes().into(),
-        );
-        expected.insert(
-            "config.txt".into(),
-            rendered::config_txt(site, slot).into_bytes().into(),
-        );
+        expected.insert("cmdline.txt".into(), rendered::cmdline(site, slot).into_bytes().into());
+        expected.insert("config.txt".into(), rendered::config_txt(site, slot).into_bytes().into());
         let netns = format!("{}-{i}", opts.prefix);
         links.push(PiLink {
             netns: netns.clone(),
@@ -132,30 +120,38 @@ pub fn run(
         pis.push((netns, board, Arc::new(expected)));
     }
     let lab = Lab::build(&links, opts.controller_netns.as_deref()).map_err(SimError::Lab)?;
-    std::thread::sleep(opts.power_on);
-    let threads: Vec<_> = pis
-        .into_iter()
-        .map(|(netns, board, expected)| {
-            std::thread::spawn(move || match Lab::enter(&netns) {
-                Ok(()) => pi::boot(&board, &expected, stop),
-                Err(e) => Report {
-                    position: board.position.clone(),
-                    serial: board.serial.to_string(),
-                    ok: false,
-                    error: Some(format!("entering namespace {netns}: {e}")),
-                    stages: vec![],
-                    total_ms: 0,
-                    files: 0,
-                    bytes: 0,
-                    dhcp_tries: 0,
-                },
+    Ok(Prepared {
+        lab,
+        pis,
+        power_on: opts.power_on,
+    })
+}
+
+impl Prepared {
+    /// Powers every Pi on at once and reports on each; stops early when `stop` is
+    /// set. The network is removed when this returns.
+    pub fn boot(self, stop: &'static AtomicBool) -> Vec<Report> {
+        std::thread::sleep(self.power_on);
+        let threads: Vec<_> = self
+            .pis
+            .into_iter()
+            .map(|(netns, board, expected)| {
+                std::thread::spawn(move || match Lab::enter(&netns) {
+                    Ok(()) => pi::boot(&board, &expected, stop),
+                    Err(e) => Report::failed(&board, format!("entering namespace {netns}: {e}")),
+                })
             })
-        })
-        .collect();
-    let reports = threads
-        .into_iter()
-        .map(|t| t.join().expect("a simulated Pi panicked"))
-        .collect();
-    drop(lab);
-    Ok(reports)
+            .collect();
+        let reports = threads
+            .into_iter()
+            .map(|t| t.join().expect("a simulated Pi panicked"))
+            .collect();
+        drop(self.lab);
+        reports
+    }
+}
+
+/// Builds the network, boots the chosen slots and removes the network again.
+pub fn run(site: &Site, plan: &Plan, opts: &Options, stop: &'static AtomicBool) -> Result<Vec<Report>, SimError> {
+    Ok(prepare(site, plan, opts)?.boot(stop))
 }

@@ -46,6 +46,23 @@ pub struct Report {
     pub dhcp_tries: u32,
 }
 
+impl Report {
+    /// A Pi that could not even start.
+    pub fn failed(board: &Board, error: String) -> Report {
+        Report {
+            position: board.position.clone(),
+            serial: board.serial.to_string(),
+            ok: false,
+            error: Some(error),
+            stages: Vec::new(),
+            total_ms: 0,
+            files: 0,
+            bytes: 0,
+            dhcp_tries: 0,
+        }
+    }
+}
+
 /// ROM DHCP: five tries, five seconds apart (notes Q1).
 const ROM_TRIES: u32 = 5;
 const ROM_WAIT: Duration = Duration::from_secs(5);
@@ -62,24 +79,12 @@ struct Boot<'a> {
 /// Boots `board`; never panics on a misbehaving server, it reports.
 pub fn boot(board: &Board, expected: &Expected, stop: &AtomicBool) -> Report {
     let started = Instant::now();
-    let mut report = Report {
-        position: board.position.clone(),
-        serial: board.serial.to_string(),
-        ok: false,
-        error: None,
-        stages: Vec::new(),
-        total_ms: 0,
-        files: 0,
-        bytes: 0,
-        dhcp_tries: 0,
-    };
     let link = match RawLink::open(&board.interface) {
         Ok(l) => l,
-        Err(e) => {
-            report.error = Some(format!("raw socket on {}: {e}", board.interface));
-            return report;
-        }
+        Err(e) => return Report::failed(board, format!("raw socket on {}: {e}", board.interface)),
     };
+    let mut report = Report::failed(board, String::new());
+    report.error = None;
     let mut b = Boot {
         board,
         expected,

@@ -1,0 +1,245 @@
+//! Boot storm: N simulated Pi 3s of hardware/shelf-96.yaml power on together,
+//! first against `pirack serve`, then against dnsmasq serving the same files to
+//! the same namespaces (same 1 s reply delay; its TFTP limit at the default 50 and
+//! raised), all in one run. Boot files: the real firmware from Debian's
+//! raspi-firmware package and a kernel of realistic size. Needs root.
+//!
+//!     cargo bench --bench boot_storm -- [--slots 96] [--kernel-mib 8]
+
+use pirack::inventory::{self, Site};
+use pirack::plan::{Ledger, Plan, plan, render::slot as rendered};
+use pirack::sim::{self, Report};
+use pirack::switch::Profiles;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+static NEVER: AtomicBool = AtomicBool::new(false);
+const INVENTORY: &str = "hardware/shelf-96.yaml";
+
+struct Server {
+    name: String,
+    child: Child,
+}
+
+struct Row {
+    name: String,
+    wall: f64,
+    p50: f64,
+    p99: f64,
+    failed: usize,
+    cpu: f64,
+    rss_mib: f64,
+}
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn sh(cmd: &mut Command) {
+    let out = cmd.output().expect("run");
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = after.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    // Fields after the command: state (skipped as non-numeric), ppid ... utime is
+    // field 14 of the whole line, i.e. index 11 of the numeric ones here.
+    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Real firmware plus synthetic DTBs and a kernel of `kernel_mib`.
+fn boot_files(kernel_mib: u64) -> PathBuf {
+    let debian = Path::new("target/debian");
+    sh(Command::new("images/debian-fetch").arg(debian).arg("raspi-firmware"));
+    let dir = PathBuf::from("target/bench-boot");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["bootcode.bin", "start.elf", "fixup.dat"] {
+        std::fs::copy(debian.join("raspi-firmware/usr/lib/raspi-firmware").join(f), dir.join(f)).unwrap();
+    }
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut noise = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    std::fs::write(dir.join("bcm2710-rpi-3-b.dtb"), noise(24_621)).unwrap();
+    std::fs::write(dir.join("bcm2710-rpi-3-b-plus.dtb"), noise(25_196)).unwrap();
+    std::fs::write(dir.join("kernel8.img"), noise((kernel_mib << 20) as usize)).unwrap();
+    dir
+}
+
+/// dnsmasq's TFTP root: bootcode.bin at the top, a directory per serial holding
+/// links to the boot files and the slot's generated cmdline.txt and config.txt.
+fn dnsmasq_root(site: &Site, plan: &Plan, boot: &Path, n: usize) -> PathBuf {
+    let root = PathBuf::from("target/bench-dnsmasq-root");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let boot = std::fs::canonicalize(boot).unwrap();
+    std::os::unix::fs::symlink(boot.join("bootcode.bin"), root.join("bootcode.bin")).unwrap();
+    for s in plan.slots.iter().take(n) {
+        let dir = root.join(&s.board.as_ref().unwrap().serial);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["start.elf", "fixup.dat", "bcm2710-rpi-3-b.dtb", "bcm2710-rpi-3-b-plus.dtb", "kernel8.img"] {
+            std::os::unix::fs::symlink(boot.join(f), dir.join(f)).unwrap();
+        }
+        std::fs::write(dir.join("cmdline.txt"), rendered::cmdline(site, s)).unwrap();
+        std::fs::write(dir.join("config.txt"), rendered::config_txt(site, s)).unwrap();
+    }
+    std::fs::canonicalize(root).unwrap()
+}
+
+fn dnsmasq_conf(plan: &Plan, root: &Path, n: usize, tftp_max: Option<u32>) -> PathBuf {
+    let mut c = String::from("port=0\nbind-interfaces\nleasefile-ro\nno-ping\nuser=root\nenable-tftp\n");
+    c += "pxe-service=0,\"Raspberry Pi Boot   \"\ndhcp-reply-delay=1\n";
+    c += &format!("tftp-root={}\n", root.display());
+    if let Some(m) = tftp_max {
+        c += &format!("tftp-max={m}\n");
+    }
+    for s in plan.slots.iter().take(n) {
+        let b = s.board.as_ref().unwrap();
+        c += &format!("interface={}\ndhcp-range={},static,{},12h\ndhcp-host={},{}\n", s.interface, s.pi_ip, s.netmask(), b.mac, s.pi_ip);
+    }
+    let path = PathBuf::from(format!("target/bench-dnsmasq-{}.conf", tftp_max.unwrap_or(50)));
+    std::fs::write(&path, c).unwrap();
+    path
+}
+
+fn run_one(site: &Site, plan: &Plan, opts: &sim::Options, start: impl FnOnce() -> Server) -> Row {
+    let prepared = sim::prepare(site, plan, opts).expect("simulator network");
+    let mut server = start();
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = server.child.id();
+    let cpu0 = cpu_seconds(pid);
+    let t0 = Instant::now();
+    let reports: Vec<Report> = prepared.boot(&NEVER);
+    // Wall time until every Pi has all its files (the end of its TFTP stages).
+    let wall = t0.elapsed().as_secs_f64() - opts.power_on.as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu0;
+    let rss = peak_rss_mib(pid);
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let mut done: Vec<f64> = reports
+        .iter()
+        .filter(|r| r.ok)
+        .map(|r| {
+            let upto: u64 = r.stages.iter().take_while(|(s, _)| s != "linux_dhcp").map(|(_, ms)| ms).sum();
+            upto as f64 / 1000.0
+        })
+        .collect();
+    done.sort_by(f64::total_cmp);
+    let failed: Vec<&Report> = reports.iter().filter(|r| !r.ok).collect();
+    if let Some(f) = failed.first() {
+        eprintln!("  {}: {} failed, e.g. {}: {}", server.name, failed.len(), f.position, f.error.as_deref().unwrap_or(""));
+    }
+    Row {
+        name: std::mem::take(&mut server.name),
+        wall,
+        p50: percentile(&done, 0.5),
+        p99: percentile(&done, 0.99),
+        failed: failed.len(),
+        cpu,
+        rss_mib: rss,
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("boot_storm needs root (network namespaces); skipped");
+        return;
+    }
+    let n = arg("--slots", 96) as usize;
+    let kernel_mib = arg("--kernel-mib", 8);
+    let profiles = Profiles::load_dir(Path::new("switch-profiles")).unwrap();
+    let site = inventory::load(Path::new(INVENTORY), &profiles.names()).unwrap();
+    let ledger = Ledger::load(&Ledger::path_for(Path::new(INVENTORY))).unwrap();
+    let (plan, _) = plan(&site, &ledger).unwrap();
+    let boot = boot_files(kernel_mib);
+    let root = dnsmasq_root(&site, &plan, &boot, n);
+    let ctl = format!("pirack-bench-{}", std::process::id());
+    sh(Command::new("ip").args(["netns", "add", &ctl]));
+    sh(Command::new("ip").args(["-n", &ctl, "link", "set", "lo", "up"]));
+    let opts = sim::Options {
+        controller_netns: Some(ctl.clone()),
+        boot_files: boot.clone(),
+        only: plan.slots.iter().take(n).map(|s| s.position.clone()).collect(),
+        prefix: format!("pirack-storm-{}", std::process::id()),
+        power_on: Duration::from_secs(1),
+    };
+    let spawn = |name: &str, program: &str, args: &[&str]| Server {
+        name: name.to_string(),
+        child: Command::new("ip")
+            .args(["netns", "exec", &ctl, program])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("server starts"),
+    };
+    println!("boot storm: {n} Pi 3s, kernel {kernel_mib} MiB, firmware from raspi-firmware");
+    let mut rows = Vec::new();
+    rows.push(run_one(&site, &plan, &opts, || {
+        spawn("pirack", env!("CARGO_BIN_EXE_pirack"), &["serve", "--inventory", INVENTORY, "--boot-files", boot.to_str().unwrap()])
+    }));
+    for max in [None, Some(1000)] {
+        let conf = dnsmasq_conf(&plan, &root, n, max);
+        let name = format!("dnsmasq tftp-max={}", max.unwrap_or(50));
+        rows.push(run_one(&site, &plan, &opts, || {
+            spawn(&name, "dnsmasq", &["--no-daemon", &format!("--conf-file={}", conf.display())])
+        }));
+    }
+    let _ = Command::new("ip").args(["netns", "del", &ctl]).status();
+
+    println!("{:<24} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9}", "server", "wall s", "p50 s", "p99 s", "failed", "CPU s", "RSS MiB");
+    for r in &rows {
+        println!("{:<24} {:>8.1} {:>8.1} {:>8.1} {:>7} {:>9.2} {:>9.1}", r.name, r.wall, r.p50, r.p99, r.failed, r.cpu, r.rss_mib);
+    }
+    let ours = &rows[0];
+    for theirs in &rows[1..] {
+        println!(
+            "pirack / {}: wall {:.2}x, CPU {:.2}x, failed {} vs {}",
+            theirs.name,
+            ours.wall / theirs.wall,
+            ours.cpu / theirs.cpu.max(0.001),
+            ours.failed,
+            theirs.failed
+        );
+    }
+}
