@@ -13,7 +13,7 @@ use pirack::switch::Profiles;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 static NEVER: AtomicBool = AtomicBool::new(false);
 const INVENTORY: &str = "hardware/shelf-96.yaml";
@@ -30,6 +30,8 @@ struct Row {
     p99: f64,
     failed: usize,
     cpu: f64,
+    /// Of which in the kernel (system time).
+    sys: f64,
     rss_mib: f64,
 }
 
@@ -47,16 +49,16 @@ fn sh(cmd: &mut Command) {
     assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: u32) -> f64 {
+/// (utime, stime) of a process, in seconds.
+fn cpu_seconds(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = after.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-    // Fields after the command: state (skipped as non-numeric), ppid ... utime is
-    // field 14 of the whole line, i.e. index 11 of the numeric ones here.
-    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
+    // Fields after the command name, from field 3 (state): utime is field 14 and
+    // stime field 15 of proc(5).
+    let f: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
     // SAFETY: sysconf has no preconditions.
-    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let at = |field: usize| f.get(field - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / hz;
+    (at(14), at(15))
 }
 
 fn peak_rss_mib(pid: u32) -> f64 {
@@ -144,11 +146,9 @@ fn run_one(site: &Site, plan: &Plan, opts: &sim::Options, start: impl FnOnce() -
     std::thread::sleep(Duration::from_millis(1500));
     let pid = server.child.id();
     let cpu0 = cpu_seconds(pid);
-    let t0 = Instant::now();
     let reports: Vec<Report> = prepared.boot(&NEVER);
-    // Wall time until every Pi has all its files (the end of its TFTP stages).
-    let wall = t0.elapsed().as_secs_f64() - opts.power_on.as_secs_f64();
-    let cpu = cpu_seconds(pid) - cpu0;
+    let (user1, sys1) = cpu_seconds(pid);
+    let (cpu, sys) = (user1 + sys1 - cpu0.0 - cpu0.1, sys1 - cpu0.1);
     let rss = peak_rss_mib(pid);
     let _ = server.child.kill();
     let _ = server.child.wait();
@@ -161,6 +161,9 @@ fn run_one(site: &Site, plan: &Plan, opts: &sim::Options, start: impl FnOnce() -
         })
         .collect();
     done.sort_by(f64::total_cmp);
+    // Wall time until every Pi has all its files (the end of its TFTP stages; all
+    // Pis power on together).
+    let wall = done.last().copied().unwrap_or(f64::NAN);
     let failed: Vec<&Report> = reports.iter().filter(|r| !r.ok).collect();
     if let Some(f) = failed.first() {
         eprintln!("  {}: {} failed, e.g. {}: {}", server.name, failed.len(), f.position, f.error.as_deref().unwrap_or(""));
@@ -172,6 +175,7 @@ fn run_one(site: &Site, plan: &Plan, opts: &sim::Options, start: impl FnOnce() -
         p99: percentile(&done, 0.99),
         failed: failed.len(),
         cpu,
+        sys,
         rss_mib: rss,
     }
 }
@@ -227,9 +231,12 @@ fn main() {
     }
     let _ = Command::new("ip").args(["netns", "del", &ctl]).status();
 
-    println!("{:<24} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9}", "server", "wall s", "p50 s", "p99 s", "failed", "CPU s", "RSS MiB");
+    println!("{:<24} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>9}", "server", "wall s", "p50 s", "p99 s", "failed", "CPU s", "(sys s)", "RSS MiB");
     for r in &rows {
-        println!("{:<24} {:>8.1} {:>8.1} {:>8.1} {:>7} {:>9.2} {:>9.1}", r.name, r.wall, r.p50, r.p99, r.failed, r.cpu, r.rss_mib);
+        println!(
+            "{:<24} {:>8.1} {:>8.1} {:>8.1} {:>7} {:>9.2} {:>9.2} {:>9.1}",
+            r.name, r.wall, r.p50, r.p99, r.failed, r.cpu, r.sys, r.rss_mib
+        );
     }
     let ours = &rows[0];
     for theirs in &rows[1..] {

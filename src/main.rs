@@ -331,7 +331,10 @@ fn serve(
     settings.dhcp.server_port = dhcp_port;
     settings.dhcp.client_port = dhcp_port.wrapping_add(1);
     settings.tftp.port = tftp_port;
-    let rt = tokio::runtime::Runtime::new()?;
+    // One thread: every transfer is a short wait for the next ACK, and a single
+    // event loop serves a boot storm with less CPU than threads handing wakeups
+    // to each other (measured by benches/boot_storm.rs).
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let bus = pirack::events::Bus::default();
         let mut events = bus.subscribe();
