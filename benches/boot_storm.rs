@@ -46,7 +46,11 @@ fn arg(name: &str, default: u64) -> u64 {
 
 fn sh(cmd: &mut Command) {
     let out = cmd.output().expect("run");
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// (utime, stime) of a process, in seconds.
@@ -54,10 +58,19 @@ fn cpu_seconds(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name, from field 3 (state): utime is field 14 and
     // stime field 15 of proc(5).
-    let f: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, r)| r).split_whitespace().collect();
+    let f: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, r)| r)
+        .split_whitespace()
+        .collect();
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let at = |field: usize| f.get(field - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / hz;
+    let at = |field: usize| {
+        f.get(field - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / hz
+    };
     (at(14), at(15))
 }
 
@@ -80,12 +93,18 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Real firmware plus synthetic DTBs and a kernel of `kernel_mib`.
 fn boot_files(kernel_mib: u64) -> PathBuf {
     let debian = Path::new("target/debian");
-    sh(Command::new("images/debian-fetch").arg(debian).arg("raspi-firmware"));
+    sh(Command::new("images/debian-fetch")
+        .arg(debian)
+        .arg("raspi-firmware"));
     let dir = PathBuf::from("target/bench-boot");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     for f in ["bootcode.bin", "start.elf", "fixup.dat"] {
-        std::fs::copy(debian.join("raspi-firmware/usr/lib/raspi-firmware").join(f), dir.join(f)).unwrap();
+        std::fs::copy(
+            debian.join("raspi-firmware/usr/lib/raspi-firmware").join(f),
+            dir.join(f),
+        )
+        .unwrap();
     }
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     let mut noise = |n: usize| -> Vec<u8> {
@@ -115,7 +134,13 @@ fn dnsmasq_root(site: &Site, plan: &Plan, boot: &Path, n: usize) -> PathBuf {
     for s in plan.slots.iter().take(n) {
         let dir = root.join(&s.board.as_ref().unwrap().serial);
         std::fs::create_dir_all(&dir).unwrap();
-        for f in ["start.elf", "fixup.dat", "bcm2710-rpi-3-b.dtb", "bcm2710-rpi-3-b-plus.dtb", "kernel8.img"] {
+        for f in [
+            "start.elf",
+            "fixup.dat",
+            "bcm2710-rpi-3-b.dtb",
+            "bcm2710-rpi-3-b-plus.dtb",
+            "kernel8.img",
+        ] {
             std::os::unix::fs::symlink(boot.join(f), dir.join(f)).unwrap();
         }
         std::fs::write(dir.join("cmdline.txt"), rendered::cmdline(site, s)).unwrap();
@@ -125,7 +150,8 @@ fn dnsmasq_root(site: &Site, plan: &Plan, boot: &Path, n: usize) -> PathBuf {
 }
 
 fn dnsmasq_conf(plan: &Plan, root: &Path, n: usize, tftp_max: Option<u32>) -> PathBuf {
-    let mut c = String::from("port=0\nbind-interfaces\nleasefile-ro\nno-ping\nuser=root\nenable-tftp\n");
+    let mut c =
+        String::from("port=0\nbind-interfaces\nleasefile-ro\nno-ping\nuser=root\nenable-tftp\n");
     c += "pxe-service=0,\"Raspberry Pi Boot   \"\ndhcp-reply-delay=1\n";
     c += &format!("tftp-root={}\n", root.display());
     if let Some(m) = tftp_max {
@@ -133,9 +159,19 @@ fn dnsmasq_conf(plan: &Plan, root: &Path, n: usize, tftp_max: Option<u32>) -> Pa
     }
     for s in plan.slots.iter().take(n) {
         let b = s.board.as_ref().unwrap();
-        c += &format!("interface={}\ndhcp-range={},static,{},12h\ndhcp-host={},{}\n", s.interface, s.pi_ip, s.netmask(), b.mac, s.pi_ip);
+        c += &format!(
+            "interface={}\ndhcp-range={},static,{},12h\ndhcp-host={},{}\n",
+            s.interface,
+            s.pi_ip,
+            s.netmask(),
+            b.mac,
+            s.pi_ip
+        );
     }
-    let path = PathBuf::from(format!("target/bench-dnsmasq-{}.conf", tftp_max.unwrap_or(50)));
+    let path = PathBuf::from(format!(
+        "target/bench-dnsmasq-{}.conf",
+        tftp_max.unwrap_or(50)
+    ));
     std::fs::write(&path, c).unwrap();
     path
 }
@@ -156,7 +192,12 @@ fn run_one(site: &Site, plan: &Plan, opts: &sim::Options, start: impl FnOnce() -
         .iter()
         .filter(|r| r.ok)
         .map(|r| {
-            let upto: u64 = r.stages.iter().take_while(|(s, _)| s != "linux_dhcp").map(|(_, ms)| ms).sum();
+            let upto: u64 = r
+                .stages
+                .iter()
+                .take_while(|(s, _)| s != "linux_dhcp")
+                .map(|(_, ms)| ms)
+                .sum();
             upto as f64 / 1000.0
         })
         .collect();
@@ -166,7 +207,13 @@ fn run_one(site: &Site, plan: &Plan, opts: &sim::Options, start: impl FnOnce() -
     let wall = done.last().copied().unwrap_or(f64::NAN);
     let failed: Vec<&Report> = reports.iter().filter(|r| !r.ok).collect();
     if let Some(f) = failed.first() {
-        eprintln!("  {}: {} failed, e.g. {}: {}", server.name, failed.len(), f.position, f.error.as_deref().unwrap_or(""));
+        eprintln!(
+            "  {}: {} failed, e.g. {}: {}",
+            server.name,
+            failed.len(),
+            f.position,
+            f.error.as_deref().unwrap_or("")
+        );
     }
     Row {
         name: std::mem::take(&mut server.name),
@@ -203,7 +250,12 @@ fn main() {
     let opts = sim::Options {
         controller_netns: Some(ctl.clone()),
         boot_files: boot.clone(),
-        only: plan.slots.iter().take(n).map(|s| s.position.clone()).collect(),
+        only: plan
+            .slots
+            .iter()
+            .take(n)
+            .map(|s| s.position.clone())
+            .collect(),
         prefix: format!("pirack-storm-{}", std::process::id()),
         power_on: Duration::from_secs(1),
     };
@@ -220,18 +272,35 @@ fn main() {
     println!("boot storm: {n} Pi 3s, kernel {kernel_mib} MiB, firmware from raspi-firmware");
     let mut rows = Vec::new();
     rows.push(run_one(&site, &plan, &opts, || {
-        spawn("pirack", env!("CARGO_BIN_EXE_pirack"), &["serve", "--inventory", INVENTORY, "--boot-files", boot.to_str().unwrap()])
+        spawn(
+            "pirack",
+            env!("CARGO_BIN_EXE_pirack"),
+            &[
+                "serve",
+                "--inventory",
+                INVENTORY,
+                "--boot-files",
+                boot.to_str().unwrap(),
+            ],
+        )
     }));
     for max in [None, Some(1000)] {
         let conf = dnsmasq_conf(&plan, &root, n, max);
         let name = format!("dnsmasq tftp-max={}", max.unwrap_or(50));
         rows.push(run_one(&site, &plan, &opts, || {
-            spawn(&name, "dnsmasq", &["--no-daemon", &format!("--conf-file={}", conf.display())])
+            spawn(
+                &name,
+                "dnsmasq",
+                &["--no-daemon", &format!("--conf-file={}", conf.display())],
+            )
         }));
     }
     let _ = Command::new("ip").args(["netns", "del", &ctl]).status();
 
-    println!("{:<24} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>9}", "server", "wall s", "p50 s", "p99 s", "failed", "CPU s", "(sys s)", "RSS MiB");
+    println!(
+        "{:<24} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>9}",
+        "server", "wall s", "p50 s", "p99 s", "failed", "CPU s", "(sys s)", "RSS MiB"
+    );
     for r in &rows {
         println!(
             "{:<24} {:>8.1} {:>8.1} {:>8.1} {:>7} {:>9.2} {:>9.2} {:>9.1}",

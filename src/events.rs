@@ -86,6 +86,76 @@ pub enum Event {
     },
 }
 
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::InterfaceDown { interface, reason } => {
+                write!(f, "{interface} not served: {reason}")
+            }
+            Event::InterfaceUp { interface } => write!(f, "{interface} served"),
+            Event::DhcpDiscover { mac, client } => write!(f, "DHCP DISCOVER from {mac} ({client})"),
+            Event::DhcpOffer {
+                mac,
+                yiaddr,
+                delay_ms,
+            } => {
+                write!(f, "DHCP OFFER {yiaddr} to {mac} after {delay_ms} ms")
+            }
+            Event::DhcpRequest { mac } => write!(f, "DHCP REQUEST from {mac}"),
+            Event::DhcpAck { mac, yiaddr } => write!(f, "DHCP ACK {yiaddr} to {mac}"),
+            Event::DhcpNak { mac, reason } => write!(f, "DHCP NAK to {mac}: {reason}"),
+            Event::DhcpIgnored {
+                interface,
+                mac,
+                reason,
+            } => {
+                write!(f, "DHCP from {mac} on {interface} ignored: {reason}")
+            }
+            Event::UnknownBoard {
+                mac,
+                serial,
+                adopted,
+            } => write!(
+                f,
+                "unknown board {mac} (serial {}) {}",
+                serial.as_deref().unwrap_or("unknown"),
+                if *adopted { "adopted" } else { "held" }
+            ),
+            Event::TftpStarted { peer, file, size } => {
+                write!(f, "TFTP {file} to {peer}: {size} bytes")
+            }
+            Event::TftpFinished {
+                peer,
+                file,
+                bytes,
+                duration,
+            } => {
+                write!(
+                    f,
+                    "TFTP {file} to {peer}: done, {bytes} bytes in {} ms",
+                    duration.as_millis()
+                )
+            }
+            Event::TftpProbed { peer, file } => write!(f, "TFTP {file} to {peer}: probed"),
+            Event::TftpFailed {
+                peer,
+                file,
+                bytes,
+                error,
+                ..
+            } => {
+                write!(
+                    f,
+                    "TFTP {file} to {peer}: failed after {bytes} bytes: {error}"
+                )
+            }
+            Event::TftpRefused { peer, file, reason } => {
+                write!(f, "TFTP {file:?} for {peer} refused: {reason}")
+            }
+        }
+    }
+}
+
 mod millis {
     use serde::Serializer;
     use std::time::Duration;

@@ -4,10 +4,12 @@
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use pirack::events::Event;
 use pirack::inventory::{self, InventoryError, Site, SlotKey};
 use pirack::plan::{self, Ledger, render};
 use pirack::switch::Profiles;
 use pirack::{netboot, output};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -125,6 +127,7 @@ fn main() -> ExitCode {
                 .from_env_lossy(),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -334,7 +337,9 @@ fn serve(
     // One thread: every transfer is a short wait for the next ACK, and a single
     // event loop serves a boot storm with less CPU than threads handing wakeups
     // to each other (measured by benches/boot_storm.rs).
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let bus = pirack::events::Bus::default();
         let mut events = bus.subscribe();
@@ -345,7 +350,13 @@ fn serve(
                         if json {
                             println!("{}", serde_json::to_string(&*record).unwrap_or_default());
                         }
-                        tracing::info!(slot = record.slot.as_deref().unwrap_or("-"), "{:?}", record.event);
+                        let slot = record.slot.as_deref().unwrap_or("-");
+                        match &record.event {
+                            Event::TftpFailed { .. } | Event::UnknownBoard { .. } | Event::InterfaceDown { .. } => {
+                                tracing::warn!(slot, "{}", record.event)
+                            }
+                            _ => tracing::info!(slot, "{}", record.event),
+                        }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!("event log fell behind; {n} events not logged")

@@ -101,8 +101,14 @@ pub fn prepare(site: &Site, plan: &Plan, opts: &Options) -> Result<Prepared, Sim
         let serial: Serial = b.serial.parse().map_err(|_| no_board())?;
         let mac: MacAddr = b.mac.parse().map_err(|_| no_board())?;
         let mut expected = files.clone();
-        expected.insert("cmdline.txt".into(), rendered::cmdline(site, slot).into_bytes().into());
-        expected.insert("config.txt".into(), rendered::config_txt(site, slot).into_bytes().into());
+        expected.insert(
+            "cmdline.txt".into(),
+            rendered::cmdline(site, slot).into_bytes().into(),
+        );
+        expected.insert(
+            "config.txt".into(),
+            rendered::config_txt(site, slot).into_bytes().into(),
+        );
         let netns = format!("{}-{i}", opts.prefix);
         links.push(PiLink {
             netns: netns.clone(),
@@ -152,6 +158,11 @@ impl Prepared {
 }
 
 /// Builds the network, boots the chosen slots and removes the network again.
-pub fn run(site: &Site, plan: &Plan, opts: &Options, stop: &'static AtomicBool) -> Result<Vec<Report>, SimError> {
+pub fn run(
+    site: &Site,
+    plan: &Plan,
+    opts: &Options,
+    stop: &'static AtomicBool,
+) -> Result<Vec<Report>, SimError> {
     Ok(prepare(site, plan, opts)?.boot(stop))
 }
