@@ -45,7 +45,16 @@ pub fn udp_on_device(device: &str, addr: SocketAddr) -> io::Result<tokio::net::U
 
 /// A UDP socket bound to `addr` (no device), non-blocking, for tokio.
 pub fn udp(addr: SocketAddr) -> io::Result<tokio::net::UdpSocket> {
+    udp_buffered(addr, 0)
+}
+
+/// As [`udp`], asking for `buffer` bytes of send and receive buffer (0: default).
+pub fn udp_buffered(addr: SocketAddr, buffer: usize) -> io::Result<tokio::net::UdpSocket> {
     let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if buffer > 0 {
+        sock.set_recv_buffer_size(buffer)?;
+        sock.set_send_buffer_size(buffer)?;
+    }
     if matches!(addr.ip(), IpAddr::V4(ip) if ip.is_unspecified()) {
         sock.set_reuse_address(true)?;
     }

@@ -1,5 +1,6 @@
-//! TFTP for the Pi boot loaders: a per-slot virtual tree (`tree`) served by a tokio
-//! engine of pirack's own (`server`) over a checked packet codec (`wire`).
+//! TFTP for the Pi boot loaders: a per-slot virtual tree (`tree`), requests taken by
+//! `server` and sent by a tokio transfer engine of pirack's own (`transfers`), over
+//! a checked packet codec (`wire`).
 //!
 //! Not async-tftp: it ignores a client's ERROR (the firmware's probe then holds a
 //! session for retries × timeout and drops the re-request from the same port), it
@@ -8,6 +9,7 @@
 //! configured out of.
 
 pub mod server;
+pub mod transfers;
 pub mod tree;
 pub mod wire;
 
