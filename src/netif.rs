@@ -52,8 +52,7 @@ pub fn udp(addr: SocketAddr) -> io::Result<tokio::net::UdpSocket> {
 pub fn udp_buffered(addr: SocketAddr, buffer: usize) -> io::Result<tokio::net::UdpSocket> {
     let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if buffer > 0 {
-        sock.set_recv_buffer_size(buffer)?;
-        sock.set_send_buffer_size(buffer)?;
+        force_buffers(&sock, buffer);
     }
     if matches!(addr.ip(), IpAddr::V4(ip) if ip.is_unspecified()) {
         sock.set_reuse_address(true)?;
@@ -61,4 +60,31 @@ pub fn udp_buffered(addr: SocketAddr, buffer: usize) -> io::Result<tokio::net::U
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
     tokio::net::UdpSocket::from_std(sock.into())
+}
+
+/// Sets both socket buffers to `bytes`, past the sysctl caps (net.core.wmem_max,
+/// rmem_max) when the process may (CAP_NET_ADMIN), else as far as the caps allow.
+fn force_buffers(sock: &Socket, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let value = bytes.min(i32::MAX as usize) as libc::c_int;
+    for (forced, plain) in [
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+    ] {
+        for opt in [forced, plain] {
+            // SAFETY: setsockopt with a pointer to an int of the size given.
+            let r = unsafe {
+                libc::setsockopt(
+                    sock.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&value as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as u32,
+                )
+            };
+            if r == 0 {
+                break;
+            }
+        }
+    }
 }

@@ -91,13 +91,17 @@ impl RawLink {
                 revents: 0,
             };
             // SAFETY: one valid pollfd.
-            let ready = cvt(unsafe {
+            let polled = cvt(unsafe {
                 libc::poll(
                     &mut pfd,
                     1,
                     left.as_millis().clamp(1, i32::MAX as u128) as i32,
                 )
-            })?;
+            });
+            let ready = match polled {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => other?,
+            };
             if ready == 0 {
                 continue;
             }
@@ -105,7 +109,11 @@ impl RawLink {
             let n =
                 unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
             if n < 0 {
-                return Err(io::Error::last_os_error());
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
             }
             if let Some(t) = accept(&buf[..n as usize]) {
                 return Ok(Some(t));

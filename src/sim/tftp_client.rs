@@ -65,6 +65,8 @@ impl Client {
         loop {
             let (n, from) = match sock.recv_from(&mut buf) {
                 Ok(r) => r,
+                // A signal is not a lost packet: wait again.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e)
                     if matches!(
                         e.kind(),

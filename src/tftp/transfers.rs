@@ -10,7 +10,7 @@
 
 use super::wire::{self, ErrorCode, Options, Repr};
 use crate::events::{Bus, Event};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +18,9 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+/// Datagrams handled per wake-up before other tasks get a turn.
+const BATCH: usize = 64;
 
 /// A transfer to start: what to send to whom.
 #[derive(Debug)]
@@ -113,19 +116,23 @@ pub async fn run(
         limits,
         bus,
         out: Vec::with_capacity(4 + usize::from(limits.max_blksize)),
+        backlog: VecDeque::new(),
     };
     let mut buf = vec![0u8; 2048];
     loop {
         let next = e.transfers.values().map(|t| t.deadline).min();
+        // Unbiased: under a flood of ACKs the socket is always readable, and new
+        // transfers and retransmission timers must still get their turn.
         tokio::select! {
-            biased;
             ready = e.sock.readable() => {
                 if let Err(err) = ready {
                     tracing::error!("TFTP data socket: {err}");
                     return;
                 }
-                // Every datagram queued now, then back to waiting.
-                loop {
+                // The datagrams queued now, up to a batch: in a storm the queue never
+                // empties, and the request listener shares this thread.
+                let mut handled = 0;
+                while handled < BATCH {
                     match e.sock.try_recv_from(&mut buf) {
                         Ok((n, peer)) => e.packet(peer, &buf[..n]),
                         Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
@@ -134,6 +141,15 @@ pub async fn run(
                             break;
                         }
                     }
+                    handled += 1;
+                }
+                if handled == BATCH {
+                    tokio::task::yield_now().await;
+                }
+            }
+            ready = e.sock.writable(), if !e.backlog.is_empty() => {
+                if ready.is_ok() {
+                    e.flush();
                 }
             }
             start = starts.recv() => match start {
@@ -158,9 +174,40 @@ struct Engine {
     limits: Limits,
     bus: Bus,
     out: Vec<u8>,
+    /// Packets the socket had no room for, sent in order once it has. A datagram
+    /// sits in the data socket's send buffer until its Pi reads it, so many slow
+    /// Pis can fill the buffer that all transfers share.
+    backlog: VecDeque<(SocketAddr, Vec<u8>)>,
 }
 
 impl Engine {
+    /// Sends now, or queues behind what already waits for room.
+    fn send(&mut self, peer: SocketAddr, bytes: &[u8]) {
+        if self.backlog.is_empty() {
+            match self.sock.try_send_to(bytes, peer) {
+                Ok(_) => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    // Lost like a dropped packet; the retransmission timer recovers.
+                    tracing::debug!("TFTP send to {peer}: {e}");
+                    return;
+                }
+            }
+        }
+        self.backlog.push_back((peer, bytes.to_vec()));
+    }
+
+    fn flush(&mut self) {
+        while let Some((peer, bytes)) = self.backlog.front() {
+            match self.sock.try_send_to(bytes, *peer) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => tracing::debug!("TFTP send to {peer}: {e}"),
+                Ok(_) => {}
+            }
+            self.backlog.pop_front();
+        }
+    }
+
     fn start(&mut self, s: Start) {
         let t = Transfer::new(&s, &self.limits);
         self.bus.publish(
@@ -183,21 +230,25 @@ impl Engine {
             return;
         };
         t.deadline = Instant::now() + t.timeout;
-        if let Some(oack) = &t.oack {
-            send(&self.sock, oack, peer);
+        if let Some(oack) = t.oack.clone() {
+            self.send(peer, &oack);
             return;
         }
-        for i in t.acked + 1..=(t.acked + t.window).min(t.last) {
-            let start = ((i - 1) as usize * t.blksize).min(t.content.len());
-            let data = &t.content[start..(start + t.blksize).min(t.content.len())];
-            self.out.clear();
+        let (content, blksize) = (Arc::clone(&t.content), t.blksize);
+        let blocks = t.acked + 1..=(t.acked + t.window).min(t.last);
+        let mut out = std::mem::take(&mut self.out);
+        for i in blocks {
+            let start = ((i - 1) as usize * blksize).min(content.len());
+            let data = &content[start..(start + blksize).min(content.len())];
+            out.clear();
             Repr::Data {
                 block: i as u16,
                 data,
             }
-            .emit(&mut self.out);
-            send(&self.sock, &self.out, peer);
+            .emit(&mut out);
+            self.send(peer, &out);
         }
+        self.out = out;
     }
 
     fn packet(&mut self, peer: SocketAddr, bytes: &[u8]) {
@@ -277,7 +328,7 @@ impl Engine {
                         message: &error,
                     }
                     .to_vec();
-                    send(&self.sock, &abort, peer);
+                    self.send(peer, &abort);
                 }
                 Event::TftpFailed {
                     peer,
@@ -289,15 +340,5 @@ impl Engine {
             }
         };
         self.bus.publish(Some(&t.slot), event);
-    }
-}
-
-/// Sends without waiting: UDP has no flow control to wait for, and a datagram the
-/// kernel cannot queue is a lost packet that the retransmission timer recovers.
-fn send(sock: &UdpSocket, bytes: &[u8], peer: SocketAddr) {
-    if let Err(e) = sock.try_send_to(bytes, peer)
-        && e.kind() != io::ErrorKind::WouldBlock
-    {
-        tracing::debug!("TFTP send to {peer}: {e}");
     }
 }
