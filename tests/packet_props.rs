@@ -228,3 +228,50 @@ fn dhcp_server_survives_garbage() {
         assert_eq!(seen, "b8:27:eb:85:c0:f2");
     });
 }
+
+/// A file past 65535 blocks of 512 bytes (a kernel over 32 MiB) wraps the block
+/// number and still arrives whole, to the simulator's lock-step client.
+#[test]
+fn tftp_block_numbers_wrap_for_big_files() {
+    let (site, p) = example();
+    let boot = common::boot_files(65_536 * 512 + 700);
+    let mut slot = p.slots[0].clone();
+    slot.pi_ip = Ipv4Addr::LOCALHOST;
+    slot.fileserver_ip = Ipv4Addr::LOCALHOST;
+    let one = Plan {
+        site: p.site.clone(),
+        slots: vec![slot.clone()],
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let port = rt.block_on(async {
+        let boards = Arc::new(Boards::new(&one, BoardPolicy::Hold));
+        let cfg = tftp::Config {
+            port: 0,
+            ..tftp::Config::default()
+        };
+        let server = Arc::new(tftp::Server::new(
+            vec![SlotTree::new(&site, &slot, boot.path())],
+            boot.path().to_path_buf(),
+            boards,
+            Bus::default(),
+            cfg,
+        ));
+        let sock = server.bind().unwrap();
+        let port = sock.local_addr().unwrap().port();
+        tokio::spawn(server.run(sock));
+        port
+    });
+    let handle = std::thread::spawn(move || {
+        let mut c =
+            pirack::sim::tftp_client::Client::new(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST, 0);
+        c.set_server_port(port);
+        c.request("7285c0f2/kernel8.img", true, false).unwrap()
+    });
+    let got = rt.block_on(async {
+        tokio::task::spawn_blocking(move || handle.join().unwrap())
+            .await
+            .unwrap()
+    });
+    let want = std::fs::read(boot.path().join("kernel8.img")).unwrap();
+    assert_eq!(got, pirack::sim::tftp_client::Fetch::Got(want));
+}

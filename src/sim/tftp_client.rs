@@ -37,11 +37,19 @@ impl Client {
         }
     }
 
+    /// Talks to another server port than 69 (tests).
+    pub fn set_server_port(&mut self, port: u16) {
+        self.server.set_port(port);
+    }
+
     /// Requests `name`; with `tsize`, asks for the size; with `probe`, aborts after
     /// the OACK.
     pub fn request(&mut self, name: &str, tsize: bool, probe: bool) -> io::Result<Fetch> {
+        // Port 0 asks the kernel for any free port.
         let port = self.next_port;
-        self.next_port = self.next_port.wrapping_add(1).max(1024);
+        if port != 0 {
+            self.next_port = self.next_port.wrapping_add(1).max(1024);
+        }
         let sock = UdpSocket::bind((self.local, port))?;
         sock.set_read_timeout(Some(self.timeout))?;
         let options = Options {
