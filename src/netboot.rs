@@ -30,7 +30,10 @@ impl Settings {
         Settings {
             boot_files: PathBuf::from(&site.netboot.boot_files),
             dhcp,
-            tftp: tftp::Config::default(),
+            tftp: tftp::Config {
+                port: 69,
+                ..tftp::Config::default()
+            },
         }
     }
 }

@@ -14,35 +14,17 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 /// Socket buffers of the data socket: room for a storm's worth of ACKs and DATA.
 const DATA_BUFFER: usize = 4 << 20;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Config {
+    /// The TFTP port (69 on a real network; 0 picks any).
     pub port: u16,
-    /// Retransmission timeout when the client asks for none.
-    pub timeout: Duration,
-    /// Retransmissions of one packet before a transfer is given up.
-    pub retries: u32,
-    /// Largest block size granted (a bigger one would fragment on Ethernet).
-    pub max_blksize: u16,
-    pub max_window: u16,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            port: 69,
-            timeout: Duration::from_secs(1),
-            retries: 5,
-            max_blksize: 1468,
-            max_window: 64,
-        }
-    }
+    pub limits: Limits,
 }
 
 /// Everything a transfer needs, shared by all of them.
@@ -84,13 +66,7 @@ impl Server {
     pub async fn run(self: Arc<Self>, sock: UdpSocket) -> io::Result<()> {
         let data = netif::udp_buffered(SocketAddr::from(([0, 0, 0, 0], 0)), DATA_BUFFER)?;
         let (starts, rx) = mpsc::unbounded_channel();
-        let limits = Limits {
-            timeout: self.cfg.timeout,
-            retries: self.cfg.retries,
-            max_blksize: self.cfg.max_blksize,
-            max_window: self.cfg.max_window,
-        };
-        tokio::spawn(transfers::run(data, rx, limits, self.bus.clone()));
+        tokio::spawn(transfers::run(data, rx, self.cfg.limits, self.bus.clone()));
         let mut buf = vec![0u8; 2048];
         loop {
             let (n, peer) = sock.recv_from(&mut buf).await?;

@@ -35,10 +35,24 @@ pub struct Start {
 /// Limits applied to what clients ask for.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Retransmission timeout when the client asks for none.
     pub timeout: Duration,
+    /// Retransmissions of one packet before a transfer is given up.
     pub retries: u32,
+    /// Largest block size granted (a bigger one would fragment on Ethernet).
     pub max_blksize: u16,
     pub max_window: u16,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(1),
+            retries: 5,
+            max_blksize: 1468,
+            max_window: 64,
+        }
+    }
 }
 
 struct Transfer {
