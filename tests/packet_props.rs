@@ -102,11 +102,10 @@ fn every_rom_discover_gets_the_same_offer() {
     }
 }
 
-/// Random datagrams at a live TFTP server, then a real request must still work.
-#[test]
-fn tftp_server_survives_garbage() {
+/// A TFTP server for slot A-01 with its Pi at 127.0.0.1, on an ephemeral port of
+/// `rt`; returns the port.
+fn tftp_on_loopback(rt: &tokio::runtime::Runtime, boot: &Path) -> u16 {
     let (site, p) = example();
-    let boot = common::boot_files(4096);
     let mut slot = p.slots[0].clone();
     slot.pi_ip = Ipv4Addr::LOCALHOST;
     slot.fileserver_ip = Ipv4Addr::LOCALHOST;
@@ -114,24 +113,33 @@ fn tftp_server_survives_garbage() {
         site: p.site.clone(),
         slots: vec![slot.clone()],
     };
+    let boards = Arc::new(Boards::new(&one, BoardPolicy::Hold));
+    let cfg = tftp::Config {
+        port: 0,
+        ..tftp::Config::default()
+    };
+    let trees = vec![SlotTree::new(&site, &slot, boot)];
+    let server = Arc::new(tftp::Server::new(
+        trees,
+        boot.to_path_buf(),
+        boards,
+        Bus::default(),
+        cfg,
+    ));
+    let _guard = rt.enter();
+    let sock = server.bind().unwrap();
+    let port = sock.local_addr().unwrap().port();
+    rt.spawn(server.run(sock));
+    port
+}
+
+/// Random datagrams at a live TFTP server, then a real request must still work.
+#[test]
+fn tftp_server_survives_garbage() {
+    let boot = common::boot_files(4096);
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let port = tftp_on_loopback(&rt, boot.path());
     rt.block_on(async {
-        let bus = Bus::default();
-        let boards = Arc::new(Boards::new(&one, BoardPolicy::Hold));
-        let cfg = tftp::Config {
-            port: 0,
-            ..tftp::Config::default()
-        };
-        let server = Arc::new(tftp::Server::new(
-            vec![SlotTree::new(&site, &slot, boot.path())],
-            boot.path().to_path_buf(),
-            boards,
-            bus,
-            cfg,
-        ));
-        let sock = server.bind().unwrap();
-        let port = sock.local_addr().unwrap().port();
-        tokio::spawn(server.run(sock));
         let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let mut runner = proptest::test_runner::TestRunner::deterministic();
         let garbage = prop::collection::vec(any::<u8>(), 0..1500);
@@ -233,34 +241,9 @@ fn dhcp_server_survives_garbage() {
 /// number and still arrives whole, to the simulator's lock-step client.
 #[test]
 fn tftp_block_numbers_wrap_for_big_files() {
-    let (site, p) = example();
     let boot = common::boot_files(65_536 * 512 + 700);
-    let mut slot = p.slots[0].clone();
-    slot.pi_ip = Ipv4Addr::LOCALHOST;
-    slot.fileserver_ip = Ipv4Addr::LOCALHOST;
-    let one = Plan {
-        site: p.site.clone(),
-        slots: vec![slot.clone()],
-    };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let port = rt.block_on(async {
-        let boards = Arc::new(Boards::new(&one, BoardPolicy::Hold));
-        let cfg = tftp::Config {
-            port: 0,
-            ..tftp::Config::default()
-        };
-        let server = Arc::new(tftp::Server::new(
-            vec![SlotTree::new(&site, &slot, boot.path())],
-            boot.path().to_path_buf(),
-            boards,
-            Bus::default(),
-            cfg,
-        ));
-        let sock = server.bind().unwrap();
-        let port = sock.local_addr().unwrap().port();
-        tokio::spawn(server.run(sock));
-        port
-    });
+    let port = tftp_on_loopback(&rt, boot.path());
     let handle = std::thread::spawn(move || {
         let mut c =
             pirack::sim::tftp_client::Client::new(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST, 0);
