@@ -12,6 +12,7 @@ pub mod netboot;
 pub mod netif;
 pub mod output;
 pub mod plan;
+pub mod roots;
 pub mod sim;
 pub mod switch;
 pub mod template;
