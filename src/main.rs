@@ -97,11 +97,48 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Import, list, show and verify images.
+    Image {
+        /// The image store on the fileserver.
+        #[arg(
+            long,
+            env = "PIRACK_IMAGE_STORE",
+            global = true,
+            default_value = "/var/lib/pirack/images"
+        )]
+        store: PathBuf,
+        #[command(subcommand)]
+        action: ImageAction,
+    },
     /// Show or release address allocations.
     Ledger {
         #[command(subcommand)]
         action: LedgerAction,
     },
+}
+
+#[derive(Subcommand)]
+enum ImageAction {
+    /// Import a root (directory or tarball) and a boot-files directory as an image.
+    Import {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        version: String,
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        boot: PathBuf,
+        /// The image's part of the kernel command line.
+        #[arg(long, default_value = "console=ttyAMA0,115200 console=tty1")]
+        cmdline: String,
+    },
+    /// List the images in the store.
+    List,
+    /// Print an image's manifest.
+    Show { id: String },
+    /// Check an image's files against its manifest.
+    Verify { id: String },
 }
 
 #[derive(Subcommand)]
@@ -169,6 +206,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             power_on,
             json,
         } => sim(&inputs, slots, controller_netns, boot_files, power_on, json),
+        Command::Image { store, action } => image(&store, action),
         Command::Ledger { action } => match action {
             LedgerAction::Show(inputs) => ledger_show(&inputs),
             LedgerAction::Release { inputs, slots } => ledger_release(&inputs, &slots),
@@ -458,6 +496,69 @@ fn print_reports(reports: &[pirack::sim::Report]) {
     }
     let ok = reports.iter().filter(|r| r.ok).count();
     println!("{ok} of {} Pi(s) booted", reports.len());
+}
+
+fn image(store: &Path, action: ImageAction) -> Result<ExitCode> {
+    use pirack::roots::image;
+    match action {
+        ImageAction::Import {
+            name,
+            version,
+            root,
+            boot,
+            cmdline,
+        } => {
+            let bar = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_message("checksumming root");
+            let what = image::Import {
+                name,
+                version,
+                root,
+                boot,
+                cmdline,
+            };
+            let m = image::import(store, &what, &|done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            });
+            bar.finish_and_clear();
+            let m = m?;
+            println!(
+                "imported {} into {}: kernel {}, {} boot file(s)",
+                m.id(),
+                store.display(),
+                m.kernel,
+                m.checksums.boot.len()
+            );
+        }
+        ImageAction::List => {
+            for m in image::list(store)? {
+                println!(
+                    "{:<32} {:<8} kernel {:<14} root {}",
+                    m.id(),
+                    m.architecture,
+                    m.kernel,
+                    &m.checksums.root[..12]
+                );
+            }
+        }
+        ImageAction::Show { id } => print!("{}", serde_yaml::to_string(&image::show(store, &id)?)?),
+        ImageAction::Verify { id } => {
+            let bad = image::verify(store, &id)?;
+            if !bad.is_empty() {
+                eprintln!("{id}: changed since import: {}", bad.join(", "));
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("{id}: intact");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn ledger_show(inputs: &Inputs) -> Result<ExitCode> {

@@ -4,77 +4,12 @@
 
 mod common;
 
+use common::LoopFs;
 use pirack::roots::{Method, best_method, clone_tree, remove_tree};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// A filesystem on a loop device, mounted on a temporary directory.
-struct LoopFs {
-    _image: tempfile::TempDir,
-    device: String,
-    mount: tempfile::TempDir,
-}
-
-impl LoopFs {
-    fn new(mkfs: &[&str]) -> LoopFs {
-        let image = tempfile::tempdir().unwrap();
-        let file = image.path().join("fs.img");
-        fs::File::create(&file).unwrap().set_len(600 << 20).unwrap();
-        let out = Command::new("losetup")
-            .args(["--find", "--show"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "losetup: {}",
-            common::text(&out.stderr)
-        );
-        let device = common::text(&out.stdout).trim().to_string();
-        let ok = Command::new(mkfs[0])
-            .args(&mkfs[1..])
-            .arg(&device)
-            .output()
-            .unwrap();
-        assert!(
-            ok.status.success(),
-            "{mkfs:?}: {}",
-            common::text(&ok.stderr)
-        );
-        let mount = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
-            .arg(&device)
-            .arg(mount.path())
-            .status()
-            .unwrap();
-        assert!(ok.success(), "mount {device}");
-        LoopFs {
-            _image: image,
-            device,
-            mount,
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.mount.path()
-    }
-
-    /// Bytes in use, after everything written has reached the disk.
-    fn used(&self) -> u64 {
-        let _ = Command::new("sync").arg("-f").arg(self.path()).status();
-        let s = nix::sys::statvfs::statvfs(self.path()).unwrap();
-        (s.blocks() - s.blocks_free()) as u64 * s.fragment_size() as u64
-    }
-}
-
-impl Drop for LoopFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.mount.path()).status();
-        let _ = Command::new("losetup").args(["-d", &self.device]).status();
-    }
-}
 
 /// A small root: a big file, a hard link pair, a symlink, a setuid binary, a
 /// private directory, a file owned by someone else and a file capability.

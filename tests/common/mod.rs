@@ -199,3 +199,64 @@ impl SlotLink {
         SlotLink { ctl, pi }
     }
 }
+
+/// A filesystem on a loop device, mounted on a temporary directory.
+pub struct LoopFs {
+    _image: tempfile::TempDir,
+    device: String,
+    mount: tempfile::TempDir,
+}
+
+impl LoopFs {
+    pub fn new(mkfs: &[&str]) -> LoopFs {
+        let image = tempfile::tempdir().unwrap();
+        let file = image.path().join("fs.img");
+        std::fs::File::create(&file)
+            .unwrap()
+            .set_len(600 << 20)
+            .unwrap();
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "losetup: {}", text(&out.stderr));
+        let device = text(&out.stdout).trim().to_string();
+        let ok = Command::new(mkfs[0])
+            .args(&mkfs[1..])
+            .arg(&device)
+            .output()
+            .unwrap();
+        assert!(ok.status.success(), "{mkfs:?}: {}", text(&ok.stderr));
+        let mount = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .arg(&device)
+            .arg(mount.path())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount {device}");
+        LoopFs {
+            _image: image,
+            device,
+            mount,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.mount.path()
+    }
+
+    /// Bytes in use, after everything written has reached the disk.
+    pub fn used(&self) -> u64 {
+        let _ = Command::new("sync").arg("-f").arg(self.path()).status();
+        let s = nix::sys::statvfs::statvfs(self.path()).unwrap();
+        (s.blocks() - s.blocks_free()) as u64 * s.fragment_size() as u64
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.mount.path()).status();
+        let _ = Command::new("losetup").args(["-d", &self.device]).status();
+    }
+}

@@ -1,0 +1,163 @@
+//! Images: import from a directory or a tarball, checked boot files, one digest
+//! whatever the source, verification, crash leftovers, and on btrfs a read-only
+//! subvolume that roots snapshot.
+
+mod common;
+
+use pirack::roots::image::{self, ImageError, Import};
+use pirack::roots::{Method, best_method};
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+fn tree(dir: &Path) {
+    fs::create_dir_all(dir.join("bin")).unwrap();
+    fs::create_dir_all(dir.join("etc")).unwrap();
+    fs::write(dir.join("bin/busybox"), vec![7u8; 300_000]).unwrap();
+    std::os::unix::fs::symlink("busybox", dir.join("bin/sh")).unwrap();
+    fs::write(dir.join("etc/hostname"), "image\n").unwrap();
+}
+
+fn import_of(root: &Path, boot: &Path, version: &str) -> Import {
+    Import {
+        name: "tiny".into(),
+        version: version.into(),
+        root: root.to_path_buf(),
+        boot: boot.to_path_buf(),
+        cmdline: "console=ttyAMA0,115200".into(),
+    }
+}
+
+#[test]
+fn import_checks_records_and_verifies() {
+    let work = tempfile::tempdir().unwrap();
+    let boot = common::boot_files(64 * 1024);
+    let root = work.path().join("rootfs");
+    tree(&root);
+    let store = work.path().join("store");
+
+    // A directory and a tarball of the same tree give the same root digest.
+    let m = image::import(&store, &import_of(&root, boot.path(), "1"), &|_, _| {}).unwrap();
+    assert_eq!(
+        (m.kernel.as_str(), m.architecture.as_str()),
+        ("kernel8.img", "arm64")
+    );
+    assert_eq!(
+        m.device_trees,
+        ["bcm2710-rpi-3-b-plus.dtb", "bcm2710-rpi-3-b.dtb"]
+    );
+    assert_eq!(m.checksums.boot.len(), 6);
+    let tarball = work.path().join("rootfs.tar.gz");
+    assert!(
+        Command::new("tar")
+            .arg("-czf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&root)
+            .arg(".")
+            .status()
+            .unwrap()
+            .success()
+    );
+    let from_tar =
+        image::import(&store, &import_of(&tarball, boot.path(), "2"), &|_, _| {}).unwrap();
+    assert_eq!(from_tar.checksums.root, m.checksums.root);
+
+    let listed: Vec<String> = image::list(&store)
+        .unwrap()
+        .iter()
+        .map(|m| m.id())
+        .collect();
+    assert_eq!(listed, ["tiny-1", "tiny-2"]);
+    assert_eq!(image::show(&store, "tiny-1").unwrap(), m);
+    assert_eq!(
+        image::verify(&store, "tiny-1").unwrap(),
+        Vec::<String>::new()
+    );
+    assert!(matches!(
+        image::import(&store, &import_of(&root, boot.path(), "1"), &|_, _| {}),
+        Err(ImageError::Exists(_))
+    ));
+    assert!(matches!(
+        image::show(&store, "tiny-9"),
+        Err(ImageError::Unknown(_))
+    ));
+    assert!(matches!(
+        image::show(&store, "../etc"),
+        Err(ImageError::BadName(_))
+    ));
+
+    // Changed behind pirack's back: named.
+    fs::write(store.join("tiny-2/boot/start.elf"), "tampered").unwrap();
+    fs::write(store.join("tiny-2/root/etc/hostname"), "tampered").unwrap();
+    assert_eq!(
+        image::verify(&store, "tiny-2").unwrap(),
+        ["boot/start.elf", "root/"]
+    );
+
+    // What a crash leaves is neither listed nor in the way.
+    fs::create_dir_all(store.join(".tiny-3.partial/root/bin")).unwrap();
+    assert_eq!(image::list(&store).unwrap().len(), 2);
+    image::import(&store, &import_of(&root, boot.path(), "3"), &|_, _| {}).unwrap();
+    assert!(!store.join(".tiny-3.partial").exists());
+}
+
+#[test]
+fn a_boot_directory_without_pi3_files_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("rootfs");
+    tree(&root);
+    let boot = work.path().join("boot");
+    fs::create_dir_all(&boot).unwrap();
+    fs::write(boot.join("bootcode.bin"), "x").unwrap();
+    fs::write(boot.join("fixup.dat"), "x").unwrap();
+    let err = image::import(
+        &work.path().join("store"),
+        &import_of(&root, &boot, "1"),
+        &|_, _| {},
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("missing start.elf, a kernel (kernel8.img, kernel7.img, vmlinuz, Image or vmlinuz-*), a Pi 3 device tree"), "{msg}");
+    assert!(
+        !work.path().join("store").exists(),
+        "nothing made in the store"
+    );
+}
+
+#[test]
+fn on_btrfs_the_image_root_is_a_read_only_subvolume_roots_snapshot() {
+    let test = "on_btrfs_the_image_root_is_a_read_only_subvolume_roots_snapshot";
+    if !common::can_use_netns(test)
+        || !common::have(test, "mkfs.btrfs")
+        || !common::have(test, "losetup")
+    {
+        return;
+    }
+    let fs = common::LoopFs::new(&["mkfs.btrfs", "-q", "-f"]);
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("rootfs");
+    tree(&root);
+    let boot = common::boot_files(64 * 1024);
+    let store = fs.path().join("images");
+    image::import(&store, &import_of(&root, boot.path(), "1"), &|_, _| {}).unwrap();
+    let image_root = store.join("tiny-1/root");
+    assert!(pirack::roots::clone::is_subvolume(&image_root));
+    assert!(
+        fs::write(image_root.join("etc/hostname"), "x").is_err(),
+        "read-only"
+    );
+    fs::create_dir_all(fs.path().join("roots")).unwrap();
+    assert_eq!(
+        best_method(&image_root, &fs.path().join("roots")),
+        Method::Snapshot
+    );
+    pirack::roots::clone_tree(&image_root, &fs.path().join("roots/A-01"), Method::Snapshot)
+        .unwrap();
+    fs::write(fs.path().join("roots/A-01/etc/hostname"), "a-01\n").unwrap();
+    assert_eq!(
+        image::verify(&store, "tiny-1").unwrap(),
+        Vec::<String>::new(),
+        "the image is untouched"
+    );
+}
