@@ -110,6 +110,20 @@ enum Command {
         #[command(subcommand)]
         action: ImageAction,
     },
+    /// Build, roll back, delete and list the slots' NFS roots.
+    Root {
+        #[command(flatten)]
+        inputs: Inputs,
+        /// The image store on the fileserver.
+        #[arg(
+            long,
+            env = "PIRACK_IMAGE_STORE",
+            default_value = "/var/lib/pirack/images"
+        )]
+        store: PathBuf,
+        #[command(subcommand)]
+        action: RootAction,
+    },
     /// Show or release address allocations.
     Ledger {
         #[command(subcommand)]
@@ -139,6 +153,41 @@ enum ImageAction {
     Show { id: String },
     /// Check an image's files against its manifest.
     Verify { id: String },
+    /// Remove an image that no slot's root comes from.
+    Remove {
+        #[command(flatten)]
+        inputs: Inputs,
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RootAction {
+    /// Build the slots' roots from an image (a reimage keeps the old root for rollback).
+    Build {
+        #[arg(long)]
+        image: String,
+        /// Positions of the slots.
+        #[arg(required = true)]
+        slots: Vec<String>,
+        /// Confirms the Pis are off: needed to replace a root in service.
+        #[arg(long)]
+        powered_off: bool,
+    },
+    /// Put a slot's previous root back in service.
+    Rollback {
+        slot: String,
+        #[arg(long)]
+        powered_off: bool,
+    },
+    /// Delete a slot's root and every kept one.
+    Delete {
+        slot: String,
+        #[arg(long)]
+        powered_off: bool,
+    },
+    /// List every slot's root.
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -207,6 +256,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => sim(&inputs, slots, controller_netns, boot_files, power_on, json),
         Command::Image { store, action } => image(&store, action),
+        Command::Root {
+            inputs,
+            store,
+            action,
+        } => root(&inputs, &store, action),
         Command::Ledger { action } => match action {
             LedgerAction::Show(inputs) => ledger_show(&inputs),
             LedgerAction::Release { inputs, slots } => ledger_release(&inputs, &slots),
@@ -549,6 +603,16 @@ fn image(store: &Path, action: ImageAction) -> Result<ExitCode> {
             }
         }
         ImageAction::Show { id } => print!("{}", serde_yaml::to_string(&image::show(store, &id)?)?),
+        ImageAction::Remove { inputs, id } => {
+            let l = match load(&inputs)? {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            let users =
+                pirack::roots::slot_root::users(Path::new(&l.site.fileserver.export_root), &id)?;
+            image::remove(store, &id, &users)?;
+            println!("removed {id}");
+        }
         ImageAction::Verify { id } => {
             let bad = image::verify(store, &id)?;
             if !bad.is_empty() {
@@ -556,6 +620,79 @@ fn image(store: &Path, action: ImageAction) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
             println!("{id}: intact");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn root(inputs: &Inputs, store: &Path, action: RootAction) -> Result<ExitCode> {
+    use pirack::roots::slot_root;
+    let l = match load(inputs)? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    let (plan, _) = plan::plan(&l.site, &l.ledger)?;
+    let slot = |position: &str| {
+        plan.slots
+            .iter()
+            .find(|s| s.position == position)
+            .with_context(|| format!("no slot {position} in {}", inputs.inventory.display()))
+    };
+    // Until pirack tracks power, changing a root in service needs the operator's word.
+    let on = |s: &pirack::plan::SlotPlan, off: bool| -> Result<bool> {
+        Ok(!off && slot_root::record(&l.site, s)?.is_some())
+    };
+    match action {
+        RootAction::Build {
+            image,
+            slots,
+            powered_off,
+        } => {
+            let bar = indicatif::ProgressBar::new(slots.len() as u64).with_style(
+                indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} roots")
+                    .expect("valid template"),
+            );
+            for position in &slots {
+                let s = slot(position)?;
+                bar.set_message(format!("building {position}"));
+                let rec = slot_root::build(&l.site, s, store, &image, on(s, powered_off)?)?;
+                bar.suspend(|| {
+                    println!("{position}: {} from {} ({})", s.root, rec.image, rec.method)
+                });
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+        }
+        RootAction::Rollback {
+            slot: position,
+            powered_off,
+        } => {
+            let s = slot(&position)?;
+            let rec = slot_root::rollback(&l.site, s, on(s, powered_off)?)?;
+            println!("{position}: back on {}", rec.image);
+        }
+        RootAction::Delete {
+            slot: position,
+            powered_off,
+        } => {
+            let s = slot(&position)?;
+            slot_root::delete(&l.site, s, on(s, powered_off)?)?;
+            println!("{position}: root deleted");
+        }
+        RootAction::Show => {
+            for s in &plan.slots {
+                match slot_root::record(&l.site, s)? {
+                    Some(r) => println!(
+                        "{:<8} {:<28} {:<24} {:<14} {} kept",
+                        s.position,
+                        s.root,
+                        r.image,
+                        r.method.to_string(),
+                        r.previous.len()
+                    ),
+                    None => println!("{:<8} {:<28} -", s.position, s.root),
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -21,7 +21,9 @@ const BTRFS_SUBVOLUME_INO: u64 = 256;
 const FICLONE: libc::c_ulong = 0x4004_9409;
 
 /// How a tree was copied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// `btrfs subvolume snapshot`: constant time, no data written.

@@ -147,9 +147,10 @@ fn host_keys(root: &Path, hostname: &str) -> Result<Vec<String>, CustomiseError>
                 detail: e.to_string(),
             })?;
         if !out.status.success() {
+            let said = [out.stderr, out.stdout].concat();
             return Err(CustomiseError::Keygen {
                 key: kind.to_string(),
-                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                detail: format!("{}: {}", out.status, String::from_utf8_lossy(&said).trim()),
             });
         }
         written.push(format!("etc/ssh/ssh_host_{kind}_key"));

@@ -69,6 +69,8 @@ pub enum ImageError {
     Exists(String),
     #[error("no image {0} in the store")]
     Unknown(String),
+    #[error("image {id} is in use by slot(s) {slots}")]
+    InUse { id: String, slots: String },
     #[error("`{0}` is not a name or version: use letters, digits, `.`, `_`, `+`, `-`")]
     BadName(String),
     #[error("unpacking {}: {detail}", path.display())]
@@ -436,4 +438,20 @@ pub fn verify(store: &Path, id: &str) -> Result<Vec<String>, ImageError> {
         bad.push("root/".into());
     }
     Ok(bad)
+}
+
+/// Removes an image no slot's root (current or kept) comes from.
+pub fn remove(store: &Path, id: &str, users: &[String]) -> Result<(), ImageError> {
+    show(store, id)?;
+    if !users.is_empty() {
+        return Err(ImageError::InUse {
+            id: id.to_string(),
+            slots: users.join(", "),
+        });
+    }
+    let dir = store.join(id);
+    // Renamed away first, so a crash half-way leaves no image that looks whole.
+    let doomed = store.join(format!(".{id}.partial"));
+    std::fs::rename(&dir, &doomed).map_err(io_err(&dir))?;
+    remove_partial(&doomed)
 }
