@@ -121,9 +121,14 @@ enum Command {
             default_value = "/var/lib/pirack/images"
         )]
         store: PathBuf,
+        /// Leave the NFS exports as they are (by default they follow every change).
+        #[arg(long)]
+        no_export: bool,
         #[command(subcommand)]
         action: RootAction,
     },
+    /// Export every slot root over NFS with the site's backend (kernel or ganesha).
+    Exports(Inputs),
     /// Show or release address allocations.
     Ledger {
         #[command(subcommand)]
@@ -259,8 +264,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Root {
             inputs,
             store,
+            no_export,
             action,
-        } => root(&inputs, &store, action),
+        } => root(&inputs, &store, no_export, action),
+        Command::Exports(inputs) => {
+            let l = match load(&inputs)? {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            let (plan, _) = plan::plan(&l.site, &l.ledger)?;
+            export(&l.site, &plan)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Ledger { action } => match action {
             LedgerAction::Show(inputs) => ledger_show(&inputs),
             LedgerAction::Release { inputs, slots } => ledger_release(&inputs, &slots),
@@ -625,7 +640,18 @@ fn image(store: &Path, action: ImageAction) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn root(inputs: &Inputs, store: &Path, action: RootAction) -> Result<ExitCode> {
+fn export(site: &pirack::inventory::Site, plan: &pirack::plan::Plan) -> Result<()> {
+    let a = pirack::roots::exports::apply(site, plan)?;
+    println!(
+        "exports: {} root(s) in {} ({:?})",
+        a.roots,
+        a.file.display(),
+        a.backend
+    );
+    Ok(())
+}
+
+fn root(inputs: &Inputs, store: &Path, no_export: bool, action: RootAction) -> Result<ExitCode> {
     use pirack::roots::slot_root;
     let l = match load(inputs)? {
         Ok(l) => l,
@@ -693,7 +719,11 @@ fn root(inputs: &Inputs, store: &Path, action: RootAction) -> Result<ExitCode> {
                     None => println!("{:<8} {:<28} -", s.position, s.root),
                 }
             }
+            return Ok(ExitCode::SUCCESS);
         }
+    }
+    if !no_export {
+        export(&l.site, &plan)?;
     }
     Ok(ExitCode::SUCCESS)
 }

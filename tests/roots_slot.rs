@@ -71,7 +71,14 @@ fn site(fs: &LoopFs) -> Site {
 }
 
 fn root_cmd(s: &Site, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["root", "--inventory", &s.inventory, "--store", &s.store];
+    let mut all = vec![
+        "root",
+        "--inventory",
+        &s.inventory,
+        "--store",
+        &s.store,
+        "--no-export",
+    ];
     all.extend(args);
     pirack(&all)
 }
@@ -238,6 +245,7 @@ fn sigkill_during_a_reimage_never_serves_half_a_root() {
                 &s.inventory,
                 "--store",
                 &s.store,
+                "--no-export",
                 "build",
                 "--powered-off",
                 "--image",

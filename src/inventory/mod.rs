@@ -8,7 +8,7 @@ mod source_map;
 mod validate;
 
 pub use ids::{MacAddr, Serial, SlotKey};
-pub use model::{BoardPolicy, Boot, Model, Netboot, Owner, Snmp};
+pub use model::{BoardPolicy, Boot, ExportBackend, Exports, Model, Netboot, Owner, Snmp};
 pub use source_map::{Location, SourceMap};
 pub use validate::{hostname, validate};
 
@@ -32,6 +32,7 @@ pub struct Site {
     pub boot: Boot,
     /// Netboot settings, `boot_files` resolved against the inventory's directory.
     pub netboot: Netboot,
+    pub exports: Exports,
     pub shelves: Vec<Shelf>,
     pub switches: Vec<Switch>,
     pub owners: Vec<Owner>,

@@ -19,6 +19,9 @@ pub struct Inventory {
     /// DHCP and TFTP service settings.
     #[serde(default)]
     pub netboot: Netboot,
+    /// How the slots' roots are exported over NFS.
+    #[serde(default)]
+    pub exports: Exports,
     pub shelves: Vec<Shelf>,
     pub switches: Vec<Switch>,
     #[serde(default)]
@@ -163,6 +166,46 @@ fn default_boot_files() -> String {
 }
 fn default_reply_delay() -> u64 {
     1000
+}
+
+/// The NFS server that exports the roots.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Exports {
+    #[serde(default)]
+    pub backend: ExportBackend,
+    /// File pirack writes its exports to [default: /etc/exports.d/pirack.exports for
+    /// the kernel, /etc/ganesha/pirack-exports.conf for ganesha, which must
+    /// `%include` it].
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Where the running ganesha.nfsd keeps its pid (told to reload by SIGHUP).
+    #[serde(default = "default_ganesha_pid")]
+    pub ganesha_pid_file: String,
+}
+
+impl Default for Exports {
+    fn default() -> Self {
+        Exports {
+            backend: ExportBackend::default(),
+            file: None,
+            ganesha_pid_file: default_ganesha_pid(),
+        }
+    }
+}
+
+fn default_ganesha_pid() -> String {
+    "/run/ganesha/ganesha.pid".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportBackend {
+    /// The kernel's nfsd: an exports(5) file and `exportfs -ra`.
+    #[default]
+    Kernel,
+    /// NFS-Ganesha: EXPORT blocks, reloaded with SIGHUP.
+    Ganesha,
 }
 
 /// A shelf of Pis behind one switch, sharing one public VLAN.

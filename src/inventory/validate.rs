@@ -188,6 +188,7 @@ impl Checker<'_> {
                     .into_owned(),
                 ..raw.netboot.clone()
             },
+            exports: raw.exports.clone(),
             shelves,
             switches,
             owners,

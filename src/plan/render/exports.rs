@@ -1,17 +1,33 @@
-//! NFS exports in the kernel's exports(5) form: each root to its own Pi only.
+//! NFS exports, for the kernel's nfsd (exports(5)) and for NFS-Ganesha: each root
+//! to its own Pi's address only, read-write, root not squashed.
 
 use super::header;
 use crate::inventory::Site;
-use crate::plan::Plan;
+use crate::plan::SlotPlan;
 
-pub fn render(site: &Site, plan: &Plan) -> String {
+/// exports(5) lines for `slots`, each with its explicit fsid.
+pub fn kernel<'a>(site: &Site, slots: impl IntoIterator<Item = &'a SlotPlan>) -> String {
     let mut out = header("#", &format!("NFS exports of site {}", site.name));
     out += "# One root per Pi, exported only to that Pi's storage address. The explicit\n";
     out += "# fsid keeps file handles stable whatever filesystem holds the root.\n";
-    for s in &plan.slots {
+    for s in slots {
         out += &format!(
             "{} {}(rw,sync,no_subtree_check,no_root_squash,fsid={})\n",
             s.root, s.pi_ip, s.fsid
+        );
+    }
+    out
+}
+
+/// Ganesha EXPORT blocks for `slots`: NFSv3 over TCP (what the Pis mount), access
+/// none by default and read-write for the slot's Pi alone.
+pub fn ganesha<'a>(site: &Site, slots: impl IntoIterator<Item = &'a SlotPlan>) -> String {
+    let mut out = header("#", &format!("NFS-Ganesha exports of site {}", site.name));
+    out += "# %include this file from ganesha.conf; pirack sends SIGHUP after each change.\n";
+    for s in slots {
+        out += &format!(
+            "\n# slot {} ({})\nEXPORT {{\n    Export_Id = {};\n    Path = \"{}\";\n    Pseudo = \"{}\";\n    Protocols = 3;\n    Transports = TCP;\n    Access_Type = None;\n    Squash = No_Root_Squash;\n    SecType = sys;\n    FSAL {{ Name = VFS; }}\n    CLIENT {{ Clients = {}; Access_Type = RW; }}\n}}\n",
+            s.position, s.key, s.fsid, s.root, s.root, s.pi_ip
         );
     }
     out

@@ -2,7 +2,7 @@
 //! site and its plan. The result is a tree of relative paths to file contents,
 //! ordered, so the same input always gives the same bytes.
 
-mod exports;
+pub mod exports;
 mod fileserver;
 pub mod slot;
 pub mod switch;
@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 /// Relative path → file content.
 pub type Tree = BTreeMap<String, String>;
 
-/// Renders every file of the plan: `fileserver/`, `switch/<name>/`, `exports/` and
-/// `slots/<position>/`.
+/// Renders every file of the plan: `fileserver/`, `switch/<name>/`, `exports/`
+/// (kernel and Ganesha forms) and `slots/<position>/`.
 pub fn render(site: &Site, plan: &Plan, profiles: &Profiles) -> Tree {
     let mut tree = Tree::new();
     fileserver::render(site, plan, &mut tree);
@@ -33,7 +33,14 @@ pub fn render(site: &Site, plan: &Plan, profiles: &Profiles) -> Tree {
             switch::snmp_writes_text(&sw, &switch::snmp_writes(&sw, profile)),
         );
     }
-    tree.insert("exports/pirack.exports".into(), exports::render(site, plan));
+    tree.insert(
+        "exports/pirack.exports".into(),
+        exports::kernel(site, &plan.slots),
+    );
+    tree.insert(
+        "exports/ganesha.conf".into(),
+        exports::ganesha(site, &plan.slots),
+    );
     for s in &plan.slots {
         slot::render(site, s, &mut tree);
     }
