@@ -20,7 +20,7 @@ fn ready(test: &str) -> bool {
 
 /// nfs-cat of `path` on `server` from namespace `ns`: the bytes, or the error.
 fn nfs_cat(ns: &Netns, server: &str, path: &str) -> Result<String, String> {
-    let url = format!("nfs://{server}{path}?version=3");
+    let url = format!("nfs://{server}{path}?version=3&nfsport=2049&mountport=20048");
     let out = ns.command("nfs-cat").arg(&url).output().unwrap();
     match out.status.success() {
         true => Ok(text(&out.stdout)),
@@ -194,7 +194,9 @@ fn each_root_is_served_to_its_own_pi_only() {
     );
     let listing = pis[0]
         .command("nfs-ls")
-        .arg(format!("nfs://10.46.189.1{a01}/home/pi?version=3"))
+        .arg(format!(
+            "nfs://10.46.189.1{a01}/home/pi?version=3&nfsport=2049&mountport=20048"
+        ))
         .output()
         .unwrap();
     let listing = text(&listing.stdout);
