@@ -1,11 +1,12 @@
-//! Roots served by a real NFS-Ganesha: each slot's root readable, with its content
-//! and ownership, from its own Pi's address only, checked with libnfs's client
-//! from each Pi's namespace (needs root, nfs-ganesha(-vfs), rpcbind, libnfs-utils).
+//! The CI image (images/ci-tiny/recipe: busybox, the real Pi firmware and Debian's
+//! arm64 kernel) imported, roots built for all 8 example slots and served by a real
+//! NFS-Ganesha: each root readable, with its content and ownership, from its own
+//! Pi's address only, checked with libnfs's client from each Pi's namespace (needs
+//! root, network to Debian, nfs-ganesha(-vfs), rpcbind, libnfs-utils).
 
 mod common;
 
 use common::{Child, Netns, pirack, text};
-use pirack::roots::image::{self, Import};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
@@ -13,9 +14,16 @@ use std::time::Duration;
 
 fn ready(test: &str) -> bool {
     common::can_use_netns(test)
-        && ["ganesha.nfsd", "rpcbind", "nfs-ls", "nfs-cat", "ssh-keygen"]
-            .iter()
-            .all(|p| common::have(test, p))
+        && [
+            "ganesha.nfsd",
+            "rpcbind",
+            "nfs-ls",
+            "nfs-cat",
+            "ssh-keygen",
+            "apt-get",
+        ]
+        .iter()
+        .all(|p| common::have(test, p))
 }
 
 /// nfs-cat of `path` on `server` from namespace `ns`: the bytes, or the error.
@@ -29,40 +37,52 @@ fn nfs_cat(ns: &Netns, server: &str, path: &str) -> Result<String, String> {
 }
 
 #[test]
-fn each_root_is_served_to_its_own_pi_only() {
-    if !ready("each_root_is_served_to_its_own_pi_only") {
+fn the_ci_image_serves_every_example_slot_to_its_own_pi_only() {
+    if !ready("the_ci_image_serves_every_example_slot_to_its_own_pi_only") {
         return;
     }
-    // The controller with slots A-01 and A-02's interfaces, and their two Pis.
-    let ctl = Netns::new("nfsc");
-    let pis = [Netns::new("nfs1"), Netns::new("nfs2")];
-    for (i, (pi, (ctl_if, fs_ip, pi_ip))) in pis
-        .iter()
-        .zip([
-            ("eth0.10", "10.46.189.1/30", "10.46.189.2/30"),
-            ("eth0.11", "10.46.189.5/30", "10.46.189.6/30"),
-        ])
-        .enumerate()
-    {
-        let mac = format!("b8:27:eb:00:00:0{i}");
-        let ok = Command::new("ip")
-            .args([
-                "link", "add", ctl_if, "netns", &ctl.0, "type", "veth", "peer", "name", "eth0",
-                "netns", &pi.0, "address", &mac,
-            ])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        ctl.ip(&["addr", "add", fs_ip, "dev", ctl_if]);
-        ctl.ip(&["link", "set", ctl_if, "up"]);
-        pi.ip(&["addr", "add", pi_ip, "dev", "eth0"]);
-        pi.ip(&["link", "set", "eth0", "up"]);
-    }
-
-    // A site whose exports go to ganesha, with an image to build roots from.
     let dir = tempfile::tempdir().unwrap();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let d = dir.path();
+    let ci = d.join("ci-tiny");
+    let built = Command::new("images/ci-tiny/recipe")
+        .arg(&ci)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "recipe: {}", text(&built.stderr));
+
+    // The controller with every slot's interface, and one namespace per Pi.
+    let site = common::site("hardware/example-8.yaml");
+    let ledger =
+        pirack::plan::Ledger::load(std::path::Path::new("hardware/example-8.ledger.yaml")).unwrap();
+    let (plan, _) = pirack::plan::plan(&site, &ledger).unwrap();
+    let ctl = Netns::new("nfsc");
+    let pis: Vec<Netns> = plan
+        .slots
+        .iter()
+        .map(|s| Netns::new(&format!("nfs{}", s.key.port)))
+        .collect();
+    for (s, pi) in plan.slots.iter().zip(&pis) {
+        let mac = &s.board.as_ref().unwrap().mac;
+        let ok = Command::new("ip")
+            .args(["link", "add", &s.interface, "netns", &ctl.0, "type", "veth"])
+            .args(["peer", "name", "eth0", "netns", &pi.0, "address", mac])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        ctl.ip(&[
+            "addr",
+            "add",
+            &format!("{}/30", s.fileserver_ip),
+            "dev",
+            &s.interface,
+        ]);
+        ctl.ip(&["link", "set", &s.interface, "up"]);
+        pi.ip(&["addr", "add", &format!("{}/30", s.pi_ip), "dev", "eth0"]);
+        pi.ip(&["link", "set", "eth0", "up"]);
+    }
+
+    // The example site, its roots and exports under the temporary directory, ganesha.
     let export = d.join("export");
     let exports_file = d.join("pirack-exports.conf");
     let pid_file = d.join("ganesha.pid");
@@ -91,28 +111,38 @@ fn each_root_is_served_to_its_own_pi_only() {
         );
     let inventory = d.join("hardware/example-8.yaml");
     fs::write(&inventory, yaml).unwrap();
-    let tree = d.join("tree");
-    fs::create_dir_all(tree.join("etc/ssh")).unwrap();
-    fs::create_dir_all(tree.join("home/pi")).unwrap();
-    fs::write(tree.join("home/pi/notes"), "pi's\n").unwrap();
-    nix::unistd::chown(
-        &tree.join("home/pi/notes"),
-        Some(1000.into()),
-        Some(1000.into()),
-    )
-    .unwrap();
-    let boot = common::boot_files(64 * 1024);
+    let inventory = inventory.to_str().unwrap();
     let store = d.join("images");
-    let what = Import {
-        name: "tiny".into(),
-        version: "1".into(),
-        root: tree,
-        boot: boot.path().into(),
-        cmdline: String::new(),
-    };
-    image::import(&store, &what, &|_, _| {}).unwrap();
+    let store = store.to_str().unwrap();
+    let root_tar = ci.join("root.tar.gz");
+    let boot = ci.join("boot");
+    let out = pirack(&[
+        "image",
+        "--store",
+        store,
+        "import",
+        "--name",
+        "ci-tiny",
+        "--version",
+        "1",
+    ]);
+    assert!(!out.status.success(), "import needs --root and --boot");
+    let out = pirack(&[
+        "image",
+        "--store",
+        store,
+        "import",
+        "--name",
+        "ci-tiny",
+        "--version",
+        "1",
+        "--root",
+        root_tar.to_str().unwrap(),
+        "--boot",
+        boot.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "import: {}", text(&out.stderr));
 
-    // ganesha, with pirack's exports included (empty until the first root).
     fs::write(&exports_file, "# no roots yet\n").unwrap();
     let conf = d.join("ganesha.conf");
     fs::write(
@@ -124,15 +154,18 @@ fn each_root_is_served_to_its_own_pi_only() {
         ),
     )
     .unwrap();
+    let quiet = || (Stdio::null(), Stdio::null());
+    let (o, e) = quiet();
     let _rpcbind = Child(
         ctl.command("rpcbind")
             .args(["-w", "-f"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(o)
+            .stderr(e)
             .spawn()
             .unwrap(),
     );
     std::thread::sleep(Duration::from_millis(300));
+    let (o, e) = quiet();
     let _ganesha = Child(
         ctl.command("ganesha.nfsd")
             .args(["-F", "-f"])
@@ -141,8 +174,8 @@ fn each_root_is_served_to_its_own_pi_only() {
             .arg(d.join("ganesha.log"))
             .arg("-p")
             .arg(&pid_file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(o)
+            .stderr(e)
             .spawn()
             .unwrap(),
     );
@@ -153,71 +186,71 @@ fn each_root_is_served_to_its_own_pi_only() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    let out = pirack(&[
+    let mut args = vec![
         "root",
         "--inventory",
-        inventory.to_str().unwrap(),
+        inventory,
         "--store",
-        store.to_str().unwrap(),
+        store,
         "build",
         "--image",
-        "tiny-1",
-        "A-01",
-        "A-02",
-    ]);
+        "ci-tiny-1",
+    ];
+    args.extend(plan.slots.iter().map(|s| s.position.as_str()));
+    let out = pirack(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).contains("exports: 2 root(s)"),
+        text(&out.stdout).contains("exports: 8 root(s)"),
         "{}",
         text(&out.stdout)
     );
-    let a01 = format!("{}/10.46.189.2", export.display());
-    let a02 = format!("{}/10.46.189.6", export.display());
 
-    // ganesha rereads its exports on SIGHUP; give it a moment.
-    let mut got = Err(String::new());
-    for _ in 0..50 {
-        got = nfs_cat(&pis[0], "10.46.189.1", &format!("{a01}/etc/hostname"));
-        if got.is_ok() {
-            break;
+    let root_of = |i: usize| format!("{}/{}", export.display(), plan.slots[i].pi_ip);
+    for (i, s) in plan.slots.iter().enumerate() {
+        let server = s.fileserver_ip.to_string();
+        // ganesha rereads its exports on SIGHUP; give it a moment the first time.
+        let mut got = Err(String::new());
+        for _ in 0..50 {
+            got = nfs_cat(&pis[i], &server, &format!("{}/etc/hostname", root_of(i)));
+            if got.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
-        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            got,
+            Ok(format!("{}\n", s.hostname)),
+            "{} reads its own root",
+            s.position
+        );
+        let other = root_of((i + 1) % plan.slots.len());
+        let refused = nfs_cat(&pis[i], &server, &format!("{other}/etc/hostname"));
+        let denied = refused
+            .as_ref()
+            .is_err_and(|e| e.contains("ACCES") || e.contains("ermission"));
+        assert!(
+            denied,
+            "{} must not read its neighbour's root: {refused:?}",
+            s.position
+        );
     }
-    assert_eq!(got.as_deref(), Ok("example-a-01\n"), "A-01 reads its root");
-    assert_eq!(
-        nfs_cat(&pis[1], "10.46.189.5", &format!("{a02}/etc/hostname")).as_deref(),
-        Ok("example-a-02\n")
+    // Content and ownership as the image has them.
+    let busybox = nfs_cat(
+        &pis[0],
+        "10.46.189.1",
+        &format!("{}/bin/busybox", root_of(0)),
+    )
+    .unwrap();
+    assert!(busybox.len() > 100_000, "the real busybox");
+    let url = format!(
+        "nfs://10.46.189.1{}/home?version=3&nfsport=2049&mountport=20048",
+        root_of(0)
     );
-    assert_eq!(
-        nfs_cat(&pis[0], "10.46.189.1", &format!("{a01}/home/pi/notes")).as_deref(),
-        Ok("pi's\n")
-    );
-    let listing = pis[0]
-        .command("nfs-ls")
-        .arg(format!(
-            "nfs://10.46.189.1{a01}/home/pi?version=3&nfsport=2049&mountport=20048"
-        ))
-        .output()
-        .unwrap();
-    let listing = text(&listing.stdout);
+    let listing = text(&pis[0].command("nfs-ls").arg(url).output().unwrap().stdout);
     assert!(
         listing
             .lines()
-            .any(|l| l.contains(" 1000 ") && l.ends_with("notes")),
+            .any(|l| l.contains(" 1000 ") && l.ends_with("pi")),
         "ownership kept: {listing}"
     );
-
-    // Each Pi is refused the other's root, by either server address.
-    for (pi, server, root) in [
-        (&pis[1], "10.46.189.5", &a01),
-        (&pis[0], "10.46.189.1", &a02),
-    ] {
-        let refused = nfs_cat(pi, server, &format!("{root}/etc/hostname"));
-        assert!(
-            refused
-                .as_ref()
-                .is_err_and(|e| e.contains("ACCES") || e.contains("ermission")),
-            "{root}: {refused:?}"
-        );
-    }
 }
