@@ -1,0 +1,232 @@
+//! Root building: an image of about 381 MB with a Debian-like spread of file sizes,
+//! then roots made from it with every method each filesystem offers (btrfs and XFS
+//! on loop devices), all in one run: seconds and extra disk per root, the ratio to a
+//! full copy, and a whole customised root (SSH keys included). Needs root.
+//!
+//!     cargo bench --bench roots -- [--roots 96] [--copies 4]
+
+use pirack::inventory;
+use pirack::plan::{Ledger, plan};
+use pirack::roots::{Method, clone, customise};
+use pirack::switch::Profiles;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn sh(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A filesystem on a loop device; unmounted and detached on drop.
+struct LoopFs {
+    dir: PathBuf,
+    device: String,
+}
+
+impl LoopFs {
+    fn new(kind: &str, mkfs: &[&str]) -> LoopFs {
+        let dir = PathBuf::from(format!("target/bench-roots-{kind}"));
+        let _ = Command::new("umount").arg(dir.join("mnt")).status();
+        std::fs::create_dir_all(dir.join("mnt")).unwrap();
+        let image = dir.join("fs.img");
+        let _ = std::fs::remove_file(&image);
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(6 << 30)
+            .unwrap();
+        let device = sh(Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&image))
+        .trim()
+        .to_string();
+        sh(Command::new(mkfs[0]).args(&mkfs[1..]).arg(&device));
+        sh(Command::new("mount").arg(&device).arg(dir.join("mnt")));
+        LoopFs { dir, device }
+    }
+    fn path(&self) -> PathBuf {
+        self.dir.join("mnt")
+    }
+    fn used(&self) -> u64 {
+        let _ = Command::new("sync").arg("-f").arg(self.path()).status();
+        let s = nix::sys::statvfs::statvfs(&self.path()).unwrap();
+        (s.blocks() - s.blocks_free()) as u64 * s.fragment_size() as u64
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.path()).status();
+        let _ = Command::new("losetup").args(["-d", &self.device]).status();
+        let _ = std::fs::remove_file(self.dir.join("fs.img"));
+    }
+}
+
+/// About 381 MB in about 20,000 files: many small, some medium, a few large, in a
+/// Debian-like directory spread; returns (files, bytes).
+fn make_image(root: &Path) -> (u64, u64) {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let dirs = [
+        "usr/bin",
+        "usr/lib/aarch64-linux-gnu",
+        "usr/share/doc",
+        "usr/share/locale",
+        "usr/lib/python3",
+        "etc",
+        "var/lib/dpkg/info",
+        "lib/modules",
+    ];
+    let (mut files, mut bytes) = (0u64, 0u64);
+    for (count, size) in [(18_000u64, 4_096u64), (1_900, 100_000), (100, 1_200_000)] {
+        for i in 0..count {
+            let dir = root
+                .join(dirs[(next() % dirs.len() as u64) as usize])
+                .join(format!("d{}", i % 97));
+            std::fs::create_dir_all(&dir).unwrap();
+            let len = size / 2 + next() % size;
+            let data: Vec<u8> = (0..len)
+                .map(|j| (j as u8).wrapping_mul(31) ^ (i as u8))
+                .collect();
+            std::fs::write(dir.join(format!("f{i}-{size}")), &data).unwrap();
+            files += 1;
+            bytes += len;
+        }
+    }
+    std::fs::create_dir_all(root.join("etc/ssh")).unwrap();
+    (files, bytes)
+}
+
+struct Row {
+    fs: &'static str,
+    method: Method,
+    roots: u64,
+    secs_per_root: f64,
+    extra_per_root: f64,
+}
+
+fn bench_method(fs: &LoopFs, name: &'static str, image: &Path, method: Method, n: u64) -> Row {
+    let roots = fs.path().join(format!("roots-{method:?}"));
+    std::fs::create_dir_all(&roots).unwrap();
+    let before = fs.used();
+    let t = Instant::now();
+    for i in 0..n {
+        clone::clone_tree(image, &roots.join(format!("r{i}")), method).unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64() / n as f64;
+    let extra = fs.used().saturating_sub(before) as f64 / n as f64;
+    for i in 0..n {
+        clone::remove_tree(&roots.join(format!("r{i}"))).unwrap();
+    }
+    Row {
+        fs: name,
+        method,
+        roots: n,
+        secs_per_root: secs,
+        extra_per_root: extra,
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("roots bench needs root (loop devices); skipped");
+        return;
+    }
+    let n = arg("--roots", 96);
+    let copies = arg("--copies", 4);
+    let profiles = Profiles::load_dir(Path::new("switch-profiles")).unwrap();
+    let site = inventory::load(Path::new("hardware/shelf-96.yaml"), &profiles.names()).unwrap();
+    let (p, _) = plan(
+        &site,
+        &Ledger::load(Path::new("hardware/shelf-96.ledger.yaml")).unwrap(),
+    )
+    .unwrap();
+
+    let mut rows = Vec::new();
+    let mut whole = Vec::new();
+    for (name, mkfs) in [
+        ("btrfs", &["mkfs.btrfs", "-q", "-f"][..]),
+        ("xfs", &["mkfs.xfs", "-q", "-f", "-m", "reflink=1"][..]),
+    ] {
+        let fs = LoopFs::new(name, mkfs);
+        let image = fs.path().join("image");
+        if name == "btrfs" {
+            sh(Command::new("btrfs")
+                .args(["-q", "subvolume", "create"])
+                .arg(&image));
+        }
+        let (files, bytes) = make_image(&image);
+        if name == "btrfs" {
+            println!("image: {files} files, {:.0} MB", bytes as f64 / 1e6);
+        }
+        let methods: &[Method] = if name == "btrfs" {
+            &[Method::Snapshot, Method::Reflink, Method::Copy]
+        } else {
+            &[Method::Reflink, Method::Copy]
+        };
+        for &m in methods {
+            rows.push(bench_method(
+                &fs,
+                name,
+                &image,
+                m,
+                if m == Method::Copy { copies } else { n },
+            ));
+        }
+        // A whole customised root: the best method plus the slot's files and keys.
+        let best = clone::best_method(&image, &fs.path());
+        let t = Instant::now();
+        for s in p.slots.iter().take(4) {
+            let dst = fs.path().join(format!("slot-{}", s.position));
+            clone::clone_tree(&image, &dst, best).unwrap();
+            customise(&dst, &site, s).unwrap();
+        }
+        whole.push((name, best, t.elapsed().as_secs_f64() / 4.0));
+    }
+
+    println!(
+        "{:<6} {:<15} {:>6} {:>13} {:>15} {:>12}",
+        "fs", "method", "roots", "s per root", "extra MB/root", "vs copy"
+    );
+    for r in &rows {
+        let copy = rows
+            .iter()
+            .find(|c| c.fs == r.fs && c.method == Method::Copy)
+            .expect("copy measured");
+        println!(
+            "{:<6} {:<15} {:>6} {:>13.3} {:>15.2} {:>11.3}x",
+            r.fs,
+            r.method.to_string(),
+            r.roots,
+            r.secs_per_root,
+            r.extra_per_root / 1e6,
+            r.secs_per_root / copy.secs_per_root
+        );
+    }
+    for (fs, m, s) in whole {
+        println!("{fs}: a whole customised root ({m} + files + SSH keys): {s:.3} s");
+    }
+}
