@@ -41,7 +41,11 @@ struct LoopFs {
 impl LoopFs {
     fn new(kind: &str, mkfs: &[&str]) -> LoopFs {
         let dir = PathBuf::from(format!("target/bench-roots-{kind}"));
-        let _ = Command::new("umount").arg(dir.join("mnt")).status();
+        // Left mounted by an interrupted run?
+        let _ = Command::new("umount")
+            .arg(dir.join("mnt"))
+            .stderr(std::process::Stdio::null())
+            .status();
         std::fs::create_dir_all(dir.join("mnt")).unwrap();
         let image = dir.join("fs.img");
         let _ = std::fs::remove_file(&image);

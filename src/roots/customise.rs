@@ -131,27 +131,41 @@ fn host_keys(root: &Path, hostname: &str) -> Result<Vec<String>, CustomiseError>
             std::fs::remove_file(e.path()).map_err(io_err(&e.path()))?;
         }
     }
+    // All at once: RSA's prime search dominates, the others finish meanwhile.
+    let children = HOST_KEYS
+        .iter()
+        .map(|(kind, args)| {
+            let file = dir.join(format!("ssh_host_{kind}_key"));
+            let child = Command::new("ssh-keygen")
+                .args(["-q", "-N", "", "-t", kind])
+                .args(*args)
+                .arg("-C")
+                .arg(format!("root@{hostname}"))
+                .arg("-f")
+                .arg(&file)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn();
+            (kind, child)
+        })
+        .collect::<Vec<_>>();
     let mut written = Vec::new();
-    for (kind, args) in HOST_KEYS {
-        let file = dir.join(format!("ssh_host_{kind}_key"));
-        let out = Command::new("ssh-keygen")
-            .args(["-q", "-N", "", "-t", kind])
-            .args(*args)
-            .arg("-C")
-            .arg(format!("root@{hostname}"))
-            .arg("-f")
-            .arg(&file)
-            .output()
-            .map_err(|e| CustomiseError::Keygen {
-                key: kind.to_string(),
-                detail: e.to_string(),
-            })?;
+    for (kind, child) in children {
+        let keygen_err = |detail: String| CustomiseError::Keygen {
+            key: kind.to_string(),
+            detail,
+        };
+        let out = child
+            .and_then(|c| c.wait_with_output())
+            .map_err(|e| keygen_err(e.to_string()))?;
         if !out.status.success() {
             let said = [out.stderr, out.stdout].concat();
-            return Err(CustomiseError::Keygen {
-                key: kind.to_string(),
-                detail: format!("{}: {}", out.status, String::from_utf8_lossy(&said).trim()),
-            });
+            return Err(keygen_err(format!(
+                "{}: {}",
+                out.status,
+                String::from_utf8_lossy(&said).trim()
+            )));
         }
         written.push(format!("etc/ssh/ssh_host_{kind}_key"));
         written.push(format!("etc/ssh/ssh_host_{kind}_key.pub"));
