@@ -96,10 +96,10 @@ fn import_checks_records_and_verifies() {
     );
 
     // What a crash leaves is neither listed nor in the way.
-    fs::create_dir_all(store.join(".tiny-3.partial/root/bin")).unwrap();
+    fs::create_dir_all(store.join(".tiny-3.partial-1/root/bin")).unwrap();
     assert_eq!(image::list(&store).unwrap().len(), 2);
     image::import(&store, &import_of(&root, boot.path(), "3"), &|_, _| {}).unwrap();
-    assert!(!store.join(".tiny-3.partial").exists());
+    assert!(!store.join(".tiny-3.partial-1").exists());
 }
 
 #[test]
@@ -160,4 +160,74 @@ fn on_btrfs_the_image_root_is_a_read_only_subvolume_roots_snapshot() {
         Vec::<String>::new(),
         "the image is untouched"
     );
+}
+
+/// SIGKILL at many points of an import: the image is either absent or whole
+/// (it verifies), and importing again afterwards works.
+#[test]
+fn sigkill_during_import_never_leaves_a_half_image() {
+    let work = tempfile::tempdir().unwrap();
+    let boot = common::boot_files(4 << 20);
+    let root = work.path().join("rootfs");
+    tree(&root);
+    for i in 0..200 {
+        fs::write(root.join(format!("etc/file-{i}")), vec![i as u8; 64 * 1024]).unwrap();
+    }
+    let store = work.path().join("store");
+    let import = |version: &str| {
+        Command::new(env!("CARGO_BIN_EXE_pirack"))
+            .args([
+                "image",
+                "--store",
+                store.to_str().unwrap(),
+                "import",
+                "--name",
+                "tiny",
+                "--version",
+                version,
+            ])
+            .arg("--root")
+            .arg(&root)
+            .arg("--boot")
+            .arg(boot.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    assert!(import("0").wait().unwrap().success());
+    let whole = started.elapsed();
+    let (mut absent, mut complete) = (0, 0);
+    for i in 1..=12u32 {
+        let version = i.to_string();
+        let mut child = import(&version);
+        std::thread::sleep(whole * i / 10);
+        let _ = child.kill();
+        let _ = child.wait();
+        let id = format!("tiny-{version}");
+        match image::show(&store, &id) {
+            Ok(_) => {
+                assert_eq!(
+                    image::verify(&store, &id).unwrap(),
+                    Vec::<String>::new(),
+                    "{id} is whole"
+                );
+                complete += 1;
+            }
+            Err(ImageError::Unknown(_)) => {
+                absent += 1;
+                assert!(
+                    import(&version).wait().unwrap().success(),
+                    "{id} imports after the kill"
+                );
+            }
+            Err(e) => panic!("{id}: {e}"),
+        }
+    }
+    assert!(
+        absent > 0 && complete > 0,
+        "kills landed before and after the rename: {absent} {complete}"
+    );
+    assert_eq!(image::list(&store).unwrap().len(), 13);
 }

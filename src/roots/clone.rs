@@ -166,7 +166,7 @@ pub fn clone_tree(src: &Path, dst: &Path, method: Method) -> Result<(), CloneErr
                     into: dst.to_path_buf(),
                 });
             }
-            run(Command::new("btrfs")
+            run(super::command("btrfs")
                 .args(["-q", "subvolume", "snapshot"])
                 .arg(src)
                 .arg(&tmp))
@@ -179,7 +179,7 @@ pub fn clone_tree(src: &Path, dst: &Path, method: Method) -> Result<(), CloneErr
             };
             // -a keeps owners, modes, times, hard and symbolic links, devices and
             // xattrs (file capabilities included); -T copies src's contents as tmp.
-            run(Command::new("cp")
+            run(super::command("cp")
                 .args(["-a", "-T", reflink])
                 .arg(src)
                 .arg(&tmp))
@@ -199,7 +199,7 @@ pub fn remove_tree(path: &Path) -> Result<(), CloneError> {
         return Ok(());
     }
     if is_subvolume(path) {
-        return run(Command::new("btrfs")
+        return run(super::command("btrfs")
             .args(["-q", "subvolume", "delete"])
             .arg(path));
     }

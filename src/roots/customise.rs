@@ -10,7 +10,6 @@ use crate::plan::render::slot as rendered;
 use std::io::{self, Read};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Units masked in every root: each resizes a partition, makes a swap file or
 /// regenerates keys at first boot, none of which an NFS root wants.
@@ -136,7 +135,7 @@ fn host_keys(root: &Path, hostname: &str) -> Result<Vec<String>, CustomiseError>
         .iter()
         .map(|(kind, args)| {
             let file = dir.join(format!("ssh_host_{kind}_key"));
-            let child = Command::new("ssh-keygen")
+            let child = super::command("ssh-keygen")
                 .args(["-q", "-N", "", "-t", kind])
                 .args(*args)
                 .arg("-C")

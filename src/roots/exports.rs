@@ -10,7 +10,6 @@ use crate::plan::render::exports;
 use crate::plan::{Plan, SlotPlan};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -82,7 +81,7 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), ExportError> {
 }
 
 fn exportfs() -> Result<(), ExportError> {
-    let out = Command::new("exportfs")
+    let out = super::command("exportfs")
         .arg("-ra")
         .output()
         .map_err(|e| ExportError::Exportfs(format!("{e} (is nfs-kernel-server installed?)")))?;

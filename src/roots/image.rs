@@ -261,8 +261,8 @@ pub fn import(
         return Err(ImageError::Exists(id));
     }
     std::fs::create_dir_all(store).map_err(io_err(store))?;
-    let partial = store.join(format!(".{id}.partial"));
-    remove_partial(&partial)?;
+    clear_partials(store, &id);
+    let partial = store.join(format!(".{id}.partial-{}", std::process::id()));
     let result = build(&partial, what, kernel, device_trees, progress);
     let manifest = match result {
         Ok(m) => m,
@@ -290,7 +290,7 @@ fn build(
     )?;
     let root = dir.join("root");
     // On btrfs the root is its own subvolume, so slots' roots can be snapshots.
-    let subvolume = Command::new("btrfs")
+    let subvolume = super::command("btrfs")
         .args(["-q", "subvolume", "create"])
         .arg(&root)
         .output();
@@ -313,14 +313,14 @@ fn build(
         let mut src = what.root.clone().into_os_string();
         src.push("/.");
         unpack(
-            Command::new("cp")
+            super::command("cp")
                 .args(["-a", "--reflink=auto"])
                 .arg(src)
                 .arg(&root),
         )?;
     } else {
         unpack(
-            Command::new("tar")
+            super::command("tar")
                 .args(["-x", "-p", "--numeric-owner", "--xattrs", "-f"])
                 .arg(&what.root)
                 .arg("-C")
@@ -358,7 +358,7 @@ fn build(
     let text = serde_yaml::to_string(&manifest).expect("manifest serialises");
     std::fs::write(&path, text).map_err(io_err(&path))?;
     // Immutable from here: a read-only subvolume where the filesystem has them.
-    let _ = Command::new("btrfs")
+    let _ = super::command("btrfs")
         .args(["-q", "property", "set", "-ts"])
         .arg(&root)
         .args(["ro", "true"])
@@ -370,11 +370,27 @@ fn root_size(root: &Path) -> Result<u64, ImageError> {
     Ok(list_files(root)?.iter().map(|(_, s)| s).sum())
 }
 
-/// A half-made import left by a crash: removed before anything else uses the name.
+/// Half-made imports of `id` left by crashes: removed where possible (never
+/// listed either way, and never in the way of a new import, which has its own).
+fn clear_partials(store: &Path, id: &str) {
+    let prefix = format!(".{id}.partial");
+    let Ok(entries) = std::fs::read_dir(store) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix)
+            && let Err(err) = remove_partial(&e.path())
+        {
+            tracing::warn!("leftover import {}: {err}", e.path().display());
+        }
+    }
+}
+
+/// Removes one half-made (or doomed) image directory.
 fn remove_partial(dir: &Path) -> Result<(), ImageError> {
     let root = dir.join("root");
     if clone::is_subvolume(&root) {
-        let _ = Command::new("btrfs")
+        let _ = super::command("btrfs")
             .args(["-q", "property", "set", "-ts"])
             .arg(&root)
             .args(["ro", "false"])
@@ -451,7 +467,7 @@ pub fn remove(store: &Path, id: &str, users: &[String]) -> Result<(), ImageError
     }
     let dir = store.join(id);
     // Renamed away first, so a crash half-way leaves no image that looks whole.
-    let doomed = store.join(format!(".{id}.partial"));
+    let doomed = store.join(format!(".{id}.partial-{}", std::process::id()));
     std::fs::rename(&dir, &doomed).map_err(io_err(&dir))?;
     remove_partial(&doomed)
 }

@@ -11,3 +11,20 @@ pub mod slot_root;
 
 pub use clone::{CloneError, Method, best_method, clone_tree, remove_tree};
 pub use customise::{CustomiseError, customise};
+
+/// A command that dies with pirack: a `cp` or `ssh-keygen` left running by a
+/// killed pirack would go on writing into a tree the next run is rebuilding.
+pub(crate) fn command(program: &str) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(program);
+    // SAFETY: prctl is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
