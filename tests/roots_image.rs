@@ -202,7 +202,7 @@ fn sigkill_during_import_never_leaves_a_half_image() {
     for i in 1..=12u32 {
         let version = i.to_string();
         let mut child = import(&version);
-        std::thread::sleep(whole * i / 10);
+        std::thread::sleep(whole * i / 5);
         let _ = child.kill();
         let _ = child.wait();
         let id = format!("tiny-{version}");
