@@ -1,0 +1,6 @@
+//! The commands behind the `pirack` CLI, one module per area.
+
+pub mod inputs;
+pub mod netboot;
+pub mod roots;
+pub mod site;

@@ -1,0 +1,233 @@
+//! `image`, `root` and `exports`: images, the slots' NFS roots and their exports.
+
+use super::inputs::{Inputs, load};
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use pirack::plan;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum ImageAction {
+    /// Import a root (directory or tarball) and a boot-files directory as an image.
+    Import {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        version: String,
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        boot: PathBuf,
+        /// The image's part of the kernel command line.
+        #[arg(long, default_value = "console=ttyAMA0,115200 console=tty1")]
+        cmdline: String,
+    },
+    /// List the images in the store.
+    List,
+    /// Print an image's manifest.
+    Show { id: String },
+    /// Check an image's files against its manifest.
+    Verify { id: String },
+    /// Remove an image that no slot's root comes from.
+    Remove {
+        #[command(flatten)]
+        inputs: Inputs,
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RootAction {
+    /// Build the slots' roots from an image (a reimage keeps the old root for rollback).
+    Build {
+        #[arg(long)]
+        image: String,
+        /// Positions of the slots.
+        #[arg(required = true)]
+        slots: Vec<String>,
+        /// Confirms the Pis are off: needed to replace a root in service.
+        #[arg(long)]
+        powered_off: bool,
+    },
+    /// Put a slot's previous root back in service.
+    Rollback {
+        slot: String,
+        #[arg(long)]
+        powered_off: bool,
+    },
+    /// Delete a slot's root and every kept one.
+    Delete {
+        slot: String,
+        #[arg(long)]
+        powered_off: bool,
+    },
+    /// List every slot's root.
+    Show,
+}
+
+pub fn image(store: &Path, action: ImageAction) -> Result<ExitCode> {
+    use pirack::roots::image;
+    match action {
+        ImageAction::Import {
+            name,
+            version,
+            root,
+            boot,
+            cmdline,
+        } => {
+            let bar = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_message("checksumming root");
+            let what = image::Import {
+                name,
+                version,
+                root,
+                boot,
+                cmdline,
+            };
+            let m = image::import(store, &what, &|done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            });
+            bar.finish_and_clear();
+            let m = m?;
+            println!(
+                "imported {} into {}: kernel {}, {} boot file(s)",
+                m.id(),
+                store.display(),
+                m.kernel,
+                m.checksums.boot.len()
+            );
+        }
+        ImageAction::List => {
+            for m in image::list(store)? {
+                println!(
+                    "{:<32} {:<8} kernel {:<14} root {}",
+                    m.id(),
+                    m.architecture,
+                    m.kernel,
+                    &m.checksums.root[..12]
+                );
+            }
+        }
+        ImageAction::Show { id } => print!("{}", serde_yaml::to_string(&image::show(store, &id)?)?),
+        ImageAction::Remove { inputs, id } => {
+            let l = match load(&inputs)? {
+                Ok(l) => l,
+                Err(code) => return Ok(code),
+            };
+            let users =
+                pirack::roots::slot_root::users(Path::new(&l.site.fileserver.export_root), &id)?;
+            image::remove(store, &id, &users)?;
+            println!("removed {id}");
+        }
+        ImageAction::Verify { id } => {
+            let bad = image::verify(store, &id)?;
+            if !bad.is_empty() {
+                eprintln!("{id}: changed since import: {}", bad.join(", "));
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("{id}: intact");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn export(site: &pirack::inventory::Site, plan: &pirack::plan::Plan) -> Result<()> {
+    let a = pirack::roots::exports::apply(site, plan)?;
+    println!(
+        "exports: {} root(s) in {} ({:?})",
+        a.roots,
+        a.file.display(),
+        a.backend
+    );
+    Ok(())
+}
+
+pub fn root(
+    inputs: &Inputs,
+    store: &Path,
+    no_export: bool,
+    action: RootAction,
+) -> Result<ExitCode> {
+    use pirack::roots::slot_root;
+    let l = match load(inputs)? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    let (plan, _) = plan::plan(&l.site, &l.ledger)?;
+    let slot = |position: &str| {
+        plan.slots
+            .iter()
+            .find(|s| s.position == position)
+            .with_context(|| format!("no slot {position} in {}", inputs.inventory.display()))
+    };
+    // Until pirack tracks power, changing a root in service needs the operator's word.
+    let on = |s: &pirack::plan::SlotPlan, off: bool| -> Result<bool> {
+        Ok(!off && slot_root::record(&l.site, s)?.is_some())
+    };
+    match action {
+        RootAction::Build {
+            image,
+            slots,
+            powered_off,
+        } => {
+            let bar = indicatif::ProgressBar::new(slots.len() as u64).with_style(
+                indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} roots")
+                    .expect("valid template"),
+            );
+            for position in &slots {
+                let s = slot(position)?;
+                bar.set_message(format!("building {position}"));
+                let rec = slot_root::build(&l.site, s, store, &image, on(s, powered_off)?)?;
+                bar.suspend(|| {
+                    println!("{position}: {} from {} ({})", s.root, rec.image, rec.method)
+                });
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+        }
+        RootAction::Rollback {
+            slot: position,
+            powered_off,
+        } => {
+            let s = slot(&position)?;
+            let rec = slot_root::rollback(&l.site, s, on(s, powered_off)?)?;
+            println!("{position}: back on {}", rec.image);
+        }
+        RootAction::Delete {
+            slot: position,
+            powered_off,
+        } => {
+            let s = slot(&position)?;
+            slot_root::delete(&l.site, s, on(s, powered_off)?)?;
+            println!("{position}: root deleted");
+        }
+        RootAction::Show => {
+            for s in &plan.slots {
+                match slot_root::record(&l.site, s)? {
+                    Some(r) => println!(
+                        "{:<8} {:<28} {:<24} {:<14} {} kept",
+                        s.position,
+                        s.root,
+                        r.image,
+                        r.method.to_string(),
+                        r.previous.len()
+                    ),
+                    None => println!("{:<8} {:<28} -", s.position, s.root),
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    if !no_export {
+        export(&l.site, &plan)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
