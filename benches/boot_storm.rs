@@ -6,6 +6,9 @@
 //!
 //!     cargo bench --bench boot_storm -- [--slots 96] [--kernel-mib 8]
 
+mod common;
+
+use common::{arg, sh};
 use pirack::inventory::{self, Site};
 use pirack::plan::{Ledger, Plan, plan, render::slot as rendered};
 use pirack::sim::{self, Report};
@@ -33,24 +36,6 @@ struct Row {
     /// Of which in the kernel (system time).
     sys: f64,
     rss_mib: f64,
-}
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn sh(cmd: &mut Command) {
-    let out = cmd.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// (utime, stime) of a process, in seconds.
@@ -234,9 +219,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("boot_storm needs root (network namespaces); skipped");
+    if !common::is_root("boot_storm") {
         return;
     }
     let n = arg("--slots", 96) as usize;

@@ -5,6 +5,9 @@
 //!
 //!     cargo bench --bench roots -- [--roots 96] [--copies 4]
 
+mod common;
+
+use common::{arg, sh};
 use pirack::inventory;
 use pirack::plan::{Ledger, plan};
 use pirack::roots::{Method, clone, customise};
@@ -12,25 +15,6 @@ use pirack::switch::Profiles;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn sh(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A filesystem on a loop device; unmounted and detached on drop.
 struct LoopFs {
@@ -154,9 +138,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("roots bench needs root (loop devices); skipped");
+    if !common::is_root("roots") {
         return;
     }
     let n = arg("--roots", 96);

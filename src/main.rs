@@ -5,7 +5,7 @@ mod cli;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use cli::inputs::{Inputs, load};
+use cli::inputs::{Inputs, Reported, load};
 use cli::netboot::{serve, sim};
 use cli::roots::{ImageAction, RootAction, export, image, root};
 use cli::site::{LedgerAction, check, ledger_release, ledger_show, plan_cmd};
@@ -136,7 +136,9 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            if e.downcast_ref::<Reported>().is_none() {
+                eprintln!("error: {e:#}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -181,10 +183,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             action,
         } => root(&inputs, &store, no_export, action),
         Command::Exports(inputs) => {
-            let l = match load(&inputs)? {
-                Ok(l) => l,
-                Err(code) => return Ok(code),
-            };
+            let l = load(&inputs)?;
             let (plan, _) = plan::plan(&l.site, &l.ledger)?;
             export(&l.site, &plan)?;
             Ok(ExitCode::SUCCESS)

@@ -5,7 +5,6 @@ use pirack::inventory::{self, InventoryError, Site};
 use pirack::plan::Ledger;
 use pirack::switch::Profiles;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 /// Where the inventory and what it refers to live.
 #[derive(clap::Args)]
@@ -22,7 +21,7 @@ pub struct Inputs {
     pub ledger: Option<PathBuf>,
 }
 
-/// The loaded inputs, or the exit code after printing why they could not load.
+/// The loaded inputs.
 pub struct Loaded {
     pub site: Site,
     pub profiles: Profiles,
@@ -30,7 +29,20 @@ pub struct Loaded {
     pub ledger_path: PathBuf,
 }
 
-pub fn load(inputs: &Inputs) -> Result<Result<Loaded, ExitCode>> {
+/// An error already shown in full (an inventory's problem list): the CLI exits
+/// non-zero without printing it again.
+#[derive(Debug)]
+pub struct Reported;
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("problems reported above")
+    }
+}
+
+impl std::error::Error for Reported {}
+
+pub fn load(inputs: &Inputs) -> Result<Loaded> {
     let profiles_dir = match &inputs.profiles {
         Some(dir) => dir.clone(),
         None => find_profiles(&inputs.inventory)?,
@@ -45,7 +57,7 @@ pub fn load(inputs: &Inputs) -> Result<Result<Loaded, ExitCode>> {
                 inputs.inventory.display(),
                 problems.0.len()
             );
-            return Ok(Err(ExitCode::FAILURE));
+            return Err(Reported.into());
         }
         Err(e) => return Err(e.into()),
     };
@@ -54,12 +66,12 @@ pub fn load(inputs: &Inputs) -> Result<Result<Loaded, ExitCode>> {
         .clone()
         .unwrap_or_else(|| Ledger::path_for(&inputs.inventory));
     let ledger = Ledger::load(&ledger_path)?;
-    Ok(Ok(Loaded {
+    Ok(Loaded {
         site,
         profiles,
         ledger,
         ledger_path,
-    }))
+    })
 }
 
 /// The nearest `switch-profiles/` at or above the inventory's directory, the way

@@ -17,10 +17,7 @@ pub fn serve(
     tftp_port: u16,
     json: bool,
 ) -> Result<ExitCode> {
-    let l = match load(inputs)? {
-        Ok(l) => l,
-        Err(code) => return Ok(code),
-    };
+    let l = load(inputs)?;
     let (plan, ledger) = plan::plan(&l.site, &l.ledger)?;
     if ledger != l.ledger {
         bail!(
@@ -99,10 +96,7 @@ pub fn sim(
     power_on: f64,
     json: bool,
 ) -> Result<ExitCode> {
-    let l = match load(inputs)? {
-        Ok(l) => l,
-        Err(code) => return Ok(code),
-    };
+    let l = load(inputs)?;
     let (plan, _) = plan::plan(&l.site, &l.ledger)?;
     let handler = SigAction::new(
         SigHandler::Handler(on_stop_signal),

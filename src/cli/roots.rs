@@ -118,10 +118,7 @@ pub fn image(store: &Path, action: ImageAction) -> Result<ExitCode> {
         }
         ImageAction::Show { id } => print!("{}", serde_yaml::to_string(&image::show(store, &id)?)?),
         ImageAction::Remove { inputs, id } => {
-            let l = match load(&inputs)? {
-                Ok(l) => l,
-                Err(code) => return Ok(code),
-            };
+            let l = load(&inputs)?;
             let users =
                 pirack::roots::slot_root::users(Path::new(&l.site.fileserver.export_root), &id)?;
             image::remove(store, &id, &users)?;
@@ -157,10 +154,7 @@ pub fn root(
     action: RootAction,
 ) -> Result<ExitCode> {
     use pirack::roots::slot_root;
-    let l = match load(inputs)? {
-        Ok(l) => l,
-        Err(code) => return Ok(code),
-    };
+    let l = load(inputs)?;
     let (plan, _) = plan::plan(&l.site, &l.ledger)?;
     let slot = |position: &str| {
         plan.slots

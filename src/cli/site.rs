@@ -24,10 +24,7 @@ pub enum LedgerAction {
 }
 
 pub fn check(inputs: &Inputs) -> Result<ExitCode> {
-    let l = match load(inputs)? {
-        Ok(l) => l,
-        Err(code) => return Ok(code),
-    };
+    let l = load(inputs)?;
     let (plan, _) = plan::plan(&l.site, &l.ledger)
         .with_context(|| format!("planning against ledger {}", l.ledger_path.display()))?;
     let boards = plan.slots.iter().filter(|s| s.board.is_some()).count();
@@ -43,10 +40,7 @@ pub fn check(inputs: &Inputs) -> Result<ExitCode> {
 }
 
 pub fn plan_cmd(inputs: &Inputs, out: Option<&Path>, check: bool, json: bool) -> Result<ExitCode> {
-    let l = match load(inputs)? {
-        Ok(l) => l,
-        Err(code) => return Ok(code),
-    };
+    let l = load(inputs)?;
     let (plan, ledger) = plan::plan(&l.site, &l.ledger)
         .with_context(|| format!("planning against ledger {}", l.ledger_path.display()))?;
     let tree = render::render(&l.site, &plan, &l.profiles);
@@ -100,10 +94,7 @@ pub fn plan_cmd(inputs: &Inputs, out: Option<&Path>, check: bool, json: bool) ->
 }
 
 pub fn ledger_show(inputs: &Inputs) -> Result<ExitCode> {
-    let l = match load(inputs)? {
-        Ok(l) => l,
-        Err(code) => return Ok(code),
-    };
+    let l = load(inputs)?;
     println!(
         "# {} (next fsid {})",
         l.ledger_path.display(),
@@ -132,10 +123,7 @@ pub fn ledger_show(inputs: &Inputs) -> Result<ExitCode> {
 }
 
 pub fn ledger_release(inputs: &Inputs, keys: &[SlotKey]) -> Result<ExitCode> {
-    let mut l = match load(inputs)? {
-        Ok(l) => l,
-        Err(code) => return Ok(code),
-    };
+    let mut l = load(inputs)?;
     for key in keys {
         if let Some(slot) = l.site.slots.iter().find(|s| &s.key == key) {
             bail!(
