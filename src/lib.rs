@@ -17,3 +17,4 @@ pub mod sim;
 pub mod switch;
 pub mod template;
 pub mod tftp;
+pub mod walk;

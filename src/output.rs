@@ -35,30 +35,17 @@ pub struct WriteReport {
     pub removed: usize,
 }
 
-/// Every regular file under `dir`, as relative `/`-separated paths, marker excluded.
+/// Every file under `dir` as relative `/`-separated paths, marker excluded; a
+/// symlink is a file here, never walked into (so never emptied by a prune).
 fn existing_files(dir: &Path) -> Result<BTreeSet<String>, OutputError> {
-    let mut out = BTreeSet::new();
     if !dir.exists() {
-        return Ok(out);
+        return Ok(BTreeSet::new());
     }
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).map_err(io_err(&d))? {
-            let entry = entry.map_err(io_err(&d))?;
-            let path = entry.path();
-            // file_type() does not follow symlinks: a link to elsewhere is pruned as
-            // a file, never walked into (and never emptied).
-            if entry.file_type().map_err(io_err(&path))?.is_dir() {
-                stack.push(path);
-            } else if let Ok(rel) = path.strip_prefix(dir) {
-                let rel = rel.to_string_lossy().replace('\\', "/");
-                if rel != MARKER {
-                    out.insert(rel);
-                }
-            }
-        }
-    }
-    Ok(out)
+    let files = crate::walk::files(dir).map_err(|e| OutputError::Io {
+        path: e.path,
+        source: e.source,
+    })?;
+    Ok(files.into_iter().filter(|f| f != MARKER).collect())
 }
 
 /// Makes `dir` hold exactly `tree`, rewriting only files whose content differs.

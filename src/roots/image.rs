@@ -149,24 +149,17 @@ pub fn check_boot(dir: &Path) -> Result<(String, Vec<String>), ImageError> {
     }
 }
 
-/// Regular files under `dir` as (relative path, size), sorted.
+/// Regular files under `dir` (links to files followed) as (relative path, size),
+/// sorted.
 fn list_files(dir: &Path) -> Result<Vec<(String, u64)>, ImageError> {
     let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).map_err(io_err(&d))? {
-            let e = e.map_err(io_err(&d))?;
-            let m = std::fs::metadata(e.path()).map_err(io_err(&e.path()))?;
-            if m.is_dir() {
-                stack.push(e.path());
-            } else if m.is_file()
-                && let Ok(rel) = e.path().strip_prefix(dir)
-            {
-                out.push((rel.to_string_lossy().into_owned(), m.len()));
-            }
+    for rel in crate::walk::files(dir).map_err(|e| io_err(&e.path)(e.source))? {
+        let path = dir.join(&rel);
+        let m = std::fs::metadata(&path).map_err(io_err(&path))?;
+        if m.is_file() {
+            out.push((rel, m.len()));
         }
     }
-    out.sort();
     Ok(out)
 }
 

@@ -48,21 +48,14 @@ pub enum SimError {
     Lab(#[source] io::Error),
 }
 
-/// Every file under `dir`, by its `/`-separated relative path.
+/// Every regular file under `dir` (links to files followed), by its
+/// `/`-separated relative path.
 pub fn read_tree(dir: &Path) -> io::Result<BTreeMap<String, Arc<[u8]>>> {
     let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)? {
-            let path = e?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Ok(rel) = path.strip_prefix(dir) {
-                out.insert(
-                    rel.to_string_lossy().into_owned(),
-                    std::fs::read(&path)?.into(),
-                );
-            }
+    for rel in crate::walk::files(dir).map_err(|e| e.source)? {
+        let path = dir.join(&rel);
+        if std::fs::metadata(&path)?.is_file() {
+            out.insert(rel, std::fs::read(&path)?.into());
         }
     }
     Ok(out)
