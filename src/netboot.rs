@@ -50,7 +50,6 @@ pub fn start(site: &Site, plan: &Plan, settings: Settings, bus: &Bus) -> io::Res
         .collect();
     let server = Arc::new(tftp::Server::new(
         trees,
-        settings.boot_files.clone(),
         Arc::clone(&boards),
         bus.clone(),
         settings.tftp,

@@ -119,13 +119,7 @@ fn tftp_on_loopback(rt: &tokio::runtime::Runtime, boot: &Path) -> u16 {
         ..tftp::Config::default()
     };
     let trees = vec![SlotTree::new(&site, &slot, boot)];
-    let server = Arc::new(tftp::Server::new(
-        trees,
-        boot.to_path_buf(),
-        boards,
-        Bus::default(),
-        cfg,
-    ));
+    let server = Arc::new(tftp::Server::new(trees, boards, Bus::default(), cfg));
     let _guard = rt.enter();
     let sock = server.bind().unwrap();
     let port = sock.local_addr().unwrap().port();

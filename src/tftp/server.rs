@@ -12,7 +12,6 @@ use crate::netif;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -30,7 +29,6 @@ pub struct Config {
 /// Everything a transfer needs, shared by all of them.
 pub struct Server {
     trees: HashMap<IpAddr, Arc<SlotTree>>,
-    boot_dir: PathBuf,
     boards: Arc<Boards>,
     cache: FileCache,
     bus: Bus,
@@ -38,19 +36,12 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn new(
-        trees: Vec<SlotTree>,
-        boot_dir: PathBuf,
-        boards: Arc<Boards>,
-        bus: Bus,
-        cfg: Config,
-    ) -> Server {
+    pub fn new(trees: Vec<SlotTree>, boards: Arc<Boards>, bus: Bus, cfg: Config) -> Server {
         Server {
             trees: trees
                 .into_iter()
                 .map(|t| (IpAddr::V4(t.slot.pi_ip), Arc::new(t)))
                 .collect(),
-            boot_dir,
             boards,
             cache: FileCache::default(),
             bus,
@@ -160,7 +151,7 @@ impl Server {
         };
         let bytes = match tree.resolve(name, &self.boards)? {
             Source::Generated(b) => b,
-            Source::File(path) => self.cache.get(&path, &self.boot_dir).await?,
+            Source::File(path) => self.cache.get(&path, tree.boot_dir()).await?,
         };
         Ok(if netascii {
             to_netascii(&bytes).into()

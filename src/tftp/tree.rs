@@ -78,6 +78,11 @@ impl SlotTree {
         }
     }
 
+    /// The directory the slot's boot files come from.
+    pub fn boot_dir(&self) -> &Path {
+        &self.boot_dir
+    }
+
     /// Maps a request onto a source, checking the board through `boards`.
     pub fn resolve(&self, name: &str, boards: &Boards) -> Result<Source, Refusal> {
         let parts = components(name)?;
