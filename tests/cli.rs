@@ -9,18 +9,7 @@ use std::path::{Path, PathBuf};
 /// A copy of the example site (inventory, ledger, profiles) in a temporary directory.
 fn site_copy() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
-    let hw = tmp.path().join("hardware");
-    fs::create_dir_all(&hw).unwrap();
-    fs::create_dir_all(tmp.path().join("switch-profiles")).unwrap();
-    for f in ["example-8.yaml", "example-8.ledger.yaml"] {
-        fs::copy(Path::new("hardware").join(f), hw.join(f)).unwrap();
-    }
-    fs::copy(
-        "switch-profiles/generic.yaml",
-        tmp.path().join("switch-profiles/generic.yaml"),
-    )
-    .unwrap();
-    let inv = hw.join("example-8.yaml");
+    let inv = common::example_site_in(tmp.path(), None, "");
     (tmp, inv)
 }
 

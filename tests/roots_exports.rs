@@ -86,31 +86,12 @@ fn the_ci_image_serves_every_example_slot_to_its_own_pi_only() {
     let export = d.join("export");
     let exports_file = d.join("pirack-exports.conf");
     let pid_file = d.join("ganesha.pid");
-    fs::create_dir_all(d.join("hardware")).unwrap();
-    fs::create_dir_all(d.join("switch-profiles")).unwrap();
-    fs::copy(
-        "switch-profiles/generic.yaml",
-        d.join("switch-profiles/generic.yaml"),
-    )
-    .unwrap();
-    fs::copy(
-        "hardware/example-8.ledger.yaml",
-        d.join("hardware/example-8.ledger.yaml"),
-    )
-    .unwrap();
-    let yaml = fs::read_to_string("hardware/example-8.yaml")
-        .unwrap()
-        .replace(
-            "export_root: /export",
-            &format!("export_root: {}", export.display()),
-        )
-        + &format!(
-            "\nexports:\n  backend: ganesha\n  file: {}\n  ganesha_pid_file: {}\n",
-            exports_file.display(),
-            pid_file.display()
-        );
-    let inventory = d.join("hardware/example-8.yaml");
-    fs::write(&inventory, yaml).unwrap();
+    let extra = format!(
+        "\nexports:\n  backend: ganesha\n  file: {}\n  ganesha_pid_file: {}\n",
+        exports_file.display(),
+        pid_file.display()
+    );
+    let inventory = common::example_site_in(d, Some(&export), &extra);
     let inventory = inventory.to_str().unwrap();
     let store = d.join("images");
     let store = store.to_str().unwrap();

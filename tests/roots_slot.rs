@@ -22,25 +22,7 @@ struct Site {
 fn site(fs: &LoopFs) -> Site {
     let dir = tempfile::tempdir().unwrap();
     let export = fs.path().join("export");
-    fs::create_dir_all(dir.path().join("hardware")).unwrap();
-    fs::create_dir_all(dir.path().join("switch-profiles")).unwrap();
-    fs::copy(
-        "switch-profiles/generic.yaml",
-        dir.path().join("switch-profiles/generic.yaml"),
-    )
-    .unwrap();
-    fs::copy(
-        "hardware/example-8.ledger.yaml",
-        dir.path().join("hardware/example-8.ledger.yaml"),
-    )
-    .unwrap();
-    let yaml = fs::read_to_string("hardware/example-8.yaml").unwrap();
-    let yaml = yaml.replace(
-        "export_root: /export",
-        &format!("export_root: {}", export.display()),
-    );
-    let inventory = dir.path().join("hardware/example-8.yaml");
-    fs::write(&inventory, yaml).unwrap();
+    let inventory = common::example_site_in(dir.path(), Some(&export), "");
     let store = fs.path().join("images");
     let boot = common::boot_files(64 * 1024);
     for v in ["1", "2"] {

@@ -260,3 +260,31 @@ impl Drop for LoopFs {
         let _ = Command::new("losetup").args(["-d", &self.device]).status();
     }
 }
+
+/// hardware/example-8.yaml with its ledger and profile copied into `dir`, the
+/// export root moved to `export_root` when given and `extra` YAML appended;
+/// returns the copied inventory's path.
+pub fn example_site_in(dir: &Path, export_root: Option<&Path>, extra: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir.join("hardware")).unwrap();
+    std::fs::create_dir_all(dir.join("switch-profiles")).unwrap();
+    std::fs::copy(
+        "switch-profiles/generic.yaml",
+        dir.join("switch-profiles/generic.yaml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        "hardware/example-8.ledger.yaml",
+        dir.join("hardware/example-8.ledger.yaml"),
+    )
+    .unwrap();
+    let mut yaml = std::fs::read_to_string("hardware/example-8.yaml").unwrap();
+    if let Some(root) = export_root {
+        yaml = yaml.replace(
+            "export_root: /export",
+            &format!("export_root: {}", root.display()),
+        );
+    }
+    let inventory = dir.join("hardware/example-8.yaml");
+    std::fs::write(&inventory, yaml + extra).unwrap();
+    inventory
+}
