@@ -102,6 +102,19 @@ fn every_rom_discover_gets_the_same_offer() {
     }
 }
 
+/// 2000 random datagrams of up to 1500 bytes to 127.0.0.1:`port`, from the
+/// returned socket.
+async fn send_garbage(port: u16) -> tokio::net::UdpSocket {
+    let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let garbage = prop::collection::vec(any::<u8>(), 0..1500);
+    for _ in 0..2000 {
+        let bytes = garbage.new_tree(&mut runner).unwrap().current();
+        client.send_to(&bytes, ("127.0.0.1", port)).await.unwrap();
+    }
+    client
+}
+
 /// A TFTP server for slot A-01 with its Pi at 127.0.0.1, on an ephemeral port of
 /// `rt`; returns the port.
 fn tftp_on_loopback(rt: &tokio::runtime::Runtime, boot: &Path) -> u16 {
@@ -134,13 +147,7 @@ fn tftp_server_survives_garbage() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let port = tftp_on_loopback(&rt, boot.path());
     rt.block_on(async {
-        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let mut runner = proptest::test_runner::TestRunner::deterministic();
-        let garbage = prop::collection::vec(any::<u8>(), 0..1500);
-        for _ in 0..2000 {
-            let bytes = garbage.new_tree(&mut runner).unwrap().current();
-            client.send_to(&bytes, ("127.0.0.1", port)).await.unwrap();
-        }
+        send_garbage(port).await;
         for (name, len) in [
             ("bootcode.bin", 52_456usize),
             ("7285c0f2/bcm2710-rpi-3-b.dtb", 24_621),
@@ -207,13 +214,7 @@ fn dhcp_server_survives_garbage() {
                 break;
             }
         }
-        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let mut runner = proptest::test_runner::TestRunner::deterministic();
-        let garbage = prop::collection::vec(any::<u8>(), 0..1500);
-        for _ in 0..2000 {
-            let bytes = garbage.new_tree(&mut runner).unwrap().current();
-            client.send_to(&bytes, ("127.0.0.1", port)).await.unwrap();
-        }
+        let client = send_garbage(port).await;
         client
             .send_to(&rom_bootp(Model::Pi3B), ("127.0.0.1", port))
             .await
