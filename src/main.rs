@@ -9,6 +9,7 @@ use cli::inputs::{Inputs, Reported, load};
 use cli::netboot::{serve, sim};
 use cli::roots::{ImageAction, RootAction, export, image, root};
 use cli::site::{LedgerAction, check, ledger_release, ledger_show, plan_cmd};
+use cli::switch::{PowerFlags, PowerVerb, Selection, SwitchAction, power, switch};
 use pirack::inventory;
 use pirack::plan;
 use std::io::IsTerminal;
@@ -115,6 +116,22 @@ enum Command {
     },
     /// Export every slot root over NFS with the site's backend (kernel or ganesha).
     Exports(Inputs),
+    /// Switch slots' PoE power on, off, cycle it, or show it.
+    Power {
+        #[arg(value_enum)]
+        verb: PowerVerb,
+        #[command(flatten)]
+        inputs: Inputs,
+        #[command(flatten)]
+        selection: Selection,
+        #[command(flatten)]
+        flags: PowerFlags,
+    },
+    /// Drive the switches' port VLANs.
+    Switch {
+        #[command(subcommand)]
+        action: SwitchAction,
+    },
     /// Show or release address allocations.
     Ledger {
         #[command(subcommand)]
@@ -188,6 +205,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             export(&l.site, &plan)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Power {
+            verb,
+            inputs,
+            selection,
+            flags,
+        } => power(&inputs, verb, &selection, &flags),
+        Command::Switch { action } => switch(&action),
         Command::Ledger { action } => match action {
             LedgerAction::Show(inputs) => ledger_show(&inputs),
             LedgerAction::Release { inputs, slots } => ledger_release(&inputs, &slots),

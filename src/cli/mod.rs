@@ -4,3 +4,4 @@ pub mod inputs;
 pub mod netboot;
 pub mod roots;
 pub mod site;
+pub mod switch;

@@ -69,6 +69,9 @@ pub struct Switch {
     pub snmp: Snmp,
     pub ports: u16,
     pub trunk_port: u16,
+    pub snmp_timeout: std::time::Duration,
+    pub snmp_retries: u32,
+    pub power: model::PowerPolicy,
 }
 
 #[derive(Debug, Clone)]

@@ -252,10 +252,72 @@ pub struct Switch {
     pub ports: u16,
     /// Port facing the fileserver; tagged with every VLAN of the shelf.
     pub trunk_port: u16,
+    /// How long to wait for each SNMP reply before trying again.
+    #[serde(default = "default_snmp_timeout_ms")]
+    pub snmp_timeout_ms: u64,
+    /// Further attempts after a request goes unanswered.
+    #[serde(default = "default_snmp_retries")]
+    pub snmp_retries: u32,
+    #[serde(default)]
+    pub power: PowerPolicy,
 }
 
 fn default_snmp_port() -> u16 {
     161
+}
+
+fn default_snmp_timeout_ms() -> u64 {
+    1000
+}
+
+fn default_snmp_retries() -> u32 {
+    2
+}
+
+/// How this switch's PoE ports are switched.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PowerPolicy {
+    /// Time a port stays off during a power cycle, so the board fully drains.
+    #[serde(default = "default_drain_ms")]
+    pub drain_ms: u64,
+    /// Ports switched on together when powering many on (limits inrush current and
+    /// DHCP bursts).
+    #[serde(default = "default_batch")]
+    pub batch: u16,
+    /// Pause between two batches of ports switched on.
+    #[serde(default = "default_batch_interval_ms")]
+    pub batch_interval_ms: u64,
+    /// How long a port may take to read back the state it was set to.
+    #[serde(default = "default_readback_ms")]
+    pub readback_ms: u64,
+}
+
+impl Default for PowerPolicy {
+    fn default() -> Self {
+        PowerPolicy {
+            drain_ms: default_drain_ms(),
+            batch: default_batch(),
+            batch_interval_ms: default_batch_interval_ms(),
+            readback_ms: default_readback_ms(),
+        }
+    }
+}
+
+fn default_drain_ms() -> u64 {
+    5000
+}
+
+fn default_batch() -> u16 {
+    8
+}
+
+fn default_batch_interval_ms() -> u64 {
+    2000
+}
+
+fn default_readback_ms() -> u64 {
+    5000
 }
 
 /// SNMP credentials, always by reference to a secret.
@@ -318,6 +380,50 @@ pub enum SecretRef {
     /// A secret written straight into the inventory: kept only so validation can
     /// refuse it at its line; the value itself is dropped.
     #[schemars(skip)]
+    Inline,
+}
+
+impl SecretRef {
+    /// The secret itself, read when it is needed and never kept in the inventory. A
+    /// secret file others can read is refused, as ssh refuses such a key.
+    pub fn read(&self) -> Result<Vec<u8>, SecretError> {
+        use std::os::unix::fs::PermissionsExt;
+        match self {
+            SecretRef::Env(var) => std::env::var_os(var)
+                .map(|v| std::os::unix::ffi::OsStringExt::into_vec(v))
+                .ok_or_else(|| SecretError::Env(var.clone())),
+            SecretRef::File(path) => {
+                let err = |source| SecretError::File {
+                    path: path.clone(),
+                    source,
+                };
+                let meta = std::fs::metadata(path).map_err(err)?;
+                if meta.permissions().mode() & 0o004 != 0 {
+                    return Err(SecretError::WorldReadable(path.clone()));
+                }
+                let mut bytes = std::fs::read(path).map_err(err)?;
+                while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    bytes.pop();
+                }
+                Ok(bytes)
+            }
+            SecretRef::Inline => Err(SecretError::Inline),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable {0} is not set")]
+    Env(String),
+    #[error("cannot read secret file {path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("secret file {0} is readable by everyone; chmod o-r it")]
+    WorldReadable(String),
+    #[error("inline secrets are refused")]
     Inline,
 }
 

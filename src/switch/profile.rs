@@ -1,6 +1,7 @@
 //! Switch profiles (`switch-profiles/<name>.yaml`): how one switch family numbers its
 //! ports in the MIBs pirack drives.
 
+use super::oid::Oid;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,10 +13,10 @@ use std::path::{Path, PathBuf};
 pub struct Profile {
     pub name: String,
     pub description: String,
-    /// The MIB modules and objects this profile relies on, for the reader.
-    #[serde(default)]
-    pub mibs: Vec<String>,
     pub ports: PortMapping,
+    pub poe: Poe,
+    /// How port VLAN membership is set over SNMP.
+    pub vlans: VlanControl,
 }
 
 /// Where front-panel port `n` appears in the standard tables.
@@ -31,9 +32,74 @@ pub struct PortMapping {
     /// POWER-ETHERNET-MIB group index (`pethPsePortGroupIndex`) of every port.
     #[serde(default = "one")]
     pub pse_group: u32,
+    /// `pethPsePortIndex` is `n + pse_port_offset`.
+    #[serde(default)]
+    pub pse_port_offset: u32,
     /// Octets in a PortList written to this switch; `None` = just enough for its ports.
     #[serde(default)]
     pub port_list_octets: Option<usize>,
+}
+
+/// A MIB object by name (for people and errors) and number (for the wire).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MibObject {
+    /// `MODULE::object`, as the vendor's MIB file names it.
+    pub object: String,
+    pub oid: Oid,
+}
+
+/// The PoE objects. Port columns are indexed like `pethPsePortTable`
+/// (group, port); the main PSE table by group.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Poe {
+    /// Port power switch, a TruthValue: 1 on, 2 off (`pethPsePortAdminEnable`).
+    pub admin: MibObject,
+    /// RFC 3621 detection status: 1 disabled, 2 searching, 3 deliveringPower,
+    /// 4 fault, 5 test, 6 otherFault (`pethPsePortDetectionStatus`).
+    pub detection: MibObject,
+    /// Power drawn from the whole PSE, in watts (`pethMainPseConsumptionPower`).
+    #[serde(default)]
+    pub main_consumption: Option<MibObject>,
+    /// Power drawn on each port, a vendor column; RFC 3621 has none.
+    #[serde(default)]
+    pub port_power: Option<PortPower>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortPower {
+    #[serde(flatten)]
+    pub column: MibObject,
+    pub unit: PowerUnit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerUnit {
+    Milliwatts,
+    Deciwatts,
+    Watts,
+}
+
+impl PowerUnit {
+    pub fn to_milliwatts(self, value: u64) -> u64 {
+        match self {
+            PowerUnit::Milliwatts => value,
+            PowerUnit::Deciwatts => value.saturating_mul(100),
+            PowerUnit::Watts => value.saturating_mul(1000),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum VlanControl {
+    /// Q-BRIDGE-MIB (RFC 4363): `dot1qVlanStaticTable` rows and `dot1qPvid`.
+    QBridge,
+    /// VLANs are not set over SNMP on this family; pirack only renders the plan.
+    None,
 }
 
 fn one() -> u32 {
@@ -43,6 +109,17 @@ fn one() -> u32 {
 impl PortMapping {
     pub fn bridge_port(&self, port: u16) -> u32 {
         u32::from(port) + u32::from(self.bridge_port_offset)
+    }
+    /// The front-panel port of a bridge port, if it is one.
+    pub fn front_port(&self, bridge_port: u32) -> Option<u16> {
+        bridge_port
+            .checked_sub(u32::from(self.bridge_port_offset))
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p > 0)
+    }
+    /// The `pethPsePortTable` index (group, port) of a front-panel port.
+    pub fn pse_index(&self, port: u16) -> [u32; 2] {
+        [self.pse_group, u32::from(port) + self.pse_port_offset]
     }
 }
 

@@ -7,6 +7,8 @@ use crate::inventory::{Board, Fileserver, MacAddr, Serial, Slot, SlotKey, Switch
 use crate::template::Template;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
 
 impl Checker<'_> {
     pub(super) fn switches(&mut self, raw: &Inventory) -> Vec<Switch> {
@@ -62,19 +64,57 @@ impl Checker<'_> {
                 );
             }
             self.snmp(&at("snmp"), &s.snmp);
+            if s.power.batch == 0 {
+                self.problem(at("power.batch"), "a batch needs at least one port");
+            }
+            if s.snmp_timeout_ms == 0 {
+                self.problem(at("snmp_timeout_ms"), "a timeout must be above 0 ms");
+            }
             out.push(Switch {
                 name: s.name.clone(),
                 shelf: shelf.unwrap_or_default(),
                 address: address.unwrap_or(IpAddr::V4([0, 0, 0, 0].into())),
                 snmp_port: s.snmp_port,
                 profile: s.profile.clone(),
-                snmp: s.snmp.clone(),
+                snmp: self.resolve_secrets(&s.snmp),
                 ports: s.ports,
                 trunk_port: s.trunk_port,
+                snmp_timeout: Duration::from_millis(s.snmp_timeout_ms),
+                snmp_retries: s.snmp_retries,
+                power: s.power.clone(),
             });
         }
         out
     }
+    /// Secret files named relative to the inventory are read from its directory.
+    fn resolve_secrets(&self, snmp: &model::Snmp) -> model::Snmp {
+        let dir = self.file.parent().unwrap_or(Path::new(""));
+        let resolve = |r: &SecretRef| match r {
+            SecretRef::File(p) => SecretRef::File(dir.join(p).to_string_lossy().into_owned()),
+            other => other.clone(),
+        };
+        match snmp {
+            model::Snmp::V2c { community } => model::Snmp::V2c {
+                community: resolve(community),
+            },
+            model::Snmp::V3 {
+                user,
+                auth,
+                privacy,
+            } => model::Snmp::V3 {
+                user: user.clone(),
+                auth: model::V3Auth {
+                    password: resolve(&auth.password),
+                    ..auth.clone()
+                },
+                privacy: model::V3Privacy {
+                    password: resolve(&privacy.password),
+                    ..privacy.clone()
+                },
+            },
+        }
+    }
+
     pub(super) fn snmp(&mut self, field: &str, snmp: &model::Snmp) {
         let secrets = match snmp {
             model::Snmp::V2c { community } => vec![(format!("{field}.community"), community)],

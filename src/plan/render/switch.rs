@@ -5,17 +5,17 @@
 use super::header;
 use crate::inventory::Site;
 use crate::plan::Plan;
-use crate::switch::Profile;
+use crate::switch::{Profile, portlist};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
 /// dot1qVlanStaticEntry: the columns below are appended, then `.<vlan id>`.
-const VLAN_STATIC_ENTRY: &str = "1.3.6.1.2.1.17.7.1.4.3.1";
+pub const VLAN_STATIC_ENTRY: &str = "1.3.6.1.2.1.17.7.1.4.3.1";
 /// dot1qPvid, indexed by dot1dBasePort.
-const PVID: &str = "1.3.6.1.2.1.17.7.1.4.5.1.1";
+pub const PVID: &str = "1.3.6.1.2.1.17.7.1.4.5.1.1";
 /// RowStatus createAndGo.
-const CREATE_AND_GO: i32 = 4;
+pub const CREATE_AND_GO: i32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SwitchPlan {
@@ -169,18 +169,12 @@ pub struct SnmpWrite {
     pub create_only: bool,
 }
 
-/// A Q-BRIDGE-MIB PortList: one bit per bridge port, port 1 the top bit of the first
-/// octet.
+/// A Q-BRIDGE-MIB PortList of front-panel ports.
 pub fn port_list(ports: &[u16], profile: &Profile, port_count: u16) -> Vec<u8> {
-    let map = &profile.ports;
-    let highest = map.bridge_port(port_count) as usize;
-    let octets = map.port_list_octets.unwrap_or(highest.div_ceil(8));
-    let mut bits = vec![0u8; octets.max(highest.div_ceil(8))];
-    for &p in ports {
-        let b = map.bridge_port(p) as usize - 1;
-        bits[b / 8] |= 0x80 >> (b % 8);
-    }
-    bits
+    portlist::encode(
+        ports.iter().map(|p| profile.ports.bridge_port(*p)),
+        portlist::octets(profile, port_count),
+    )
 }
 
 /// Every SET implied by the plan: per VLAN its row, name, egress and untagged ports
