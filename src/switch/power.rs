@@ -84,8 +84,8 @@ pub enum PowerError {
     #[error(transparent)]
     Snmp(#[from] SnmpError),
     #[error(
-        "switch {switch} port {port}: set {wanted}, but after {waited:?} it reads admin {}, {}",
-        got.admin, got.detection
+        "switch {switch} port {port}: set {wanted}, but after {:.1} s it reads admin {}, {}",
+        waited.as_secs_f64(), got.admin, got.detection
     )]
     ReadBack {
         switch: String,

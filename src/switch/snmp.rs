@@ -307,7 +307,20 @@ impl Session {
 
     /// SET of the given instances in one PDU (the agent applies all or none).
     pub async fn set(&mut self, binds: &[(Oid, Value)]) -> Result<(), SnmpError> {
-        self.request(Request::Set(binds)).await.map(drop)
+        let echoed = self.request(Request::Set(binds)).await?;
+        // Some agents answer a SET they did not apply with an exception value and no
+        // error-status.
+        match echoed
+            .iter()
+            .find(|vb| matches!(vb.value, Value::NoSuchObject | Value::NoSuchInstance))
+        {
+            Some(vb) => Err(self.err(SnmpErrorKind::NoSuch {
+                object: "the SET's object".into(),
+                oid: vb.oid.clone(),
+                value: vb.value.kind(),
+            })),
+            None => Ok(()),
+        }
     }
 
     /// Every instance under `root`, by GETBULK.

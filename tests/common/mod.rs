@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod snmp;
+
 use pirack::inventory::{self, Site};
 use pirack::switch::Profiles;
 use std::path::Path;
