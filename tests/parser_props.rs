@@ -1,5 +1,5 @@
-//! Garbage in, clear error out: the inventory, ledger and profile parsers never
-//! panic, whether fed random text or a shipped file with random damage.
+//! Garbage in, clear error out: the inventory, ledger, profile and SNMP reply parsers
+//! never panic, whether fed random bytes or a well-formed input with random damage.
 
 use pirack::inventory::{SourceMap, validate};
 use pirack::plan::Ledger;
@@ -57,5 +57,83 @@ proptest! {
         if let Err(e) = Ledger::parse(Path::new("l.yaml"), &text) {
             prop_assert!(e.to_string().starts_with("l.yaml:"), "{e}");
         }
+    }
+}
+
+/// A v2c GetResponse as an agent sends it: pethPsePortAdminEnable.1.7 = 1,
+/// dot1qVlanStaticName.10 = "pirack", dot1qPvid.7 = Gauge32 16.
+fn snmp_reply() -> Vec<u8> {
+    fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag, body.len() as u8];
+        out.extend(body);
+        out
+    }
+    let oid = |arcs: &[u8]| tlv(0x06, &[&[0x2b][..], &arcs[2..]].concat());
+    let varbind = |arcs: &[u8], value: Vec<u8>| tlv(0x30, &[oid(arcs), value].concat());
+    let list = [
+        varbind(&[1, 3, 6, 1, 2, 1, 105, 1, 1, 1, 3, 1, 7], tlv(0x02, &[1])),
+        varbind(
+            &[1, 3, 6, 1, 2, 1, 17, 7, 1, 4, 3, 1, 1, 10],
+            tlv(0x04, b"pirack"),
+        ),
+        varbind(
+            &[1, 3, 6, 1, 2, 1, 17, 7, 1, 4, 5, 1, 1, 7],
+            tlv(0x42, &[16]),
+        ),
+    ]
+    .concat();
+    let pdu = [
+        tlv(0x02, &[0x2a]),
+        tlv(0x02, &[0]),
+        tlv(0x02, &[0]),
+        tlv(0x30, &list),
+    ]
+    .concat();
+    let msg = [tlv(0x02, &[1]), tlv(0x04, b"private"), tlv(0xa2, &pdu)].concat();
+    tlv(0x30, &msg)
+}
+
+/// What pirack makes of reply bytes: the decoded varbinds, or an error.
+fn decode_snmp(bytes: &[u8]) -> Option<Vec<pirack::switch::snmp::Varbind>> {
+    let pdu = snmp2::Pdu::from_bytes(bytes).ok()?;
+    pirack::switch::snmp::varbinds(&pdu, &[]).ok()
+}
+
+#[test]
+fn a_well_formed_snmp_reply_decodes() {
+    use pirack::switch::snmp::Value;
+    let got = decode_snmp(&snmp_reply()).expect("decodes");
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].oid.to_string(), "1.3.6.1.2.1.105.1.1.1.3.1.7");
+    assert_eq!(got[0].value, Value::Integer(1));
+    assert_eq!(got[1].value, Value::Octets(b"pirack".to_vec()));
+    assert_eq!(got[2].value, Value::Unsigned(16));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn snmp_replies_never_panic(
+        noise in prop::collection::vec(any::<u8>(), 0..300),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), any::<u8>()), 1..6),
+    ) {
+        let _ = decode_snmp(&noise);
+        let mut damaged = snmp_reply();
+        for (at, op, b) in &edits {
+            let i = at.index(damaged.len());
+            match op % 3 {
+                0 => { damaged.remove(i); }
+                1 => damaged.insert(i, *b),
+                _ => damaged[i] = *b,
+            }
+            if damaged.is_empty() { break; }
+        }
+        let _ = decode_snmp(&damaged);
+        // The v3 path too: a message that needs decrypting with a session's keys.
+        let mut security = snmp2::v3::Security::new(b"pirack", b"auth-secret-1");
+        let _ = snmp2::Pdu::from_bytes_with_security(&noise, Some(&mut security));
+        let mut security = snmp2::v3::Security::new(b"pirack", b"auth-secret-1");
+        let _ = snmp2::Pdu::from_bytes_with_security(&damaged, Some(&mut security));
     }
 }

@@ -59,6 +59,9 @@ fn site(slots: &[Spec]) -> Site {
                 },
                 ports: 48,
                 trunk_port: 48,
+                snmp_timeout_ms: 1000,
+                snmp_retries: 2,
+                power: Default::default(),
             })
             .collect(),
         owners: vec![],

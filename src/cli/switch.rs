@@ -143,10 +143,9 @@ pub fn power(
     } else {
         print_table(&outcomes);
         for (switch, total) in totals {
-            match total {
-                Ok(Some(w)) => println!("{switch}: the PSE draws {w} W in all"),
-                // The ports' rows above already show why it failed.
-                Ok(None) | Err(_) => {}
+            // A switch that could not be read shows why in its ports' rows above.
+            if let Ok(Some(w)) = total {
+                println!("{switch}: the PSE draws {w} W in all");
             }
         }
     }

@@ -390,7 +390,7 @@ impl SecretRef {
         use std::os::unix::fs::PermissionsExt;
         match self {
             SecretRef::Env(var) => std::env::var_os(var)
-                .map(|v| std::os::unix::ffi::OsStringExt::into_vec(v))
+                .map(std::os::unix::ffi::OsStringExt::into_vec)
                 .ok_or_else(|| SecretError::Env(var.clone())),
             SecretRef::File(path) => {
                 let err = |source| SecretError::File {

@@ -257,7 +257,7 @@ impl SwitchControl {
         PowerError::Snmp(SnmpError {
             switch: self.name.clone(),
             addr: self.addr,
-            kind,
+            kind: Box::new(kind),
         })
     }
 

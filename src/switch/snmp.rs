@@ -188,7 +188,7 @@ pub struct Target {
 pub struct SnmpError {
     pub switch: String,
     pub addr: SocketAddr,
-    pub kind: SnmpErrorKind,
+    pub kind: Box<SnmpErrorKind>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -284,7 +284,7 @@ impl Session {
         SnmpError {
             switch: self.target.switch.clone(),
             addr: self.target.addr,
-            kind,
+            kind: Box::new(kind),
         }
     }
 

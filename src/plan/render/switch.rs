@@ -255,20 +255,14 @@ pub fn snmp_writes_text(sw: &SwitchPlan, writes: &[SnmpWrite]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::switch::profile::PortMapping;
 
     fn profile(offset: u16, octets: Option<usize>) -> Profile {
-        Profile {
-            name: "t".into(),
-            description: String::new(),
-            mibs: vec![],
-            ports: PortMapping {
-                bridge_port_offset: offset,
-                if_index_offset: 0,
-                pse_group: 1,
-                port_list_octets: octets,
-            },
-        }
+        let profiles = crate::switch::Profiles::load_dir(std::path::Path::new("switch-profiles"))
+            .expect("shipped profiles load");
+        let mut p = profiles.get("generic").expect("generic profile").clone();
+        p.ports.bridge_port_offset = offset;
+        p.ports.port_list_octets = octets;
+        p
     }
 
     #[test]
