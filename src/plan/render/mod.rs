@@ -10,6 +10,7 @@ pub mod switch;
 use super::Plan;
 use crate::inventory::Site;
 use crate::switch::Profiles;
+use crate::switch::profile::VlanControl;
 use std::collections::BTreeMap;
 
 /// Relative path → file content.
@@ -28,10 +29,13 @@ pub fn render(site: &Site, plan: &Plan, profiles: &Profiles) -> Tree {
             format!("switch/{}/ports.yaml", sw.switch),
             switch::ports_yaml(&sw),
         );
-        tree.insert(
-            format!("switch/{}/snmp-writes.txt", sw.switch),
-            switch::snmp_writes_text(&sw, &switch::snmp_writes(&sw, profile)),
-        );
+        // Q-BRIDGE-MIB SETs only for families that take them (`pirack switch apply`).
+        if profile.vlans == VlanControl::QBridge {
+            tree.insert(
+                format!("switch/{}/snmp-writes.txt", sw.switch),
+                switch::snmp_writes_text(&sw, &switch::snmp_writes(&sw, profile)),
+            );
+        }
     }
     tree.insert(
         "exports/pirack.exports".into(),
