@@ -27,7 +27,7 @@ pub fn files(dir: &Path) -> Result<Vec<String>, WalkError> {
             if entry.file_type().map_err(err(&path))?.is_dir() {
                 stack.push(path);
             } else if let Ok(rel) = path.strip_prefix(dir) {
-                out.push(rel.to_string_lossy().replace('\\', "/"));
+                out.push(rel.to_string_lossy().into_owned());
             }
         }
     }

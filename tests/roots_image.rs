@@ -16,6 +16,14 @@ fn tree(dir: &Path) {
     fs::write(dir.join("bin/busybox"), vec![7u8; 300_000]).unwrap();
     std::os::unix::fs::symlink("busybox", dir.join("bin/sh")).unwrap();
     fs::write(dir.join("etc/hostname"), "image\n").unwrap();
+    // As a Debian root has them: a link to an absolute path that exists only on the
+    // Pi, and a systemd unit name with a backslash escape.
+    std::os::unix::fs::symlink("/pi-only/bin/nano", dir.join("etc/editor")).unwrap();
+    fs::write(
+        dir.join("etc/system-systemd\\x2dcryptsetup.slice"),
+        "[Unit]\n",
+    )
+    .unwrap();
 }
 
 fn import_of(root: &Path, boot: &Path, version: &str) -> Import {

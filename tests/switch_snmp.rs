@@ -543,3 +543,57 @@ fn reads_a_vendor_switch_recorded_in_snmpsim() {
         "noSuchInstance",
     );
 }
+
+#[test]
+fn one_operation_per_port_at_a_time() {
+    use pirack::switch::power::{Admin, Fleet};
+    use std::time::Duration;
+    if !have_snmpd("one_operation_per_port_at_a_time") {
+        return;
+    }
+    let agent = Agent::start(10, 10, None);
+    let dir = tempfile::tempdir().unwrap();
+    let inv = site_for(dir.path(), agent.port, "generic", Creds::V2c, FAST);
+    // The community from a file: this process's environment is shared by parallel tests.
+    let secret = dir.path().join("hardware/sw-a.community");
+    std::fs::write(&secret, common::snmp::COMMUNITY).unwrap();
+    let mut perms = std::fs::metadata(&secret).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+    std::fs::set_permissions(&secret, perms).unwrap();
+    let yaml = std::fs::read_to_string(&inv)
+        .unwrap()
+        .replace("{ env: PIRACK_SW_A_COMMUNITY }", "{ file: sw-a.community }");
+    std::fs::write(&inv, yaml).unwrap();
+    let profiles = pirack::switch::Profiles::load_dir(&dir.path().join("switch-profiles")).unwrap();
+    let site = pirack::inventory::load(&inv, &profiles.names()).unwrap();
+    let fleet = Fleet::new(&site, &profiles).unwrap();
+    let sw = fleet.get("sw-a").unwrap().clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let drain = Duration::from_millis(300);
+    rt.block_on(async {
+        let (a, b, c) = tokio::join!(
+            sw.cycle(3, drain),
+            sw.cycle(3, drain),
+            sw.set(3, Admin::Off)
+        );
+        a.unwrap();
+        b.unwrap();
+        c.unwrap();
+    });
+    let history: Vec<i64> = agent.state()["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h[0] == 3)
+        .map(|h| h[1].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        history,
+        [2, 1, 2, 1, 2],
+        "whole cycles, one after the other"
+    );
+    assert_eq!(agent.admin(3), 2);
+}

@@ -1,4 +1,5 @@
-//! Helpers shared by the benchmarks.
+//! Helpers shared by the benchmarks (each bench uses some of them).
+#![allow(dead_code)]
 
 use std::process::Command;
 

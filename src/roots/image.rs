@@ -185,22 +185,8 @@ fn hex(bytes: &[u8]) -> String {
 /// One digest over a whole tree: every entry's path, type, mode, owner, size and
 /// content (or link target), in path order; `progress` hears of bytes hashed.
 pub fn tree_digest(root: &Path, progress: &dyn Fn(u64)) -> Result<String, ImageError> {
-    let mut entries = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let dir = root.join(&rel);
-        for e in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
-            let e = e.map_err(io_err(&dir))?;
-            let rel = rel.join(e.file_name());
-            if e.file_type().map_err(io_err(&e.path()))?.is_dir() {
-                stack.push(rel.clone());
-            }
-            entries.push(rel);
-        }
-    }
-    entries.sort();
     let mut h = Sha256::new();
-    for rel in entries {
+    for rel in entries(root)? {
         let path = root.join(&rel);
         let m = std::fs::symlink_metadata(&path).map_err(io_err(&path))?;
         let content = if m.file_type().is_symlink() {
@@ -359,8 +345,38 @@ fn build(
     Ok(manifest)
 }
 
+/// Every entry under `root` (directories too), relative and sorted; names are kept
+/// as bytes, whatever their encoding.
+fn entries(root: &Path) -> Result<Vec<PathBuf>, ImageError> {
+    let mut entries = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        for e in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let e = e.map_err(io_err(&dir))?;
+            let rel = rel.join(e.file_name());
+            if e.file_type().map_err(io_err(&e.path()))?.is_dir() {
+                stack.push(rel.clone());
+            }
+            entries.push(rel);
+        }
+    }
+    entries.sort();
+    Ok(entries)
+}
+
+/// Bytes in the root's regular files. Links are not followed: an absolute link in
+/// a root (`/etc/alternatives/editor -> /bin/nano`) names the Pi's file, not ours.
 fn root_size(root: &Path) -> Result<u64, ImageError> {
-    Ok(list_files(root)?.iter().map(|(_, s)| s).sum())
+    let mut total = 0;
+    for rel in entries(root)? {
+        let path = root.join(&rel);
+        let m = std::fs::symlink_metadata(&path).map_err(io_err(&path))?;
+        if m.is_file() {
+            total += m.len();
+        }
+    }
+    Ok(total)
 }
 
 /// Half-made imports of `id` left by crashes: removed where possible (never
