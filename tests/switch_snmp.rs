@@ -44,15 +44,32 @@ fn row(out: &str, slot: &str) -> String {
     line.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// An emulated 10-port switch and the example site pointed at it.
+struct Rig {
+    agent: Agent,
+    dir: tempfile::TempDir,
+    inv: String,
+}
+
+fn rig(vendor: Option<&str>, profile: &str, creds: Creds) -> Rig {
+    let agent = Agent::start(10, 10, vendor);
+    let dir = tempfile::tempdir().unwrap();
+    let inv = site_for(dir.path(), agent.port, profile, creds, FAST);
+    let inv = inv.to_str().unwrap().to_string();
+    Rig { agent, dir, inv }
+}
+
 #[test]
 fn power_single_slots_over_v2c() {
     if !have_snmpd("power_single_slots_over_v2c") {
         return;
     }
-    let agent = Agent::start(10, 10, None);
-    let dir = tempfile::tempdir().unwrap();
-    let inv = site_for(dir.path(), agent.port, "generic", Creds::V2c, FAST);
-    let inv = inv.to_str().unwrap();
+    let Rig {
+        agent,
+        dir: _dir,
+        inv,
+    } = rig(None, "generic", Creds::V2c);
+    let inv = inv.as_str();
 
     let out = ok(&pirack_snmp(&[
         "power",
@@ -109,10 +126,12 @@ fn powering_a_shelf_on_is_staggered() {
     if !have_snmpd("powering_a_shelf_on_is_staggered") {
         return;
     }
-    let agent = Agent::start(10, 10, None);
-    let dir = tempfile::tempdir().unwrap();
-    let inv = site_for(dir.path(), agent.port, "generic", Creds::V2c, FAST);
-    let inv = inv.to_str().unwrap();
+    let Rig {
+        agent,
+        dir: _dir,
+        inv,
+    } = rig(None, "generic", Creds::V2c);
+    let inv = inv.as_str();
 
     let out = ok(&pirack_snmp(&[
         "power",
@@ -187,14 +206,16 @@ fn power_over_v3_authpriv_and_its_credential_errors() {
     if !have_snmpd("power_over_v3_authpriv_and_its_credential_errors") {
         return;
     }
-    let agent = Agent::start(10, 10, None);
-    let dir = tempfile::tempdir().unwrap();
     let creds = Creds::V3 {
         auth: V3_AUTH,
         privacy: V3_PRIV,
     };
-    let inv = site_for(dir.path(), agent.port, "generic", creds, FAST);
-    let inv = inv.to_str().unwrap();
+    let Rig {
+        agent,
+        dir: _dir,
+        inv,
+    } = rig(None, "generic", creds);
+    let inv = inv.as_str();
     let out = ok(&pirack_community(
         &["power", "cycle", "--inventory", inv, "A-05"],
         "unused",
@@ -246,10 +267,12 @@ fn power_over_v3_authpriv_and_its_credential_errors() {
 }
 
 fn vlan_apply(creds: Creds, community: &str) {
-    let agent = Agent::start(10, 10, None);
-    let dir = tempfile::tempdir().unwrap();
-    let inv = site_for(dir.path(), agent.port, "generic", creds, FAST);
-    let inv = inv.to_str().unwrap();
+    let Rig {
+        agent,
+        dir: _dir,
+        inv,
+    } = rig(None, "generic", creds);
+    let inv = inv.as_str();
     let run = |extra: &[&str]| {
         let mut args = vec!["switch", "apply", "--inventory", inv];
         args.extend(extra);
@@ -340,11 +363,13 @@ fn vlan_apply_refuses_a_profile_without_vlan_control() {
     if !have_snmpd("vlan_apply_refuses_a_profile_without_vlan_control") {
         return;
     }
-    let agent = Agent::start(10, 10, Some("cisco"));
-    let dir = tempfile::tempdir().unwrap();
-    let inv = site_for(dir.path(), agent.port, "cisco-catalyst", Creds::V2c, FAST);
+    let Rig {
+        inv,
+        agent: _agent,
+        dir: _dir,
+    } = rig(Some("cisco"), "cisco-catalyst", Creds::V2c);
     fails_with(
-        &pirack_snmp(&["switch", "apply", "--inventory", inv.to_str().unwrap()]),
+        &pirack_snmp(&["switch", "apply", "--inventory", &inv]),
         "profile `cisco-catalyst` sets no VLANs over SNMP",
     );
     // Its power and per-port draw work (CISCO-POWER-ETHERNET-EXT-MIB column).
@@ -352,7 +377,7 @@ fn vlan_apply_refuses_a_profile_without_vlan_control() {
         "power",
         "status",
         "--inventory",
-        inv.to_str().unwrap(),
+        &inv,
         "A-03",
     ]));
     assert!(row(&out, "A-03").ends_with("2.35 W"), "{out}");
@@ -363,10 +388,12 @@ fn every_fault_is_a_clear_error_and_changes_nothing_reported() {
     if !have_snmpd("every_fault_is_a_clear_error_and_changes_nothing_reported") {
         return;
     }
-    let agent = Agent::start(10, 10, Some("hp"));
-    let dir = tempfile::tempdir().unwrap();
-    let inv = site_for(dir.path(), agent.port, "aruba-procurve", Creds::V2c, FAST);
-    let inv = inv.to_str().unwrap();
+    let Rig {
+        agent,
+        dir: _dir,
+        inv,
+    } = rig(Some("hp"), "aruba-procurve", Creds::V2c);
+    let inv = inv.as_str();
     let status = |slot: &str| pirack_snmp(&["power", "status", "--inventory", inv, slot]);
 
     let out = ok(&status("A-04"));
@@ -551,9 +578,7 @@ fn one_operation_per_port_at_a_time() {
     if !have_snmpd("one_operation_per_port_at_a_time") {
         return;
     }
-    let agent = Agent::start(10, 10, None);
-    let dir = tempfile::tempdir().unwrap();
-    let inv = site_for(dir.path(), agent.port, "generic", Creds::V2c, FAST);
+    let Rig { agent, dir, inv } = rig(None, "generic", Creds::V2c);
     // The community from a file: this process's environment is shared by parallel tests.
     let secret = dir.path().join("hardware/sw-a.community");
     std::fs::write(&secret, common::snmp::COMMUNITY).unwrap();
@@ -565,7 +590,7 @@ fn one_operation_per_port_at_a_time() {
         .replace("{ env: PIRACK_SW_A_COMMUNITY }", "{ file: sw-a.community }");
     std::fs::write(&inv, yaml).unwrap();
     let profiles = pirack::switch::Profiles::load_dir(&dir.path().join("switch-profiles")).unwrap();
-    let site = pirack::inventory::load(&inv, &profiles.names()).unwrap();
+    let site = pirack::inventory::load(inv.as_ref(), &profiles.names()).unwrap();
     let fleet = Fleet::new(&site, &profiles).unwrap();
     let sw = fleet.get("sw-a").unwrap().clone();
     let rt = tokio::runtime::Builder::new_current_thread()
