@@ -1,0 +1,97 @@
+//! Events: every transition and observation, with time, slot, board and cause, in
+//! the order written; read back in pages after an id (for the API and `--follow`).
+
+use super::{Store, StoreError};
+use serde::Serialize;
+use sqlx::Row;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub at: i64,
+    pub slot: Option<String>,
+    pub board: Option<String>,
+    pub kind: String,
+    pub cause: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRow {
+    pub id: i64,
+    pub at: i64,
+    pub slot: Option<String>,
+    pub board: Option<String>,
+    pub kind: String,
+    pub cause: String,
+    pub detail: String,
+}
+
+/// Writes one event inside the caller's transaction.
+pub async fn append(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    e: &NewEvent,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO events (at, slot_key, board_serial, kind, cause, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(e.at)
+    .bind(&e.slot)
+    .bind(&e.board)
+    .bind(&e.kind)
+    .bind(&e.cause)
+    .bind(&e.detail)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Records an observation that changes no state (a TFTP file, a refused board).
+    pub async fn event(&self, e: &NewEvent) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        append(&mut tx, e).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Up to `limit` events after id `after`, oldest first; only those of `slots`
+    /// when given (a customer sees their own slots' events only).
+    pub async fn events(
+        &self,
+        after: i64,
+        limit: i64,
+        slots: Option<&[String]>,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let mut sql = String::from(
+            "SELECT id, at, slot_key, board_serial, kind, cause, detail FROM events WHERE id > $1",
+        );
+        if let Some(mine) = slots {
+            if mine.is_empty() {
+                return Ok(Vec::new());
+            }
+            let marks: Vec<String> = (0..mine.len()).map(|i| format!("${}", i + 3)).collect();
+            sql += &format!(" AND slot_key IN ({})", marks.join(", "));
+        }
+        sql += " ORDER BY id LIMIT $2";
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after)
+            .bind(limit.clamp(1, 1000));
+        for s in slots.unwrap_or_default() {
+            q = q.bind(s);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EventRow {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    slot: r.try_get("slot_key")?,
+                    board: r.try_get("board_serial")?,
+                    kind: r.try_get("kind")?,
+                    cause: r.try_get("cause")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+}

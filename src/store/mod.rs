@@ -1,0 +1,140 @@
+//! The state store: slots and their lifecycle, boards, the address ledger, images,
+//! roots, power operations, events, API tokens and long operations. SQLite in one
+//! file by default; PostgreSQL, for sites with several controllers, through the same
+//! code (sqlx's Any driver, runtime queries, 64-bit integers and text only).
+
+pub mod events;
+pub mod ledger;
+pub mod ops;
+pub mod slots;
+pub mod tokens;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor, SqlSafeStr};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL `{0}` is neither sqlite: nor postgres:")]
+    Url(String),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("no slot `{0}`")]
+    NoSlot(String),
+    #[error(transparent)]
+    Illegal(#[from] crate::lifecycle::Illegal),
+    /// Another writer changed the row first; the caller may read again and retry.
+    #[error("slot {0} changed under us; try again")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The store, cheap to clone (a pool).
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Milliseconds since the Unix epoch, the store's clock.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The schema's migrations, compiled in: one list per backend, same versions.
+fn migrator(backend: Backend) -> Migrator {
+    let steps: [(i64, &str, &'static str); 1] = match backend {
+        Backend::Sqlite => [(1, "init", include_str!("migrations/sqlite/0001_init.sql"))],
+        Backend::Postgres => [(1, "init", include_str!("migrations/postgres/0001_init.sql"))],
+    };
+    Migrator::with_migrations(
+        steps
+            .into_iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    version,
+                    name.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+impl Store {
+    /// Opens (creating a SQLite file if need be) and migrates to the current schema.
+    /// `sqlite:///var/lib/pirack/state.db` or `postgres://user:pw@host/db`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Url(url.to_string()));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_string(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Readers never wait for the writer; writers queue, not fail.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 30000").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        migrator(backend).run(&pool).await?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// A transaction that writes: on SQLite it takes the write lock at once (a
+    /// deferred one could fail to upgrade), on PostgreSQL it locks the allocation
+    /// counter, so writers that allocate go one at a time.
+    pub async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT value FROM counters WHERE name = 'next_fsid' FOR UPDATE")
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
+    }
+}

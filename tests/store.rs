@@ -1,0 +1,363 @@
+//! The state store, the same tests against SQLite (a file) and PostgreSQL (a fresh
+//! database on the server named by PIRACK_TEST_POSTGRES, which `.ci/run` starts).
+
+mod common;
+
+use pirack::lifecycle::{State, Trigger};
+use pirack::plan::Ledger;
+use pirack::store::ops::OpStatus;
+use pirack::store::slots::Changes;
+use pirack::store::tokens::Scope;
+use pirack::store::{Store, StoreError};
+use sqlx::Connection;
+use std::future::Future;
+use std::path::Path;
+
+/// A store under test, and how to clean up after it.
+struct Under {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL admin URL and the test's database, dropped afterwards.
+    postgres: Option<(String, String)>,
+}
+
+async fn admin_sql(admin: &str, sql: String) {
+    let mut conn = sqlx::AnyConnection::connect(admin).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// A store on each backend available here; PostgreSQL is required under CI.
+async fn stores(test: &str) -> Vec<Under> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}/state.db", dir.path().display());
+    let mut out = vec![Under {
+        store: Store::open(&sqlite).await.unwrap(),
+        _dir: Some(dir),
+        postgres: None,
+    }];
+    match std::env::var("PIRACK_TEST_POSTGRES") {
+        Ok(admin) => {
+            sqlx::any::install_default_drivers();
+            let name = format!("pirack_{}_{}", test, std::process::id());
+            admin_sql(&admin, format!("DROP DATABASE IF EXISTS {name}")).await;
+            admin_sql(&admin, format!("CREATE DATABASE {name}")).await;
+            let url = match admin.rsplit_once('/') {
+                Some((base, _)) => format!("{base}/{name}"),
+                None => panic!("PIRACK_TEST_POSTGRES needs a database path: {admin}"),
+            };
+            out.push(Under {
+                store: Store::open(&url).await.unwrap(),
+                _dir: None,
+                postgres: Some((admin, name)),
+            });
+        }
+        Err(_) => {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "{test}: PIRACK_TEST_POSTGRES is not set, and CI must test PostgreSQL"
+            );
+            eprintln!(
+                "{test}: PostgreSQL skipped (set PIRACK_TEST_POSTGRES=postgres://user:pw@host/db)"
+            );
+        }
+    }
+    out
+}
+
+fn on_each<F, Fut>(test: &str, f: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for under in stores(test).await {
+            eprintln!("{test}: {:?}", under.store.backend());
+            let pool = under.store.pool().clone();
+            f(under.store).await;
+            pool.close().await;
+            if let Some((admin, name)) = under.postgres {
+                admin_sql(&admin, format!("DROP DATABASE {name}")).await;
+            }
+        }
+    });
+}
+
+#[test]
+fn slots_follow_the_inventory_and_the_lifecycle() {
+    on_each("slots", |store| async move {
+        let site = common::site("hardware/example-8.yaml");
+        store.sync_inventory(&site).await.unwrap();
+        store.sync_inventory(&site).await.unwrap(); // twice changes nothing
+        let slots = store.slots(None).await.unwrap();
+        assert_eq!(slots.len(), 8);
+        let a1 = store.slot("A-01").await.unwrap();
+        assert_eq!(a1.key, "sw-a/1");
+        assert_eq!(a1.owner.as_deref(), Some("acme"));
+        assert_eq!(store.slots(Some("globex")).await.unwrap().len(), 2);
+        let known = slots.iter().filter(|s| s.board.is_some()).count();
+        assert_eq!(
+            slots
+                .iter()
+                .filter(|s| s.state == State::Registered)
+                .count(),
+            known
+        );
+
+        let mut s = a1;
+        if s.state == State::Empty {
+            s = store
+                .transition(&s, Trigger::BoardKnown, "test", Changes::default())
+                .await
+                .unwrap();
+        }
+        for t in [
+            Trigger::Provision,
+            Trigger::RootBuilt,
+            Trigger::PowerOn,
+            Trigger::DhcpSeen,
+        ] {
+            s = store
+                .transition(&s, t, "test", Changes::default())
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.slot("sw-a/1").await.unwrap(), s);
+        assert_eq!(s.state, State::Dhcp);
+
+        // Illegal: refused with the reason, nothing written.
+        let e = store
+            .transition(&s, Trigger::Reimage, "test", Changes::default())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("power the slot off first"), "{e}");
+        assert_eq!(store.slot("A-01").await.unwrap().version, s.version);
+
+        // Two writers decided from the same read: the second is told so.
+        let stale = s.clone();
+        store
+            .transition(&s, Trigger::TftpSeen, "one", Changes::default())
+            .await
+            .unwrap();
+        let e = store
+            .transition(&stale, Trigger::TftpSeen, "two", Changes::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+
+        let events = store
+            .events(0, 100, Some(&["sw-a/1".to_string()]))
+            .await
+            .unwrap();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        assert!(
+            kinds.ends_with(&[
+                "provision",
+                "root_built",
+                "power_on",
+                "dhcp_seen",
+                "tftp_seen"
+            ]),
+            "{kinds:?}"
+        );
+        assert_eq!(events.last().unwrap().detail, "dhcp -> tftp");
+        assert_eq!(events.last().unwrap().cause, "one");
+        assert!(
+            store
+                .events(0, 100, Some(&["sw-a/2".to_string()]))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // Leaving the inventory hides a slot but keeps its row.
+        let mut smaller = site.clone();
+        smaller.slots.retain(|s| s.position != "A-08");
+        store.sync_inventory(&smaller).await.unwrap();
+        assert_eq!(store.slots(None).await.unwrap().len(), 7);
+        assert!(!store.slot("A-08").await.unwrap().in_inventory);
+    });
+}
+
+#[test]
+fn concurrent_claims_never_share_a_slot() {
+    on_each("claims", |store| async move {
+        let mut site = common::site("hardware/shelf-96.yaml");
+        for s in &mut site.slots {
+            s.owner = None;
+        }
+        store.sync_inventory(&site).await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..96 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                store
+                    .claim(&format!("customer-{}", i % 7), "ci-tiny", None)
+                    .await
+            });
+        }
+        let mut keys = std::collections::BTreeSet::new();
+        while let Some(done) = tasks.join_next().await {
+            let slot = done.unwrap().unwrap();
+            assert_eq!(slot.state, State::BuildingRoot);
+            assert!(
+                keys.insert(slot.key.clone()),
+                "{} handed out twice",
+                slot.key
+            );
+        }
+        assert_eq!(keys.len(), 96);
+        let e = store.claim("late", "ci-tiny", None).await.unwrap_err();
+        assert_eq!(e.to_string(), "no free slot");
+        assert_eq!(store.slots(Some("customer-0")).await.unwrap().len(), 14);
+    });
+}
+
+#[test]
+fn the_ledger_moves_into_the_store() {
+    on_each("ledger", |store| async move {
+        let file = Ledger::load(Path::new("hardware/example-8.ledger.yaml")).unwrap();
+        assert_eq!(store.record_ledger(&file).await.unwrap(), 8);
+        assert_eq!(store.record_ledger(&file).await.unwrap(), 0, "idempotent");
+        assert_eq!(store.ledger().await.unwrap(), file);
+
+        // The plan against the stored ledger is the plan against the file.
+        let site = common::site("hardware/example-8.yaml");
+        let (from_store, unchanged) =
+            pirack::plan::plan(&site, &store.ledger().await.unwrap()).unwrap();
+        let (from_file, _) = pirack::plan::plan(&site, &file).unwrap();
+        assert_eq!(from_store, from_file);
+        assert_eq!(unchanged, file);
+
+        // Different addresses for a slot already held: refused, nothing changes.
+        let mut other = file.clone();
+        let key = "sw-a/1".parse().unwrap();
+        other.slots.get_mut(&key).unwrap().vlan = 99;
+        let e = store.record_ledger(&other).await.unwrap_err();
+        assert!(
+            e.to_string().contains("already holds other addresses"),
+            "{e}"
+        );
+        assert_eq!(store.ledger().await.unwrap(), file);
+
+        // A released slot's addresses may go again; the fsid counter never falls.
+        assert!(store.release("sw-a/8").await.unwrap());
+        assert!(!store.release("sw-a/8").await.unwrap());
+        let after = store.ledger().await.unwrap();
+        assert_eq!(after.slots.len(), 7);
+        assert_eq!(after.next_fsid, file.next_fsid);
+        let mut lower = after.clone();
+        lower.next_fsid = 1;
+        store.record_ledger(&lower).await.unwrap();
+        assert_eq!(store.ledger().await.unwrap().next_fsid, file.next_fsid);
+    });
+}
+
+#[test]
+fn tokens_are_kept_hashed_and_scoped() {
+    on_each("tokens", |store| async move {
+        let (admin, admin_token) = store.create_token("ops", &Scope::Admin).await.unwrap();
+        let (acme, acme_token) = store
+            .create_token("acme ci", &Scope::Customer("acme".into()))
+            .await
+            .unwrap();
+        assert!(admin_token.starts_with(&format!("pirack_{}_", admin.id)));
+        assert_eq!(
+            store
+                .authenticate(&admin_token)
+                .await
+                .unwrap()
+                .unwrap()
+                .scope,
+            Scope::Admin
+        );
+        assert_eq!(
+            store
+                .authenticate(&acme_token)
+                .await
+                .unwrap()
+                .unwrap()
+                .scope,
+            Scope::Customer("acme".into())
+        );
+        assert_eq!(store.authenticate("pirack_x_y").await.unwrap(), None);
+        let stored: Vec<String> = sqlx::query_scalar("SELECT hash FROM tokens")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert!(
+            stored
+                .iter()
+                .all(|h| h.len() == 64 && !h.contains("pirack_"))
+        );
+        assert!(store.revoke_token(&acme.id).await.unwrap());
+        assert!(!store.revoke_token(&acme.id).await.unwrap());
+        assert_eq!(store.authenticate(&acme_token).await.unwrap(), None);
+        let listed = store.tokens().await.unwrap();
+        assert_eq!(listed.len(), 2);
+        assert!(listed[1].revoked_at.is_some() || listed[0].revoked_at.is_some());
+    });
+}
+
+#[test]
+fn operations_and_event_pages() {
+    on_each("ops", |store| async move {
+        let op = store
+            .start_op("op-1", "provision", None, Some("acme"))
+            .await
+            .unwrap();
+        assert_eq!(op.status, OpStatus::Running);
+        store
+            .update_op("op-1", OpStatus::Succeeded, Some("sw-a/3"), "ready")
+            .await
+            .unwrap();
+        let op = store.op("op-1").await.unwrap().unwrap();
+        assert_eq!(
+            (op.status, op.slot.as_deref(), op.detail.as_str()),
+            (OpStatus::Succeeded, Some("sw-a/3"), "ready")
+        );
+        store
+            .start_op("op-2", "reimage", Some("sw-a/4"), None)
+            .await
+            .unwrap();
+        assert_eq!(store.fail_interrupted_ops().await.unwrap(), 1);
+        assert_eq!(
+            store.op("op-2").await.unwrap().unwrap().status,
+            OpStatus::Failed
+        );
+        assert_eq!(store.op("nope").await.unwrap(), None);
+
+        for i in 0..25 {
+            let e = pirack::store::events::NewEvent {
+                at: i,
+                slot: Some(format!("sw-a/{}", i % 3)),
+                board: None,
+                kind: "tftp_seen".into(),
+                cause: "test".into(),
+                detail: format!("file {i}"),
+            };
+            store.event(&e).await.unwrap();
+        }
+        let first = store.events(0, 10, None).await.unwrap();
+        assert_eq!(first.len(), 10);
+        let next = store
+            .events(first.last().unwrap().id, 10, None)
+            .await
+            .unwrap();
+        assert_eq!(next[0].detail, "file 10");
+        let mine = store
+            .events(0, 100, Some(&["sw-a/1".to_string()]))
+            .await
+            .unwrap();
+        assert_eq!(mine.len(), 8);
+        assert!(mine.iter().all(|e| e.slot.as_deref() == Some("sw-a/1")));
+    });
+}
