@@ -257,6 +257,8 @@ fn main() {
     };
     println!("boot storm: {n} Pi 3s, kernel {kernel_mib} MiB, firmware from raspi-firmware");
     let mut rows = Vec::new();
+    let db = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}/state.db", db.path().display());
     rows.push(run_one(&site, &plan, &opts, || {
         spawn(
             "pirack",
@@ -267,6 +269,11 @@ fn main() {
                 INVENTORY,
                 "--boot-files",
                 boot.to_str().unwrap(),
+                "--db",
+                &db_url,
+                "--api",
+                "127.0.0.1:0",
+                "--no-export",
             ],
         )
     }));

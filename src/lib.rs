@@ -4,7 +4,9 @@
 //! rendered configs, pure) → effects at the edges ([`output`] for files, [`switch`]
 //! for the switches).
 
+pub mod api;
 pub mod boards;
+pub mod controller;
 pub mod dhcp;
 pub mod events;
 pub mod inventory;

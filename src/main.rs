@@ -6,10 +6,12 @@ mod cli;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use cli::inputs::{Inputs, Reported, load};
-use cli::netboot::{serve, sim};
+use cli::netboot::sim;
 use cli::roots::{ImageAction, RootAction, export, image, root};
+use cli::serve::{ServeArgs, serve};
 use cli::site::{LedgerAction, check, ledger_release, ledger_show, plan_cmd};
 use cli::switch::{PowerFlags, PowerVerb, Selection, SwitchAction, power, switch};
+use cli::tokens::{TokenAction, token};
 use pirack::inventory;
 use pirack::plan;
 use std::io::IsTerminal;
@@ -47,22 +49,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Serve DHCP and TFTP to every slot of the inventory until SIGINT or SIGTERM.
-    Serve {
-        #[command(flatten)]
-        inputs: Inputs,
-        /// Boot files directory [default: the inventory's netboot.boot_files].
-        #[arg(long)]
-        boot_files: Option<PathBuf>,
-        /// DHCP server port (clients are answered on port + 1).
-        #[arg(long, default_value_t = 67)]
-        dhcp_port: u16,
-        #[arg(long, default_value_t = 69)]
-        tftp_port: u16,
-        /// Print every event as a JSON line on stdout (logs stay on stderr).
-        #[arg(long)]
-        json_events: bool,
-    },
+    /// Run the controller: the store, DHCP and TFTP for every slot, the slot
+    /// lifecycle and the HTTP API, until SIGINT or SIGTERM.
+    Serve(ServeArgs),
     /// Boot simulated Pi 3s (boot ROM, bootcode.bin, start.elf) against a running
     /// controller, each in its own network namespace; needs root.
     Sim {
@@ -132,6 +121,19 @@ enum Command {
         #[command(subcommand)]
         action: SwitchAction,
     },
+    /// Make, list and revoke API tokens.
+    Token {
+        /// The controller's state store.
+        #[arg(
+            long,
+            env = "PIRACK_DB",
+            global = true,
+            default_value = "sqlite:///var/lib/pirack/pirack.db"
+        )]
+        db: String,
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// Show or release address allocations.
     Ledger {
         #[command(subcommand)]
@@ -177,13 +179,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             check,
             json,
         } => plan_cmd(&inputs, out.as_deref(), check, json),
-        Command::Serve {
-            inputs,
-            boot_files,
-            dhcp_port,
-            tftp_port,
-            json_events,
-        } => serve(&inputs, boot_files, dhcp_port, tftp_port, json_events),
+        Command::Serve(args) => serve(&args),
         Command::Sim {
             inputs,
             slots,
@@ -212,6 +208,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             flags,
         } => power(&inputs, verb, &selection, &flags),
         Command::Switch { action } => switch(&action),
+        Command::Token { db, action } => token(&db, &action),
         Command::Ledger { action } => match action {
             LedgerAction::Show(inputs) => ledger_show(&inputs),
             LedgerAction::Release { inputs, slots } => ledger_release(&inputs, &slots),

@@ -80,8 +80,8 @@ fn simulator_boots_every_example_slot_against_serve() {
 
     // The controller saw what happened: every slot's offer and its files.
     drop(ctl);
-    server.0.kill().unwrap();
-    let events: Vec<serde_json::Value> = BufReader::new(server.0.stdout.take().unwrap())
+    server.child.0.kill().unwrap();
+    let events: Vec<serde_json::Value> = BufReader::new(server.child.0.stdout.take().unwrap())
         .lines()
         .map_while(Result::ok)
         .filter_map(|l| serde_json::from_str(&l).ok())

@@ -3,5 +3,7 @@
 pub mod inputs;
 pub mod netboot;
 pub mod roots;
+pub mod serve;
 pub mod site;
 pub mod switch;
+pub mod tokens;

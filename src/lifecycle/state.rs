@@ -193,6 +193,8 @@ pub fn next(from: State, trigger: Trigger) -> Result<State, Illegal> {
         // The ROM asks DHCP on every boot, also when an `up` Pi reboots itself.
         (T::DhcpSeen, s) if s.powered() => S::Dhcp,
         (T::TftpSeen, S::Dhcp | S::Tftp) => S::Tftp,
+        // The initramfs and late files come after the kernel.
+        (T::TftpSeen | T::KernelServed, S::KernelLoaded) => S::KernelLoaded,
         (T::KernelServed, S::Dhcp | S::Tftp) => S::KernelLoaded,
         (T::NfsMounted, S::KernelLoaded | S::Tftp) => S::NfsMounted,
         (T::Reachable, S::NfsMounted | S::KernelLoaded) => S::Up,

@@ -53,6 +53,14 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// `bytes` random bytes from the kernel, as hex: token secrets and operation ids.
+pub fn random_hex(bytes: usize) -> std::io::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// The schema's migrations, compiled in: one list per backend, same versions.
 fn migrator(backend: Backend) -> Migrator {
     let steps: [(i64, &str, &'static str); 1] = match backend {

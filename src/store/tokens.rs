@@ -2,7 +2,7 @@
 //! so a copy of the database grants nothing. A token is 32 random bytes, so a plain
 //! hash (no salt, no stretching) is enough: there is no dictionary to try.
 
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError, now_ms, random_hex};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -32,13 +32,6 @@ fn hash(token: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn random_hex(bytes: usize) -> std::io::Result<String> {
-    let mut buf = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn token_row(r: &sqlx::any::AnyRow) -> Result<TokenRow, StoreError> {

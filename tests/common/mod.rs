@@ -155,7 +155,14 @@ pub fn boot_files(kernel_bytes: usize) -> tempfile::TempDir {
 }
 
 /// Starts `pirack serve` for `inventory` inside `netns`, printing events as JSON.
-pub fn serve(netns: &Netns, inventory: &str, boot: &Path) -> Child {
+/// `pirack serve` in `netns`, with its own state store; JSON events on its stdout.
+pub struct Served {
+    pub child: Child,
+    pub _db: tempfile::TempDir,
+}
+
+pub fn serve(netns: &Netns, inventory: &str, boot: &Path) -> Served {
+    let db = tempfile::tempdir().unwrap();
     let child = netns
         .command(env!("CARGO_BIN_EXE_pirack"))
         .args([
@@ -165,12 +172,20 @@ pub fn serve(netns: &Netns, inventory: &str, boot: &Path) -> Child {
             "--boot-files",
             boot.to_str().unwrap(),
             "--json-events",
+            "--no-export",
+            "--api",
+            "127.0.0.1:0",
         ])
+        .arg("--db")
+        .arg(format!("sqlite://{}/state.db", db.path().display()))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    Child(child)
+    Served {
+        child: Child(child),
+        _db: db,
+    }
 }
 
 /// A controller namespace and one Pi namespace joined like slot A-01 of

@@ -1,0 +1,156 @@
+//! What the API sends and takes, with the schemas the OpenAPI document shows.
+
+use crate::controller::Controller;
+use crate::controller::actions::PowerAction;
+use crate::store::events::EventRow;
+use crate::store::ops::{OpStatus, Operation as OpRow};
+use crate::store::slots::SlotRow;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// A slot: a place for a Pi (switch port), its addresses and its lifecycle state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Slot {
+    /// `switch/port`.
+    pub key: String,
+    /// Where it hangs, e.g. `A-07`.
+    pub position: String,
+    /// Lifecycle state: empty, registered, building_root, ready, powering_on, dhcp,
+    /// tftp, kernel_loaded, nfs_mounted, up, failed, reimaging, powered_off,
+    /// decommissioned.
+    pub state: String,
+    /// When the state was entered (Unix ms).
+    pub state_since: i64,
+    pub owner: Option<String>,
+    pub image: Option<String>,
+    /// Serial of the board in the slot.
+    pub board: Option<String>,
+    /// Watchdog power cycles spent on the current boot.
+    pub recoveries: i64,
+    pub hostname: Option<String>,
+    /// The Pi's address on its storage VLAN.
+    pub storage_ip: Option<String>,
+    /// The Pi's public address.
+    pub ipv6: Option<String>,
+}
+
+impl Slot {
+    pub fn new(ctl: &Controller, row: SlotRow) -> Slot {
+        let plan = ctl.slot_plan(&row.key);
+        Slot {
+            hostname: plan.map(|p| p.hostname.clone()),
+            storage_ip: plan.map(|p| p.pi_ip.to_string()),
+            ipv6: plan.map(|p| p.ipv6.to_string()),
+            key: row.key,
+            position: row.position,
+            state: row.state.to_string(),
+            state_since: row.state_since,
+            owner: row.owner,
+            image: row.image,
+            board: row.board,
+            recoveries: row.recoveries,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Event {
+    /// Increasing: page with `after`.
+    pub id: i64,
+    /// Unix ms.
+    pub at: i64,
+    pub slot: Option<String>,
+    pub board: Option<String>,
+    /// A lifecycle trigger (`dhcp_seen`, `power_on`, ...), `observed` or `unexpected`.
+    pub kind: String,
+    pub cause: String,
+    pub detail: String,
+}
+
+impl From<EventRow> for Event {
+    fn from(e: EventRow) -> Event {
+        Event {
+            id: e.id,
+            at: e.at,
+            slot: e.slot,
+            board: e.board,
+            kind: e.kind,
+            cause: e.cause,
+            detail: e.detail,
+        }
+    }
+}
+
+/// A long operation: poll `GET /v1/operations/{id}` until it is not `running`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Operation {
+    pub id: String,
+    pub kind: String,
+    pub slot: Option<String>,
+    /// running, succeeded or failed.
+    pub status: String,
+    pub detail: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<OpRow> for Operation {
+    fn from(o: OpRow) -> Operation {
+        Operation {
+            id: o.id,
+            kind: o.kind,
+            slot: o.slot,
+            status: match o.status {
+                OpStatus::Running => "running",
+                OpStatus::Succeeded => "succeeded",
+                OpStatus::Failed => "failed",
+            }
+            .into(),
+            detail: o.detail,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionRequest {
+    /// Image id, e.g. `ci-tiny-1`.
+    pub image: String,
+    /// The customer; admins must name one, a customer token is its own.
+    pub owner: Option<String>,
+    /// A particular free slot (position or key) instead of any.
+    pub slot: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PowerRequest {
+    #[schema(value_type = String, example = "cycle")]
+    /// on, off or cycle.
+    pub action: PowerAction,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReimageRequest {
+    pub image: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Only events with a larger id.
+    pub after: Option<i64>,
+    /// At most this many (1..=1000, default 100).
+    pub limit: Option<i64>,
+    /// Only this slot's (position or key).
+    pub slot: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub slots: usize,
+}

@@ -1,0 +1,81 @@
+//! `token`: API tokens, made and revoked on the controller's host.
+
+use super::serve::prepare_sqlite;
+use anyhow::{Result, bail};
+use pirack::store::Store;
+use pirack::store::tokens::Scope;
+use std::process::ExitCode;
+
+#[derive(clap::Subcommand)]
+pub enum TokenAction {
+    /// Make a token; it is printed once and only its hash is kept.
+    Create {
+        /// What the token is for, shown in listings and events.
+        #[arg(long)]
+        name: String,
+        /// Everything, every slot.
+        #[arg(long, conflicts_with = "owner", required_unless_present = "owner")]
+        admin: bool,
+        /// Only this customer's slots.
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+pub fn token(db: &str, action: &TokenAction) -> Result<ExitCode> {
+    prepare_sqlite(db)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let store = Store::open(db).await?;
+        match action {
+            TokenAction::Create { name, admin, owner } => {
+                let scope = match (admin, owner) {
+                    (true, _) => Scope::Admin,
+                    (false, Some(o)) if !o.trim().is_empty() => Scope::Customer(o.clone()),
+                    _ => bail!("give --admin or --owner NAME"),
+                };
+                let (row, token) = store.create_token(name, &scope).await?;
+                eprintln!(
+                    "token {} ({name}) made; keep it now, it is not shown again",
+                    row.id
+                );
+                println!("{token}");
+            }
+            TokenAction::List => {
+                println!(
+                    "{:<14} {:<10} {:<12} {:<10} NAME",
+                    "ID", "SCOPE", "OWNER", "STATE"
+                );
+                for t in store.tokens().await? {
+                    let (scope, owner) = match &t.scope {
+                        Scope::Admin => ("admin", "-"),
+                        Scope::Customer(o) => ("customer", o.as_str()),
+                    };
+                    let state = if t.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "live"
+                    };
+                    println!(
+                        "{:<14} {scope:<10} {owner:<12} {state:<10} {}",
+                        t.id, t.name
+                    );
+                }
+            }
+            TokenAction::Revoke { id } => {
+                if !store.revoke_token(id).await? {
+                    bail!("no live token {id}");
+                }
+                eprintln!("token {id} revoked");
+            }
+        }
+        store.pool().close().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}

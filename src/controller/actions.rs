@@ -1,0 +1,412 @@
+//! What the API (and the watchdog) ask of a slot: provision, power, reimage, roll
+//! back, decommission. Each is checked against the lifecycle at once, so a refusal
+//! is immediate, then runs as an operation whose id the caller can poll.
+
+use super::Controller;
+use crate::lifecycle::{self, Illegal, State, Trigger};
+use crate::roots::{exports, image, slot_root};
+use crate::store::ops::{OpStatus, Operation};
+use crate::store::slots::{Changes, SlotRow};
+use crate::store::{StoreError, random_hex};
+use crate::switch::power::Admin;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Illegal(#[from] Illegal),
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerAction {
+    On,
+    Off,
+    Cycle,
+}
+
+impl Controller {
+    /// Applies a trigger to the slot as it is now, rereading it if another writer
+    /// got there first.
+    pub async fn apply(
+        &self,
+        slot: &str,
+        trigger: Trigger,
+        cause: &str,
+        changes: Changes,
+    ) -> Result<SlotRow, StoreError> {
+        let mut tries = 0;
+        loop {
+            let seen = self.store.slot(slot).await?;
+            match self
+                .store
+                .transition(&seen, trigger, cause, changes.clone())
+                .await
+            {
+                Err(StoreError::Conflict(_)) if tries < 8 => tries += 1,
+                done => {
+                    if let Ok(row) = &done
+                        && row.state == State::Failed
+                        && seen.state != State::Failed
+                    {
+                        self.metrics.count("pirack_slot_failures_total", &[]);
+                    }
+                    return done;
+                }
+            }
+        }
+    }
+
+    async fn operation(
+        &self,
+        kind: &str,
+        slot: Option<&str>,
+        owner: Option<&str>,
+    ) -> Result<Operation, ActionError> {
+        let id =
+            random_hex(8).map_err(|e| ActionError::BadRequest(format!("no randomness: {e}")))?;
+        Ok(self
+            .store
+            .start_op(&format!("op-{id}"), kind, slot, owner)
+            .await?)
+    }
+
+    /// Runs `work` as operation `op`, recording how it ended.
+    fn finish<F>(self: &Arc<Self>, op: &Operation, work: F)
+    where
+        F: Future<Output = Result<String, String>> + Send + 'static,
+    {
+        let (ctl, id) = (Arc::clone(self), op.id.clone());
+        tokio::spawn(async move {
+            let (status, detail) = match work.await {
+                Ok(d) => (OpStatus::Succeeded, d),
+                Err(e) => (OpStatus::Failed, e),
+            };
+            if let Err(e) = ctl.store.update_op(&id, status, None, &detail).await {
+                tracing::error!("operation {id}: cannot record its end: {e}");
+            }
+        });
+    }
+
+    fn check_image(&self, image_id: &str) -> Result<(), ActionError> {
+        image::show(&self.paths.images, image_id)
+            .map(drop)
+            .map_err(|e| ActionError::BadRequest(format!("image {image_id}: {e}")))
+    }
+
+    /// Builds the slot's root from `image_id` (powered off, as the lifecycle made
+    /// sure) and moves the slot to `ready`, or `failed` if the build fails.
+    async fn build_root(
+        self: &Arc<Self>,
+        key: &str,
+        image_id: &str,
+        owner: Option<String>,
+    ) -> Result<String, String> {
+        let Some(mut plan) = self.slot_plan(key).cloned() else {
+            return Err(format!("slot {key} is not in the plan"));
+        };
+        plan.owner = owner;
+        let (site, images, image_id2) = (
+            self.site.clone(),
+            self.paths.images.clone(),
+            image_id.to_string(),
+        );
+        let built = tokio::task::spawn_blocking(move || {
+            slot_root::build(&site, &plan, &images, &image_id2, false)
+        })
+        .await
+        .map_err(|e| format!("root build panicked: {e}"))?;
+        match built {
+            Ok(rec) => {
+                self.export().await?;
+                self.apply(
+                    key,
+                    Trigger::RootBuilt,
+                    &format!("root from {image_id} ({})", rec.method),
+                    Changes::default(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                Ok(format!("{key}: root from {image_id} by {}", rec.method))
+            }
+            Err(e) => {
+                let cause = format!("root build failed: {e}");
+                let _ = self
+                    .apply(key, Trigger::RootFailed, &cause, Changes::default())
+                    .await;
+                Err(cause)
+            }
+        }
+    }
+
+    async fn export(&self) -> Result<(), String> {
+        if !self.paths.export {
+            return Ok(());
+        }
+        let (site, plan) = (self.site.clone(), self.plan.clone());
+        tokio::task::spawn_blocking(move || exports::apply(&site, &plan))
+            .await
+            .map_err(|e| format!("exports panicked: {e}"))?
+            .map(drop)
+            .map_err(|e| format!("exports: {e}"))
+    }
+
+    /// Gives `owner` a free slot (or the named one) with a root from `image_id`.
+    pub async fn provision(
+        self: &Arc<Self>,
+        owner: &str,
+        image_id: &str,
+        wanted: Option<&str>,
+    ) -> Result<Operation, ActionError> {
+        self.check_image(image_id)?;
+        let slot = self
+            .store
+            .claim(owner, image_id, wanted)
+            .await
+            .map_err(|e| match e {
+                StoreError::Invalid(m) => ActionError::BadRequest(m),
+                other => other.into(),
+            })?;
+        let op = self
+            .operation("provision", Some(&slot.key), Some(owner))
+            .await?;
+        let (ctl, key, image_id, owner) = (
+            Arc::clone(self),
+            slot.key,
+            image_id.to_string(),
+            owner.to_string(),
+        );
+        self.finish(&op, async move {
+            ctl.build_root(&key, &image_id, Some(owner)).await
+        });
+        Ok(op)
+    }
+
+    pub async fn power(
+        self: &Arc<Self>,
+        slot: &SlotRow,
+        action: PowerAction,
+        who: &str,
+    ) -> Result<Operation, ActionError> {
+        let trigger = match action {
+            PowerAction::On => Trigger::PowerOn,
+            PowerAction::Off => Trigger::PowerOff,
+            PowerAction::Cycle => Trigger::Recover,
+        };
+        lifecycle::next(slot.state, trigger)?;
+        let op = self
+            .operation(
+                &format!("power-{}", trigger_word(action)),
+                Some(&slot.key),
+                slot.owner.as_deref(),
+            )
+            .await?;
+        let (ctl, key, who) = (Arc::clone(self), slot.key.clone(), who.to_string());
+        self.finish(&op, async move {
+            ctl.switch_power(&key, action, &format!("{} by {who}", trigger_word(action)))
+                .await
+        });
+        Ok(op)
+    }
+
+    /// Switches the slot's port and records the state it reads back.
+    pub async fn switch_power(
+        &self,
+        key: &str,
+        action: PowerAction,
+        cause: &str,
+    ) -> Result<String, String> {
+        let plan = self
+            .slot_plan(key)
+            .ok_or(format!("slot {key} is not in the plan"))?;
+        let sw = self
+            .fleet
+            .get(&plan.key.switch)
+            .map_err(|e| e.to_string())?;
+        let port = plan.key.port;
+        let word = trigger_word(action);
+        let result = match action {
+            PowerAction::On => sw.set(port, Admin::On).await,
+            PowerAction::Off => sw.set(port, Admin::Off).await,
+            PowerAction::Cycle => {
+                sw.cycle(port, std::time::Duration::from_millis(sw.policy.drain_ms))
+                    .await
+            }
+        };
+        let outcome = if result.is_ok() { "ok" } else { "failed" };
+        self.metrics.count(
+            "pirack_power_operations_total",
+            &[("action", word), ("result", outcome)],
+        );
+        let status = result.map_err(|e| e.to_string())?;
+        let (trigger, changes) = match action {
+            PowerAction::On => (
+                Trigger::PowerOn,
+                Changes {
+                    recoveries: Some(0),
+                    ..Changes::default()
+                },
+            ),
+            PowerAction::Off => (Trigger::PowerOff, Changes::default()),
+            PowerAction::Cycle => (Trigger::Recover, Changes::default()),
+        };
+        self.apply(key, trigger, cause, changes)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(format!(
+            "{key}: port {port} {}, {}",
+            status.admin, status.detection
+        ))
+    }
+
+    pub async fn reimage(
+        self: &Arc<Self>,
+        slot: &SlotRow,
+        image_id: &str,
+        who: &str,
+    ) -> Result<Operation, ActionError> {
+        self.check_image(image_id)?;
+        let changes = Changes {
+            image: Some(Some(image_id.to_string())),
+            ..Changes::default()
+        };
+        let row = self
+            .store
+            .transition(
+                slot,
+                Trigger::Reimage,
+                &format!("reimage to {image_id} by {who}"),
+                changes,
+            )
+            .await?;
+        let op = self
+            .operation("reimage", Some(&row.key), row.owner.as_deref())
+            .await?;
+        let (ctl, key, image_id, owner) =
+            (Arc::clone(self), row.key, image_id.to_string(), row.owner);
+        self.finish(
+            &op,
+            async move { ctl.build_root(&key, &image_id, owner).await },
+        );
+        Ok(op)
+    }
+
+    pub async fn rollback(
+        self: &Arc<Self>,
+        slot: &SlotRow,
+        who: &str,
+    ) -> Result<Operation, ActionError> {
+        let plan = self
+            .slot_plan(&slot.key)
+            .cloned()
+            .ok_or(ActionError::BadRequest(format!(
+                "slot {} is not in the plan",
+                slot.key
+            )))?;
+        let row = self
+            .store
+            .transition(
+                slot,
+                Trigger::Rollback,
+                &format!("rollback by {who}"),
+                Changes::default(),
+            )
+            .await?;
+        let op = self
+            .operation("rollback", Some(&row.key), row.owner.as_deref())
+            .await?;
+        let (ctl, key) = (Arc::clone(self), row.key);
+        self.finish(&op, async move {
+            let site = ctl.site.clone();
+            let done =
+                tokio::task::spawn_blocking(move || slot_root::rollback(&site, &plan, false))
+                    .await
+                    .map_err(|e| format!("rollback panicked: {e}"))?;
+            match done {
+                Ok(rec) => {
+                    ctl.export().await?;
+                    let changes = Changes {
+                        image: Some(Some(rec.image.clone())),
+                        ..Changes::default()
+                    };
+                    ctl.apply(
+                        &key,
+                        Trigger::RootBuilt,
+                        &format!("rolled back to {}", rec.image),
+                        changes,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    Ok(format!("{key}: back on {}", rec.image))
+                }
+                Err(e) => {
+                    let cause = format!("rollback failed: {e}");
+                    let _ = ctl
+                        .apply(&key, Trigger::RootFailed, &cause, Changes::default())
+                        .await;
+                    Err(cause)
+                }
+            }
+        });
+        Ok(op)
+    }
+
+    /// Ends a customer's use of a slot: its root is deleted and the slot freed.
+    pub async fn decommission(
+        self: &Arc<Self>,
+        slot: &SlotRow,
+        who: &str,
+    ) -> Result<Operation, ActionError> {
+        let plan = self
+            .slot_plan(&slot.key)
+            .cloned()
+            .ok_or(ActionError::BadRequest(format!(
+                "slot {} is not in the plan",
+                slot.key
+            )))?;
+        let changes = Changes {
+            owner: Some(None),
+            image: Some(None),
+            ..Changes::default()
+        };
+        let row = self
+            .store
+            .transition(
+                slot,
+                Trigger::Decommission,
+                &format!("decommissioned by {who}"),
+                changes,
+            )
+            .await?;
+        let op = self
+            .operation("decommission", Some(&row.key), slot.owner.as_deref())
+            .await?;
+        let ctl = Arc::clone(self);
+        self.finish(&op, async move {
+            let site = ctl.site.clone();
+            let deleted =
+                tokio::task::spawn_blocking(move || slot_root::delete(&site, &plan, false))
+                    .await
+                    .map_err(|e| format!("delete panicked: {e}"))?;
+            match deleted {
+                Ok(()) | Err(slot_root::RootError::NoRoot(_)) => {}
+                Err(e) => return Err(format!("root delete failed: {e}")),
+            }
+            ctl.export().await?;
+            Ok(format!("{}: decommissioned", row.key))
+        });
+        Ok(op)
+    }
+}
+
+fn trigger_word(a: PowerAction) -> &'static str {
+    match a {
+        PowerAction::On => "on",
+        PowerAction::Off => "off",
+        PowerAction::Cycle => "cycle",
+    }
+}
