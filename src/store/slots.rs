@@ -127,103 +127,115 @@ impl Store {
     ) -> Result<SlotRow, StoreError> {
         let to = lifecycle::next(seen.state, trigger)?;
         let mut tx = self.write().await?;
-        let now = now_ms();
-        let since = if to == seen.state {
-            seen.state_since
-        } else {
-            now
-        };
-        let pick =
-            |c: Option<Option<String>>, old: &Option<String>| c.unwrap_or_else(|| old.clone());
-        let owner = pick(changes.owner, &seen.owner);
-        let image = pick(changes.image, &seen.image);
-        let board = pick(changes.board, &seen.board);
-        let recoveries = changes.recoveries.unwrap_or(seen.recoveries);
-        let done = sqlx::query(
-            "UPDATE slots SET state = $1, state_since = $2, owner = $3, image = $4, board_serial = $5, \
-             recoveries = $6, version = version + 1 WHERE slot_key = $7 AND version = $8",
-        )
-        .bind(to.as_str())
-        .bind(since)
-        .bind(&owner)
-        .bind(&image)
-        .bind(&board)
-        .bind(recoveries)
-        .bind(&seen.key)
-        .bind(seen.version)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Err(StoreError::Conflict(seen.key.clone()));
-        }
-        let detail = format!("{} -> {}", seen.state, to);
-        events::append(
-            &mut tx,
-            &NewEvent {
-                at: now,
-                slot: Some(seen.key.clone()),
-                board: board.clone(),
-                kind: trigger.as_str().to_string(),
-                cause: cause.to_string(),
-                detail,
-            },
-        )
-        .await?;
+        let row = transition_in(&mut tx, seen, to, trigger, cause, changes).await?;
         tx.commit().await?;
-        Ok(SlotRow {
-            state: to,
-            state_since: since,
-            owner,
-            image,
-            board,
-            recoveries,
-            version: seen.version + 1,
-            ..seen.clone()
-        })
+        Ok(row)
     }
 
-    /// Gives a customer one free slot (`empty` or `registered`, or decommissioned),
-    /// or the named one if it is free, moving it to `building_root` with `image`.
-    /// Concurrent callers never get the same slot.
+    /// Gives a customer one free slot (`empty`, `registered` or decommissioned, and
+    /// not another customer's), or the named one if it is free, moving it to
+    /// `building_root` with `image`. Chosen and taken under the write lock, so
+    /// concurrent callers never get the same slot.
     pub async fn claim(
         &self,
         owner: &str,
         image: &str,
         wanted: Option<&str>,
     ) -> Result<SlotRow, StoreError> {
-        loop {
-            let free: Vec<SlotRow> = self
-                .slots(None)
-                .await?
-                .into_iter()
-                .filter(|s| lifecycle::next(s.state, Trigger::Provision).is_ok())
-                .filter(|s| s.owner.is_none() || s.owner.as_deref() == Some(owner))
-                .filter(|s| wanted.is_none_or(|w| s.key == w || s.position == w))
-                .collect();
-            let Some(slot) = free.first() else {
-                return Err(StoreError::Invalid(match wanted {
-                    Some(w) => format!("slot {w} is not free"),
-                    None => "no free slot".into(),
-                }));
-            };
-            let changes = Changes {
-                owner: Some(Some(owner.to_string())),
-                image: Some(Some(image.to_string())),
-                recoveries: Some(0),
-                ..Changes::default()
-            };
-            match self
-                .transition(
-                    slot,
-                    Trigger::Provision,
-                    &format!("provisioned for {owner}"),
-                    changes,
-                )
-                .await
+        let mut tx = self.write().await?;
+        let q = format!("SELECT {COLUMNS} FROM slots WHERE in_inventory = 1 ORDER BY position");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut free = None;
+        for r in &rows {
+            let s = row(r)?;
+            if lifecycle::next(s.state, Trigger::Provision).is_ok()
+                && s.owner.as_deref().is_none_or(|o| o == owner)
+                && wanted.is_none_or(|w| s.key == w || s.position == w)
             {
-                Err(StoreError::Conflict(_)) => continue,
-                other => return other,
+                free = Some(s);
+                break;
             }
         }
+        let Some(slot) = free else {
+            return Err(StoreError::Invalid(match wanted {
+                Some(w) => format!("slot {w} is not free"),
+                None => "no free slot".into(),
+            }));
+        };
+        let changes = Changes {
+            owner: Some(Some(owner.to_string())),
+            image: Some(Some(image.to_string())),
+            recoveries: Some(0),
+            ..Changes::default()
+        };
+        let cause = format!("provisioned for {owner}");
+        let to = lifecycle::next(slot.state, Trigger::Provision)?;
+        let taken = transition_in(&mut tx, &slot, to, Trigger::Provision, &cause, changes).await?;
+        tx.commit().await?;
+        Ok(taken)
     }
+}
+
+/// The write of a transition, inside the caller's transaction.
+async fn transition_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    seen: &SlotRow,
+    to: State,
+    trigger: Trigger,
+    cause: &str,
+    changes: Changes,
+) -> Result<SlotRow, StoreError> {
+    let now = now_ms();
+    let since = if to == seen.state {
+        seen.state_since
+    } else {
+        now
+    };
+    let pick = |c: Option<Option<String>>, old: &Option<String>| c.unwrap_or_else(|| old.clone());
+    let owner = pick(changes.owner, &seen.owner);
+    let image = pick(changes.image, &seen.image);
+    let board = pick(changes.board, &seen.board);
+    let recoveries = changes.recoveries.unwrap_or(seen.recoveries);
+    let done = sqlx::query(
+        "UPDATE slots SET state = $1, state_since = $2, owner = $3, image = $4, board_serial = $5, \
+         recoveries = $6, version = version + 1 WHERE slot_key = $7 AND version = $8",
+    )
+    .bind(to.as_str())
+    .bind(since)
+    .bind(&owner)
+    .bind(&image)
+    .bind(&board)
+    .bind(recoveries)
+    .bind(&seen.key)
+    .bind(seen.version)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Conflict(seen.key.clone()));
+    }
+    let detail = format!("{} -> {}", seen.state, to);
+    events::append(
+        tx,
+        &NewEvent {
+            at: now,
+            slot: Some(seen.key.clone()),
+            board: board.clone(),
+            kind: trigger.as_str().to_string(),
+            cause: cause.to_string(),
+            detail,
+        },
+    )
+    .await?;
+    Ok(SlotRow {
+        state: to,
+        state_since: since,
+        owner,
+        image,
+        board,
+        recoveries,
+        version: seen.version + 1,
+        ..seen.clone()
+    })
 }

@@ -1,0 +1,514 @@
+//! The controller's HTTP API against a running `pirack serve`: every endpoint under
+//! every kind of caller, a slot's whole life through the API with power on the
+//! emulated switch, and 96 provisioning calls at once.
+
+mod common;
+
+use common::http::{get, post, request};
+use common::snmp::{Agent, Creds, site_for};
+use common::{Child, text};
+use pirack::roots::image::{self, Import};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const FAST: &str =
+    "snmp_timeout_ms: 500\nsnmp_retries: 1\npower: { drain_ms: 200, readback_ms: 2000 }";
+
+fn is_root(test: &str) -> bool {
+    // SAFETY: geteuid(2) cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "{test}: needs root under CI"
+        );
+        eprintln!("skipped {test}: root builds need root");
+    }
+    root
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A small image (`tiny-<version>`) in `store`: a root tree and Pi 3 boot files;
+/// with an sshd configuration when `ssh`, so each root gets its own host keys.
+fn tiny_image(store: &Path, version: &str, ssh: bool) -> String {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    if ssh {
+        std::fs::create_dir_all(root.join("etc/ssh")).unwrap();
+    }
+    std::fs::write(
+        root.join("etc/os-release"),
+        format!("NAME=tiny\nVERSION={version}\n"),
+    )
+    .unwrap();
+    let boot = common::boot_files(64 * 1024);
+    let import = Import {
+        name: "tiny".into(),
+        version: version.into(),
+        root,
+        boot: boot.path().to_path_buf(),
+        cmdline: "console=ttyAMA0,115200".into(),
+    };
+    image::import(store, &import, &|_, _| {}).unwrap();
+    format!("tiny-{version}")
+}
+
+/// A running controller with its store, images, export root and tokens.
+struct Rig {
+    addr: SocketAddr,
+    admin: String,
+    acme: String,
+    globex: String,
+    dir: PathBuf,
+    _tmp: tempfile::TempDir,
+    _serve: Child,
+}
+
+fn token(db: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_pirack"))
+        .args(["token", "create", "--db", db])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
+/// Starts `pirack serve` on `inventory` (already written into `tmp`), with images
+/// `tiny-1` and `tiny-2`.
+fn start(tmp: tempfile::TempDir, inventory: &Path, ssh: bool) -> Rig {
+    let dir = tmp.path().to_path_buf();
+    let yaml = std::fs::read_to_string(inventory).unwrap().replace(
+        "export_root: /export",
+        &format!("export_root: {}", dir.join("export").display()),
+    );
+    std::fs::write(inventory, yaml).unwrap();
+    let images = dir.join("images");
+    tiny_image(&images, "1", ssh);
+    tiny_image(&images, "2", ssh);
+    let db = format!("sqlite://{}/state.db", dir.display());
+    let admin = token(&db, &["--name", "ops", "--admin"]);
+    let acme = token(&db, &["--name", "acme", "--owner", "acme"]);
+    let globex = token(&db, &["--name", "globex", "--owner", "globex"]);
+    let port = free_tcp_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_pirack"))
+        .arg("serve")
+        .arg("--inventory")
+        .arg(inventory)
+        .args([
+            "--db",
+            &db,
+            "--api",
+            &format!("127.0.0.1:{port}"),
+            "--no-export",
+        ])
+        .arg("--images")
+        .arg(&images)
+        .args(["--dhcp-port", &common::snmp::free_udp_port().to_string()])
+        .args(["--tftp-port", &common::snmp::free_udp_port().to_string()])
+        .env("PIRACK_SW_A_COMMUNITY", common::snmp::COMMUNITY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("serve.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "API did not come up: {}",
+            std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Rig {
+        addr,
+        admin,
+        acme,
+        globex,
+        dir,
+        _tmp: tmp,
+        _serve: Child(child),
+    }
+}
+
+impl Rig {
+    /// Polls an operation until it ends; its final JSON.
+    fn wait(&self, op: &serde_json::Value) -> serde_json::Value {
+        let id = op["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no operation in {op}"));
+        let started = Instant::now();
+        loop {
+            let now = get(
+                self.addr,
+                &format!("/v1/operations/{id}"),
+                Some(&self.admin),
+            )
+            .json();
+            if now["status"] != "running" {
+                return now;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(300),
+                "operation {id} never ended"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn slot(&self, slot: &str) -> serde_json::Value {
+        get(self.addr, &format!("/v1/slots/{slot}"), Some(&self.admin)).json()
+    }
+}
+
+#[test]
+fn every_endpoint_under_every_caller() {
+    if !is_root("every_endpoint_under_every_caller") || !common::have("api", "snmpd") {
+        return;
+    }
+    let agent = Agent::start(10, 10, None);
+    let tmp = tempfile::tempdir().unwrap();
+    let inventory = site_for(tmp.path(), agent.port, "generic", Creds::V2c, FAST);
+    let rig = start(tmp, &inventory, false);
+    let a = rig.addr;
+
+    // Globex gets A-05 (the inventory gives it to globex) built and ready.
+    let op = post(
+        a,
+        "/v1/slots",
+        Some(&rig.globex),
+        r#"{"image":"tiny-1","slot":"A-05"}"#,
+    );
+    assert_eq!(op.status, 202, "{}", op.body);
+    assert_eq!(rig.wait(&op.json())["status"], "succeeded");
+    let globex_op = op.json()["id"].as_str().unwrap().to_string();
+    let before = rig.slot("A-05");
+    assert_eq!(before["state"], "ready");
+
+    let endpoints: Vec<(&str, String, Option<&str>)> = vec![
+        ("GET", "/v1/slots/A-05".into(), None),
+        (
+            "POST",
+            "/v1/slots/A-05/power".into(),
+            Some(r#"{"action":"on"}"#),
+        ),
+        (
+            "POST",
+            "/v1/slots/A-05/reimage".into(),
+            Some(r#"{"image":"tiny-2"}"#),
+        ),
+        ("POST", "/v1/slots/A-05/rollback".into(), None),
+        ("DELETE", "/v1/slots/A-05".into(), None),
+        ("GET", format!("/v1/operations/{globex_op}"), None),
+        ("GET", "/v1/events?slot=A-05".into(), None),
+        ("GET", "/v1/events/stream?slot=A-05".into(), None),
+    ];
+    for (method, path, body) in &endpoints {
+        for (token, want) in [
+            (None, 401),
+            (Some("pirack_nope_nope"), 401),
+            (Some(rig.acme.as_str()), 404),
+        ] {
+            let r = request(a, method, path, token, *body);
+            assert_eq!(r.status, want, "{method} {path} as {token:?}: {}", r.body);
+            let err = r.json();
+            assert!(
+                err["code"].is_string() && err["message"].is_string(),
+                "{}",
+                r.body
+            );
+        }
+    }
+    for path in ["/v1/plan", "/metrics"] {
+        assert_eq!(get(a, path, None).status, 401);
+        let r = get(a, path, Some(&rig.acme));
+        assert_eq!(
+            (r.status, r.json()["code"].as_str()),
+            (403, Some("forbidden")),
+            "{path}"
+        );
+        assert_eq!(get(a, path, Some(&rig.admin)).status, 200, "{path}");
+    }
+    // Acme's attempts changed nothing of globex's slot, not even its event count.
+    assert_eq!(rig.slot("A-05"), before);
+    assert_eq!(agent.admin(5), 1, "power never reached the switch");
+
+    // What each may see.
+    let mine = get(a, "/v1/slots", Some(&rig.acme)).json();
+    let positions: Vec<&str> = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["position"].as_str().unwrap())
+        .collect();
+    assert_eq!(positions, ["A-01", "A-02", "A-03", "A-04"]);
+    assert_eq!(
+        get(a, "/v1/slots", Some(&rig.admin))
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        8
+    );
+    assert_eq!(get(a, "/v1/slots", None).status, 401);
+    let events = get(a, "/v1/events", Some(&rig.acme)).json();
+    assert!(
+        events.as_array().unwrap().is_empty(),
+        "acme sees no globex event: {events}"
+    );
+    assert!(
+        !get(a, "/v1/events?slot=A-05", Some(&rig.globex))
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // A customer provisions for itself only.
+    let r = post(
+        a,
+        "/v1/slots",
+        Some(&rig.acme),
+        r#"{"image":"tiny-1","owner":"globex"}"#,
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = post(
+        a,
+        "/v1/slots",
+        Some(&rig.acme),
+        r#"{"image":"tiny-1","slot":"A-06"}"#,
+    );
+    assert_eq!(
+        r.status, 404,
+        "another customer's slot does not exist: {}",
+        r.body
+    );
+    // Bad input is a 4xx with a JSON error.
+    for body in ["", "{", r#"{"image":7}"#, r#"{"image":"tiny-1","extra":1}"#] {
+        let r = post(a, "/v1/slots", Some(&rig.admin), body);
+        assert_eq!(r.status, 400, "{body:?}: {}", r.body);
+        assert_eq!(r.json()["code"], "bad_request");
+    }
+    let r = post(
+        a,
+        "/v1/slots",
+        Some(&rig.admin),
+        r#"{"image":"no-such-1","owner":"x"}"#,
+    );
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (400, Some("bad_request")),
+        "{}",
+        r.body
+    );
+    assert_eq!(get(a, "/nowhere", Some(&rig.admin)).status, 404);
+    assert_eq!(get(a, "/healthz", None).json()["slots"], 8);
+    let doc = get(a, "/openapi.json", None).json();
+    assert!(
+        doc["paths"]["/v1/slots/{slot}/power"]["post"].is_object(),
+        "{doc}"
+    );
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[test]
+fn a_slot_s_life_through_the_api() {
+    if !is_root("a_slot_s_life_through_the_api") || !common::have("api", "snmpd") {
+        return;
+    }
+    let agent = Agent::start(10, 10, None);
+    let tmp = tempfile::tempdir().unwrap();
+    let inventory = site_for(tmp.path(), agent.port, "generic", Creds::V2c, FAST);
+    let rig = start(tmp, &inventory, true);
+    let (a, t) = (rig.addr, Some(rig.admin.as_str()));
+
+    let op = post(a, "/v1/slots", t, r#"{"image":"tiny-1","owner":"initech"}"#).json();
+    let slot = op["slot"].as_str().unwrap().to_string();
+    assert_eq!(slot, "sw-a/7", "the first free slot nobody owns");
+    assert_eq!(rig.wait(&op)["status"], "succeeded");
+    let root = rig.dir.join("export/10.46.189.26");
+    assert!(root.join("etc/os-release").exists(), "the root was built");
+    assert!(
+        root.join("etc/ssh/ssh_host_ed25519_key").exists(),
+        "with its own host keys"
+    );
+    assert_eq!(rig.slot("A-07")["state"], "ready");
+    assert_eq!(rig.slot("A-07")["owner"], "initech");
+
+    agent.fault(&["clear=1"]);
+    assert_eq!(agent.admin(7), 1);
+    let r = post(a, "/v1/slots/A-07/power", t, r#"{"action":"cycle"}"#);
+    assert_eq!(
+        r.status, 409,
+        "a slot that is off cannot be cycled: {}",
+        r.body
+    );
+    let op = post(a, "/v1/slots/A-07/power", t, r#"{"action":"on"}"#).json();
+    assert_eq!(rig.wait(&op)["status"], "succeeded", "{op}");
+    assert_eq!(rig.slot("A-07")["state"], "powering_on");
+    let r = post(a, "/v1/slots/A-07/reimage", t, r#"{"image":"tiny-2"}"#);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("power the slot off first")
+    );
+
+    let op = post(a, "/v1/slots/A-07/power", t, r#"{"action":"off"}"#).json();
+    assert_eq!(rig.wait(&op)["status"], "succeeded");
+    assert_eq!(agent.admin(7), 2, "the switch port is off");
+    assert_eq!(rig.slot("A-07")["state"], "powered_off");
+
+    let op = post(a, "/v1/slots/A-07/reimage", t, r#"{"image":"tiny-2"}"#).json();
+    assert_eq!(rig.wait(&op)["status"], "succeeded", "{op}");
+    assert_eq!(rig.slot("A-07")["image"], "tiny-2");
+    let release = std::fs::read_to_string(root.join("etc/os-release")).unwrap();
+    assert!(release.contains("VERSION=2"), "{release}");
+    let op = post(a, "/v1/slots/A-07/rollback", t, "").json();
+    assert_eq!(rig.wait(&op)["status"], "succeeded", "{op}");
+    assert_eq!(rig.slot("A-07")["image"], "tiny-1");
+
+    // A stuck port: the operation fails and the slot does not claim to be on.
+    agent.fault(&["stuck_ports=[7]"]);
+    let op = post(a, "/v1/slots/A-07/power", t, r#"{"action":"on"}"#).json();
+    let done = rig.wait(&op);
+    assert_eq!(done["status"], "failed");
+    assert_eq!(rig.slot("A-07")["state"], "ready");
+    agent.fault(&["clear=1"]);
+
+    let op = request(a, "DELETE", "/v1/slots/A-07", t, None).json();
+    assert_eq!(rig.wait(&op)["status"], "succeeded", "{op}");
+    let gone = rig.slot("A-07");
+    assert_eq!(
+        (gone["state"].as_str(), gone["owner"].as_str()),
+        (Some("decommissioned"), None)
+    );
+    assert!(!root.exists(), "the root is deleted");
+
+    let events = get(a, "/v1/events?slot=A-07", t).json();
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "provision",
+            "root_built",
+            "power_on",
+            "power_off",
+            "reimage",
+            "root_built",
+            "rollback",
+            "root_built",
+            "decommission"
+        ]
+    );
+    let metrics = get(a, "/metrics", t).body;
+    assert!(
+        metrics.contains("pirack_power_operations_total{action=\"on\",result=\"failed\"} 1"),
+        "{metrics}"
+    );
+
+    // The live stream replays from an id and follows.
+    let out = Command::new("curl")
+        .args(["-sN", "--max-time", "2", "-H"])
+        .arg(format!("Authorization: Bearer {}", rig.admin))
+        .arg(format!("http://{a}/v1/events/stream?slot=A-07&after=0"))
+        .output()
+        .unwrap();
+    let stream = text(&out.stdout);
+    assert_eq!(stream.matches("event: root_built").count(), 3, "{stream}");
+    assert!(stream.contains("id: "), "{stream}");
+}
+
+#[test]
+fn ninety_six_provisioning_calls_at_once() {
+    if !is_root("ninety_six_provisioning_calls_at_once") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("hardware")).unwrap();
+    std::fs::create_dir_all(dir.join("switch-profiles")).unwrap();
+    std::fs::copy(
+        "switch-profiles/generic.yaml",
+        dir.join("switch-profiles/generic.yaml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        "hardware/shelf-96.ledger.yaml",
+        dir.join("hardware/shelf-96.ledger.yaml"),
+    )
+    .unwrap();
+    let yaml = std::fs::read_to_string("hardware/shelf-96.yaml")
+        .unwrap()
+        .replace(", owner: acme }", " }");
+    let inventory = dir.join("hardware/shelf-96.yaml");
+    std::fs::write(&inventory, yaml).unwrap();
+    let rig = start(tmp, &inventory, false);
+    let started = Instant::now();
+    let calls: Vec<_> = (0..96)
+        .map(|i| {
+            let (addr, token) = (rig.addr, rig.admin.clone());
+            std::thread::spawn(move || {
+                let body = format!(r#"{{"image":"tiny-1","owner":"customer-{}"}}"#, i % 9);
+                post(addr, "/v1/slots", Some(&token), &body)
+            })
+        })
+        .collect();
+    let ops: Vec<serde_json::Value> = calls
+        .into_iter()
+        .map(|c| {
+            let r = c.join().unwrap();
+            assert_eq!(r.status, 202, "{}", r.body);
+            r.json()
+        })
+        .collect();
+    let answered = started.elapsed();
+    let mut slots = std::collections::BTreeSet::new();
+    for op in &ops {
+        assert!(
+            slots.insert(op["slot"].as_str().unwrap().to_string()),
+            "a slot given twice: {op}"
+        );
+    }
+    for op in &ops {
+        assert_eq!(rig.wait(op)["status"], "succeeded", "{op}");
+    }
+    eprintln!(
+        "96 provisions: answered in {answered:?}, all roots ready in {:?}",
+        started.elapsed()
+    );
+    let all = get(rig.addr, "/v1/slots", Some(&rig.admin)).json();
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "ready")
+    );
+    let r = post(
+        rig.addr,
+        "/v1/slots",
+        Some(&rig.admin),
+        r#"{"image":"tiny-1","owner":"late"}"#,
+    );
+    assert_eq!(
+        (r.status, r.json()["message"].as_str()),
+        (400, Some("no free slot"))
+    );
+}

@@ -1,0 +1,60 @@
+//! A minimal HTTP/1.1 client for the API tests: one request per connection,
+//! `Content-Length` bodies (what the API sends for everything but the event stream).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Response {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> Response {
+    let mut s = TcpStream::connect(addr).expect("API reachable");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        head += &format!("Authorization: Bearer {t}\r\n");
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() {
+        head += "Content-Type: application/json\r\n";
+    }
+    head += &format!("Content-Length: {}\r\n\r\n", body.len());
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {head:?}"));
+    Response {
+        status,
+        body: body.to_string(),
+    }
+}
+
+pub fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Response {
+    request(addr, "GET", path, token, None)
+}
+
+pub fn post(addr: SocketAddr, path: &str, token: Option<&str>, body: &str) -> Response {
+    request(addr, "POST", path, token, Some(body))
+}
