@@ -36,6 +36,7 @@ fn site(slots: &[Spec]) -> Site {
         boot: model::Boot::default(),
         netboot: model::Netboot::default(),
         exports: model::Exports::default(),
+        watchdog: Default::default(),
         shelves: (0..2)
             .map(|i| Shelf {
                 name: format!("s{i}"),

@@ -3,7 +3,7 @@
 use super::inputs::{Inputs, load};
 use anyhow::{Context, Result};
 use pirack::api;
-use pirack::controller::{Controller, Paths, driver};
+use pirack::controller::{Controller, Paths, driver, observe, watchdog};
 use pirack::events::Event;
 use pirack::netboot;
 use pirack::store::Store;
@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -94,6 +95,8 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
         let ctl = Arc::new(Controller::open(l.site, &l.profiles, store, paths).await?);
         log_events(&ctl, args.json_events);
         tokio::spawn(driver::run(Arc::clone(&ctl)));
+        tokio::spawn(observe::run(Arc::clone(&ctl), Duration::from_secs(1)));
+        tokio::spawn(watchdog::run(Arc::clone(&ctl), Duration::from_secs(1)));
         tracing::info!(
             "serving {} slot(s) of site {}: DHCP port {}, TFTP port {}, boot files {}",
             ctl.plan.slots.len(),

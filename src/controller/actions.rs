@@ -8,8 +8,9 @@ use crate::roots::{exports, image, slot_root};
 use crate::store::ops::{OpStatus, Operation};
 use crate::store::slots::{Changes, SlotRow};
 use crate::store::{StoreError, random_hex};
-use crate::switch::power::Admin;
+use crate::switch::power::{Admin, PortStatus};
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
@@ -213,13 +214,8 @@ impl Controller {
         Ok(op)
     }
 
-    /// Switches the slot's port and records the state it reads back.
-    pub async fn switch_power(
-        &self,
-        key: &str,
-        action: PowerAction,
-        cause: &str,
-    ) -> Result<String, String> {
+    /// Switches the slot's port (read back, as the switch code does); no state change.
+    pub async fn cycle_port(&self, key: &str, action: PowerAction) -> Result<PortStatus, String> {
         let plan = self
             .slot_plan(key)
             .ok_or(format!("slot {key} is not in the plan"))?;
@@ -228,21 +224,30 @@ impl Controller {
             .get(&plan.key.switch)
             .map_err(|e| e.to_string())?;
         let port = plan.key.port;
-        let word = trigger_word(action);
         let result = match action {
             PowerAction::On => sw.set(port, Admin::On).await,
             PowerAction::Off => sw.set(port, Admin::Off).await,
             PowerAction::Cycle => {
-                sw.cycle(port, std::time::Duration::from_millis(sw.policy.drain_ms))
+                sw.cycle(port, Duration::from_millis(sw.policy.drain_ms))
                     .await
             }
         };
         let outcome = if result.is_ok() { "ok" } else { "failed" };
         self.metrics.count(
             "pirack_power_operations_total",
-            &[("action", word), ("result", outcome)],
+            &[("action", trigger_word(action)), ("result", outcome)],
         );
-        let status = result.map_err(|e| e.to_string())?;
+        result.map_err(|e| e.to_string())
+    }
+
+    /// Switches the slot's port, then records the state the port now implies.
+    pub async fn switch_power(
+        &self,
+        key: &str,
+        action: PowerAction,
+        cause: &str,
+    ) -> Result<String, String> {
+        let status = self.cycle_port(key, action).await?;
         let (trigger, changes) = match action {
             PowerAction::On => (
                 Trigger::PowerOn,
@@ -258,8 +263,8 @@ impl Controller {
             .await
             .map_err(|e| e.to_string())?;
         Ok(format!(
-            "{key}: port {port} {}, {}",
-            status.admin, status.detection
+            "{key}: port {} {}, {}",
+            status.port, status.admin, status.detection
         ))
     }
 

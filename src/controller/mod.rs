@@ -4,6 +4,8 @@
 pub mod actions;
 pub mod driver;
 pub mod metrics;
+pub mod observe;
+pub mod watchdog;
 
 use crate::events::Bus;
 use crate::inventory::Site;

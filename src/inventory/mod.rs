@@ -33,6 +33,7 @@ pub struct Site {
     /// Netboot settings, `boot_files` resolved against the inventory's directory.
     pub netboot: Netboot,
     pub exports: Exports,
+    pub watchdog: model::Watchdog,
     pub shelves: Vec<Shelf>,
     pub switches: Vec<Switch>,
     pub owners: Vec<Owner>,

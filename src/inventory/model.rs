@@ -22,6 +22,9 @@ pub struct Inventory {
     /// How the slots' roots are exported over NFS.
     #[serde(default)]
     pub exports: Exports,
+    /// Boot stage deadlines and what the controller does when a slot misses one.
+    #[serde(default)]
+    pub watchdog: Watchdog,
     pub shelves: Vec<Shelf>,
     pub switches: Vec<Switch>,
     #[serde(default)]
@@ -159,6 +162,65 @@ impl Default for Netboot {
             serve_non_pi: false,
         }
     }
+}
+
+/// Each boot stage's deadline (seconds in the stage before the slot counts as
+/// stalled), the power cycles allowed per boot, and how "up" is checked. A stalled
+/// slot's next deadlines double with each power cycle (backoff).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Watchdog {
+    /// Power on to the boot ROM's first DHCP request (a Pi 3 waits about 5 s).
+    #[serde(default = "d30")]
+    pub powering_on_s: u64,
+    /// DHCP to the first boot file.
+    #[serde(default = "d30")]
+    pub dhcp_s: u64,
+    /// Boot files to the kernel.
+    #[serde(default = "d60")]
+    pub tftp_s: u64,
+    /// Kernel to the root's NFS mount.
+    #[serde(default = "d120")]
+    pub kernel_loaded_s: u64,
+    /// NFS mount to the public address answering.
+    #[serde(default = "d120")]
+    pub nfs_mounted_s: u64,
+    /// Power cycles per boot before the slot is marked failed.
+    #[serde(default = "d3")]
+    pub max_recoveries: u32,
+    /// TCP port on the Pi's public address that answers once it is up.
+    #[serde(default = "d22")]
+    pub reach_port: u16,
+}
+
+impl Default for Watchdog {
+    fn default() -> Self {
+        Watchdog {
+            powering_on_s: d30(),
+            dhcp_s: d30(),
+            tftp_s: d60(),
+            kernel_loaded_s: d120(),
+            nfs_mounted_s: d120(),
+            max_recoveries: d3(),
+            reach_port: d22(),
+        }
+    }
+}
+
+fn d30() -> u64 {
+    30
+}
+fn d60() -> u64 {
+    60
+}
+fn d120() -> u64 {
+    120
+}
+fn d3() -> u32 {
+    3
+}
+fn d22() -> u16 {
+    22
 }
 
 fn default_boot_files() -> String {

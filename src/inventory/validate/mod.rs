@@ -188,6 +188,7 @@ impl Checker<'_> {
                 ..raw.netboot.clone()
             },
             exports: raw.exports.clone(),
+            watchdog: raw.watchdog.clone(),
             shelves,
             switches,
             owners,
