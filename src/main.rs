@@ -6,7 +6,7 @@ mod cli;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use cli::inputs::{Inputs, Reported, load};
-use cli::netboot::sim;
+use cli::netboot::{SimArgs, sim};
 use cli::roots::{ImageAction, RootAction, export, image, root};
 use cli::serve::{ServeArgs, serve};
 use cli::site::{LedgerAction, check, ledger_release, ledger_show, plan_cmd};
@@ -54,25 +54,7 @@ enum Command {
     Serve(ServeArgs),
     /// Boot simulated Pi 3s (boot ROM, bootcode.bin, start.elf) against a running
     /// controller, each in its own network namespace; needs root.
-    Sim {
-        #[command(flatten)]
-        inputs: Inputs,
-        /// Positions to boot [default: every slot with a board].
-        #[arg(long, value_delimiter = ',')]
-        slots: Vec<String>,
-        /// Network namespace the controller runs in [default: this one].
-        #[arg(long)]
-        controller_netns: Option<String>,
-        /// The boot files the controller serves [default: the inventory's].
-        #[arg(long)]
-        boot_files: Option<PathBuf>,
-        /// Seconds from power-on to the first DISCOVER (a real Pi 3: about 5).
-        #[arg(long, default_value_t = 2.0)]
-        power_on: f64,
-        /// Print the reports as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Sim(SimArgs),
     /// Import, list, show and verify images.
     Image {
         /// The image store on the fileserver.
@@ -180,14 +162,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => plan_cmd(&inputs, out.as_deref(), check, json),
         Command::Serve(args) => serve(&args),
-        Command::Sim {
-            inputs,
-            slots,
-            controller_netns,
-            boot_files,
-            power_on,
-            json,
-        } => sim(&inputs, slots, controller_netns, boot_files, power_on, json),
+        Command::Sim(args) => sim(&args),
         Command::Image { store, action } => image(&store, action),
         Command::Root {
             inputs,

@@ -16,6 +16,9 @@ fn simulator_boots_every_example_slot_against_serve() {
     let ctl = Netns::new("sim8");
     // serve starts before the slots' interfaces exist: it must wait for them.
     let mut server = serve(&ctl, "hardware/example-8.yaml", boot.path());
+    let mut lines = BufReader::new(server.child.0.stdout.take().unwrap()).lines();
+    // Its first event: a slot interface it cannot serve yet. Then the Pis come.
+    let first = lines.next().expect("serve reports events").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pirack"))
         .args([
             "sim",
@@ -81,9 +84,8 @@ fn simulator_boots_every_example_slot_against_serve() {
     // The controller saw what happened: every slot's offer and its files.
     drop(ctl);
     server.child.0.kill().unwrap();
-    let events: Vec<serde_json::Value> = BufReader::new(server.child.0.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
+    let events: Vec<serde_json::Value> = std::iter::once(first)
+        .chain(lines.map_while(Result::ok))
         .filter_map(|l| serde_json::from_str(&l).ok())
         .collect();
     let count = |kind: &str| events.iter().filter(|e| e["kind"] == kind).count();

@@ -1,7 +1,7 @@
 //! `sim`: simulated Pis that boot from a running controller.
 
 use super::inputs::{Inputs, load};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use pirack::plan;
 use std::path::PathBuf;
@@ -15,15 +15,38 @@ pub extern "C" fn on_stop_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
-pub fn sim(
-    inputs: &Inputs,
-    only: Vec<String>,
-    controller_netns: Option<String>,
-    boot_files: Option<PathBuf>,
-    power_on: f64,
-    json: bool,
-) -> Result<ExitCode> {
-    let l = load(inputs)?;
+#[derive(clap::Args)]
+pub struct SimArgs {
+    #[command(flatten)]
+    pub inputs: Inputs,
+    /// Positions to boot [default: every slot with a board].
+    #[arg(long, value_delimiter = ',')]
+    pub slots: Vec<String>,
+    /// Network namespace the controller runs in [default: this one].
+    #[arg(long)]
+    pub controller_netns: Option<String>,
+    /// The boot files the controller serves [default: the inventory's].
+    #[arg(long)]
+    pub boot_files: Option<PathBuf>,
+    /// Seconds from power-on to the first DISCOVER (a real Pi 3: about 5).
+    #[arg(long, default_value_t = 2.0)]
+    pub power_on: f64,
+    /// Print the reports as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Live on the switch's power until SIGINT: boot when the slot's PoE port is
+    /// on, die when it goes off, through to Linux (NFS mount, public address);
+    /// one JSON line per boot.
+    #[arg(long)]
+    pub follow: bool,
+    /// With --follow: POSITION[:N] hangs after bootcode.bin on its first N boots
+    /// (default 1), as a Pi 3 sometimes does.
+    #[arg(long, requires = "follow")]
+    pub stall: Vec<String>,
+}
+
+pub fn sim(args: &SimArgs) -> Result<ExitCode> {
+    let l = load(&args.inputs)?;
     let (plan, _) = plan::plan(&l.site, &l.ledger)?;
     let handler = SigAction::new(
         SigHandler::Handler(on_stop_signal),
@@ -35,14 +58,31 @@ pub fn sim(
         unsafe { sigaction(sig, &handler) }?;
     }
     let opts = pirack::sim::Options {
-        controller_netns,
-        boot_files: boot_files.unwrap_or_else(|| PathBuf::from(&l.site.netboot.boot_files)),
-        only,
+        controller_netns: args.controller_netns.clone(),
+        boot_files: args
+            .boot_files
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(&l.site.netboot.boot_files)),
+        only: args.slots.clone(),
         prefix: format!("pirack-sim-{}", std::process::id()),
-        power_on: std::time::Duration::from_secs_f64(power_on),
+        power_on: std::time::Duration::from_secs_f64(args.power_on),
     };
+    if args.follow {
+        let mut stalls = std::collections::BTreeMap::new();
+        for s in &args.stall {
+            let (pos, n) = s.split_once(':').unwrap_or((s, "1"));
+            let n: u32 = n
+                .parse()
+                .with_context(|| format!("--stall {s}: N is not a number"))?;
+            stalls.insert(pos.to_string(), n);
+        }
+        let prepared = pirack::sim::prepare(&l.site, &plan, &opts)?;
+        let f = pirack::sim::follow::FollowOptions { stalls };
+        pirack::sim::follow::follow(&l.site, &plan, &l.profiles, prepared, &f, &STOP)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let reports = pirack::sim::run(&l.site, &plan, &opts, &STOP)?;
-    if json {
+    if args.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
         print_reports(&reports);

@@ -14,7 +14,13 @@ pub struct PiLink {
     pub controller_if: String,
     pub fileserver_cidr: String,
     pub mac: String,
+    /// The Pi's public IPv6 address, reachable from the controller over the same
+    /// link (standing in for the tagged public VLAN).
+    pub public: String,
 }
+
+/// The controller's own address on the stand-in public network.
+pub const CONTROLLER_PUBLIC: &str = "fd00:7069:7261:636b::1";
 
 /// The namespaces and links made for a run; removed on drop.
 pub struct Lab {
@@ -75,12 +81,19 @@ impl Lab {
             );
         }
         ip_batch(None, &veths)?;
-        let mut ctl = String::new();
+        let mut ctl = format!("link set lo up\naddr replace {CONTROLLER_PUBLIC}/128 dev lo\n");
         for l in links {
-            ip_batch(Some(&l.netns), "link set lo up\nlink set eth0 up\n")?;
+            ip_batch(
+                Some(&l.netns),
+                &format!(
+                    "link set lo up\nlink set eth0 up\naddr add {}/128 dev eth0 nodad\n\
+                     route add {CONTROLLER_PUBLIC}/128 dev eth0\n",
+                    l.public
+                ),
+            )?;
             ctl += &format!(
-                "addr add {} dev {}\nlink set {} up\n",
-                l.fileserver_cidr, l.controller_if, l.controller_if
+                "addr add {} dev {}\nlink set {} up\nroute add {}/128 dev {}\n",
+                l.fileserver_cidr, l.controller_if, l.controller_if, l.public, l.controller_if
             );
         }
         ip_batch(controller_netns, &ctl)?;
@@ -98,11 +111,14 @@ impl Drop for Lab {
     fn drop(&mut self) {
         // The kernel removes a deleted namespace's veths lazily; delete the
         // controller's ends first so the names are free again at once.
-        let links: String = self
+        let mut links: String = self
             .controller_ifs
             .iter()
             .map(|i| format!("link del {i}\n"))
             .collect();
+        if self.controller_netns.is_none() && !self.controller_ifs.is_empty() {
+            links += &format!("addr del {CONTROLLER_PUBLIC}/128 dev lo\n");
+        }
         let spaces: String = self
             .namespaces
             .iter()

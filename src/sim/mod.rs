@@ -3,6 +3,7 @@
 //! a veth pair to the controller's per-slot interface, and a thread that plays the
 //! boot ROM, bootcode.bin and start.elf against whatever server answers there.
 
+pub mod follow;
 pub mod frames;
 mod lab;
 pub mod link;
@@ -46,6 +47,8 @@ pub enum SimError {
     BootFiles { path: PathBuf, source: io::Error },
     #[error("building the simulator's network")]
     Lab(#[source] io::Error),
+    #[error("simulated power from the switch: {0}")]
+    Power(String),
 }
 
 /// Every regular file under `dir` (links to files followed), by its
@@ -108,6 +111,7 @@ pub fn prepare(site: &Site, plan: &Plan, opts: &Options) -> Result<Prepared, Sim
             controller_if: slot.interface.clone(),
             fileserver_cidr: format!("{}/{}", slot.fileserver_ip, slot.storage.prefix_len()),
             mac: mac.to_string(),
+            public: slot.ipv6.to_string(),
         });
         let board = pi::Board {
             position: slot.position.clone(),

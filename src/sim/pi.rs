@@ -10,7 +10,7 @@ use crate::inventory::{MacAddr, Model, Serial};
 use dhcproto::v4::{MessageType, OptionCode};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,6 +67,39 @@ impl Report {
 const ROM_TRIES: u32 = 5;
 const ROM_WAIT: Duration = Duration::from_secs(5);
 
+/// What a boot does beyond the firmware's part.
+#[derive(Debug, Clone, Default)]
+pub struct BootOptions {
+    /// Hang after bootcode.bin (as a Pi 3 sometimes does) until stopped.
+    pub stall_after_bootcode: bool,
+    /// Play Linux too: mount the root over NFS and answer on the public address.
+    pub linux: Option<Linux>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Linux {
+    pub nfs_server: Ipv4Addr,
+    pub public: Ipv6Addr,
+    pub reach_port: u16,
+}
+
+/// A booted Pi's Linux: its NFS connection and its listener, held while it runs;
+/// dropped when its power goes.
+pub struct Running {
+    _nfs: TcpStream,
+    off: Arc<AtomicBool>,
+    listener: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.off.store(true, Ordering::Relaxed);
+        if let Some(t) = self.listener.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 struct Boot<'a> {
     board: &'a Board,
     expected: &'a Expected,
@@ -78,10 +111,23 @@ struct Boot<'a> {
 
 /// Boots `board`; never panics on a misbehaving server, it reports.
 pub fn boot(board: &Board, expected: &Expected, stop: &AtomicBool) -> Report {
+    boot_with(board, expected, stop, &BootOptions::default()).0
+}
+
+/// Boots `board` with `opts`; a Pi that reached Linux comes back running.
+pub fn boot_with(
+    board: &Board,
+    expected: &Expected,
+    stop: &AtomicBool,
+    opts: &BootOptions,
+) -> (Report, Option<Running>) {
     let started = Instant::now();
     let link = match RawLink::open(&board.interface) {
         Ok(l) => l,
-        Err(e) => return Report::failed(board, format!("raw socket on {}: {e}", board.interface)),
+        Err(e) => {
+            let why = format!("raw socket on {}: {e}", board.interface);
+            return (Report::failed(board, why), None);
+        }
     };
     let mut report = Report::failed(board, String::new());
     report.error = None;
@@ -93,13 +139,18 @@ pub fn boot(board: &Board, expected: &Expected, stop: &AtomicBool) -> Report {
         report,
         clock: Instant::now(),
     };
-    let result = b.run();
+    let result = b.run(opts);
     b.report.total_ms = started.elapsed().as_millis() as u64;
     match result {
-        Ok(()) => b.report.ok = true,
-        Err(e) => b.report.error = Some(e),
+        Ok(running) => {
+            b.report.ok = true;
+            (b.report, running)
+        }
+        Err(e) => {
+            b.report.error = Some(e);
+            (b.report, None)
+        }
     }
-    b.report
 }
 
 impl Boot<'_> {
@@ -109,7 +160,7 @@ impl Boot<'_> {
         self.clock = Instant::now();
     }
 
-    fn run(&mut self) -> Result<(), String> {
+    fn run(&mut self, opts: &BootOptions) -> Result<Option<Running>, String> {
         let (ip, server, mask) = self.loader_dhcp(Asker::Rom(self.board.model), ROM_TRIES)?;
         self.configure(ip, mask)?;
         self.stage("rom_dhcp");
@@ -125,6 +176,12 @@ impl Boot<'_> {
             return Err("bootsig.bin was served; the ROM's probe should fail".into());
         }
         self.stage("rom_tftp");
+        if opts.stall_after_bootcode {
+            while !self.stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            return Err("stalled after bootcode.bin (simulated), until power was cut".into());
+        }
 
         let (ip2, server2, _) = self.loader_dhcp(Asker::Bootcode, ROM_TRIES)?;
         if (ip2, server2) != (ip, server) {
@@ -135,9 +192,59 @@ impl Boot<'_> {
         self.stage("bootcode_dhcp");
 
         self.firmware(&mut tftp)?;
-        self.linux_dhcp(ip, server)?;
-        self.stage("linux_dhcp");
-        Ok(())
+        let Some(linux) = &opts.linux else {
+            self.linux_dhcp(ip, server)?;
+            self.stage("linux_dhcp");
+            return Ok(None);
+        };
+        let running = self.linux(ip, linux)?;
+        Ok(Some(running))
+    }
+
+    /// The kernel mounts its root (an NFS client's TCP connection from the Pi's
+    /// address, held open), then the root's services answer on the public address.
+    fn linux(&mut self, ip: Ipv4Addr, l: &Linux) -> Result<Running, String> {
+        let nfs = SocketAddr::new(l.nfs_server.into(), crate::controller::observe::NFS_PORT);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let stream = loop {
+            self.check_stop()?;
+            let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                .map_err(|e| format!("NFS socket: {e}"))?;
+            sock.bind(&SocketAddr::new(ip.into(), 0).into())
+                .map_err(|e| format!("NFS bind {ip}: {e}"))?;
+            match sock.connect_timeout(&nfs.into(), Duration::from_secs(2)) {
+                Ok(()) => break TcpStream::from(sock),
+                Err(e) if Instant::now() > deadline => {
+                    return Err(format!("NFS mount from {nfs}: {e}"));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(500)),
+            }
+        };
+        self.stage("nfs_mount");
+        let public = SocketAddr::new(l.public.into(), l.reach_port);
+        let listener =
+            std::net::TcpListener::bind(public).map_err(|e| format!("listen on {public}: {e}"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("listener: {e}"))?;
+        let off = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&off);
+        let accept = std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let _ = std::io::Write::write_all(&mut &conn, b"SSH-2.0-pirack-sim\r\n");
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        });
+        self.stage("up");
+        Ok(Running {
+            _nfs: stream,
+            off,
+            listener: Some(accept),
+        })
     }
 
     fn check_stop(&self) -> Result<(), String> {
