@@ -7,7 +7,6 @@ mod common;
 use common::http::{get, post, request};
 use common::snmp::{Agent, Creds, site_for};
 use common::{Child, text};
-use pirack::roots::image::{self, Import};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,32 +35,6 @@ fn free_tcp_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A small image (`tiny-<version>`) in `store`: a root tree and Pi 3 boot files;
-/// with an sshd configuration when `ssh`, so each root gets its own host keys.
-fn tiny_image(store: &Path, version: &str, ssh: bool) -> String {
-    let work = tempfile::tempdir().unwrap();
-    let root = work.path().join("root");
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    if ssh {
-        std::fs::create_dir_all(root.join("etc/ssh")).unwrap();
-    }
-    std::fs::write(
-        root.join("etc/os-release"),
-        format!("NAME=tiny\nVERSION={version}\n"),
-    )
-    .unwrap();
-    let boot = common::boot_files(64 * 1024);
-    let import = Import {
-        name: "tiny".into(),
-        version: version.into(),
-        root,
-        boot: boot.path().to_path_buf(),
-        cmdline: "console=ttyAMA0,115200".into(),
-    };
-    image::import(store, &import, &|_, _| {}).unwrap();
-    format!("tiny-{version}")
 }
 
 /// A running controller with its store, images, export root and tokens.
@@ -95,8 +68,8 @@ fn start(tmp: tempfile::TempDir, inventory: &Path, ssh: bool) -> Rig {
     );
     std::fs::write(inventory, yaml).unwrap();
     let images = dir.join("images");
-    tiny_image(&images, "1", ssh);
-    tiny_image(&images, "2", ssh);
+    common::tiny_image(&images, "1", ssh);
+    common::tiny_image(&images, "2", ssh);
     let db = format!("sqlite://{}/state.db", dir.display());
     let admin = token(&db, &["--name", "ops", "--admin"]);
     let acme = token(&db, &["--name", "acme", "--owner", "acme"]);

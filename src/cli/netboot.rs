@@ -78,7 +78,8 @@ pub fn sim(args: &SimArgs) -> Result<ExitCode> {
         }
         let prepared = pirack::sim::prepare(&l.site, &plan, &opts)?;
         let f = pirack::sim::follow::FollowOptions { stalls };
-        pirack::sim::follow::follow(&l.site, &plan, &l.profiles, prepared, &f, &STOP)?;
+        let netns = args.controller_netns.as_deref();
+        pirack::sim::follow::follow(&l.site, &plan, &l.profiles, prepared, netns, &f, &STOP)?;
         return Ok(ExitCode::SUCCESS);
     }
     let reports = pirack::sim::run(&l.site, &plan, &opts, &STOP)?;

@@ -50,6 +50,7 @@ pub fn follow(
     plan: &Plan,
     profiles: &Profiles,
     prepared: Prepared,
+    controller_netns: Option<&str>,
     f: &FollowOptions,
     stop: &'static AtomicBool,
 ) -> Result<(), SimError> {
@@ -78,7 +79,18 @@ pub fn follow(
     }
     let watcher = {
         let pis = all.clone();
-        std::thread::spawn(move || watch_power(&fleet, &pis, stop))
+        // The switch is asked from the controller's side, where its management
+        // network is.
+        let netns = controller_netns.map(str::to_string);
+        std::thread::spawn(move || {
+            if let Some(ns) = netns
+                && let Err(e) = Lab::enter(&ns)
+            {
+                tracing::error!("simulated power: entering {ns}: {e}");
+                stop.store(true, Ordering::Relaxed);
+            }
+            watch_power(&fleet, &pis, stop)
+        })
     };
     let threads: Vec<_> = all
         .iter()

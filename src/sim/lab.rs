@@ -81,7 +81,7 @@ impl Lab {
             );
         }
         ip_batch(None, &veths)?;
-        let mut ctl = format!("link set lo up\naddr replace {CONTROLLER_PUBLIC}/128 dev lo\n");
+        let mut ctl = String::new();
         for l in links {
             ip_batch(
                 Some(&l.netns),
@@ -91,9 +91,13 @@ impl Lab {
                     l.public
                 ),
             )?;
+            // The controller's public address sits on every link: Linux answers
+            // neighbour solicitations only for the receiving interface's addresses.
+            let i = &l.controller_if;
             ctl += &format!(
-                "addr add {} dev {}\nlink set {} up\nroute add {}/128 dev {}\n",
-                l.fileserver_cidr, l.controller_if, l.controller_if, l.public, l.controller_if
+                "addr add {} dev {i}\naddr add {CONTROLLER_PUBLIC}/128 dev {i} nodad\n\
+                 link set {i} up\nroute add {}/128 dev {i}\n",
+                l.fileserver_cidr, l.public
             );
         }
         ip_batch(controller_netns, &ctl)?;
@@ -111,14 +115,11 @@ impl Drop for Lab {
     fn drop(&mut self) {
         // The kernel removes a deleted namespace's veths lazily; delete the
         // controller's ends first so the names are free again at once.
-        let mut links: String = self
+        let links: String = self
             .controller_ifs
             .iter()
             .map(|i| format!("link del {i}\n"))
             .collect();
-        if self.controller_netns.is_none() && !self.controller_ifs.is_empty() {
-            links += &format!("addr del {CONTROLLER_PUBLIC}/128 dev lo\n");
-        }
         let spaces: String = self
             .namespaces
             .iter()

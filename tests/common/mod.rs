@@ -306,3 +306,29 @@ pub fn example_site_in(dir: &Path, export_root: Option<&Path>, extra: &str) -> s
     std::fs::write(&inventory, yaml + extra).unwrap();
     inventory
 }
+
+/// A small image (`tiny-<version>`) in `store`: a root tree and Pi 3 boot files;
+/// with an sshd configuration when `ssh`, so each root gets its own host keys.
+pub fn tiny_image(store: &Path, version: &str, ssh: bool) -> String {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    if ssh {
+        std::fs::create_dir_all(root.join("etc/ssh")).unwrap();
+    }
+    std::fs::write(
+        root.join("etc/os-release"),
+        format!("NAME=tiny\nVERSION={version}\n"),
+    )
+    .unwrap();
+    let boot = boot_files(64 * 1024);
+    let import = pirack::roots::image::Import {
+        name: "tiny".into(),
+        version: version.into(),
+        root,
+        boot: boot.path().to_path_buf(),
+        cmdline: "console=ttyAMA0,115200".into(),
+    };
+    pirack::roots::image::import(store, &import, &|_, _| {}).unwrap();
+    format!("tiny-{version}")
+}

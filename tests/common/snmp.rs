@@ -28,11 +28,35 @@ pub struct Agent {
     pub port: u16,
     pub dir: tempfile::TempDir,
     pub state: PathBuf,
+    /// The network namespace it runs in (`None`: the test's own).
+    netns: Option<String>,
     _child: Child,
+}
+
+/// `program` run in `netns` when given.
+fn in_netns(netns: Option<&str>, program: &str) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, program]);
+            c
+        }
+        None => Command::new(program),
+    }
 }
 
 impl Agent {
     pub fn start(ports: u16, poe_ports: u16, vendor: Option<&str>) -> Agent {
+        Agent::start_in(None, ports, poe_ports, vendor)
+    }
+
+    /// The agent inside namespace `netns` (on its loopback).
+    pub fn start_in(
+        netns: Option<&str>,
+        ports: u16,
+        poe_ports: u16,
+        vendor: Option<&str>,
+    ) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state.json");
         let emulator = std::fs::canonicalize(EMULATOR).unwrap();
@@ -62,7 +86,7 @@ impl Agent {
              pass_persist .1.3.6.1.4.1.11.2.14.11.1.9 {serve}\n"
         );
         std::fs::write(dir.path().join("snmpd.conf"), conf).unwrap();
-        let child = Command::new("snmpd")
+        let child = in_netns(netns, "snmpd")
             .args(["-f", "-C", "-c"])
             .arg(dir.path().join("snmpd.conf"))
             .arg("-Lf")
@@ -76,6 +100,7 @@ impl Agent {
             port,
             state,
             dir,
+            netns: netns.map(str::to_string),
             _child: Child(child),
         };
         agent.wait_ready();
@@ -99,7 +124,7 @@ impl Agent {
 
     /// Runs a net-snmp tool (snmpget, snmpset, snmpwalk) against this agent, v2c.
     pub fn net_snmp(&self, tool: &str, args: &[&str]) -> Output {
-        Command::new(tool)
+        in_netns(self.netns.as_deref(), tool)
             .args(["-v2c", "-c", COMMUNITY, "-t", "1", "-r", "1"])
             .arg(format!("127.0.0.1:{}", self.port))
             .args(args)
