@@ -42,29 +42,30 @@ fn api(
 }
 
 fn serve(ctl: &Netns, inventory: &Path, d: &Path, boot: &Path) -> Child {
-    let child = ctl
-        .command(env!("CARGO_BIN_EXE_pirack"))
-        .arg("serve")
-        .arg("--inventory")
-        .arg(inventory)
-        .arg("--db")
-        .arg(format!("sqlite://{}/state.db", d.display()))
-        .args(["--api", "127.0.0.1:18080"])
-        .arg("--images")
-        .arg(d.join("images"))
-        .arg("--boot-files")
-        .arg(boot)
-        .env("PIRACK_SW_A_COMMUNITY", common::snmp::COMMUNITY)
-        .stdout(Stdio::null())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(d.join("serve.log"))
-                .unwrap(),
-        )
-        .spawn()
-        .unwrap();
+    let child = Child(
+        ctl.command(env!("CARGO_BIN_EXE_pirack"))
+            .arg("serve")
+            .arg("--inventory")
+            .arg(inventory)
+            .arg("--db")
+            .arg(format!("sqlite://{}/state.db", d.display()))
+            .args(["--api", "127.0.0.1:18080"])
+            .arg("--images")
+            .arg(d.join("images"))
+            .arg("--boot-files")
+            .arg(boot)
+            .env("PIRACK_SW_A_COMMUNITY", common::snmp::COMMUNITY)
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(d.join("serve.log"))
+                    .unwrap(),
+            )
+            .spawn()
+            .unwrap(),
+    );
     let started = Instant::now();
     loop {
         let up = ctl
@@ -75,7 +76,7 @@ fn serve(ctl: &Netns, inventory: &Path, d: &Path, boot: &Path) -> Child {
             .status
             .success();
         if up {
-            return Child(child);
+            return child;
         }
         assert!(
             started.elapsed() < Duration::from_secs(20),
