@@ -5,12 +5,13 @@ mod cli;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use cli::client::{self, OpArgs, Remote};
 use cli::inputs::{Inputs, Reported, load};
 use cli::netboot::{SimArgs, sim};
 use cli::roots::{ImageAction, RootAction, export, image, root};
 use cli::serve::{ServeArgs, serve};
 use cli::site::{LedgerAction, check, ledger_release, ledger_show, plan_cmd};
-use cli::switch::{PowerFlags, PowerVerb, Selection, SwitchAction, power, switch};
+use cli::switch::{PowerFlags, PowerVerb, Selection, SwitchAction, power, remote_power, switch};
 use cli::tokens::{TokenAction, token};
 use pirack::inventory;
 use pirack::plan;
@@ -87,16 +88,82 @@ enum Command {
     },
     /// Export every slot root over NFS with the site's backend (kernel or ganesha).
     Exports(Inputs),
-    /// Switch slots' PoE power on, off, cycle it, or show it.
+    /// Switch slots' PoE power on, off, cycle it, or show it: straight at the
+    /// switch with --inventory, else through the controller's API.
     Power {
         #[arg(value_enum)]
         verb: PowerVerb,
-        #[command(flatten)]
-        inputs: Inputs,
+        /// Site inventory: talk to the switches directly (on the controller's host).
+        #[arg(long, env = "PIRACK_INVENTORY")]
+        inventory: Option<PathBuf>,
+        /// Switch profile directory (with --inventory).
+        #[arg(long, env = "PIRACK_PROFILES")]
+        profiles: Option<PathBuf>,
         #[command(flatten)]
         selection: Selection,
         #[command(flatten)]
         flags: PowerFlags,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// The slots the API shows you, with their state.
+    Slots {
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One slot and its latest events.
+    Show {
+        slot: String,
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a customer a slot with a root from an image (through the API).
+    Provision {
+        #[arg(long)]
+        image: String,
+        /// The customer [default: the token's own].
+        #[arg(long)]
+        owner: Option<String>,
+        /// A particular free slot.
+        #[arg(long)]
+        slot: Option<String>,
+        #[command(flatten)]
+        op: OpArgs,
+    },
+    /// Build a slot's root anew from an image (the slot must be off).
+    Reimage {
+        slot: String,
+        #[arg(long)]
+        image: String,
+        #[command(flatten)]
+        op: OpArgs,
+    },
+    /// Put back the root the last reimage replaced (the slot must be off).
+    Rollback {
+        slot: String,
+        #[command(flatten)]
+        op: OpArgs,
+    },
+    /// End a hosted Pi: delete its root and free the slot (the slot must be off).
+    Decommission {
+        slot: String,
+        #[command(flatten)]
+        op: OpArgs,
+    },
+    /// Events, oldest first; --follow keeps printing new ones.
+    Events {
+        #[arg(long)]
+        slot: Option<String>,
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        json: bool,
     },
     /// Drive the switches' port VLANs.
     Switch {
@@ -178,10 +245,54 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Power {
             verb,
-            inputs,
+            inventory: Some(inventory),
+            profiles,
             selection,
             flags,
-        } => power(&inputs, verb, &selection, &flags),
+            ..
+        } => {
+            let inputs = Inputs {
+                inventory,
+                profiles,
+                ledger: None,
+            };
+            power(&inputs, verb, &selection, &flags)
+        }
+        Command::Power {
+            verb,
+            inventory: None,
+            selection,
+            flags,
+            remote,
+            ..
+        } => remote_power(&remote, verb, &selection, flags.json),
+        Command::Slots { remote, json } => client::slots(&remote, json),
+        Command::Show { slot, remote, json } => client::show(&remote, &slot, json),
+        Command::Provision {
+            image,
+            owner,
+            slot,
+            op,
+        } => {
+            let body = serde_json::json!({ "image": image, "owner": owner, "slot": slot });
+            op.run(("POST", "/v1/slots"), Some(body))
+        }
+        Command::Reimage { slot, image, op } => {
+            let body = serde_json::json!({ "image": image });
+            op.run(("POST", &format!("/v1/slots/{slot}/reimage")), Some(body))
+        }
+        Command::Rollback { slot, op } => {
+            op.run(("POST", &format!("/v1/slots/{slot}/rollback")), None)
+        }
+        Command::Decommission { slot, op } => {
+            op.run(("DELETE", &format!("/v1/slots/{slot}")), None)
+        }
+        Command::Events {
+            slot,
+            follow,
+            remote,
+            json,
+        } => client::events(&remote, slot.as_deref(), follow, json),
         Command::Switch { action } => switch(&action),
         Command::Token { db, action } => token(&db, &action),
         Command::Ledger { action } => match action {

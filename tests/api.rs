@@ -353,6 +353,49 @@ fn a_slot_s_life_through_the_api() {
     assert_eq!(rig.wait(&op)["status"], "succeeded", "{op}");
     assert_eq!(rig.slot("A-07")["image"], "tiny-1");
 
+    // The CLI, as a client of the same API (URL and token from the environment).
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_pirack"))
+            .args(args)
+            .env("PIRACK_URL", format!("http://{a}"))
+            .env("PIRACK_TOKEN", &rig.admin)
+            .env("PIRACK_CLIENT_CONFIG", "/dev/null")
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+    };
+    let (code, out) = cli(&["slots", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 8);
+    let (code, out) = cli(&["show", "A-07"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("state       ready") && out.contains("rollback"),
+        "{out}"
+    );
+    let (code, out) = cli(&["power", "cycle", "A-07"]);
+    assert_eq!(code, Some(1), "a slot that is off cannot be cycled: {out}");
+    assert!(out.contains("409") && out.contains("not allowed"), "{out}");
+    let (code, out) = cli(&["reimage", "A-07", "--image", "tiny-2"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("reimage succeeded"), "{out}");
+    let (code, out) = cli(&["rollback", "A-07"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = cli(&["events", "--slot", "A-07"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains(" reimage ")).count(),
+        2,
+        "{out}"
+    );
+    let (code, out) = cli(&["slots", "--token", "pirack_nope_nope"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("401") && out.contains("unknown or revoked token"),
+        "{out}"
+    );
+
     // A stuck port: the operation fails and the slot does not claim to be on.
     agent.fault(&["stuck_ports=[7]"]);
     let op = post(a, "/v1/slots/A-07/power", t, r#"{"action":"on"}"#).json();
@@ -388,6 +431,10 @@ fn a_slot_s_life_through_the_api() {
             "root_built",
             "rollback",
             "root_built",
+            "reimage",
+            "root_built",
+            "rollback",
+            "root_built",
             "decommission"
         ]
     );
@@ -405,7 +452,7 @@ fn a_slot_s_life_through_the_api() {
         .output()
         .unwrap();
     let stream = text(&out.stdout);
-    assert_eq!(stream.matches("event: root_built").count(), 3, "{stream}");
+    assert_eq!(stream.matches("event: root_built").count(), 5, "{stream}");
     assert!(stream.contains("id: "), "{stream}");
 }
 

@@ -306,7 +306,13 @@ fn pis_boot_to_up_survive_a_controller_kill_and_the_watchdog_recovers_a_stall() 
     }
 
     // Per-stage timings of each Pi's boots, as the simulator saw them.
-    sim.0.kill().unwrap();
+    // SIGTERM: the simulator stops its Pis and removes its namespaces.
+    let pid = nix::unistd::Pid::from_raw(sim.0.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(
+        sim.0.wait().unwrap().success(),
+        "the simulator ends cleanly"
+    );
     let lines: Vec<serde_json::Value> = BufReader::new(sim.0.stdout.take().unwrap())
         .lines()
         .map_while(Result::ok)

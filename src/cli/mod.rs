@@ -1,5 +1,6 @@
 //! The commands behind the `pirack` CLI, one module per area.
 
+pub mod client;
 pub mod inputs;
 pub mod netboot;
 pub mod roots;

@@ -1,5 +1,6 @@
 //! `power` and `switch`: PoE power per slot, and pushing the port VLAN plan.
 
+use super::client::Remote;
 use super::inputs::{Inputs, load};
 use anyhow::{Result, bail};
 use pirack::inventory::Site;
@@ -272,5 +273,80 @@ pub fn switch(action: &SwitchAction) -> Result<ExitCode> {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// `power` through the controller's API: it checks the lifecycle, switches the
+/// port, and records the slot's new state.
+pub fn remote_power(
+    remote: &Remote,
+    verb: PowerVerb,
+    sel: &Selection,
+    json: bool,
+) -> Result<ExitCode> {
+    let c = remote.connect(json)?;
+    if sel.shelf.is_some() {
+        bail!("--shelf needs --inventory (the API addresses slots); name the slots or give --all");
+    }
+    let slots: Vec<String> = if sel.all {
+        let all = c.call("GET", "/v1/slots", None)?;
+        all.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["position"].as_str().map(str::to_string))
+            .collect()
+    } else if sel.slots.is_empty() {
+        bail!("name the slots (A-07), or give --all");
+    } else {
+        sel.slots.clone()
+    };
+    let action = match verb {
+        PowerVerb::On => "on",
+        PowerVerb::Off => "off",
+        PowerVerb::Cycle => "cycle",
+        PowerVerb::Status => {
+            let rows: Vec<serde_json::Value> = slots
+                .iter()
+                .map(|s| c.call("GET", &format!("/v1/slots/{s}"), None))
+                .collect::<Result<_>>()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for r in rows {
+                    println!(
+                        "{:<8} {}",
+                        r["position"].as_str().unwrap_or("-"),
+                        r["state"].as_str().unwrap_or("-")
+                    );
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let body = serde_json::json!({ "action": action });
+    let started: Vec<(String, Result<serde_json::Value>)> = slots
+        .iter()
+        .map(|s| {
+            (
+                s.clone(),
+                c.call("POST", &format!("/v1/slots/{s}/power"), Some(&body)),
+            )
+        })
+        .collect();
+    let mut failed = 0;
+    for (slot, op) in started {
+        match op.and_then(|op| c.wait(&op)) {
+            Ok(done) if json => println!("{done}"),
+            Ok(done) => println!("{slot:<8} {}", done["detail"].as_str().unwrap_or("")),
+            Err(e) => {
+                failed += 1;
+                println!("{slot:<8} error: {e}");
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }

@@ -1,0 +1,282 @@
+//! The CLI as a client of a running controller's API: `slots`, `show`, `provision`,
+//! `reimage`, `rollback`, `decommission`, `events`, and `power` without an
+//! inventory. The URL and token come from flags, the environment, or a config file
+//! (`~/.config/pirack/client.yaml`: `url:` and `token:` or `token_file:`).
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(clap::Args, Clone)]
+pub struct Remote {
+    /// The controller's API [default: from the config file, else http://127.0.0.1:8080].
+    #[arg(long, env = "PIRACK_URL")]
+    pub url: Option<String>,
+    /// API token [default: from the config file].
+    #[arg(long, env = "PIRACK_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Client config file [default: ~/.config/pirack/client.yaml].
+    #[arg(long, env = "PIRACK_CLIENT_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    url: Option<String>,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+}
+
+/// An API connection: `host:port` and a token.
+pub struct Client {
+    host: String,
+    token: String,
+    pub json: bool,
+}
+
+impl Remote {
+    /// Connects; `json` asks for the API's JSON instead of tables.
+    pub fn connect(&self, json: bool) -> Result<Client> {
+        let path = self.config.clone().or_else(|| {
+            let base = std::env::var_os("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+            Some(base.join("pirack/client.yaml"))
+        });
+        let file: ConfigFile = match &path {
+            Some(p) if p.exists() => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                serde_yaml::from_str(&text).with_context(|| format!("{}", p.display()))?
+            }
+            Some(p) if self.config.is_some() => bail!("no client config {}", p.display()),
+            _ => ConfigFile::default(),
+        };
+        let url = self
+            .url
+            .clone()
+            .or(file.url)
+            .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+        let token = match (&self.token, file.token, file.token_file) {
+            (Some(t), _, _) => t.clone(),
+            (None, Some(t), _) => t,
+            (None, None, Some(f)) => std::fs::read_to_string(&f)
+                .with_context(|| format!("reading token file {}", f.display()))?
+                .trim()
+                .to_string(),
+            _ => bail!("no API token: give --token, PIRACK_TOKEN, or token in the client config"),
+        };
+        let host = url
+            .strip_prefix("http://")
+            .ok_or_else(|| anyhow!("{url}: only http:// URLs (put TLS in front of the API)"))?
+            .trim_end_matches('/')
+            .to_string();
+        Ok(Client { host, token, json })
+    }
+}
+
+impl Client {
+    /// One request; the JSON answer, or the API's error as an error.
+    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
+        let mut s = TcpStream::connect(&self.host)
+            .with_context(|| format!("connecting to {}", self.host))?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.host,
+            self.token,
+            body.len()
+        );
+        if !body.is_empty() {
+            req += "Content-Type: application/json\r\n";
+        }
+        req += "\r\n";
+        s.write_all(req.as_bytes())?;
+        s.write_all(body.as_bytes())?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)?;
+        let text = String::from_utf8_lossy(&raw);
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| anyhow!("{}: no HTTP answer", self.host))?;
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| anyhow!("{}: bad status line", self.host))?;
+        let value: Value = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
+        if status >= 400 {
+            let msg = value["message"].as_str().unwrap_or(body);
+            bail!("{method} {path}: {status}: {msg}");
+        }
+        Ok(value)
+    }
+
+    /// Polls an operation until it ends; fails if it failed.
+    pub fn wait(&self, op: &Value) -> Result<Value> {
+        let id = op["id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no operation id in {op}"))?;
+        loop {
+            let now = self.call("GET", &format!("/v1/operations/{id}"), None)?;
+            match now["status"].as_str() {
+                Some("running") => std::thread::sleep(Duration::from_millis(250)),
+                Some("succeeded") => return Ok(now),
+                _ => bail!("{}: {}", now["kind"], now["detail"]),
+            }
+        }
+    }
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("-")
+}
+
+pub fn slots(remote: &Remote, json: bool) -> Result<ExitCode> {
+    let c = remote.connect(json)?;
+    let slots = c.call("GET", "/v1/slots", None)?;
+    if c.json {
+        println!("{}", serde_json::to_string_pretty(&slots)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<8} {:<10} {:<15} {:<12} {:<20} {:<9} RECOVERIES",
+        "SLOT", "KEY", "STATE", "OWNER", "IMAGE", "BOARD"
+    );
+    for x in slots.as_array().into_iter().flatten() {
+        println!(
+            "{:<8} {:<10} {:<15} {:<12} {:<20} {:<9} {}",
+            s(&x["position"]),
+            s(&x["key"]),
+            s(&x["state"]),
+            s(&x["owner"]),
+            s(&x["image"]),
+            s(&x["board"]),
+            x["recoveries"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn show(remote: &Remote, slot: &str, json: bool) -> Result<ExitCode> {
+    let c = remote.connect(json)?;
+    let x = c.call("GET", &format!("/v1/slots/{slot}"), None)?;
+    let events = c.call("GET", &format!("/v1/events?slot={slot}&limit=1000"), None)?;
+    if c.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"slot": x, "events": events}))?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for k in [
+        "position",
+        "key",
+        "state",
+        "owner",
+        "image",
+        "board",
+        "hostname",
+        "storage_ip",
+        "ipv6",
+    ] {
+        println!("{k:<11} {}", s(&x[k]));
+    }
+    println!("{:<11} {}", "recoveries", x["recoveries"]);
+    let all = events.as_array().cloned().unwrap_or_default();
+    println!("\nlast events:");
+    for e in all.iter().rev().take(20).rev() {
+        println!(
+            "  {} {:<14} {} ({})",
+            e["at"],
+            s(&e["kind"]),
+            s(&e["detail"]),
+            s(&e["cause"])
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts an operation and, unless `no_wait`, follows it to its end.
+pub fn operate(
+    remote: &Remote,
+    (method, path): (&str, &str),
+    body: Option<Value>,
+    no_wait: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    let c = remote.connect(json)?;
+    let op = c.call(method, path, body.as_ref())?;
+    let done = if no_wait { op } else { c.wait(&op)? };
+    if c.json {
+        println!("{}", serde_json::to_string_pretty(&done)?);
+    } else {
+        println!(
+            "{} {} {}: {}",
+            s(&done["id"]),
+            s(&done["kind"]),
+            s(&done["status"]),
+            s(&done["detail"])
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn events(remote: &Remote, slot: Option<&str>, follow: bool, json: bool) -> Result<ExitCode> {
+    let c = remote.connect(json)?;
+    let mut after = 0i64;
+    loop {
+        let mut path = format!("/v1/events?after={after}&limit=500");
+        if let Some(s) = slot {
+            path += &format!("&slot={s}");
+        }
+        let page = c.call("GET", &path, None)?;
+        let rows = page.as_array().cloned().unwrap_or_default();
+        for e in &rows {
+            after = after.max(e["id"].as_i64().unwrap_or(after));
+            if c.json {
+                println!("{e}");
+            } else {
+                println!(
+                    "{} {:<8} {:<14} {} ({})",
+                    e["at"],
+                    s(&e["slot"]),
+                    s(&e["kind"]),
+                    s(&e["detail"]),
+                    s(&e["cause"])
+                );
+            }
+        }
+        if rows.len() < 500 {
+            if !follow {
+                return Ok(ExitCode::SUCCESS);
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+}
+
+/// What the commands that start an operation share.
+#[derive(clap::Args)]
+pub struct OpArgs {
+    #[command(flatten)]
+    pub remote: Remote,
+    /// Print the operation at once instead of following it to its end.
+    #[arg(long)]
+    pub no_wait: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl OpArgs {
+    pub fn run(&self, call: (&str, &str), body: Option<Value>) -> Result<ExitCode> {
+        operate(&self.remote, call, body, self.no_wait, self.json)
+    }
+}
