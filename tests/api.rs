@@ -532,3 +532,37 @@ fn ninety_six_provisioning_calls_at_once() {
         (400, Some("no free slot"))
     );
 }
+
+#[test]
+fn schemathesis_finds_no_server_error_and_no_schema_violation() {
+    let test = "schemathesis_finds_no_server_error_and_no_schema_violation";
+    if !is_root(test) || !common::have(test, "schemathesis") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inventory = common::example_site_in(tmp.path(), None, "");
+    let rig = start(tmp, &inventory, false);
+    let out = Command::new("schemathesis")
+        .arg("run")
+        .arg(format!("http://{}/openapi.json", rig.addr))
+        .args(["-H", &format!("Authorization: Bearer {}", rig.admin)])
+        .args([
+            "--checks",
+            "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
+        ])
+        // A stream never ends; its answers are checked in the API tests.
+        .args(["--exclude-path", "/v1/events/stream", "--max-examples", "25", "--seed", "1"])
+        .current_dir(&rig.dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let report = text(&out.stdout) + &text(&out.stderr);
+    let summary = report
+        .lines()
+        .filter(|l| l.contains("generated"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    eprintln!("schemathesis: {summary}");
+    assert!(out.status.success(), "{report}");
+    assert!(summary.contains("passed"), "{report}");
+}

@@ -10,7 +10,6 @@ use super::model::{
 use crate::controller::Controller;
 use crate::store::slots::SlotRow;
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -29,9 +28,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     async fn from_request(req: Request, state: &S) -> Result<Body<T>, ApiError> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Body(v)),
-            Err(e @ JsonRejection::MissingJsonContentType(_)) => {
-                Err(ApiError::bad_request(e.body_text()))
-            }
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+/// Query parameters whose rejection is a JSON error like every other.
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Params<T>, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(Params(v)),
             Err(e) => Err(ApiError::bad_request(e.body_text())),
         }
     }
@@ -79,7 +91,7 @@ pub async fn show_slot(
 /// Gives a customer a slot with a root from an image; the slot ends `ready`.
 #[utoipa::path(post, path = "/v1/slots", tag = "slots", request_body = ProvisionRequest,
     responses((status = 202, body = Operation), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody)),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn provision(
     State(ctl): Ctl,
@@ -231,7 +243,7 @@ async fn visible_slots(
 pub async fn events(
     State(ctl): Ctl,
     caller: Caller,
-    Query(q): Query<EventsQuery>,
+    Params(q): Params<EventsQuery>,
 ) -> Result<Json<Vec<Event>>, ApiError> {
     let slots = visible_slots(&ctl, &caller, q.slot.as_deref()).await?;
     let rows = ctl
@@ -254,7 +266,7 @@ pub async fn events(
 pub async fn events_stream(
     State(ctl): Ctl,
     caller: Caller,
-    Query(q): Query<EventsQuery>,
+    Params(q): Params<EventsQuery>,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let slots = visible_slots(&ctl, &caller, q.slot.as_deref()).await?;
     let start = q.after.unwrap_or(0).max(0);
