@@ -559,7 +559,7 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let report = text(&out.stdout) + &text(&out.stderr);
     let summary = report
         .lines()
-        .filter(|l| l.contains("generated"))
+        .filter(|l| l.contains(" generated, "))
         .collect::<Vec<_>>()
         .join("\n");
     eprintln!("schemathesis: {summary}");
