@@ -61,6 +61,12 @@ fn token(db: &str, args: &[&str]) -> String {
 /// Starts `pirack serve` on `inventory` (already written into `tmp`), with images
 /// `tiny-1` and `tiny-2`.
 fn start(tmp: tempfile::TempDir, inventory: &Path, ssh: bool) -> Rig {
+    let db = format!("sqlite://{}/state.db", tmp.path().display());
+    start_on(tmp, inventory, ssh, db)
+}
+
+/// As [`start`], with the store at `db`.
+fn start_on(tmp: tempfile::TempDir, inventory: &Path, ssh: bool, db: String) -> Rig {
     let dir = tmp.path().to_path_buf();
     let yaml = std::fs::read_to_string(inventory).unwrap().replace(
         "export_root: /export",
@@ -70,7 +76,6 @@ fn start(tmp: tempfile::TempDir, inventory: &Path, ssh: bool) -> Rig {
     let images = dir.join("images");
     common::tiny_image(&images, "1", ssh);
     common::tiny_image(&images, "2", ssh);
-    let db = format!("sqlite://{}/state.db", dir.display());
     let admin = token(&db, &["--name", "ops", "--admin"]);
     let acme = token(&db, &["--name", "acme", "--owner", "acme"]);
     let globex = token(&db, &["--name", "globex", "--owner", "globex"]);
@@ -458,9 +463,43 @@ fn a_slot_s_life_through_the_api() {
 
 #[test]
 fn ninety_six_provisioning_calls_at_once() {
-    if !is_root("ninety_six_provisioning_calls_at_once") {
+    if is_root("ninety_six_provisioning_calls_at_once") {
+        ninety_six(None);
+    }
+}
+
+/// The same against a PostgreSQL store (required under CI).
+#[test]
+fn ninety_six_provisioning_calls_at_once_on_postgres() {
+    let test = "ninety_six_provisioning_calls_at_once_on_postgres";
+    if !is_root(test) {
         return;
     }
+    let Ok(admin) = std::env::var("PIRACK_TEST_POSTGRES") else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "{test}: CI must test PostgreSQL"
+        );
+        eprintln!("skipped {test}: PIRACK_TEST_POSTGRES is not set");
+        return;
+    };
+    let name = format!("pirack_api_{}", std::process::id());
+    let psql = |sql: String| {
+        let ok = Command::new("su")
+            .args(["postgres", "-c", &format!("psql -qc '{sql}'")])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "{sql}");
+    };
+    psql(format!("DROP DATABASE IF EXISTS {name}"));
+    psql(format!("CREATE DATABASE {name} OWNER pirack"));
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    ninety_six(Some(url));
+    psql(format!("DROP DATABASE {name} WITH (FORCE)"));
+}
+
+fn ninety_six(db: Option<String>) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     std::fs::create_dir_all(dir.join("hardware")).unwrap();
@@ -480,7 +519,10 @@ fn ninety_six_provisioning_calls_at_once() {
         .replace(", owner: acme }", " }");
     let inventory = dir.join("hardware/shelf-96.yaml");
     std::fs::write(&inventory, yaml).unwrap();
-    let rig = start(tmp, &inventory, false);
+    let rig = match db {
+        Some(url) => start_on(tmp, &inventory, false, url),
+        None => start(tmp, &inventory, false),
+    };
     let started = Instant::now();
     let calls: Vec<_> = (0..96)
         .map(|i| {

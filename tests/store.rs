@@ -361,3 +361,27 @@ fn operations_and_event_pages() {
         assert!(mine.iter().all(|e| e.slot.as_deref() == Some("sw-a/1")));
     });
 }
+
+#[test]
+fn boards_are_remembered_by_serial_and_slot() {
+    on_each("boards", |store| async move {
+        store
+            .saw_board("7285c0f2", "b8:27:eb:85:c0:f2", "pi3", "sw-a/1", false)
+            .await
+            .unwrap();
+        store
+            .saw_board("1111aaaa", "b8:27:eb:00:00:01", "pi3", "sw-a/2", true)
+            .await
+            .unwrap();
+        // The first board moved to slot 2 (staff swapped them): one row per serial.
+        store
+            .saw_board("7285c0f2", "b8:27:eb:85:c0:f2", "pi3", "sw-a/2", false)
+            .await
+            .unwrap();
+        assert!(store.boards_in("sw-a/1").await.unwrap().is_empty());
+        let in2 = store.boards_in("sw-a/2").await.unwrap();
+        assert_eq!(in2.len(), 2);
+        assert!(in2.contains(&("1111aaaa".into(), "b8:27:eb:00:00:01".into(), true)));
+        assert!(in2.contains(&("7285c0f2".into(), "b8:27:eb:85:c0:f2".into(), false)));
+    });
+}

@@ -83,6 +83,14 @@ async fn observe(ctl: &Controller, kernels: &HashMap<String, String>, rec: &Reco
     let Ok(slot) = ctl.store.slot(position).await else {
         return;
     };
+    if let Event::UnknownBoard {
+        mac,
+        serial,
+        adopted,
+    } = &rec.event
+    {
+        swapped_board(ctl, &slot, mac, serial.as_deref(), *adopted).await;
+    }
     let Some(trigger) = trigger else {
         // Boot files and refusals are kept as observations.
         if matches!(
@@ -135,6 +143,53 @@ async fn observe(ctl: &Controller, kernels: &HashMap<String, String>, rec: &Reco
             if let Err(err) = ctl.store.event(&e).await {
                 tracing::warn!("cannot record event: {err}");
             }
+        }
+    }
+}
+
+/// A board the slot did not know: recorded, and when the site adopts it, the slot's
+/// board from now on (the customer keeps the slot, its addresses and its root).
+async fn swapped_board(
+    ctl: &Controller,
+    slot: &crate::store::slots::SlotRow,
+    mac: &str,
+    serial: Option<&str>,
+    adopted: bool,
+) {
+    let id = serial.unwrap_or(mac);
+    if let Err(e) = ctl
+        .store
+        .saw_board(id, mac, "pi3", &slot.key, !adopted)
+        .await
+    {
+        tracing::warn!("cannot record board {id}: {e}");
+    }
+    if adopted && slot.board.as_deref() != Some(id) {
+        let changes = Changes {
+            board: Some(Some(id.to_string())),
+            ..Changes::default()
+        };
+        let cause = format!("board {id} ({mac}) adopted by site policy");
+        if let Err(e) = ctl
+            .apply(&slot.key, Trigger::BoardKnown, &cause, changes)
+            .await
+        {
+            tracing::warn!("{}: {e}", slot.position);
+        }
+    } else if !adopted {
+        let alert = NewEvent {
+            at: now_ms(),
+            slot: Some(slot.key.clone()),
+            board: Some(id.to_string()),
+            kind: "alert".into(),
+            cause: "site policy: hold".into(),
+            detail: format!(
+                "board {id} ({mac}) in slot {} is held, not served",
+                slot.position
+            ),
+        };
+        if let Err(e) = ctl.store.event(&alert).await {
+            tracing::warn!("cannot record event: {e}");
         }
     }
 }

@@ -3,6 +3,7 @@
 //! file by default; PostgreSQL, for sites with several controllers, through the same
 //! code (sqlx's Any driver, runtime queries, 64-bit integers and text only).
 
+pub mod boards;
 pub mod events;
 pub mod ledger;
 pub mod ops;
