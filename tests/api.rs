@@ -44,8 +44,10 @@ struct Rig {
     acme: String,
     globex: String,
     dir: PathBuf,
+    /// How to start the controller again: its command line.
+    serve_args: Vec<String>,
     _tmp: tempfile::TempDir,
-    _serve: Child,
+    serve: Child,
 }
 
 fn token(db: &str, args: &[&str]) -> String {
@@ -80,27 +82,53 @@ fn start_on(tmp: tempfile::TempDir, inventory: &Path, ssh: bool, db: String) -> 
     let acme = token(&db, &["--name", "acme", "--owner", "acme"]);
     let globex = token(&db, &["--name", "globex", "--owner", "globex"]);
     let port = free_tcp_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_pirack"))
-        .arg("serve")
-        .arg("--inventory")
-        .arg(inventory)
-        .args([
-            "--db",
-            &db,
-            "--api",
-            &format!("127.0.0.1:{port}"),
-            "--no-export",
-        ])
-        .arg("--images")
-        .arg(&images)
-        .args(["--dhcp-port", &common::snmp::free_udp_port().to_string()])
-        .args(["--tftp-port", &common::snmp::free_udp_port().to_string()])
-        .env("PIRACK_SW_A_COMMUNITY", common::snmp::COMMUNITY)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("serve.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let serve_args: Vec<String> = [
+        "serve",
+        "--inventory",
+        inventory.to_str().unwrap(),
+        "--db",
+        &db,
+        "--api",
+        &format!("127.0.0.1:{port}"),
+        "--no-export",
+        "--images",
+        images.to_str().unwrap(),
+        "--dhcp-port",
+        &common::snmp::free_udp_port().to_string(),
+        "--tftp-port",
+        &common::snmp::free_udp_port().to_string(),
+    ]
+    .map(String::from)
+    .to_vec();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let serve = spawn_serve(&dir, &serve_args, addr);
+    Rig {
+        addr,
+        admin,
+        acme,
+        globex,
+        dir,
+        serve_args,
+        _tmp: tmp,
+        serve,
+    }
+}
+
+fn spawn_serve(dir: &Path, args: &[String], addr: SocketAddr) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("serve.log"))
+        .unwrap();
+    let child = Child(
+        Command::new(env!("CARGO_BIN_EXE_pirack"))
+            .args(args)
+            .env("PIRACK_SW_A_COMMUNITY", common::snmp::COMMUNITY)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     let started = Instant::now();
     while std::net::TcpStream::connect(addr).is_err() {
         assert!(
@@ -110,18 +138,17 @@ fn start_on(tmp: tempfile::TempDir, inventory: &Path, ssh: bool, db: String) -> 
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    Rig {
-        addr,
-        admin,
-        acme,
-        globex,
-        dir,
-        _tmp: tmp,
-        _serve: Child(child),
-    }
+    child
 }
 
 impl Rig {
+    /// SIGKILLs the controller and starts it again on the same store.
+    fn kill_and_restart(&mut self) {
+        self.serve.0.kill().unwrap();
+        self.serve.0.wait().unwrap();
+        self.serve = spawn_serve(&self.dir, &self.serve_args, self.addr);
+    }
+
     /// Polls an operation until it ends; its final JSON.
     fn wait(&self, op: &serde_json::Value) -> serde_json::Value {
         let id = op["id"]
@@ -607,4 +634,75 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     eprintln!("schemathesis: {summary}");
     assert!(out.status.success(), "{report}");
     assert!(summary.contains("passed"), "{report}");
+}
+
+#[test]
+fn a_controller_killed_while_provisioning_finishes_every_root_after_restart() {
+    if !is_root("a_controller_killed_while_provisioning") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inventory = common::example_site_in(tmp.path(), None, "");
+    // Images with sshd, so each root's host keys make the builds take a while.
+    let mut rig = start(tmp, &inventory, true);
+    let ops: Vec<serde_json::Value> = ["A-07", "A-08", "A-01", "A-02"]
+        .iter()
+        .map(|slot| {
+            let owner = if slot.starts_with("A-0") && *slot > "A-06" {
+                "initech"
+            } else {
+                "acme"
+            };
+            let body = format!(r#"{{"image":"tiny-1","owner":"{owner}","slot":"{slot}"}}"#);
+            let r = post(rig.addr, "/v1/slots", Some(&rig.admin), &body);
+            assert_eq!(r.status, 202, "{}", r.body);
+            r.json()
+        })
+        .collect();
+    rig.kill_and_restart();
+    // The cut operations say so; the builds start again and finish.
+    let mut interrupted = 0;
+    for op in &ops {
+        let id = op["id"].as_str().unwrap();
+        let now = get(rig.addr, &format!("/v1/operations/{id}"), Some(&rig.admin)).json();
+        assert_ne!(now["status"], "running", "{now}");
+        if now["detail"].as_str().unwrap_or("").contains("interrupted") {
+            interrupted += 1;
+        }
+    }
+    assert!(
+        interrupted > 0,
+        "the kill came while roots were being built"
+    );
+    let started = Instant::now();
+    loop {
+        let states: Vec<String> = ["A-07", "A-08", "A-01", "A-02"]
+            .iter()
+            .map(|s| rig.slot(s)["state"].as_str().unwrap().to_string())
+            .collect();
+        if states.iter().all(|s| s == "ready") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "{states:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for ip in ["10.46.189.26", "10.46.189.30", "10.46.189.2", "10.46.189.6"] {
+        let root = rig.dir.join("export").join(ip);
+        assert!(
+            root.join("etc/ssh/ssh_host_ed25519_key").exists(),
+            "{ip}: a whole root"
+        );
+    }
+    let events = get(rig.addr, "/v1/events?slot=A-07", Some(&rig.admin)).json();
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["provision", "root_built"],
+        "built once, recorded once"
+    );
 }

@@ -385,3 +385,48 @@ fn boards_are_remembered_by_serial_and_slot() {
         assert!(in2.contains(&("7285c0f2".into(), "b8:27:eb:85:c0:f2".into(), false)));
     });
 }
+
+#[test]
+fn power_operations_images_and_roots_are_recorded() {
+    use pirack::store::records::PowerOp;
+    on_each("records", |store| async move {
+        let op = |ok: bool| PowerOp {
+            slot: "sw-a/3".into(),
+            action: "cycle".into(),
+            cause: "watchdog".into(),
+            ok,
+            detail: "port 3 on, delivering-power".into(),
+            started_at: 1,
+            finished_at: 2,
+        };
+        store.record_power(&op(false)).await.unwrap();
+        store.record_power(&op(true)).await.unwrap();
+        assert_eq!(
+            store.power_ops("sw-a/3").await.unwrap(),
+            [op(false), op(true)]
+        );
+        assert!(store.power_ops("sw-a/4").await.unwrap().is_empty());
+
+        store
+            .record_image("tiny-1", "tiny", "1", "{}")
+            .await
+            .unwrap();
+        store
+            .record_image("tiny-1", "tiny", "1", "{}")
+            .await
+            .unwrap();
+        assert_eq!(store.images().await.unwrap(), ["tiny-1"]);
+
+        store.record_root("sw-a/3", "tiny-1", None).await.unwrap();
+        store
+            .record_root("sw-a/3", "tiny-2", Some("tiny-1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.root("sw-a/3").await.unwrap(),
+            Some(("tiny-2".to_string(), Some("tiny-1".to_string())))
+        );
+        store.forget_root("sw-a/3").await.unwrap();
+        assert_eq!(store.root("sw-a/3").await.unwrap(), None);
+    });
+}

@@ -93,6 +93,10 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
             export: !args.no_export,
         };
         let ctl = Arc::new(Controller::open(l.site, &l.profiles, store, paths).await?);
+        let resumed = ctl.resume().await?;
+        if resumed > 0 {
+            tracing::info!("resumed {resumed} root build(s) a stop cut short");
+        }
         log_events(&ctl, args.json_events);
         tokio::spawn(driver::run(Arc::clone(&ctl)));
         tokio::spawn(observe::run(Arc::clone(&ctl), Duration::from_secs(1)));

@@ -6,8 +6,9 @@ use super::Controller;
 use crate::lifecycle::{self, Illegal, State, Trigger};
 use crate::roots::{exports, image, slot_root};
 use crate::store::ops::{OpStatus, Operation};
+use crate::store::records::PowerOp;
 use crate::store::slots::{Changes, SlotRow};
-use crate::store::{StoreError, random_hex};
+use crate::store::{StoreError, now_ms, random_hex};
 use crate::switch::power::{Admin, PortStatus};
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,10 +94,15 @@ impl Controller {
         });
     }
 
-    fn check_image(&self, image_id: &str) -> Result<(), ActionError> {
-        image::show(&self.paths.images, image_id)
-            .map(drop)
-            .map_err(|e| ActionError::BadRequest(format!("image {image_id}: {e}")))
+    /// The image must exist in the image store; the store notes it as used.
+    async fn check_image(&self, image_id: &str) -> Result<(), ActionError> {
+        let manifest = image::show(&self.paths.images, image_id)
+            .map_err(|e| ActionError::BadRequest(format!("image {image_id}: {e}")))?;
+        let json = serde_json::to_string(&manifest).unwrap_or_default();
+        self.store
+            .record_image(image_id, &manifest.name, &manifest.version, &json)
+            .await?;
+        Ok(())
     }
 
     /// Builds the slot's root from `image_id` (powered off, as the lifecycle made
@@ -124,6 +130,11 @@ impl Controller {
         match built {
             Ok(rec) => {
                 self.export().await?;
+                let previous = rec.previous.first().map(|p| p.image.as_str());
+                self.store
+                    .record_root(key, image_id, previous)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 self.apply(
                     key,
                     Trigger::RootBuilt,
@@ -156,6 +167,31 @@ impl Controller {
             .map_err(|e| format!("exports: {e}"))
     }
 
+    /// Starts again the root builds a stopped controller left half done (roots are
+    /// built beside the one in service and swapped in, so nothing half-built was
+    /// served); returns how many.
+    pub async fn resume(self: &Arc<Self>) -> Result<usize, ActionError> {
+        let mut resumed = 0;
+        for slot in self.store.slots(None).await? {
+            if !matches!(slot.state, State::BuildingRoot | State::Reimaging) {
+                continue;
+            }
+            let Some(image) = slot.image.clone() else {
+                continue;
+            };
+            let op = self
+                .operation("resume-build", Some(&slot.key), slot.owner.as_deref())
+                .await?;
+            let (ctl, key, owner) = (Arc::clone(self), slot.key.clone(), slot.owner.clone());
+            self.finish(
+                &op,
+                async move { ctl.build_root(&key, &image, owner).await },
+            );
+            resumed += 1;
+        }
+        Ok(resumed)
+    }
+
     /// Gives `owner` a free slot (or the named one) with a root from `image_id`.
     pub async fn provision(
         self: &Arc<Self>,
@@ -163,7 +199,7 @@ impl Controller {
         image_id: &str,
         wanted: Option<&str>,
     ) -> Result<Operation, ActionError> {
-        self.check_image(image_id)?;
+        self.check_image(image_id).await?;
         let slot = self
             .store
             .claim(owner, image_id, wanted)
@@ -214,8 +250,14 @@ impl Controller {
         Ok(op)
     }
 
-    /// Switches the slot's port (read back, as the switch code does); no state change.
-    pub async fn cycle_port(&self, key: &str, action: PowerAction) -> Result<PortStatus, String> {
+    /// Switches the slot's port (read back, as the switch code does) and records
+    /// the operation; no state change.
+    pub async fn cycle_port(
+        &self,
+        key: &str,
+        action: PowerAction,
+        cause: &str,
+    ) -> Result<PortStatus, String> {
         let plan = self
             .slot_plan(key)
             .ok_or(format!("slot {key} is not in the plan"))?;
@@ -224,6 +266,7 @@ impl Controller {
             .get(&plan.key.switch)
             .map_err(|e| e.to_string())?;
         let port = plan.key.port;
+        let started = now_ms();
         let result = match action {
             PowerAction::On => sw.set(port, Admin::On).await,
             PowerAction::Off => sw.set(port, Admin::Off).await,
@@ -237,6 +280,21 @@ impl Controller {
             "pirack_power_operations_total",
             &[("action", trigger_word(action)), ("result", outcome)],
         );
+        let op = PowerOp {
+            slot: key.to_string(),
+            action: trigger_word(action).to_string(),
+            cause: cause.to_string(),
+            ok: result.is_ok(),
+            detail: match &result {
+                Ok(st) => format!("port {port} {}, {}", st.admin, st.detection),
+                Err(e) => e.to_string(),
+            },
+            started_at: started,
+            finished_at: now_ms(),
+        };
+        if let Err(e) = self.store.record_power(&op).await {
+            tracing::warn!("{key}: power operation not recorded: {e}");
+        }
         result.map_err(|e| e.to_string())
     }
 
@@ -247,7 +305,7 @@ impl Controller {
         action: PowerAction,
         cause: &str,
     ) -> Result<String, String> {
-        let status = self.cycle_port(key, action).await?;
+        let status = self.cycle_port(key, action, cause).await?;
         let (trigger, changes) = match action {
             PowerAction::On => (
                 Trigger::PowerOn,
@@ -274,7 +332,7 @@ impl Controller {
         image_id: &str,
         who: &str,
     ) -> Result<Operation, ActionError> {
-        self.check_image(image_id)?;
+        self.check_image(image_id).await?;
         let changes = Changes {
             image: Some(Some(image_id.to_string())),
             ..Changes::default()
@@ -334,6 +392,11 @@ impl Controller {
             match done {
                 Ok(rec) => {
                     ctl.export().await?;
+                    let previous = rec.previous.first().map(|p| p.image.as_str());
+                    ctl.store
+                        .record_root(&key, &rec.image, previous)
+                        .await
+                        .map_err(|e| e.to_string())?;
                     let changes = Changes {
                         image: Some(Some(rec.image.clone())),
                         ..Changes::default()
@@ -401,6 +464,10 @@ impl Controller {
                 Ok(()) | Err(slot_root::RootError::NoRoot(_)) => {}
                 Err(e) => return Err(format!("root delete failed: {e}")),
             }
+            ctl.store
+                .forget_root(&row.key)
+                .await
+                .map_err(|e| e.to_string())?;
             ctl.export().await?;
             Ok(format!("{}: decommissioned", row.key))
         });

@@ -107,7 +107,7 @@ async fn recover(ctl: &Controller, slot: SlotRow, stalled_ms: i64) {
     }
     ctl.metrics.count("pirack_watchdog_recoveries_total", &[]);
     tracing::warn!("{}: {cause}", slot.position);
-    if let Err(e) = ctl.cycle_port(&slot.key, PowerAction::Cycle).await {
+    if let Err(e) = ctl.cycle_port(&slot.key, PowerAction::Cycle, &cause).await {
         let note = NewEvent {
             at: now_ms(),
             slot: Some(slot.key.clone()),

@@ -7,6 +7,7 @@ pub mod boards;
 pub mod events;
 pub mod ledger;
 pub mod ops;
+pub mod records;
 pub mod slots;
 pub mod tokens;
 
