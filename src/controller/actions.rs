@@ -4,6 +4,7 @@
 
 use super::Controller;
 use crate::lifecycle::{self, Illegal, State, Trigger};
+use crate::plan::SlotPlan;
 use crate::roots::{exports, image, slot_root};
 use crate::store::ops::{OpStatus, Operation};
 use crate::store::records::PowerOp;
@@ -94,6 +95,12 @@ impl Controller {
         });
     }
 
+    fn plan_of(&self, key: &str) -> Result<SlotPlan, ActionError> {
+        self.slot_plan(key)
+            .cloned()
+            .ok_or_else(|| ActionError::BadRequest(format!("slot {key} is not in the plan")))
+    }
+
     /// The image must exist in the image store; the store notes it as used.
     async fn check_image(&self, image_id: &str) -> Result<(), ActionError> {
         let manifest = image::show(&self.paths.images, image_id)
@@ -127,32 +134,43 @@ impl Controller {
         })
         .await
         .map_err(|e| format!("root build panicked: {e}"))?;
-        match built {
-            Ok(rec) => {
-                self.export().await?;
-                let previous = rec.previous.first().map(|p| p.image.as_str());
-                self.store
-                    .record_root(key, image_id, previous)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                self.apply(
-                    key,
-                    Trigger::RootBuilt,
-                    &format!("root from {image_id} ({})", rec.method),
-                    Changes::default(),
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-                Ok(format!("{key}: root from {image_id} by {}", rec.method))
-            }
+        self.root_done(key, built, "root build").await
+    }
+
+    /// After a root build or rollback: on success the exports follow, the store
+    /// records the root, and the slot is `ready` on the root's image; on failure the
+    /// slot is `failed`.
+    async fn root_done(
+        &self,
+        key: &str,
+        done: Result<slot_root::Record, slot_root::RootError>,
+        what: &str,
+    ) -> Result<String, String> {
+        let rec = match done {
+            Ok(rec) => rec,
             Err(e) => {
-                let cause = format!("root build failed: {e}");
+                let cause = format!("{what} failed: {e}");
                 let _ = self
                     .apply(key, Trigger::RootFailed, &cause, Changes::default())
                     .await;
-                Err(cause)
+                return Err(cause);
             }
-        }
+        };
+        self.export().await?;
+        let previous = rec.previous.first().map(|p| p.image.as_str());
+        self.store
+            .record_root(key, &rec.image, previous)
+            .await
+            .map_err(|e| e.to_string())?;
+        let changes = Changes {
+            image: Some(Some(rec.image.clone())),
+            ..Changes::default()
+        };
+        let cause = format!("{what}: root from {} ({})", rec.image, rec.method);
+        self.apply(key, Trigger::RootBuilt, &cause, changes)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(format!("{key}: {cause}"))
     }
 
     async fn export(&self) -> Result<(), String> {
@@ -363,13 +381,7 @@ impl Controller {
         slot: &SlotRow,
         who: &str,
     ) -> Result<Operation, ActionError> {
-        let plan = self
-            .slot_plan(&slot.key)
-            .cloned()
-            .ok_or(ActionError::BadRequest(format!(
-                "slot {} is not in the plan",
-                slot.key
-            )))?;
+        let plan = self.plan_of(&slot.key)?;
         let row = self
             .store
             .transition(
@@ -389,36 +401,7 @@ impl Controller {
                 tokio::task::spawn_blocking(move || slot_root::rollback(&site, &plan, false))
                     .await
                     .map_err(|e| format!("rollback panicked: {e}"))?;
-            match done {
-                Ok(rec) => {
-                    ctl.export().await?;
-                    let previous = rec.previous.first().map(|p| p.image.as_str());
-                    ctl.store
-                        .record_root(&key, &rec.image, previous)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let changes = Changes {
-                        image: Some(Some(rec.image.clone())),
-                        ..Changes::default()
-                    };
-                    ctl.apply(
-                        &key,
-                        Trigger::RootBuilt,
-                        &format!("rolled back to {}", rec.image),
-                        changes,
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                    Ok(format!("{key}: back on {}", rec.image))
-                }
-                Err(e) => {
-                    let cause = format!("rollback failed: {e}");
-                    let _ = ctl
-                        .apply(&key, Trigger::RootFailed, &cause, Changes::default())
-                        .await;
-                    Err(cause)
-                }
-            }
+            ctl.root_done(&key, done, "rollback").await
         });
         Ok(op)
     }
@@ -429,13 +412,7 @@ impl Controller {
         slot: &SlotRow,
         who: &str,
     ) -> Result<Operation, ActionError> {
-        let plan = self
-            .slot_plan(&slot.key)
-            .cloned()
-            .ok_or(ActionError::BadRequest(format!(
-                "slot {} is not in the plan",
-                slot.key
-            )))?;
+        let plan = self.plan_of(&slot.key)?;
         let changes = Changes {
             owner: Some(None),
             image: Some(None),
