@@ -56,6 +56,7 @@ pub fn router(ctl: Arc<Controller>) -> axum::Router {
         .routes(routes!(routes::plan))
         .routes(routes!(routes::metrics))
         .routes(routes!(routes::healthz))
+        .routes(routes!(routes::whoami))
         .split_for_parts();
     let doc = Arc::new(doc);
     router
@@ -63,6 +64,7 @@ pub fn router(ctl: Arc<Controller>) -> axum::Router {
             "/openapi.json",
             get(move || async move { Json(doc.as_ref().clone()) }),
         )
+        .route("/", get(routes::rack))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .with_state(ctl)
 }

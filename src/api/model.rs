@@ -154,3 +154,14 @@ pub struct Health {
     pub status: String,
     pub slots: usize,
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Whoami {
+    /// The token's id.
+    pub id: String,
+    pub name: String,
+    /// admin or customer.
+    pub scope: String,
+    /// The customer whose slots a customer token sees.
+    pub owner: Option<String>,
+}

@@ -6,6 +6,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::model::{
     Event, EventsQuery, Health, Operation, PowerRequest, ProvisionRequest, ReimageRequest, Slot,
+    Whoami,
 };
 use crate::controller::Controller;
 use crate::store::slots::SlotRow;
@@ -329,6 +330,30 @@ pub async fn metrics(
         )],
         ctl.metrics.render(),
     ))
+}
+
+/// Who the token belongs to, and what it may see.
+#[utoipa::path(get, path = "/v1/whoami", tag = "site",
+    responses((status = 200, body = Whoami), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn whoami(caller: Caller) -> Json<Whoami> {
+    Json(Whoami {
+        id: caller.0.id.clone(),
+        name: caller.0.name.clone(),
+        scope: if caller.owner().is_some() {
+            "customer"
+        } else {
+            "admin"
+        }
+        .into(),
+        owner: caller.owner().map(str::to_string),
+    })
+}
+
+/// The rack view: one page, its assets inside the binary (no CDN), data from the
+/// API with the viewer's own token.
+pub async fn rack() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("web/rack.html"))
 }
 
 /// Whether the controller and its store answer.
