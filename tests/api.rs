@@ -204,6 +204,7 @@ fn every_endpoint_under_every_caller() {
 
     let endpoints: Vec<(&str, String, Option<&str>)> = vec![
         ("GET", "/v1/slots/A-05".into(), None),
+        ("GET", "/v1/slots/A-05/port".into(), None),
         (
             "POST",
             "/v1/slots/A-05/power".into(),
@@ -353,6 +354,20 @@ fn a_slot_s_life_through_the_api() {
 
     agent.fault(&["clear=1"]);
     assert_eq!(agent.admin(7), 1);
+    let port = get(a, "/v1/slots/A-07/port", t).json();
+    assert_eq!(
+        (
+            port["switch"].as_str(),
+            port["port"].as_u64(),
+            port["admin"].as_str()
+        ),
+        (Some("sw-a"), Some(7), Some("on")),
+        "{port}"
+    );
+    assert!(
+        port["draw_mw"].is_null(),
+        "the generic profile has no per-port draw"
+    );
     let r = post(a, "/v1/slots/A-07/power", t, r#"{"action":"cycle"}"#);
     assert_eq!(
         r.status, 409,

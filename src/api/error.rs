@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable, for programs: `unauthorized`, `forbidden`, `not_found`, `bad_request`,
-    /// `conflict`, `internal`.
+    /// `conflict`, `bad_gateway`, `internal`.
     pub code: String,
     /// For people.
     pub message: String,
@@ -48,6 +48,10 @@ impl ApiError {
     }
     pub fn conflict(m: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::CONFLICT, "conflict", m)
+    }
+    /// The switch (or another peer the answer needs) did not answer properly.
+    pub fn bad_gateway(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_GATEWAY, "bad_gateway", m)
     }
     pub fn internal(m: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)

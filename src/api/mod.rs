@@ -57,6 +57,7 @@ pub fn router(ctl: Arc<Controller>) -> axum::Router {
         .routes(routes!(routes::metrics))
         .routes(routes!(routes::healthz))
         .routes(routes!(routes::whoami))
+        .routes(routes!(routes::port))
         .split_for_parts();
     let doc = Arc::new(doc);
     router

@@ -165,3 +165,16 @@ pub struct Whoami {
     /// The customer whose slots a customer token sees.
     pub owner: Option<String>,
 }
+
+/// A slot's PoE port as the switch reads it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Port {
+    pub switch: String,
+    pub port: u16,
+    /// on or off.
+    pub admin: String,
+    /// RFC 3621 detection status: disabled, searching, delivering-power, fault, ...
+    pub detection: String,
+    /// Milliwatts drawn, where the switch reports it per port.
+    pub draw_mw: Option<u64>,
+}

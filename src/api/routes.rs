@@ -5,8 +5,8 @@
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::model::{
-    Event, EventsQuery, Health, Operation, PowerRequest, ProvisionRequest, ReimageRequest, Slot,
-    Whoami,
+    Event, EventsQuery, Health, Operation, Port, PowerRequest, ProvisionRequest, ReimageRequest,
+    Slot, Whoami,
 };
 use crate::controller::Controller;
 use crate::store::slots::SlotRow;
@@ -330,6 +330,40 @@ pub async fn metrics(
         )],
         ctl.metrics.render(),
     ))
+}
+
+/// What the slot's PoE port reads now: admin state, detection and power draw (where
+/// the switch's profile has a per-port column).
+#[utoipa::path(get, path = "/v1/slots/{slot}/port", tag = "slots",
+    params(("slot" = String, Path, description = "position or switch/port")),
+    responses((status = 200, body = Port), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 502, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn port(
+    State(ctl): Ctl,
+    caller: Caller,
+    Path(slot): Path<String>,
+) -> Result<Json<Port>, ApiError> {
+    let row = slot_for(&ctl, &caller, &slot).await?;
+    let plan = ctl
+        .slot_plan(&row.key)
+        .ok_or_else(|| ApiError::not_found(format!("no slot {slot}")))?;
+    let sw = ctl
+        .fleet
+        .get(&plan.key.switch)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let status = sw
+        .status(&[plan.key.port])
+        .await
+        .map_err(|e| ApiError::bad_gateway(e.to_string()))?
+        .remove(0);
+    Ok(Json(Port {
+        switch: plan.key.switch.clone(),
+        port: plan.key.port,
+        admin: status.admin.to_string(),
+        detection: status.detection.to_string(),
+        draw_mw: status.draw_mw,
+    }))
 }
 
 /// Who the token belongs to, and what it may see.
