@@ -13,7 +13,7 @@ pub mod tokens;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, Executor, SqlSafeStr};
+use sqlx::{AnyPool, AssertSqlSafe, Executor, SqlSafeStr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,21 +63,24 @@ pub fn random_hex(bytes: usize) -> std::io::Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The schema's migrations, compiled in: one list per backend, same versions.
+/// The schema's migrations, compiled in: one text per step, its integer and key
+/// types spelt for the backend.
 fn migrator(backend: Backend) -> Migrator {
-    let steps: [(i64, &str, &'static str); 1] = match backend {
-        Backend::Sqlite => [(1, "init", include_str!("migrations/sqlite/0001_init.sql"))],
-        Backend::Postgres => [(1, "init", include_str!("migrations/postgres/0001_init.sql"))],
+    const STEPS: [(i64, &str, &str); 1] = [(1, "init", include_str!("schema/0001_init.sql"))];
+    let (int, id) = match backend {
+        Backend::Sqlite => ("INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+        Backend::Postgres => ("BIGINT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
     };
     Migrator::with_migrations(
-        steps
+        STEPS
             .into_iter()
             .map(|(version, name, sql)| {
+                let sql = sql.replace("{int}", int).replace("{id}", id);
                 Migration::new(
                     version,
                     name.into(),
                     MigrationType::Simple,
-                    sql.into_sql_str(),
+                    AssertSqlSafe(sql).into_sql_str(),
                     false,
                 )
             })
