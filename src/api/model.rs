@@ -1,9 +1,8 @@
-//! What the API sends and takes, with the schemas the OpenAPI document shows.
+//! What the API sends and takes, with the schemas the OpenAPI document shows (events
+//! and operations go out as the store keeps them).
 
 use crate::controller::Controller;
 use crate::controller::actions::PowerAction;
-use crate::store::events::EventRow;
-use crate::store::ops::{OpStatus, Operation as OpRow};
 use crate::store::slots::SlotRow;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -49,66 +48,6 @@ impl Slot {
             image: row.image,
             board: row.board,
             recoveries: row.recoveries,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Event {
-    /// Increasing: page with `after`.
-    pub id: i64,
-    /// Unix ms.
-    pub at: i64,
-    pub slot: Option<String>,
-    pub board: Option<String>,
-    /// A lifecycle trigger (`dhcp_seen`, `power_on`, ...), `observed` or `unexpected`.
-    pub kind: String,
-    pub cause: String,
-    pub detail: String,
-}
-
-impl From<EventRow> for Event {
-    fn from(e: EventRow) -> Event {
-        Event {
-            id: e.id,
-            at: e.at,
-            slot: e.slot,
-            board: e.board,
-            kind: e.kind,
-            cause: e.cause,
-            detail: e.detail,
-        }
-    }
-}
-
-/// A long operation: poll `GET /v1/operations/{id}` until it is not `running`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Operation {
-    pub id: String,
-    pub kind: String,
-    pub slot: Option<String>,
-    /// running, succeeded or failed.
-    pub status: String,
-    pub detail: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-impl From<OpRow> for Operation {
-    fn from(o: OpRow) -> Operation {
-        Operation {
-            id: o.id,
-            kind: o.kind,
-            slot: o.slot,
-            status: match o.status {
-                OpStatus::Running => "running",
-                OpStatus::Succeeded => "succeeded",
-                OpStatus::Failed => "failed",
-            }
-            .into(),
-            detail: o.detail,
-            created_at: o.created_at,
-            updated_at: o.updated_at,
         }
     }
 }

@@ -5,10 +5,11 @@
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::model::{
-    Event, EventsQuery, Health, Operation, Port, PowerRequest, ProvisionRequest, ReimageRequest,
-    Slot, Whoami,
+    EventsQuery, Health, Port, PowerRequest, ProvisionRequest, ReimageRequest, Slot, Whoami,
 };
 use crate::controller::Controller;
+use crate::store::events::EventRow;
+use crate::store::ops::Operation;
 use crate::store::slots::SlotRow;
 use axum::Json;
 use axum::extract::{FromRequest, Path, Query, Request, State};
@@ -62,8 +63,8 @@ async fn slot_for(ctl: &Controller, caller: &Caller, slot: &str) -> Result<SlotR
     caller.sees(row, slot)
 }
 
-fn accepted(op: crate::store::ops::Operation) -> (StatusCode, Json<Operation>) {
-    (StatusCode::ACCEPTED, Json(op.into()))
+fn accepted(op: Operation) -> (StatusCode, Json<Operation>) {
+    (StatusCode::ACCEPTED, Json(op))
 }
 
 /// The caller's slots (every slot for an admin).
@@ -210,7 +211,7 @@ pub async fn operation(
         Some(me) if op.owner.as_deref() != Some(me) => {
             Err(ApiError::not_found(format!("no operation {id}")))
         }
-        _ => Ok(Json(op.into())),
+        _ => Ok(Json(op)),
     }
 }
 
@@ -238,14 +239,14 @@ async fn visible_slots(
 
 /// Events, oldest first, in pages: pass the last id seen as `after`.
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsQuery),
-    responses((status = 200, body = [Event]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 200, body = [EventRow]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn events(
     State(ctl): Ctl,
     caller: Caller,
     Params(q): Params<EventsQuery>,
-) -> Result<Json<Vec<Event>>, ApiError> {
+) -> Result<Json<Vec<EventRow>>, ApiError> {
     let slots = visible_slots(&ctl, &caller, q.slot.as_deref()).await?;
     let rows = ctl
         .store
@@ -255,7 +256,7 @@ pub async fn events(
             slots.as_deref(),
         )
         .await?;
-    Ok(Json(rows.into_iter().map(Event::from).collect()))
+    Ok(Json(rows))
 }
 
 /// Events as they happen, as server-sent events (`id` is the event id: reconnect
@@ -272,11 +273,10 @@ pub async fn events_stream(
     let slots = visible_slots(&ctl, &caller, q.slot.as_deref()).await?;
     let start = q.after.unwrap_or(0).max(0);
     let stream = futures_util::stream::unfold(
-        (ctl, slots, start, Vec::new()),
+        (ctl, slots, start, Vec::<EventRow>::new()),
         |(ctl, slots, mut after, mut queue)| async move {
             loop {
                 if let Some(e) = queue.pop() {
-                    let e: Event = e;
                     after = after.max(e.id);
                     let data = serde_json::to_string(&e).unwrap_or_default();
                     let item = SseEvent::default()
@@ -286,9 +286,7 @@ pub async fn events_stream(
                     return Some((Ok(item), (ctl, slots, after, queue)));
                 }
                 match ctl.store.events(after, 100, slots.as_deref()).await {
-                    Ok(rows) if !rows.is_empty() => {
-                        queue = rows.into_iter().rev().map(Event::from).collect()
-                    }
+                    Ok(rows) if !rows.is_empty() => queue = rows.into_iter().rev().collect(),
                     Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
                     Err(e) => {
                         tracing::warn!("event stream: {e}");

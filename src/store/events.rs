@@ -15,12 +15,18 @@ pub struct NewEvent {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An event as stored, and as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = Event)]
 pub struct EventRow {
+    /// Increasing: page with `after`.
     pub id: i64,
+    /// Unix ms.
     pub at: i64,
     pub slot: Option<String>,
     pub board: Option<String>,
+    /// A lifecycle trigger (`dhcp_seen`, `power_on`, ...), `observed`, `unexpected`
+    /// or `alert`.
     pub kind: String,
     pub cause: String,
     pub detail: String,

@@ -5,7 +5,7 @@ use super::{Store, StoreError, now_ms};
 use serde::Serialize;
 use sqlx::Row;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OpStatus {
     Running,
@@ -23,7 +23,8 @@ impl OpStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A long operation: poll `GET /v1/operations/{id}` until it is not `running`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Operation {
     pub id: String,
     pub kind: String,
