@@ -50,7 +50,7 @@ impl Store {
     /// Adds the allocations of `ledger` the store lacks and raises the fsid counter;
     /// an allocation the store holds differently is refused, not overwritten.
     pub async fn record_ledger(&self, ledger: &Ledger) -> Result<usize, StoreError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.allocating().await?;
         let mut added = 0;
         for (key, a) in &ledger.slots {
             let done = sqlx::query(

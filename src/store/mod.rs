@@ -135,19 +135,25 @@ impl Store {
         &self.pool
     }
 
-    /// A transaction that writes: on SQLite it takes the write lock at once (a
-    /// deferred one could fail to upgrade), on PostgreSQL it locks the allocation
-    /// counter, so writers that allocate go one at a time.
+    /// A transaction that writes. On SQLite it takes the write lock at once (a
+    /// deferred one could fail to upgrade); PostgreSQL's row locks suffice.
     pub async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         match self.backend {
             Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
-            Backend::Postgres => {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query("SELECT value FROM counters WHERE name = 'next_fsid' FOR UPDATE")
-                    .execute(&mut *tx)
-                    .await?;
-                Ok(tx)
-            }
+            Backend::Postgres => Ok(self.pool.begin().await?),
         }
+    }
+
+    /// A writing transaction that hands out something only one may get (a slot, an
+    /// address): such writers go one at a time, also across controllers sharing a
+    /// PostgreSQL database, which serialises them on the allocation counter's row.
+    pub async fn allocating(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let mut tx = self.write().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT value FROM counters WHERE name = 'next_fsid' FOR UPDATE")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
     }
 }

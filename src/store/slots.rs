@@ -134,7 +134,7 @@ impl Store {
 
     /// Gives a customer one free slot (`empty`, `registered` or decommissioned, and
     /// not another customer's), or the named one if it is free, moving it to
-    /// `building_root` with `image`. Chosen and taken under the write lock, so
+    /// `building_root` with `image`. Chosen and taken under the allocation lock, so
     /// concurrent callers never get the same slot.
     pub async fn claim(
         &self,
@@ -142,7 +142,7 @@ impl Store {
         image: &str,
         wanted: Option<&str>,
     ) -> Result<SlotRow, StoreError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.allocating().await?;
         let q = format!("SELECT {COLUMNS} FROM slots WHERE in_inventory = 1 ORDER BY position");
         let rows = sqlx::query(sqlx::AssertSqlSafe(q))
             .fetch_all(&mut *tx)
