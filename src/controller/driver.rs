@@ -8,7 +8,6 @@ use crate::inventory::Model;
 use crate::lifecycle::{self, Trigger};
 use crate::plan::render::slot::config_txt;
 use crate::sim::pi::Config;
-use crate::store::events::NewEvent;
 use crate::store::now_ms;
 use crate::store::slots::Changes;
 use std::collections::HashMap;
@@ -38,47 +37,53 @@ pub async fn run(ctl: Arc<Controller>) {
     }
 }
 
+/// The counter an event adds to: (metric, label, value).
+fn counted(event: &Event) -> Option<(&'static str, &'static str, &'static str)> {
+    const DHCP: &str = "pirack_dhcp_packets_total";
+    const TFTP: &str = "pirack_tftp_files_total";
+    Some(match event {
+        Event::DhcpDiscover { .. } => (DHCP, "kind", "discover"),
+        Event::DhcpRequest { .. } => (DHCP, "kind", "request"),
+        Event::DhcpOffer { .. } => (DHCP, "kind", "offer"),
+        Event::DhcpAck { .. } => (DHCP, "kind", "ack"),
+        Event::TftpFinished { .. } => (TFTP, "result", "done"),
+        Event::TftpProbed { .. } => (TFTP, "result", "probed"),
+        Event::TftpFailed { .. } => (TFTP, "result", "failed"),
+        Event::TftpRefused { .. } => (TFTP, "result", "refused"),
+        _ => return None,
+    })
+}
+
 async fn observe(ctl: &Controller, kernels: &HashMap<String, String>, rec: &Record) {
+    if let Some((name, label, value)) = counted(&rec.event) {
+        ctl.metrics.count(name, &[(label, value)]);
+    }
     let Some(position) = rec.slot.as_deref() else {
         return;
     };
-    let (trigger, metric) = match &rec.event {
-        Event::DhcpDiscover { .. } => (
-            Some(Trigger::DhcpSeen),
-            Some(("pirack_dhcp_packets_total", "discover")),
-        ),
-        Event::DhcpRequest { .. } => (
-            Some(Trigger::DhcpSeen),
-            Some(("pirack_dhcp_packets_total", "request")),
-        ),
-        Event::DhcpAck { .. } => (None, Some(("pirack_dhcp_packets_total", "ack"))),
-        Event::DhcpOffer { .. } => (None, Some(("pirack_dhcp_packets_total", "offer"))),
+    let trigger = match &rec.event {
+        Event::DhcpDiscover { .. } | Event::DhcpRequest { .. } => Some(Trigger::DhcpSeen),
         Event::TftpStarted { file, .. } => {
             let kernel = kernels
                 .get(position)
                 .is_some_and(|k| file.trim_start_matches('/').ends_with(k.as_str()));
-            (
-                Some(if kernel {
-                    Trigger::KernelServed
-                } else {
-                    Trigger::TftpSeen
-                }),
-                None,
-            )
+            Some(if kernel {
+                Trigger::KernelServed
+            } else {
+                Trigger::TftpSeen
+            })
         }
-        Event::TftpFinished { .. } => (None, Some(("pirack_tftp_files_total", "done"))),
-        Event::TftpProbed { .. } => (None, Some(("pirack_tftp_files_total", "probed"))),
-        Event::TftpFailed { .. } => (None, Some(("pirack_tftp_files_total", "failed"))),
-        Event::TftpRefused { .. } => (None, Some(("pirack_tftp_files_total", "refused"))),
-        _ => (None, None),
+        _ => None,
     };
-    if let Some((name, kind)) = metric {
-        let label = if name == "pirack_dhcp_packets_total" {
-            "kind"
-        } else {
-            "result"
-        };
-        ctl.metrics.count(name, &[(label, kind)]);
+    // Boot files and refusals are kept as observations; offers, acks and probes
+    // are only counted, without a trip to the store.
+    let kept = matches!(
+        rec.event,
+        Event::TftpFinished { .. } | Event::TftpFailed { .. } | Event::TftpRefused { .. }
+    );
+    let board = matches!(rec.event, Event::UnknownBoard { .. });
+    if trigger.is_none() && !kept && !board {
+        return;
     }
     let Ok(slot) = ctl.store.slot(position).await else {
         return;
@@ -89,30 +94,19 @@ async fn observe(ctl: &Controller, kernels: &HashMap<String, String>, rec: &Reco
         adopted,
     } = &rec.event
     {
-        swapped_board(ctl, &slot, mac, serial.as_deref(), *adopted).await;
+        return swapped_board(ctl, &slot, mac, serial.as_deref(), *adopted).await;
     }
     let Some(trigger) = trigger else {
-        // Boot files and refusals are kept as observations.
-        if matches!(
-            rec.event,
-            Event::TftpFinished { .. }
-                | Event::TftpFailed { .. }
-                | Event::TftpRefused { .. }
-                | Event::UnknownBoard { .. }
-        ) {
-            let e = NewEvent {
-                at: now_ms(),
-                slot: Some(slot.key.clone()),
-                board: slot.board.clone(),
-                kind: "observed".into(),
-                cause: "netboot".into(),
-                detail: rec.event.to_string(),
-            };
-            if let Err(err) = ctl.store.event(&e).await {
-                tracing::warn!("cannot record event: {err}");
-            }
-        }
-        return;
+        let detail = rec.event.to_string();
+        return ctl
+            .note(
+                &slot.key,
+                slot.board.as_deref(),
+                "observed",
+                "netboot",
+                &detail,
+            )
+            .await;
     };
     match lifecycle::next(slot.state, trigger) {
         Ok(to) if to == slot.state => {}
@@ -132,17 +126,15 @@ async fn observe(ctl: &Controller, kernels: &HashMap<String, String>, rec: &Reco
             }
         }
         Err(illegal) => {
-            let e = NewEvent {
-                at: now_ms(),
-                slot: Some(slot.key.clone()),
-                board: slot.board.clone(),
-                kind: "unexpected".into(),
-                cause: rec.event.to_string(),
-                detail: illegal.to_string(),
-            };
-            if let Err(err) = ctl.store.event(&e).await {
-                tracing::warn!("cannot record event: {err}");
-            }
+            let (cause, detail) = (rec.event.to_string(), illegal.to_string());
+            ctl.note(
+                &slot.key,
+                slot.board.as_deref(),
+                "unexpected",
+                &cause,
+                &detail,
+            )
+            .await
         }
     }
 }
@@ -177,19 +169,11 @@ async fn swapped_board(
             tracing::warn!("{}: {e}", slot.position);
         }
     } else if !adopted {
-        let alert = NewEvent {
-            at: now_ms(),
-            slot: Some(slot.key.clone()),
-            board: Some(id.to_string()),
-            kind: "alert".into(),
-            cause: "site policy: hold".into(),
-            detail: format!(
-                "board {id} ({mac}) in slot {} is held, not served",
-                slot.position
-            ),
-        };
-        if let Err(e) = ctl.store.event(&alert).await {
-            tracing::warn!("cannot record event: {e}");
-        }
+        let detail = format!(
+            "board {id} ({mac}) in slot {} is held, not served",
+            slot.position
+        );
+        ctl.note(&slot.key, Some(id), "alert", "site policy: hold", &detail)
+            .await;
     }
 }

@@ -10,7 +10,8 @@ pub mod watchdog;
 use crate::events::Bus;
 use crate::inventory::Site;
 use crate::plan::{self, Ledger, Plan, SlotPlan};
-use crate::store::{Store, StoreError};
+use crate::store::events::NewEvent;
+use crate::store::{Store, StoreError, now_ms};
 use crate::switch::Profiles;
 use crate::switch::power::{Fleet, PowerError};
 use std::path::PathBuf;
@@ -84,6 +85,29 @@ impl Controller {
             paths,
             metrics: metrics::Metrics::default(),
         })
+    }
+
+    /// Records an event about a slot that changes no state (an observation, an
+    /// alert); a store that cannot take it is logged, not fatal.
+    pub async fn note(
+        &self,
+        slot: &str,
+        board: Option<&str>,
+        kind: &str,
+        cause: &str,
+        detail: &str,
+    ) {
+        let e = NewEvent {
+            at: now_ms(),
+            slot: Some(slot.to_string()),
+            board: board.map(str::to_string),
+            kind: kind.into(),
+            cause: cause.into(),
+            detail: detail.into(),
+        };
+        if let Err(err) = self.store.event(&e).await {
+            tracing::warn!("{slot}: {kind} not recorded: {err}");
+        }
     }
 
     /// The plan of a slot, by key or position.

@@ -8,7 +8,6 @@ use super::Controller;
 use super::actions::PowerAction;
 use crate::inventory::model::Watchdog;
 use crate::lifecycle::{State, Trigger};
-use crate::store::events::NewEvent;
 use crate::store::now_ms;
 use crate::store::slots::{Changes, SlotRow};
 use std::sync::Arc;
@@ -73,17 +72,15 @@ async fn recover(ctl: &Controller, slot: SlotRow, stalled_ms: i64) {
         {
             Ok(_) => {
                 ctl.metrics.count("pirack_slot_failures_total", &[]);
-                let alert = NewEvent {
-                    at: now_ms(),
-                    slot: Some(slot.key.clone()),
-                    board: slot.board.clone(),
-                    kind: "alert".into(),
-                    cause: "watchdog".into(),
-                    detail: format!("{} failed: {cause}", slot.position),
-                };
-                if let Err(e) = ctl.store.event(&alert).await {
-                    tracing::warn!("cannot record alert: {e}");
-                }
+                let detail = format!("{} failed: {cause}", slot.position);
+                ctl.note(
+                    &slot.key,
+                    slot.board.as_deref(),
+                    "alert",
+                    "watchdog",
+                    &detail,
+                )
+                .await;
                 tracing::error!("{}: {cause}", slot.position);
             }
             Err(e) => tracing::debug!("{}: not given up: {e}", slot.position),
@@ -108,15 +105,15 @@ async fn recover(ctl: &Controller, slot: SlotRow, stalled_ms: i64) {
     ctl.metrics.count("pirack_watchdog_recoveries_total", &[]);
     tracing::warn!("{}: {cause}", slot.position);
     if let Err(e) = ctl.cycle_port(&slot.key, PowerAction::Cycle, &cause).await {
-        let note = NewEvent {
-            at: now_ms(),
-            slot: Some(slot.key.clone()),
-            board: slot.board.clone(),
-            kind: "alert".into(),
-            cause: "watchdog".into(),
-            detail: format!("power cycle of {} failed: {e}", slot.position),
-        };
-        let _ = ctl.store.event(&note).await;
+        let detail = format!("power cycle of {} failed: {e}", slot.position);
+        ctl.note(
+            &slot.key,
+            slot.board.as_deref(),
+            "alert",
+            "watchdog",
+            &detail,
+        )
+        .await;
     }
 }
 
