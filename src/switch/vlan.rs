@@ -7,7 +7,7 @@ use super::portlist;
 use super::power::SwitchControl;
 use super::profile::VlanControl;
 use super::snmp::{SnmpError, Value, Varbind};
-use crate::plan::render::switch::{CREATE_AND_GO, PVID, SwitchPlan, VLAN_STATIC_ENTRY};
+use crate::plan::render::switch::{CREATE_AND_GO, PVID, SwitchPlan, VLAN_STATIC_ENTRY, column};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VlanError {
@@ -72,12 +72,12 @@ pub async fn read_state(sw: &SwitchControl) -> Result<VlanState, VlanError> {
         let vid = u16::try_from(vid).map_err(|_| unexpected(vb, "VLAN id"))?;
         let row: &mut VlanRow = state.vlans.entry(vid).or_default();
         match (column, &vb.value) {
-            (1, Value::Octets(b)) => row.name = String::from_utf8_lossy(b).into_owned(),
-            (2, Value::Octets(b)) => row.egress = portlist::decode(b),
-            (4, Value::Octets(b)) => row.untagged = portlist::decode(b),
-            (5, Value::Integer(i)) => row.status = *i,
-            (3, Value::Octets(_)) => {}
-            (1..=5, _) => return Err(unexpected(vb, "value type")),
+            (column::NAME, Value::Octets(b)) => row.name = String::from_utf8_lossy(b).into_owned(),
+            (column::EGRESS, Value::Octets(b)) => row.egress = portlist::decode(b),
+            (column::UNTAGGED, Value::Octets(b)) => row.untagged = portlist::decode(b),
+            (column::ROW_STATUS, Value::Integer(i)) => row.status = *i,
+            (column::FORBIDDEN, Value::Octets(_)) => {}
+            (column::NAME..=column::ROW_STATUS, _) => return Err(unexpected(vb, "value type")),
             _ => {}
         }
     }
@@ -100,19 +100,25 @@ pub async fn read_state(sw: &SwitchControl) -> Result<VlanState, VlanError> {
 fn writes(change: &Change, octets: usize) -> Vec<(Oid, Value)> {
     let col = |c: u32, vid: u16| entry().at(&[c, u32::from(vid)]);
     match change {
-        Change::Create { vid } => vec![(col(5, *vid), Value::Integer(CREATE_AND_GO.into()))],
+        Change::Create { vid } => vec![(
+            col(column::ROW_STATUS, *vid),
+            Value::Integer(CREATE_AND_GO.into()),
+        )],
         Change::Name { vid, to, .. } => {
-            vec![(col(1, *vid), Value::Octets(to.clone().into_bytes()))]
+            vec![(
+                col(column::NAME, *vid),
+                Value::Octets(to.clone().into_bytes()),
+            )]
         }
         Change::Egress { vid, to, .. } => vec![(
-            col(2, *vid),
+            col(column::EGRESS, *vid),
             Value::Octets(portlist::encode(to.iter().copied(), octets)),
         )],
         Change::Untagged { vid, to, .. } => vec![(
-            col(4, *vid),
+            col(column::UNTAGGED, *vid),
             Value::Octets(portlist::encode(to.iter().copied(), octets)),
         )],
-        Change::Activate { vid } => vec![(col(5, *vid), Value::Integer(1))],
+        Change::Activate { vid } => vec![(col(column::ROW_STATUS, *vid), Value::Integer(1))],
         Change::Pvid { port, to, .. } => vec![(pvid_column().at(&[*port]), Value::Unsigned(*to))],
     }
 }

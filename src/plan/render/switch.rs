@@ -17,6 +17,15 @@ pub const PVID: &str = "1.3.6.1.2.1.17.7.1.4.5.1.1";
 /// RowStatus createAndGo.
 pub const CREATE_AND_GO: i32 = 4;
 
+/// The dot1qVlanStaticEntry columns pirack reads and writes.
+pub mod column {
+    pub const NAME: u32 = 1;
+    pub const EGRESS: u32 = 2;
+    pub const FORBIDDEN: u32 = 3;
+    pub const UNTAGGED: u32 = 4;
+    pub const ROW_STATUS: u32 = 5;
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SwitchPlan {
     pub switch: String,
@@ -183,8 +192,8 @@ pub fn port_list(ports: &[u16], profile: &Profile, port_count: u16) -> Vec<u8> {
 pub fn snmp_writes(sw: &SwitchPlan, profile: &Profile) -> Vec<SnmpWrite> {
     let mut out = Vec::new();
     for v in &sw.vlans {
-        let col = |c: u8| format!("{VLAN_STATIC_ENTRY}.{c}.{}", v.id);
-        let mut push = |c: u8, value, name: &str, create_only| {
+        let col = |c: u32| format!("{VLAN_STATIC_ENTRY}.{c}.{}", v.id);
+        let mut push = |c: u32, value, name: &str, create_only| {
             out.push(SnmpWrite {
                 oid: col(c),
                 value,
@@ -193,27 +202,27 @@ pub fn snmp_writes(sw: &SwitchPlan, profile: &Profile) -> Vec<SnmpWrite> {
             })
         };
         push(
-            5,
+            column::ROW_STATUS,
             SnmpValue::Integer(CREATE_AND_GO),
             "dot1qVlanStaticRowStatus",
             true,
         );
         push(
-            1,
+            column::NAME,
             SnmpValue::Text(v.name.clone()),
             "dot1qVlanStaticName",
             false,
         );
         let egress = port_list(&v.egress, profile, sw.ports);
         push(
-            2,
+            column::EGRESS,
             SnmpValue::Octets(egress),
             "dot1qVlanStaticEgressPorts",
             false,
         );
         let untagged = port_list(&v.untagged, profile, sw.ports);
         push(
-            4,
+            column::UNTAGGED,
             SnmpValue::Octets(untagged),
             "dot1qVlanStaticUntaggedPorts",
             false,
