@@ -147,7 +147,7 @@ fn pirack_cycle(site: &inventory::Site, opts: Options, name: &str, waits: Durati
     let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
     assert_eq!(failed, 0, "{name}: {failed} ports failed");
     let sw = fleet.switches().next().unwrap();
-    let requests = rt.block_on(sw.session().lock()).counters().requests;
+    let requests = rt.block_on(sw.session().lock()).requests();
     Run {
         name: name.into(),
         total,

@@ -240,20 +240,14 @@ pub enum SnmpErrorKind {
     Io(#[from] std::io::Error),
 }
 
-/// Requests and attempts sent, for benchmarks and metrics.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Counters {
-    pub requests: u64,
-    pub attempts: u64,
-}
-
 /// One switch's session. Its methods take `&mut self`: the caller holds it behind a
 /// lock, which serialises every operation on the switch.
 pub struct Session {
     target: Target,
     live: Option<snmp2::AsyncSession>,
     next_id: i32,
-    counters: Counters,
+    /// Requests sent (a request's retries not counted), for benchmarks.
+    requests: u64,
 }
 
 enum Request<'a> {
@@ -268,7 +262,7 @@ impl Session {
             target,
             live: None,
             next_id: 1,
-            counters: Counters::default(),
+            requests: 0,
         }
     }
 
@@ -276,8 +270,8 @@ impl Session {
         &self.target
     }
 
-    pub fn counters(&self) -> Counters {
-        self.counters
+    pub fn requests(&self) -> u64 {
+        self.requests
     }
 
     fn err(&self, kind: SnmpErrorKind) -> SnmpError {
@@ -349,14 +343,13 @@ impl Session {
     }
 
     async fn request(&mut self, req: Request<'_>) -> Result<Vec<Varbind>, SnmpError> {
-        self.counters.requests += 1;
+        self.requests += 1;
         let attempts = self.target.retries + 1;
         let mut last = None;
         for attempt in 0..attempts {
             if attempt > 0 {
                 tokio::time::sleep(self.target.timeout / 8).await;
             }
-            self.counters.attempts += 1;
             match tokio::time::timeout(self.target.timeout, self.attempt(&req)).await {
                 Ok(Ok(vbs)) => return Ok(vbs),
                 Ok(Err(Retry::No(kind))) => return Err(self.err(kind)),
