@@ -32,6 +32,17 @@ pub enum PowerAction {
     Cycle,
 }
 
+impl PowerAction {
+    /// The name the API takes, as operations and metrics show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PowerAction::On => "on",
+            PowerAction::Off => "off",
+            PowerAction::Cycle => "cycle",
+        }
+    }
+}
+
 impl Controller {
     /// Applies a trigger to the slot as it is now, rereading it if another writer
     /// got there first.
@@ -255,14 +266,14 @@ impl Controller {
         lifecycle::next(slot.state, trigger)?;
         let op = self
             .operation(
-                &format!("power-{}", trigger_word(action)),
+                &format!("power-{}", action.as_str()),
                 Some(&slot.key),
                 slot.owner.as_deref(),
             )
             .await?;
         let (ctl, key, who) = (Arc::clone(self), slot.key.clone(), who.to_string());
         self.finish(&op, async move {
-            ctl.switch_power(&key, action, &format!("{} by {who}", trigger_word(action)))
+            ctl.switch_power(&key, action, &format!("{} by {who}", action.as_str()))
                 .await
         });
         Ok(op)
@@ -296,11 +307,11 @@ impl Controller {
         let outcome = if result.is_ok() { "ok" } else { "failed" };
         self.metrics.count(
             "pirack_power_operations_total",
-            &[("action", trigger_word(action)), ("result", outcome)],
+            &[("action", action.as_str()), ("result", outcome)],
         );
         let op = PowerOp {
             slot: key.to_string(),
-            action: trigger_word(action).to_string(),
+            action: action.as_str().to_string(),
             cause: cause.to_string(),
             ok: result.is_ok(),
             detail: match &result {
@@ -449,13 +460,5 @@ impl Controller {
             Ok(format!("{}: decommissioned", row.key))
         });
         Ok(op)
-    }
-}
-
-fn trigger_word(a: PowerAction) -> &'static str {
-    match a {
-        PowerAction::On => "on",
-        PowerAction::Off => "off",
-        PowerAction::Cycle => "cycle",
     }
 }
