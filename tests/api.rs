@@ -4,11 +4,10 @@
 
 mod common;
 
+use common::controller::{start, start_on};
 use common::http::{get, post, request};
 use common::snmp::{Agent, Creds, site_for};
-use common::{Child, text};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use common::text;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -27,155 +26,6 @@ fn is_root(test: &str) -> bool {
         eprintln!("skipped {test}: root builds need root");
     }
     root
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running controller with its store, images, export root and tokens.
-struct Rig {
-    addr: SocketAddr,
-    admin: String,
-    acme: String,
-    globex: String,
-    dir: PathBuf,
-    /// How to start the controller again: its command line.
-    serve_args: Vec<String>,
-    _tmp: tempfile::TempDir,
-    serve: Child,
-}
-
-fn token(db: &str, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_pirack"))
-        .args(["token", "create", "--db", db])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout).trim().to_string()
-}
-
-/// Starts `pirack serve` on `inventory` (already written into `tmp`), with images
-/// `tiny-1` and `tiny-2`.
-fn start(tmp: tempfile::TempDir, inventory: &Path, ssh: bool) -> Rig {
-    let db = format!("sqlite://{}/state.db", tmp.path().display());
-    start_on(tmp, inventory, ssh, db)
-}
-
-/// As [`start`], with the store at `db`.
-fn start_on(tmp: tempfile::TempDir, inventory: &Path, ssh: bool, db: String) -> Rig {
-    let dir = tmp.path().to_path_buf();
-    let yaml = std::fs::read_to_string(inventory).unwrap().replace(
-        "export_root: /export",
-        &format!("export_root: {}", dir.join("export").display()),
-    );
-    std::fs::write(inventory, yaml).unwrap();
-    let images = dir.join("images");
-    common::tiny_image(&images, "1", ssh);
-    common::tiny_image(&images, "2", ssh);
-    let admin = token(&db, &["--name", "ops", "--admin"]);
-    let acme = token(&db, &["--name", "acme", "--owner", "acme"]);
-    let globex = token(&db, &["--name", "globex", "--owner", "globex"]);
-    let port = free_tcp_port();
-    let serve_args: Vec<String> = [
-        "serve",
-        "--inventory",
-        inventory.to_str().unwrap(),
-        "--db",
-        &db,
-        "--api",
-        &format!("127.0.0.1:{port}"),
-        "--no-export",
-        "--images",
-        images.to_str().unwrap(),
-        "--dhcp-port",
-        &common::snmp::free_udp_port().to_string(),
-        "--tftp-port",
-        &common::snmp::free_udp_port().to_string(),
-    ]
-    .map(String::from)
-    .to_vec();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let serve = spawn_serve(&dir, &serve_args, addr);
-    Rig {
-        addr,
-        admin,
-        acme,
-        globex,
-        dir,
-        serve_args,
-        _tmp: tmp,
-        serve,
-    }
-}
-
-fn spawn_serve(dir: &Path, args: &[String], addr: SocketAddr) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("serve.log"))
-        .unwrap();
-    let child = Child(
-        Command::new(env!("CARGO_BIN_EXE_pirack"))
-            .args(args)
-            .env("PIRACK_SW_A_COMMUNITY", common::snmp::COMMUNITY)
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    let started = Instant::now();
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "API did not come up: {}",
-            std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    child
-}
-
-impl Rig {
-    /// SIGKILLs the controller and starts it again on the same store.
-    fn kill_and_restart(&mut self) {
-        self.serve.0.kill().unwrap();
-        self.serve.0.wait().unwrap();
-        self.serve = spawn_serve(&self.dir, &self.serve_args, self.addr);
-    }
-
-    /// Polls an operation until it ends; its final JSON.
-    fn wait(&self, op: &serde_json::Value) -> serde_json::Value {
-        let id = op["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no operation in {op}"));
-        let started = Instant::now();
-        loop {
-            let now = get(
-                self.addr,
-                &format!("/v1/operations/{id}"),
-                Some(&self.admin),
-            )
-            .json();
-            if now["status"] != "running" {
-                return now;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(300),
-                "operation {id} never ended"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn slot(&self, slot: &str) -> serde_json::Value {
-        get(self.addr, &format!("/v1/slots/{slot}"), Some(&self.admin)).json()
-    }
 }
 
 #[test]

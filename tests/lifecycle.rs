@@ -124,11 +124,7 @@ fn pis_boot_to_up_survive_a_controller_kill_and_the_watchdog_recovers_a_stall() 
     common::tiny_image(&d.join("images"), "1", false);
     let boot = common::boot_files(1 << 20);
     let db = format!("sqlite://{}/state.db", d.display());
-    let token = Command::new(env!("CARGO_BIN_EXE_pirack"))
-        .args(["token", "create", "--db", &db, "--name", "test", "--admin"])
-        .output()
-        .unwrap();
-    let token = text(&token.stdout).trim().to_string();
+    let token = common::controller::token(&db, &["--name", "test", "--admin"]);
 
     // The Pis: alive whenever their port is on; A-03 hangs on its first boot.
     let mut sim = Child(

@@ -4,21 +4,10 @@
 
 mod common;
 
-use common::{Child, have, text};
-use std::net::SocketAddr;
+use common::controller::start;
+use common::{have, text};
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
-
-fn token(db: &str, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_pirack"))
-        .args(["token", "create", "--db", db])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout).trim().to_string()
-}
 
 /// Chromium, headless, as the machine notes say it must run here.
 fn chromium(profile: &Path, args: &[&str]) -> String {
@@ -63,38 +52,9 @@ fn the_rack_view_shows_each_caller_its_slots() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
-    let inventory = common::example_site_in(d, Some(&d.join("export")), "");
-    let db = format!("sqlite://{}/state.db", d.display());
-    let admin = token(&db, &["--name", "ops", "--admin"]);
-    let acme = token(&db, &["--name", "acme", "--owner", "acme"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let _serve = Child(
-        Command::new(env!("CARGO_BIN_EXE_pirack"))
-            .arg("serve")
-            .arg("--inventory")
-            .arg(&inventory)
-            .args(["--db", &db, "--api", &addr.to_string(), "--no-export"])
-            .args(["--dhcp-port", &common::snmp::free_udp_port().to_string()])
-            .args(["--tftp-port", &common::snmp::free_udp_port().to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let started = Instant::now();
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "serve did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let inventory = common::example_site_in(tmp.path(), None, "");
+    let rig = start(tmp, &inventory, false);
+    let (addr, d) = (rig.addr, rig.dir.clone());
 
     let page = |token: &str, profile: &str, extra: &[&str]| {
         let url = format!("http://{addr}/#token={token}");
@@ -102,10 +62,10 @@ fn the_rack_view_shows_each_caller_its_slots() {
         args.push(&url);
         chromium(&d.join(profile), &args)
     };
-    let all = tiles(&page(&admin, "admin", &["--dump-dom"]));
+    let all = tiles(&page(&rig.admin, "admin", &["--dump-dom"]));
     assert_eq!(all.len(), 8, "{all:?}");
     assert!(all.iter().all(|(_, state)| !state.is_empty()));
-    let mine = tiles(&page(&acme, "acme", &["--dump-dom"]));
+    let mine = tiles(&page(&rig.acme, "acme", &["--dump-dom"]));
     let positions: Vec<&str> = mine.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(
         positions,
@@ -118,7 +78,7 @@ fn the_rack_view_shows_each_caller_its_slots() {
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../rack-view.png");
     let _ = std::fs::remove_file(&shot);
     page(
-        &admin,
+        &rig.admin,
         "shot",
         &[&format!("--screenshot={}", shot.display())],
     );
