@@ -109,17 +109,11 @@ fn pis_boot_to_up_survive_a_controller_kill_and_the_watchdog_recovers_a_stall() 
         assert!(off.status.success(), "{}", text(&off.stderr));
     }
     let inventory = site_for(d, agent.port, "generic", Creds::V2c, SWITCH);
-    let exports_file = d.join("pirack-exports.conf");
-    let pid_file = d.join("ganesha.pid");
     let yaml = std::fs::read_to_string(&inventory).unwrap().replace(
         "export_root: /export",
         &format!("export_root: {}", d.join("export").display()),
     ) + WATCHDOG
-        + &format!(
-            "exports:\n  backend: ganesha\n  file: {}\n  ganesha_pid_file: {}\n",
-            exports_file.display(),
-            pid_file.display()
-        );
+        + &common::nfs::inventory_section(d);
     std::fs::write(&inventory, yaml).unwrap();
     common::tiny_image(&d.join("images"), "1", false);
     let boot = common::boot_files(1 << 20);
@@ -164,39 +158,7 @@ fn pis_boot_to_up_survive_a_controller_kill_and_the_watchdog_recovers_a_stall() 
     }
 
     // The NFS server, once the namespace has its addresses.
-    std::fs::write(&exports_file, "# no roots yet\n").unwrap();
-    let conf = d.join("ganesha.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "NFS_CORE_PARAM {{ Protocols = 3, 4; NFS_Port = 2049; MNT_Port = 20048; Enable_NLM = false; Enable_RQUOTA = false; }}\n\
-             NFSV4 {{ Graceless = true; }}\nMDCACHE {{ Dir_Chunk = 0; }}\n%include \"{}\"\n",
-            exports_file.display()
-        ),
-    )
-    .unwrap();
-    let _rpcbind = Child(
-        ctl.command("rpcbind")
-            .args(["-w", "-f"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    let _ganesha = Child(
-        ctl.command("ganesha.nfsd")
-            .args(["-F", "-f"])
-            .arg(&conf)
-            .arg("-L")
-            .arg(d.join("ganesha.log"))
-            .arg("-p")
-            .arg(&pid_file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _ganesha = common::nfs::Ganesha::start(&ctl, d);
 
     let mut controller = serve(&ctl, &inventory, d, boot.path());
     let owners = [

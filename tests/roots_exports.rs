@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::{Child, Netns, pirack, text};
+use common::{Netns, pirack, text};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 fn ready(test: &str) -> bool {
@@ -84,14 +84,7 @@ fn the_ci_image_serves_every_example_slot_to_its_own_pi_only() {
 
     // The example site, its roots and exports under the temporary directory, ganesha.
     let export = d.join("export");
-    let exports_file = d.join("pirack-exports.conf");
-    let pid_file = d.join("ganesha.pid");
-    let extra = format!(
-        "\nexports:\n  backend: ganesha\n  file: {}\n  ganesha_pid_file: {}\n",
-        exports_file.display(),
-        pid_file.display()
-    );
-    let inventory = common::example_site_in(d, Some(&export), &extra);
+    let inventory = common::example_site_in(d, Some(&export), &common::nfs::inventory_section(d));
     let inventory = inventory.to_str().unwrap();
     let store = d.join("images");
     let store = store.to_str().unwrap();
@@ -124,48 +117,7 @@ fn the_ci_image_serves_every_example_slot_to_its_own_pi_only() {
     ]);
     assert!(out.status.success(), "import: {}", text(&out.stderr));
 
-    fs::write(&exports_file, "# no roots yet\n").unwrap();
-    let conf = d.join("ganesha.conf");
-    fs::write(
-        &conf,
-        format!(
-            "NFS_CORE_PARAM {{ Protocols = 3, 4; NFS_Port = 2049; MNT_Port = 20048; Enable_NLM = false; Enable_RQUOTA = false; }}\n\
-             NFSV4 {{ Graceless = true; }}\nMDCACHE {{ Dir_Chunk = 0; }}\n%include \"{}\"\n",
-            exports_file.display()
-        ),
-    )
-    .unwrap();
-    let quiet = || (Stdio::null(), Stdio::null());
-    let (o, e) = quiet();
-    let _rpcbind = Child(
-        ctl.command("rpcbind")
-            .args(["-w", "-f"])
-            .stdout(o)
-            .stderr(e)
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    let (o, e) = quiet();
-    let _ganesha = Child(
-        ctl.command("ganesha.nfsd")
-            .args(["-F", "-f"])
-            .arg(&conf)
-            .arg("-L")
-            .arg(d.join("ganesha.log"))
-            .arg("-p")
-            .arg(&pid_file)
-            .stdout(o)
-            .stderr(e)
-            .spawn()
-            .unwrap(),
-    );
-    for _ in 0..50 {
-        if fs::read_to_string(&pid_file).is_ok_and(|p| !p.trim().is_empty()) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let _ganesha = common::nfs::Ganesha::start(&ctl, d);
 
     let mut args = vec![
         "root",

@@ -3,6 +3,7 @@
 
 pub mod controller;
 pub mod http;
+pub mod nfs;
 pub mod snmp;
 
 use pirack::inventory::{self, Site};
