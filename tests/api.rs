@@ -394,23 +394,10 @@ fn ninety_six_provisioning_calls_at_once_on_postgres() {
 fn ninety_six(db: Option<String>) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::create_dir_all(dir.join("hardware")).unwrap();
-    std::fs::create_dir_all(dir.join("switch-profiles")).unwrap();
-    std::fs::copy(
-        "switch-profiles/generic.yaml",
-        dir.join("switch-profiles/generic.yaml"),
-    )
-    .unwrap();
-    std::fs::copy(
-        "hardware/shelf-96.ledger.yaml",
-        dir.join("hardware/shelf-96.ledger.yaml"),
-    )
-    .unwrap();
-    let yaml = std::fs::read_to_string("hardware/shelf-96.yaml")
-        .unwrap()
-        .replace(", owner: acme }", " }");
-    let inventory = dir.join("hardware/shelf-96.yaml");
-    std::fs::write(&inventory, yaml).unwrap();
+    let inventory = common::site_in(dir, "shelf-96", None, "");
+    let yaml = std::fs::read_to_string(&inventory).unwrap();
+    // Every slot free for the taking.
+    std::fs::write(&inventory, yaml.replace(", owner: acme }", " }")).unwrap();
     let rig = match db {
         Some(url) => start_on(tmp, &inventory, false, url),
         None => start(tmp, &inventory, false),

@@ -285,6 +285,16 @@ impl Drop for LoopFs {
 /// export root moved to `export_root` when given and `extra` YAML appended;
 /// returns the copied inventory's path.
 pub fn example_site_in(dir: &Path, export_root: Option<&Path>, extra: &str) -> std::path::PathBuf {
+    site_in(dir, "example-8", export_root, extra)
+}
+
+/// hardware/`name`.yaml, as [`example_site_in`] copies the example.
+pub fn site_in(
+    dir: &Path,
+    name: &str,
+    export_root: Option<&Path>,
+    extra: &str,
+) -> std::path::PathBuf {
     std::fs::create_dir_all(dir.join("hardware")).unwrap();
     std::fs::create_dir_all(dir.join("switch-profiles")).unwrap();
     std::fs::copy(
@@ -292,19 +302,16 @@ pub fn example_site_in(dir: &Path, export_root: Option<&Path>, extra: &str) -> s
         dir.join("switch-profiles/generic.yaml"),
     )
     .unwrap();
-    std::fs::copy(
-        "hardware/example-8.ledger.yaml",
-        dir.join("hardware/example-8.ledger.yaml"),
-    )
-    .unwrap();
-    let mut yaml = std::fs::read_to_string("hardware/example-8.yaml").unwrap();
+    let ledger = format!("hardware/{name}.ledger.yaml");
+    std::fs::copy(&ledger, dir.join(&ledger)).unwrap();
+    let mut yaml = std::fs::read_to_string(format!("hardware/{name}.yaml")).unwrap();
     if let Some(root) = export_root {
         yaml = yaml.replace(
             "export_root: /export",
             &format!("export_root: {}", root.display()),
         );
     }
-    let inventory = dir.join("hardware/example-8.yaml");
+    let inventory = dir.join(format!("hardware/{name}.yaml"));
     std::fs::write(&inventory, yaml + extra).unwrap();
     inventory
 }
