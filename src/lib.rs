@@ -9,6 +9,7 @@ pub mod boards;
 pub mod controller;
 pub mod dhcp;
 pub mod events;
+pub mod firmware;
 pub mod inventory;
 pub mod lifecycle;
 pub mod netboot;

@@ -4,10 +4,10 @@
 
 use super::Controller;
 use crate::events::{Event, Record};
+use crate::firmware::Config;
 use crate::inventory::Model;
 use crate::lifecycle::{self, Trigger};
 use crate::plan::render::slot::config_txt;
-use crate::sim::pi::Config;
 use crate::store::now_ms;
 use crate::store::slots::Changes;
 use std::collections::HashMap;

@@ -5,13 +5,12 @@
 
 use super::Controller;
 use crate::lifecycle::{State, Trigger};
+use crate::roots::exports::NFS_PORT;
 use crate::store::slots::Changes;
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-
-pub const NFS_PORT: u16 = 2049;
 
 /// The remote addresses of established TCP connections to local port `port`, from
 /// the text of `/proc/net/tcp` or `/proc/net/tcp6`. Malformed lines are skipped.

@@ -11,6 +11,9 @@ use crate::plan::{Plan, SlotPlan};
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// The port NFS is served on, whichever server exports the roots.
+pub const NFS_PORT: u16 = 2049;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     #[error("{}", path.display())]
