@@ -52,11 +52,8 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts
 }
 
 async fn slot_for(ctl: &Controller, caller: &Caller, slot: &str) -> Result<SlotRow, ApiError> {
-    let row = ctl
-        .store
-        .slot(slot)
-        .await
-        .map_err(|_| ApiError::not_found(format!("no slot {slot}")))?;
+    // A missing slot is a 404 (StoreError::NoSlot); a failing store stays a 500.
+    let row = ctl.store.slot(slot).await?;
     if !row.in_inventory {
         return Err(ApiError::not_found(format!("no slot {slot}")));
     }
@@ -113,11 +110,7 @@ pub async fn provision(
     };
     if let Some(wanted) = &req.slot {
         // A named slot must exist for the caller like any other.
-        let row = ctl
-            .store
-            .slot(wanted)
-            .await
-            .map_err(|_| ApiError::not_found(format!("no slot {wanted}")))?;
+        let row = ctl.store.slot(wanted).await?;
         if caller.owner().is_some() && row.owner.as_deref().is_some_and(|o| o != owner) {
             return Err(ApiError::not_found(format!("no slot {wanted}")));
         }
