@@ -1,5 +1,5 @@
 //! Power-cycling a whole shelf: all 96 ports of the emulated PoE switch (net-snmp's
-//! snmpd running tests/snmp/poe-switch), with pirack's staggering off and on, beside
+//! snmpd running switch-profiles/emulator/poe-switch), with pirack's staggering off and on, beside
 //! the same cycle done the way an operator's script does it with net-snmp's own
 //! snmpset/snmpget, in one run: total time, time spent on SNMP (the drain and the
 //! stagger pauses taken out), and SNMP requests per port cycle.
@@ -36,7 +36,7 @@ impl Drop for Agent {
 fn start_agent(ports: u16) -> Agent {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
-    let emulator = std::fs::canonicalize("tests/snmp/poe-switch").unwrap();
+    let emulator = std::fs::canonicalize("switch-profiles/emulator/poe-switch").unwrap();
     sh(Command::new(&emulator).arg("init").arg(&state).args([
         "--ports",
         &(ports + 1).to_string(),

@@ -6,6 +6,7 @@ mod cli;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use cli::client::{self, OpArgs, Remote};
+use cli::demo::{DemoArgs, demo};
 use cli::inputs::{Inputs, Reported, load};
 use cli::netboot::{SimArgs, sim};
 use cli::roots::{ImageAction, RootAction, export, image, root};
@@ -32,6 +33,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// A shelf of simulated Pis booting from a controller on this machine, in one
+    /// command: builds the CI image, installs missing peers, boots every Pi to
+    /// `up` (one recovered by the watchdog) and serves the rack view. Needs root.
+    Demo(DemoArgs),
     /// Validate an inventory (and its ledger); lists every problem with file:line:column.
     Check(Inputs),
     /// Print the JSON Schema of the inventory file format.
@@ -229,6 +234,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => plan_cmd(&inputs, out.as_deref(), check, json),
         Command::Serve(args) => serve(&args),
+        Command::Demo(args) => demo(&args),
         Command::Sim(args) => sim(&args),
         Command::Image { store, action } => image(&store, action),
         Command::Root {

@@ -82,6 +82,15 @@ impl Remote {
 }
 
 impl Client {
+    /// A client of the API at `host:port` with `token`, answering in JSON.
+    pub fn new(host: String, token: String) -> Client {
+        Client {
+            host,
+            token,
+            json: true,
+        }
+    }
+
     /// One request; the JSON answer, or the API's error as an error.
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
         let mut s = TcpStream::connect(&self.host)

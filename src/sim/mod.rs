@@ -5,7 +5,7 @@
 
 pub mod follow;
 pub mod frames;
-mod lab;
+pub mod lab;
 pub mod link;
 pub mod pi;
 pub mod tftp_client;

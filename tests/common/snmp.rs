@@ -1,5 +1,5 @@
 //! Real SNMP agents on loopback for the switch tests: net-snmp's snmpd running the
-//! PoE switch emulator (`tests/snmp/poe-switch`) as a pass_persist handler, and
+//! PoE switch emulator (`switch-profiles/emulator/poe-switch`) as a pass_persist handler, and
 //! snmpsim serving a recorded switch.
 
 use super::Child;
@@ -12,7 +12,7 @@ pub const COMMUNITY: &str = "private";
 pub const V3_USER: &str = "pirack";
 pub const V3_AUTH: &str = "auth-secret-1";
 pub const V3_PRIV: &str = "priv-secret-1";
-const EMULATOR: &str = "tests/snmp/poe-switch";
+const EMULATOR: &str = "switch-profiles/emulator/poe-switch";
 
 /// A UDP port nothing listens on (bound and released; loopback only).
 pub fn free_udp_port() -> u16 {

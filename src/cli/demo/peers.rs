@@ -1,0 +1,256 @@
+//! The demo's real peers, run inside the controller's network namespace: net-snmp's
+//! snmpd answering as the shelf's PoE switch (the emulator in
+//! `switch-profiles/emulator/`), rpcbind and NFS-Ganesha serving the slot roots. On
+//! a fresh machine the Debian packages they come from are installed first.
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Debian packages the demo's peers come from.
+const PACKAGES: &[&str] = &[
+    "iproute2",
+    "python3",
+    "snmpd",
+    "rpcbind",
+    "nfs-ganesha",
+    "nfs-ganesha-vfs",
+];
+
+/// Those of [`PACKAGES`] dpkg does not have installed.
+pub fn missing_packages() -> Result<Vec<&'static str>> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Package} ${db:Status-Status}\n"])
+        .args(PACKAGES)
+        .stderr(Stdio::null())
+        .output()
+        .context("dpkg-query (the demo installs its peers from Debian packages)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !text.lines().any(|l| l == format!("{p} installed")))
+        .collect())
+}
+
+/// `apt-get install`s `packages`, without starting their system services (the
+/// demo runs its own copies in a namespace; a fresh machine should not be left
+/// with an NFS server). apt's output goes to `log`.
+pub fn install(packages: &[&str], log: &Path) -> Result<()> {
+    // policy-rc.d refusing (101) is how Debian keeps maintainer scripts from
+    // starting services; only ours is removed afterwards.
+    let policy = Path::new("/usr/sbin/policy-rc.d");
+    let ours = !policy.exists();
+    if ours {
+        std::fs::write(policy, "#!/bin/sh\nexit 101\n")?;
+        std::fs::set_permissions(policy, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    }
+    let run = |args: &[&str]| -> Result<()> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let status = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .status()
+            .context("apt-get")?;
+        match status.success() {
+            true => Ok(()),
+            false => bail!("apt-get {}: {status}; see {}", args[0], log.display()),
+        }
+    };
+    let result = run(&["update", "-q"]).and_then(|()| {
+        let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+        args.extend_from_slice(packages);
+        run(&args)
+    });
+    if ours {
+        let _ = std::fs::remove_file(policy);
+    }
+    result
+}
+
+/// A child process, stopped (SIGTERM, then SIGKILL after 5 s) when dropped.
+pub struct Proc {
+    pub name: &'static str,
+    pub child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `cmd` with stderr (and stdout, unless `piped`) appended to `log`.
+    pub fn spawn(name: &'static str, cmd: &mut Command, log: &Path, piped: bool) -> Result<Proc> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        match piped {
+            true => cmd.stdout(Stdio::piped()),
+            false => cmd.stdout(out.try_clone()?),
+        };
+        let child = cmd
+            .stdin(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Proc {
+            name,
+            child,
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// An error naming the log if the process has ended.
+    pub fn check(&mut self) -> Result<()> {
+        match self.child.try_wait()? {
+            None => Ok(()),
+            Some(status) => bail!(
+                "{} exited ({status}); its log: {}",
+                self.name,
+                self.log.display()
+            ),
+        }
+    }
+
+    /// Waits until the process (in its namespace, as /proc/PID/net shows it)
+    /// listens on `port` over `proto` ("udp" or "tcp").
+    pub fn wait_listening(&mut self, proto: &str, port: u16, within: Duration) -> Result<()> {
+        let started = Instant::now();
+        let hex = format!(":{port:04X}");
+        loop {
+            self.check()?;
+            let pid = self.child.id();
+            let listening = [proto.to_string(), format!("{proto}6")].iter().any(|t| {
+                std::fs::read_to_string(format!("/proc/{pid}/net/{t}")).is_ok_and(|table| {
+                    table.lines().skip(1).any(|l| {
+                        let f: Vec<&str> = l.split_whitespace().collect();
+                        // UDP sockets are bound (07), TCP ones listening (0A).
+                        f.len() > 3 && f[1].ends_with(&hex) && (f[3] == "0A" || f[3] == "07")
+                    })
+                })
+            });
+            if listening {
+                return Ok(());
+            }
+            if started.elapsed() > within {
+                bail!(
+                    "{} is not listening on {proto} port {port} after {} s; its log: {}",
+                    self.name,
+                    within.as_secs(),
+                    self.log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `program` run inside namespace `netns`.
+pub fn in_netns(netns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", netns]).arg(program);
+    c
+}
+
+/// snmpd on the namespace's loopback at `port`, answering `community` (read-write)
+/// with the emulated switch of `ports` ports, every one powered off.
+pub fn switch(
+    netns: &str,
+    emulator: &Path,
+    dir: &Path,
+    port: u16,
+    ports: u16,
+    community: &str,
+) -> Result<Proc> {
+    std::fs::create_dir_all(dir)?;
+    let state = dir.join("state.json");
+    let init = Command::new(emulator)
+        .arg("init")
+        .arg(&state)
+        .args(["--ports", &ports.to_string(), "--power", "off"])
+        .status()
+        .with_context(|| format!("{} (python3)", emulator.display()))?;
+    if !init.success() {
+        bail!("{} init: {init}", emulator.display());
+    }
+    // snmpd runs a pass_persist program by absolute path (its shebang finds python3).
+    let serve = format!("{} serve {}", emulator.display(), state.display());
+    let conf = dir.join("snmpd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "agentaddress udp:127.0.0.1:{port}\nrwcommunity {community} 127.0.0.1\n\
+             pass_persist .1.3.6.1.2.1.105 {serve}\npass_persist .1.3.6.1.2.1.17.7 {serve}\n"
+        ),
+    )?;
+    let mut snmpd = in_netns(netns, "snmpd");
+    snmpd
+        .args(["-f", "-C", "-c"])
+        .arg(&conf)
+        .arg("-Lf")
+        .arg(dir.join("snmpd.log"))
+        .env("SNMP_PERSISTENT_DIR", dir.join("persist"))
+        .env("MIBS", "");
+    let mut p = Proc::spawn("snmpd", &mut snmpd, &dir.join("snmpd.out"), false)?;
+    p.wait_listening("udp", port, Duration::from_secs(10))?;
+    Ok(p)
+}
+
+/// rpcbind and ganesha.nfsd in the namespace, reading the exports file pirack
+/// writes (`exports`) and leaving their pid where the inventory says. The
+/// namespace must already have a non-loopback address: ganesha needs one.
+pub fn nfs(netns: &str, dir: &Path, exports: &Path, pid_file: &Path) -> Result<[Proc; 2]> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(exports, "# no roots yet\n")?;
+    let conf = dir.join("ganesha.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "NFS_CORE_PARAM {{ Protocols = 3, 4; NFS_Port = 2049; MNT_Port = 20048; \
+             Enable_NLM = false; Enable_RQUOTA = false; }}\nNFSV4 {{ Graceless = true; }}\n\
+             MDCACHE {{ Dir_Chunk = 0; }}\n%include \"{}\"\n",
+            exports.display()
+        ),
+    )?;
+    let mut rpcbind = in_netns(netns, "rpcbind");
+    rpcbind.args(["-w", "-f"]);
+    let mut rpcbind = Proc::spawn("rpcbind", &mut rpcbind, &dir.join("rpcbind.log"), false)?;
+    rpcbind.wait_listening("tcp", 111, Duration::from_secs(10))?;
+    let mut ganesha = in_netns(netns, "ganesha.nfsd");
+    ganesha
+        .args(["-F", "-f"])
+        .arg(&conf)
+        .arg("-L")
+        .arg(dir.join("ganesha.log"))
+        .arg("-p")
+        .arg(pid_file);
+    let mut ganesha = Proc::spawn(
+        "ganesha.nfsd",
+        &mut ganesha,
+        &dir.join("ganesha.out"),
+        false,
+    )?;
+    ganesha.wait_listening("tcp", 2049, Duration::from_secs(20))?;
+    Ok([ganesha, rpcbind])
+}
