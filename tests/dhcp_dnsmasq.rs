@@ -11,6 +11,7 @@ use pirack::inventory::{MacAddr, Model};
 use pirack::sim::frames::{self, Asker, Reply};
 use pirack::sim::{Lab, link::RawLink};
 use std::process::Stdio;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 const MAC: &str = "b8:27:eb:85:c0:f2";
@@ -27,7 +28,7 @@ fn rom_exchange(pi_netns: &str, model: Model) -> Vec<u8> {
         for _ in 0..10 {
             link.send(&frame).unwrap();
             let got = link
-                .recv_until(Duration::from_secs(2), |f| {
+                .recv_until(Duration::from_secs(2), &AtomicBool::new(false), |f| {
                     frames::parse_reply(f).map(|_| f.to_vec())
                 })
                 .unwrap();

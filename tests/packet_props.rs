@@ -243,7 +243,13 @@ fn tftp_block_numbers_wrap_for_big_files() {
         let mut c =
             pirack::sim::tftp_client::Client::new(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST, 0);
         c.set_server_port(port);
-        c.request("7285c0f2/kernel8.img", true, false).unwrap()
+        c.request(
+            "7285c0f2/kernel8.img",
+            true,
+            false,
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .unwrap()
     });
     let got = rt.block_on(async {
         tokio::task::spawn_blocking(move || handle.join().unwrap())

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub struct RawLink {
@@ -11,6 +12,8 @@ pub struct RawLink {
 }
 
 const ETH_P_IP: u16 = 0x0800;
+/// How often a wait for a frame looks at its stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(50);
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
@@ -72,17 +75,21 @@ impl RawLink {
         Ok(())
     }
 
-    /// Receives frames until `accept` takes one or `timeout` passes.
+    /// Receives frames until `accept` takes one, `timeout` passes or `stop` is
+    /// set (a Pi whose power is cut stops listening at once, not after its wait).
     pub fn recv_until<T>(
         &self,
         timeout: Duration,
+        stop: &AtomicBool,
         mut accept: impl FnMut(&[u8]) -> Option<T>,
     ) -> io::Result<Option<T>> {
         let deadline = Instant::now() + timeout;
         let mut buf = vec![0u8; 2048];
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .min(STOP_CHECK);
+            if left.is_zero() || stop.load(Ordering::Relaxed) {
                 return Ok(None);
             }
             let mut pfd = libc::pollfd {

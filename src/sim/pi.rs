@@ -273,7 +273,7 @@ impl Boot<'_> {
                 .map_err(|e| format!("send DISCOVER: {e}"))?;
             let got = self
                 .link
-                .recv_until(ROM_WAIT, |f| {
+                .recv_until(ROM_WAIT, self.stop, |f| {
                     let r = frames::parse_reply(f)?;
                     let mine = r.msg.xid() == ROM_XID
                         && r.msg.chaddr().get(..6) == Some(&self.board.mac.0[..]);
@@ -320,7 +320,7 @@ impl Boot<'_> {
         probe: bool,
     ) -> Result<Fetch, String> {
         self.check_stop()?;
-        c.request(name, tsize, probe)
+        c.request(name, tsize, probe, self.stop)
             .map_err(|e| format!("TFTP {name}: {e}"))
     }
 
@@ -429,7 +429,7 @@ impl Boot<'_> {
                 self.link.send(&frame).map_err(|e| format!("send: {e}"))?;
                 answer = self
                     .link
-                    .recv_until(Duration::from_secs(3), |f| {
+                    .recv_until(Duration::from_secs(3), self.stop, |f| {
                         let r = frames::parse_reply(f)?;
                         (r.msg.xid() == xid).then_some(r)
                     })

@@ -5,6 +5,7 @@
 use crate::tftp::wire::{ErrorCode, Options, Repr};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// How a request ended.
@@ -43,8 +44,15 @@ impl Client {
     }
 
     /// Requests `name`; with `tsize`, asks for the size; with `probe`, aborts after
-    /// the OACK.
-    pub fn request(&mut self, name: &str, tsize: bool, probe: bool) -> io::Result<Fetch> {
+    /// the OACK. Setting `stop` (the Pi's power cut) ends the transfer within a
+    /// block or a timeout.
+    pub fn request(
+        &mut self,
+        name: &str,
+        tsize: bool,
+        probe: bool,
+        stop: &AtomicBool,
+    ) -> io::Result<Fetch> {
         // Port 0 asks the kernel for any free port.
         let port = self.next_port;
         if port != 0 {
@@ -71,6 +79,9 @@ impl Client {
         let mut tries = 0;
         sock.send_to(&rrq, self.server)?;
         loop {
+            if stop.load(Ordering::Relaxed) {
+                return Err(io::Error::other(format!("{name}: power cut")));
+            }
             let (n, from) = match sock.recv_from(&mut buf) {
                 Ok(r) => r,
                 // A signal is not a lost packet: wait again.

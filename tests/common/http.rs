@@ -1,5 +1,6 @@
 //! A minimal HTTP/1.1 client for the API tests: one request per connection,
-//! `Content-Length` bodies (what the API sends for everything but the event stream).
+//! `Content-Length` bodies (what the API sends for everything but the event stream,
+//! and what chromedriver sends).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -36,8 +37,28 @@ pub fn request(
     head += &format!("Content-Length: {}\r\n\r\n", body.len());
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(body.as_bytes()).unwrap();
+    // Read to the end of the body: to Content-Length where the server sends one
+    // (chromedriver keeps the connection open), else to the close.
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
+    let mut buf = [0u8; 16384];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        raw.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&raw);
+        let complete = text.split_once("\r\n\r\n").is_some_and(|(head, body)| {
+            head.lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_string())
+                })
+                .and_then(|v| v.parse::<usize>().ok())
+                .is_some_and(|len| body.len() >= len)
+        });
+        if n == 0 || complete {
+            break;
+        }
+    }
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head

@@ -5,6 +5,7 @@ pub mod controller;
 pub mod http;
 pub mod nfs;
 pub mod snmp;
+pub mod webdriver;
 
 use pirack::inventory::{self, Site};
 use pirack::switch::Profiles;

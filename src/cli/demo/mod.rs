@@ -74,6 +74,30 @@ impl Drop for Netns {
     }
 }
 
+/// Removes the namespaces of demos and simulators that died without cleaning up
+/// (killed outright): named `pirack-demo-PID` and `pirack-sim-PID-N`.
+fn clear_stale_namespaces() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for name in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+    {
+        let pid = ["pirack-demo-", "pirack-sim-"]
+            .iter()
+            .find_map(|p| name.strip_prefix(p))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            tracing::info!("removing {name}, left by a run that was killed");
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+}
+
 /// Runs `work` behind a spinner saying `what`, then a line with its time.
 fn step<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
     let bar = ProgressBar::new_spinner().with_message(what.to_string());
@@ -218,6 +242,7 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
         (None, _) => positions.get(2).cloned(),
     };
 
+    clear_stale_namespaces();
     // Everything runs in one namespace; dropped in reverse: controller, NFS,
     // the Pis (which remove their own namespaces), switch, namespace.
     let ns = Netns(format!("pirack-demo-{}", std::process::id()));
@@ -285,7 +310,7 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
             }
         },
     )?;
-    let _nfs = step("starting NFS-Ganesha", || {
+    let _nfs = step("starting NFS-Ganesha (and rpcbind)", || {
         peers::nfs(&ns.0, &run.join("nfs"), &exports, &pid_file)
     })?;
 

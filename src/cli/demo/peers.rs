@@ -4,6 +4,8 @@
 //! a fresh machine the Debian packages they come from are installed first.
 
 use anyhow::{Context, Result, bail};
+use nix::sys::signal::Signal;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -75,16 +77,30 @@ pub fn install(packages: &[&str], log: &Path) -> Result<()> {
     result
 }
 
-/// A child process, stopped (SIGTERM, then SIGKILL after 5 s) when dropped.
+/// A child process, stopped when dropped (its stop signal, then SIGKILL after
+/// 5 s), and when the demo dies, even by SIGKILL.
 pub struct Proc {
     pub name: &'static str,
     pub child: Child,
     log: PathBuf,
+    stop: Signal,
 }
 
 impl Proc {
-    /// Starts `cmd` with stderr (and stdout, unless `piped`) appended to `log`.
+    /// Starts `cmd` with stderr (and stdout, unless `piped`) appended to `log`;
+    /// SIGTERM stops it.
     pub fn spawn(name: &'static str, cmd: &mut Command, log: &Path, piped: bool) -> Result<Proc> {
+        Proc::spawn_stopped_by(name, cmd, log, piped, Signal::SIGTERM)
+    }
+
+    /// As [`Proc::spawn`], for a process that `stop` ends.
+    pub fn spawn_stopped_by(
+        name: &'static str,
+        cmd: &mut Command,
+        log: &Path,
+        piped: bool,
+        stop: Signal,
+    ) -> Result<Proc> {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -93,6 +109,16 @@ impl Proc {
             true => cmd.stdout(Stdio::piped()),
             false => cmd.stdout(out.try_clone()?),
         };
+        // SAFETY: prctl(2) is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Stopped with the demo even if it is killed outright.
+                match libc::prctl(libc::PR_SET_PDEATHSIG, stop as libc::c_ulong) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
         let child = cmd
             .stdin(Stdio::null())
             .stderr(out)
@@ -102,6 +128,7 @@ impl Proc {
             name,
             child,
             log: log.to_path_buf(),
+            stop,
         })
     }
 
@@ -153,7 +180,7 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(pid, self.stop);
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(5) {
             if !matches!(self.child.try_wait(), Ok(None)) {
@@ -220,7 +247,11 @@ pub fn switch(
 /// rpcbind and ganesha.nfsd in the namespace, reading the exports file pirack
 /// writes (`exports`) and leaving their pid where the inventory says. The
 /// namespace must already have a non-loopback address: ganesha needs one.
-pub fn nfs(netns: &str, dir: &Path, exports: &Path, pid_file: &Path) -> Result<[Proc; 2]> {
+///
+/// rpcbind's lock and socket are fixed paths under /run, shared by every rpcbind
+/// on the machine whatever its network namespace; so both run with a /run of
+/// their own, in a PID namespace that dies with ganesha (taking rpcbind along).
+pub fn nfs(netns: &str, dir: &Path, exports: &Path, pid_file: &Path) -> Result<Proc> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(exports, "# no roots yet\n")?;
     let conf = dir.join("ganesha.conf");
@@ -233,24 +264,20 @@ pub fn nfs(netns: &str, dir: &Path, exports: &Path, pid_file: &Path) -> Result<[
             exports.display()
         ),
     )?;
-    let mut rpcbind = in_netns(netns, "rpcbind");
-    rpcbind.args(["-w", "-f"]);
-    let mut rpcbind = Proc::spawn("rpcbind", &mut rpcbind, &dir.join("rpcbind.log"), false)?;
-    rpcbind.wait_listening("tcp", 111, Duration::from_secs(10))?;
-    let mut ganesha = in_netns(netns, "ganesha.nfsd");
-    ganesha
-        .args(["-F", "-f"])
+    let mut nfs = in_netns(netns, "unshare");
+    // unshare ignores SIGTERM while it waits: it is stopped by SIGKILL, and
+    // then kills ganesha, the PID namespace's first process, and with it rpcbind.
+    nfs.args(["--mount", "--pid", "--fork", "--kill-child", "sh", "-c"])
+        .arg(
+            "mount -t tmpfs pirack-demo /run && rpcbind -w && \
+             exec ganesha.nfsd -F -f \"$1\" -L \"$2\" -p \"$3\"",
+        )
+        .arg("nfs")
         .arg(&conf)
-        .arg("-L")
         .arg(dir.join("ganesha.log"))
-        .arg("-p")
         .arg(pid_file);
-    let mut ganesha = Proc::spawn(
-        "ganesha.nfsd",
-        &mut ganesha,
-        &dir.join("ganesha.out"),
-        false,
-    )?;
-    ganesha.wait_listening("tcp", 2049, Duration::from_secs(20))?;
-    Ok([ganesha, rpcbind])
+    let log = dir.join("nfs.log");
+    let mut nfs = Proc::spawn_stopped_by("ganesha.nfsd", &mut nfs, &log, false, Signal::SIGKILL)?;
+    nfs.wait_listening("tcp", 2049, Duration::from_secs(20))?;
+    Ok(nfs)
 }
