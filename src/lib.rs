@@ -10,6 +10,7 @@ pub mod controller;
 pub mod dhcp;
 pub mod events;
 pub mod firmware;
+pub mod hil;
 pub mod inventory;
 pub mod lifecycle;
 pub mod netboot;

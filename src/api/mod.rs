@@ -58,6 +58,7 @@ pub fn router(ctl: Arc<Controller>) -> axum::Router {
         .routes(routes!(routes::healthz))
         .routes(routes!(routes::whoami))
         .routes(routes!(routes::port))
+        .routes(routes!(routes::console))
         .split_for_parts();
     let doc = Arc::new(doc);
     router

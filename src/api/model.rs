@@ -31,6 +31,8 @@ pub struct Slot {
     pub storage_ip: Option<String>,
     /// The Pi's public address.
     pub ipv6: Option<String>,
+    /// pi3 (a Pi 3 on a PoE port) or qemu-raspi3b (a virtual one, with a console log).
+    pub kind: String,
 }
 
 impl Slot {
@@ -40,6 +42,11 @@ impl Slot {
             hostname: plan.map(|p| p.hostname.clone()),
             storage_ip: plan.map(|p| p.pi_ip.to_string()),
             ipv6: plan.map(|p| p.ipv6.to_string()),
+            kind: match plan.map(|p| p.kind) {
+                Some(crate::inventory::SlotKind::QemuRaspi3b) => "qemu-raspi3b",
+                _ => "pi3",
+            }
+            .into(),
             key: row.key,
             position: row.position,
             state: row.state.to_string(),

@@ -8,6 +8,7 @@ use super::model::{
     EventsQuery, Health, Port, PowerRequest, ProvisionRequest, ReimageRequest, Slot, Whoami,
 };
 use crate::controller::Controller;
+use crate::inventory::SlotKind;
 use crate::store::events::EventRow;
 use crate::store::ops::Operation;
 use crate::store::slots::SlotRow;
@@ -339,15 +340,19 @@ pub async fn port(
     let plan = ctl
         .slot_plan(&row.key)
         .ok_or_else(|| ApiError::not_found(format!("no slot {slot}")))?;
-    let sw = ctl
-        .fleet
-        .get(&plan.key.switch)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let status = sw
-        .status(&[plan.key.port])
-        .await
-        .map_err(|e| ApiError::bad_gateway(e.to_string()))?
-        .remove(0);
+    let status = match plan.kind {
+        SlotKind::QemuRaspi3b => ctl.virtual_port(plan),
+        SlotKind::Pi3 => {
+            let sw = ctl
+                .fleet
+                .get(&plan.key.switch)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            sw.status(&[plan.key.port])
+                .await
+                .map_err(|e| ApiError::bad_gateway(e.to_string()))?
+                .remove(0)
+        }
+    };
     Ok(Json(Port {
         switch: plan.key.switch.clone(),
         port: plan.key.port,
@@ -355,6 +360,41 @@ pub async fn port(
         detection: status.detection.to_string(),
         draw_mw: status.draw_mw,
     }))
+}
+
+/// A virtual slot's serial console, its last 64 KiB (every boot is appended, with
+/// pirack's own lines for the firmware stage and QEMU's start).
+#[utoipa::path(get, path = "/v1/slots/{slot}/console", tag = "slots",
+    params(("slot" = String, Path, description = "position or switch/port")),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn console(
+    State(ctl): Ctl,
+    caller: Caller,
+    Path(slot): Path<String>,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
+    let row = slot_for(&ctl, &caller, &slot).await?;
+    let plan = ctl
+        .slot_plan(&row.key)
+        .filter(|p| p.kind == SlotKind::QemuRaspi3b)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "slot {slot} is a Pi 3: its console is its UART, not kept by pirack"
+            ))
+        })?;
+    let text = match crate::hil::qemu::tail(&ctl.hil.console(&plan.position), 64 * 1024) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(ApiError::internal(e.to_string())),
+    };
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        text,
+    ))
 }
 
 /// Who the token belongs to, and what it may see.

@@ -49,6 +49,15 @@ pub struct ServeArgs {
     /// Print every netboot event as a JSON line on stdout (logs stay on stderr).
     #[arg(long)]
     pub json_events: bool,
+    /// Virtual slots (`kind: qemu-raspi3b`): their console logs and QEMU's files.
+    #[arg(long, default_value = "/var/lib/pirack/hil")]
+    pub hil_dir: PathBuf,
+    /// Virtual slots: the prefix of their firmware namespaces (`PREFIX-<position>`).
+    #[arg(long, default_value = "pirack-hil")]
+    pub hil_netns_prefix: String,
+    /// Virtual slots: the QEMU that boots them.
+    #[arg(long, default_value = "qemu-system-aarch64")]
+    pub qemu: PathBuf,
 }
 
 /// A SQLite store's directory is made if missing, owner-only.
@@ -91,6 +100,12 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
             images: args.images.clone(),
             ledger_yaml: Some(l.ledger_path.clone()),
             export: !args.no_export,
+            hil: pirack::hil::qemu::Settings {
+                dir: args.hil_dir.clone(),
+                netns_prefix: args.hil_netns_prefix.clone(),
+                boot_files: settings.boot_files.clone(),
+                qemu: args.qemu.clone(),
+            },
         };
         let ctl = Arc::new(Controller::open(l.site, &l.profiles, store, paths).await?);
         let resumed = ctl.resume().await?;
@@ -125,6 +140,7 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
         }
         let _ = stop_tx.send(());
         tasks.abort_all();
+        ctl.hil.all_off();
         ctl.store.pool().close().await;
         Ok(ExitCode::SUCCESS)
     })

@@ -10,9 +10,13 @@ use crate::store::ops::{OpStatus, Operation};
 use crate::store::records::PowerOp;
 use crate::store::slots::{Changes, SlotRow};
 use crate::store::{StoreError, now_ms, random_hex};
-use crate::switch::power::{Admin, PortStatus};
+use crate::inventory::SlotKind;
+use crate::switch::power::{Admin, Detection, PortStatus};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How long a virtual slot stays off in a power cycle.
+const VIRTUAL_DRAIN: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
@@ -290,19 +294,11 @@ impl Controller {
         let plan = self
             .slot_plan(key)
             .ok_or(format!("slot {key} is not in the plan"))?;
-        let sw = self
-            .fleet
-            .get(&plan.key.switch)
-            .map_err(|e| e.to_string())?;
         let port = plan.key.port;
         let started = now_ms();
-        let result = match action {
-            PowerAction::On => sw.set(port, Admin::On).await,
-            PowerAction::Off => sw.set(port, Admin::Off).await,
-            PowerAction::Cycle => {
-                sw.cycle(port, Duration::from_millis(sw.policy.drain_ms))
-                    .await
-            }
+        let result = match plan.kind {
+            SlotKind::QemuRaspi3b => Ok(self.virtual_power(plan, action).await),
+            SlotKind::Pi3 => self.port_power(plan, action).await,
         };
         let outcome = if result.is_ok() { "ok" } else { "failed" };
         self.metrics.count(
@@ -325,6 +321,56 @@ impl Controller {
             tracing::warn!("{key}: power operation not recorded: {e}");
         }
         result.map_err(|e| e.to_string())
+    }
+
+    async fn port_power(&self, plan: &SlotPlan, action: PowerAction) -> Result<PortStatus, String> {
+        let sw = self
+            .fleet
+            .get(&plan.key.switch)
+            .map_err(|e| e.to_string())?;
+        let port = plan.key.port;
+        let result = match action {
+            PowerAction::On => sw.set(port, Admin::On).await,
+            PowerAction::Off => sw.set(port, Admin::Off).await,
+            PowerAction::Cycle => {
+                sw.cycle(port, Duration::from_millis(sw.policy.drain_ms))
+                    .await
+            }
+        };
+        result.map_err(|e| e.to_string())
+    }
+
+    /// A virtual slot's power is its QEMU: started (after the firmware stage) or
+    /// killed; reported as a port would be.
+    async fn virtual_power(&self, plan: &SlotPlan, action: PowerAction) -> PortStatus {
+        let key = plan.key.to_string();
+        if matches!(action, PowerAction::Off | PowerAction::Cycle) {
+            self.hil.off(&key);
+        }
+        if action == PowerAction::Cycle {
+            tokio::time::sleep(VIRTUAL_DRAIN).await;
+        }
+        if matches!(action, PowerAction::On | PowerAction::Cycle)
+            && let Err(e) = self.hil.on(&self.site, plan)
+        {
+            tracing::warn!("{}: {e}", plan.position);
+        }
+        self.virtual_port(plan)
+    }
+
+    /// A virtual slot's power, as a port reading.
+    pub fn virtual_port(&self, plan: &SlotPlan) -> PortStatus {
+        let on = self.hil.is_on(&plan.key.to_string());
+        PortStatus {
+            port: plan.key.port,
+            admin: if on { Admin::On } else { Admin::Off },
+            detection: if on {
+                Detection::DeliveringPower
+            } else {
+                Detection::Disabled
+            },
+            draw_mw: None,
+        }
     }
 
     /// Switches the slot's port, then records the state the port now implies.

@@ -37,6 +37,8 @@ pub struct Paths {
     pub ledger_yaml: Option<PathBuf>,
     /// Whether exports follow root changes (off where no NFS server runs).
     pub export: bool,
+    /// Virtual slots' files and firmware namespaces.
+    pub hil: crate::hil::qemu::Settings,
 }
 
 pub struct Controller {
@@ -47,6 +49,8 @@ pub struct Controller {
     pub bus: Bus,
     pub paths: Paths,
     pub metrics: metrics::Metrics,
+    /// The power of virtual slots.
+    pub hil: crate::hil::qemu::Qemu,
 }
 
 impl Controller {
@@ -82,6 +86,7 @@ impl Controller {
             plan,
             fleet,
             bus: Bus::default(),
+            hil: crate::hil::qemu::Qemu::new(paths.hil.clone()),
             paths,
             metrics: metrics::Metrics::default(),
         })

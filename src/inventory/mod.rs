@@ -8,7 +8,7 @@ mod source_map;
 mod validate;
 
 pub use ids::{MacAddr, Serial, SlotKey};
-pub use model::{BoardPolicy, Boot, ExportBackend, Exports, Model, Netboot, Owner, Snmp};
+pub use model::{BoardPolicy, Boot, ExportBackend, Exports, Model, Netboot, Owner, SlotKind, Snmp};
 pub use source_map::{Location, SourceMap};
 pub use validate::{hostname, validate};
 
@@ -83,6 +83,7 @@ pub struct Slot {
     pub pinned_vlan: Option<u16>,
     pub owner: Option<usize>,
     pub board: Option<Board>,
+    pub kind: model::SlotKind,
 }
 
 impl Slot {

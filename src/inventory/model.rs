@@ -552,6 +552,28 @@ pub struct Slot {
     pub vlan: Option<u16>,
     #[serde(default)]
     pub owner: Option<String>,
+    /// What sits in the slot: a Pi 3 on a PoE port, or a virtual one.
+    #[serde(default)]
+    pub kind: SlotKind,
+}
+
+/// A slot's hardware: what powers it and what boots in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SlotKind {
+    /// A Raspberry Pi 3 powered by its switch port (PoE over SNMP).
+    #[default]
+    Pi3,
+    /// A virtual Pi 3 for hardware-in-loop tests: the boot ROM's stage is played,
+    /// then QEMU's raspi3b machine boots the kernel; powered by starting and
+    /// stopping QEMU.
+    QemuRaspi3b,
+}
+
+impl SlotKind {
+    pub fn is_pi3(&self) -> bool {
+        *self == SlotKind::Pi3
+    }
 }
 
 /// A Raspberry Pi board, a replaceable part placed in a slot.

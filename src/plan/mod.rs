@@ -9,7 +9,7 @@ pub mod render;
 pub use allocate::{PlanError, allocate};
 pub use ledger::{Allocation, Ledger, LedgerError};
 
-use crate::inventory::{Model, Site, Slot, SlotKey, hostname};
+use crate::inventory::{Model, Site, Slot, SlotKey, SlotKind, hostname};
 use ipnet::Ipv4Net;
 use serde::Serialize;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -39,6 +39,8 @@ pub struct SlotPlan {
     /// The slot's NFS root on the fileserver.
     pub root: String,
     pub fsid: u32,
+    #[serde(skip_serializing_if = "SlotKind::is_pi3")]
+    pub kind: SlotKind,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -122,6 +124,7 @@ fn slot_plan(site: &Site, slot: &Slot, a: &Allocation) -> SlotPlan {
         ipv6: a.ipv6,
         ipv6_on_link: shelf.on_link,
         ipv6_gateway: shelf.gateway,
+        kind: slot.kind,
         root: format!("{}/{root_dir}", fs.export_root),
         fsid: a.fsid,
     }

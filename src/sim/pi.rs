@@ -108,6 +108,20 @@ struct Boot<'a> {
     link: RawLink,
     report: Report,
     clock: Instant,
+    /// Every file fetched, by its name in the boot directory, when kept.
+    kept: Option<BTreeMap<String, Arc<[u8]>>>,
+    /// The boot server the ROM was offered.
+    server: Ipv4Addr,
+}
+
+/// What start.elf hands the kernel: the files config.txt names, as fetched.
+#[derive(Debug, Clone)]
+pub struct Handover {
+    pub config: Config,
+    pub cmdline: String,
+    pub kernel: Arc<[u8]>,
+    pub device_tree: Arc<[u8]>,
+    pub initramfs: Option<Arc<[u8]>>,
 }
 
 /// Boots `board`; never panics on a misbehaving server, it reports.
@@ -122,6 +136,33 @@ pub fn boot_with(
     stop: &AtomicBool,
     opts: &BootOptions,
 ) -> (Report, Option<Running>) {
+    let (report, result) = with_boot(board, expected, stop, false, |b| b.run(opts));
+    (report, result.flatten())
+}
+
+/// Plays the boot ROM, bootcode.bin and start.elf only, and hands over what
+/// start.elf would load (for a real kernel under QEMU to take from there). The
+/// Pi's address is taken off its link again: the kernel's own comes up next.
+pub fn firmware(
+    board: &Board,
+    expected: &Expected,
+    stop: &AtomicBool,
+) -> (Report, Option<Handover>) {
+    let (report, result) = with_boot(board, expected, stop, true, |b| {
+        let (ip, mask) = b.loaders(&BootOptions::default())?;
+        b.unconfigure(ip, mask)?;
+        b.handover()
+    });
+    (report, result)
+}
+
+fn with_boot<T>(
+    board: &Board,
+    expected: &Expected,
+    stop: &AtomicBool,
+    keep: bool,
+    run: impl FnOnce(&mut Boot) -> Result<T, String>,
+) -> (Report, Option<T>) {
     let started = Instant::now();
     let link = match RawLink::open(&board.interface) {
         Ok(l) => l,
@@ -139,13 +180,15 @@ pub fn boot_with(
         link,
         report,
         clock: Instant::now(),
+        kept: keep.then(BTreeMap::new),
+        server: Ipv4Addr::UNSPECIFIED,
     };
-    let result = b.run(opts);
+    let result = run(&mut b);
     b.report.total_ms = started.elapsed().as_millis() as u64;
     match result {
-        Ok(running) => {
+        Ok(out) => {
             b.report.ok = true;
-            (b.report, running)
+            (b.report, Some(out))
         }
         Err(e) => {
             b.report.error = Some(e);
@@ -162,7 +205,20 @@ impl Boot<'_> {
     }
 
     fn run(&mut self, opts: &BootOptions) -> Result<Option<Running>, String> {
+        let (ip, _) = self.loaders(opts)?;
+        let Some(linux) = &opts.linux else {
+            self.linux_dhcp(ip, self.server)?;
+            self.stage("linux_dhcp");
+            return Ok(None);
+        };
+        let running = self.linux(ip, linux)?;
+        Ok(Some(running))
+    }
+
+    /// The boot ROM, bootcode.bin and start.elf: the Pi's address and netmask.
+    fn loaders(&mut self, opts: &BootOptions) -> Result<(Ipv4Addr, Ipv4Addr), String> {
         let (ip, server, mask) = self.loader_dhcp(Asker::Rom(self.board.model), ROM_TRIES)?;
+        self.server = server;
         self.configure(ip, mask)?;
         self.stage("rom_dhcp");
 
@@ -193,13 +249,30 @@ impl Boot<'_> {
         self.stage("bootcode_dhcp");
 
         self.firmware(&mut tftp)?;
-        let Some(linux) = &opts.linux else {
-            self.linux_dhcp(ip, server)?;
-            self.stage("linux_dhcp");
-            return Ok(None);
+        Ok((ip, mask))
+    }
+
+    /// The files start.elf loads, from those kept.
+    fn handover(&mut self) -> Result<Handover, String> {
+        let kept = self.kept.take().unwrap_or_default();
+        let file = |name: &str| {
+            kept.get(name)
+                .cloned()
+                .ok_or_else(|| format!("start.elf did not fetch {name}"))
         };
-        let running = self.linux(ip, linux)?;
-        Ok(Some(running))
+        let config = Config::parse(
+            &String::from_utf8_lossy(&file("config.txt")?),
+            self.board.model,
+        );
+        Ok(Handover {
+            cmdline: String::from_utf8_lossy(&file("cmdline.txt")?)
+                .trim()
+                .to_string(),
+            kernel: file(&config.kernel)?,
+            device_tree: file(&config.device_tree)?,
+            initramfs: config.initramfs.as_deref().map(file).transpose()?,
+            config,
+        })
     }
 
     /// The kernel mounts its root (an NFS client's TCP connection from the Pi's
@@ -292,11 +365,19 @@ impl Boot<'_> {
     }
 
     fn configure(&self, ip: Ipv4Addr, mask: Ipv4Addr) -> Result<(), String> {
+        self.address("replace", ip, mask)
+    }
+
+    fn unconfigure(&self, ip: Ipv4Addr, mask: Ipv4Addr) -> Result<(), String> {
+        self.address("del", ip, mask)
+    }
+
+    fn address(&self, verb: &str, ip: Ipv4Addr, mask: Ipv4Addr) -> Result<(), String> {
         let prefix = u32::from(mask).count_ones();
         let out = Command::new("ip")
             .args([
                 "addr",
-                "replace",
+                verb,
                 &format!("{ip}/{prefix}"),
                 "dev",
                 &self.board.interface,
@@ -341,6 +422,10 @@ impl Boot<'_> {
                 ));
             }
             None => return Err(format!("{name}: received a file the test did not expect")),
+        }
+        if let Some(kept) = &mut self.kept {
+            let dir = format!("{}/", self.board.serial);
+            kept.insert(name.strip_prefix(&dir).unwrap_or(name).to_string(), data.clone().into());
         }
         self.report.files += 1;
         self.report.bytes += data.len() as u64;

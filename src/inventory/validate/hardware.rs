@@ -250,6 +250,7 @@ impl Checker<'_> {
                 pinned_vlan: s.vlan,
                 owner,
                 board: None,
+                kind: s.kind,
             });
         }
         out

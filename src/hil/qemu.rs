@@ -1,0 +1,261 @@
+//! The power driver of virtual slots: power on plays the slot's firmware stage from
+//! its namespace and then starts QEMU with what it fetched; power off kills both at
+//! once, as a cut PoE port would. Every boot is appended to the slot's console log.
+
+use super::{Loaded, firmware_netns, qemu_args, tap};
+use crate::inventory::{MacAddr, Serial, Site};
+use crate::plan::SlotPlan;
+use crate::plan::render::slot as rendered;
+use crate::sim::lab::Lab;
+use crate::sim::pi::{self, Board};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HilError {
+    #[error("slot {0} has no board: a virtual Pi needs a serial and a MAC")]
+    NoBoard(String),
+    #[error("slot {slot}: {what}: {source}")]
+    Io {
+        slot: String,
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+/// Where virtual slots keep their files, and what they boot from.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Per slot: `<position>/console.log` and the files QEMU loads.
+    pub dir: PathBuf,
+    /// Prefix of the firmware namespaces ([`firmware_netns`]).
+    pub netns_prefix: String,
+    /// The boot files the controller serves (what the firmware stage checks
+    /// its downloads against).
+    pub boot_files: PathBuf,
+    pub qemu: PathBuf,
+}
+
+/// One powered virtual slot.
+struct Vm {
+    /// Set on power-off: the firmware stage stops and QEMU is not started.
+    halted: Arc<AtomicBool>,
+    qemu: Arc<Mutex<Option<Child>>>,
+}
+
+/// The virtual slots' power, by slot key.
+pub struct Qemu {
+    settings: Settings,
+    vms: Mutex<HashMap<String, Vm>>,
+}
+
+fn io(slot: &str, what: &str) -> impl FnOnce(std::io::Error) -> HilError {
+    let (slot, what) = (slot.to_string(), what.to_string());
+    move |source| HilError::Io { slot, what, source }
+}
+
+impl Qemu {
+    pub fn new(settings: Settings) -> Qemu {
+        Qemu {
+            settings,
+            vms: Mutex::default(),
+        }
+    }
+
+    /// The slot's console log.
+    pub fn console(&self, position: &str) -> PathBuf {
+        self.settings.dir.join(position).join("console.log")
+    }
+
+    pub fn is_on(&self, key: &str) -> bool {
+        self.vms.lock().expect("not poisoned").contains_key(key)
+    }
+
+    /// Powers the slot on (nothing if it is on): the firmware stage starts at
+    /// once, in the background, and QEMU after it.
+    pub fn on(&self, site: &Site, slot: &SlotPlan) -> Result<(), HilError> {
+        let key = slot.key.to_string();
+        let mut vms = self.vms.lock().expect("not poisoned");
+        if vms.contains_key(&key) {
+            return Ok(());
+        }
+        let b = slot
+            .board
+            .as_ref()
+            .ok_or_else(|| HilError::NoBoard(slot.position.clone()))?;
+        let no_board = || HilError::NoBoard(slot.position.clone());
+        let board = Board {
+            position: slot.position.clone(),
+            serial: b.serial.parse::<Serial>().map_err(|_| no_board())?,
+            mac: b.mac.parse::<MacAddr>().map_err(|_| no_board())?,
+            model: b.model,
+            interface: "eth0".into(),
+        };
+        let mut expected = crate::sim::read_tree(&self.settings.boot_files)
+            .map_err(io(&slot.position, "reading the boot files"))?;
+        expected.insert("cmdline.txt".into(), rendered::cmdline(site, slot).into_bytes().into());
+        expected.insert("config.txt".into(), rendered::config_txt(site, slot).into_bytes().into());
+        let dir = self.settings.dir.join(&slot.position);
+        std::fs::create_dir_all(&dir).map_err(io(&slot.position, "making its directory"))?;
+        let vm = Vm {
+            halted: Arc::default(),
+            qemu: Arc::default(),
+        };
+        let boot = Boot {
+            netns: firmware_netns(&self.settings.netns_prefix, &slot.position),
+            tap: tap(slot.vlan),
+            qemu_bin: self.settings.qemu.clone(),
+            console: self.console(&slot.position),
+            dir,
+            board,
+            expected: Arc::new(expected),
+            halted: Arc::clone(&vm.halted),
+            qemu: Arc::clone(&vm.qemu),
+        };
+        std::thread::spawn(move || boot.run());
+        vms.insert(key, vm);
+        Ok(())
+    }
+
+    /// Powers the slot off at once: the firmware stage stops, QEMU is killed.
+    pub fn off(&self, key: &str) {
+        let Some(vm) = self.vms.lock().expect("not poisoned").remove(key) else {
+            return;
+        };
+        vm.halted.store(true, Ordering::Relaxed);
+        if let Some(mut child) = vm.qemu.lock().expect("not poisoned").take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Every virtual slot off (the controller is stopping).
+    pub fn all_off(&self) {
+        let keys: Vec<String> = self.vms.lock().expect("not poisoned").keys().cloned().collect();
+        for k in keys {
+            self.off(&k);
+        }
+    }
+}
+
+/// One power-on of one virtual slot.
+struct Boot {
+    netns: String,
+    tap: String,
+    qemu_bin: PathBuf,
+    console: PathBuf,
+    dir: PathBuf,
+    board: Board,
+    expected: pi::Expected,
+    halted: Arc<AtomicBool>,
+    qemu: Arc<Mutex<Option<Child>>>,
+}
+
+impl Boot {
+    fn say(&self, line: &str) {
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.console)
+            .and_then(|mut f| writeln!(f, "[pirack] {line}"));
+    }
+
+    fn run(self) {
+        self.say(&format!("power on: firmware stage from {}", self.netns));
+        // The stage runs on a thread of its own inside the firmware namespace;
+        // QEMU starts from this one, in the controller's (where its tap is).
+        let (netns, board, expected, halted) = (
+            self.netns.clone(),
+            self.board.clone(),
+            Arc::clone(&self.expected),
+            Arc::clone(&self.halted),
+        );
+        let stage = std::thread::spawn(move || match Lab::enter(&netns) {
+            Ok(()) => pi::firmware(&board, &expected, &halted),
+            Err(e) => (
+                pi::Report::failed(&board, format!("entering {netns}: {e}")),
+                None,
+            ),
+        })
+        .join();
+        let (report, handover) = match stage {
+            Ok(r) => r,
+            Err(_) => {
+                self.say("the firmware stage panicked");
+                return;
+            }
+        };
+        let Some(h) = handover else {
+            // A real Pi hangs here; the watchdog power-cycles it.
+            self.say(&format!(
+                "firmware stage failed after {} ms: {}",
+                report.total_ms,
+                report.error.unwrap_or_default()
+            ));
+            return;
+        };
+        self.say(&format!(
+            "firmware stage done in {} ms ({} files, {} bytes): {}",
+            report.total_ms,
+            report.files,
+            report.bytes,
+            report
+                .stages
+                .iter()
+                .map(|(s, ms)| format!("{s} {ms} ms"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        if let Err(e) = self.start_qemu(&h) {
+            self.say(&format!("QEMU did not start: {e}"));
+        }
+    }
+
+    fn start_qemu(&self, h: &pi::Handover) -> std::io::Result<()> {
+        let write = |name: &str, data: &[u8]| -> std::io::Result<PathBuf> {
+            let path = self.dir.join(name);
+            std::fs::write(&path, data)?;
+            Ok(path)
+        };
+        let kernel = write("kernel", &h.kernel)?;
+        let dtb = write("device-tree.dtb", &h.device_tree)?;
+        let initrd = h.initramfs.as_ref().map(|i| write("initramfs", i)).transpose()?;
+        let loaded = Loaded {
+            kernel: &kernel,
+            device_tree: &dtb,
+            initramfs: initrd.as_deref(),
+            cmdline: &h.cmdline,
+        };
+        let args = qemu_args(&loaded, &self.board.mac.to_string(), &self.tap, &self.console);
+        let log = std::fs::File::create(self.dir.join("qemu.log"))?;
+        // Under the lock power-off takes: a slot switched off meanwhile stays off.
+        let mut slot = self.qemu.lock().expect("not poisoned");
+        if self.halted.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.say(&format!("starting {} {}", self.qemu_bin.display(), args.join(" ")));
+        let child = Command::new(&self.qemu_bin)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        *slot = Some(child);
+        Ok(())
+    }
+}
+
+/// The last `max` bytes of a console log (from a line start), for the API.
+pub fn tail(path: &Path, max: usize) -> std::io::Result<String> {
+    let data = std::fs::read(path)?;
+    let start = data.len().saturating_sub(max);
+    let from = match start {
+        0 => 0,
+        s => data[s..].iter().position(|b| *b == b'\n').map_or(s, |i| s + i + 1),
+    };
+    Ok(String::from_utf8_lossy(&data[from..]).into_owned())
+}
