@@ -6,7 +6,8 @@ mod cli;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use cli::client::{self, OpArgs, Remote};
-use cli::demo::{DemoArgs, demo};
+use cli::lab::demo::{DemoArgs, demo};
+use cli::lab::hil::{HilArgs, hil};
 use cli::inputs::{Inputs, Reported, load};
 use cli::netboot::{SimArgs, sim};
 use cli::roots::{ImageAction, RootAction, export, image, root};
@@ -37,6 +38,11 @@ enum Command {
     /// command: builds the CI image, installs missing peers, boots every Pi to
     /// `up` (one recovered by the watchdog) and serves the rack view. Needs root.
     Demo(DemoArgs),
+    /// Virtual Pi 3s (QEMU raspi3b) booting a real kernel from a controller on
+    /// this machine, to `up` over DHCP, TFTP and NFS; checks each root is its own
+    /// and a power cycle boots again. Exits non-zero, with the consoles, if a
+    /// step fails. Needs root.
+    Hil(HilArgs),
     /// Validate an inventory (and its ledger); lists every problem with file:line:column.
     Check(Inputs),
     /// Print the JSON Schema of the inventory file format.
@@ -235,6 +241,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => plan_cmd(&inputs, out.as_deref(), check, json),
         Command::Serve(args) => serve(&args),
         Command::Demo(args) => demo(&args),
+        Command::Hil(args) => hil(&args),
         Command::Sim(args) => sim(&args),
         Command::Image { store, action } => image(&store, action),
         Command::Root {

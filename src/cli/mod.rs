@@ -1,7 +1,7 @@
 //! The commands behind the `pirack` CLI, one module per area.
 
 pub mod client;
-pub mod demo;
+pub mod lab;
 pub mod inputs;
 pub mod netboot;
 pub mod roots;

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use std::os::unix::process::CommandExt;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HilError {
@@ -238,14 +240,42 @@ impl Boot {
             return Ok(());
         }
         self.say(&format!("starting {} {}", self.qemu_bin.display(), args.join(" ")));
-        let child = Command::new(&self.qemu_bin)
-            .args(&args)
+        let mut cmd = Command::new(&self.qemu_bin);
+        cmd.args(&args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        *slot = Some(child);
+            .stderr(log);
+        // SAFETY: prctl(2) is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                // The machine dies with this thread, which lives as long as it
+                // runs: a controller killed outright leaves no QEMU behind.
+                match libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+        *slot = Some(cmd.spawn()?);
+        drop(slot);
+        self.watch_qemu();
         Ok(())
+    }
+
+    /// Waits while QEMU runs, noting on the console how it ended unless the
+    /// power was cut (then power-off has taken it).
+    fn watch_qemu(&self) {
+        loop {
+            std::thread::sleep(Duration::from_millis(200));
+            let mut slot = self.qemu.lock().expect("not poisoned");
+            let Some(child) = slot.as_mut() else { return };
+            if let Ok(Some(status)) = child.try_wait() {
+                *slot = None;
+                drop(slot);
+                self.say(&format!("QEMU exited ({status}); the Pi is hung until power-cycled"));
+                return;
+            }
+        }
     }
 }
 

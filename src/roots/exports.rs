@@ -103,6 +103,16 @@ fn reload_ganesha(pid_file: &Path) -> Result<(), ExportError> {
         .trim()
         .parse()
         .map_err(|_| ExportError::Ganesha(format!("{} holds no pid", pid_file.display())))?;
+    // A stale pid file (or one written inside another PID namespace) must not
+    // have pirack signal some other process.
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if comm.trim() != "ganesha.nfsd" {
+        return Err(ExportError::Ganesha(format!(
+            "pid {pid} from {} is not ganesha.nfsd (it is {:?})",
+            pid_file.display(),
+            comm.trim()
+        )));
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGHUP,

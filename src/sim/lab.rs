@@ -29,7 +29,8 @@ pub struct Lab {
     controller_ifs: Vec<String>,
 }
 
-fn ip_batch(netns: Option<&str>, commands: &str) -> io::Result<()> {
+/// Runs `ip -batch` (in `netns` when given), every line, failing if any did.
+pub fn ip_batch(netns: Option<&str>, commands: &str) -> io::Result<()> {
     let mut cmd = Command::new("ip");
     if let Some(ns) = netns {
         cmd.args(["-n", ns]);

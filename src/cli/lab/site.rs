@@ -14,6 +14,8 @@ pub struct Layout<'a> {
     pub ganesha_pid_file: &'a Path,
     /// The environment variable holding the switch's community.
     pub community_env: &'a str,
+    /// Virtual Pi 3s under QEMU (`pirack hil`) instead of simulated ones.
+    pub virtual_pis: bool,
 }
 
 /// The demo's inventory and what it boots.
@@ -108,12 +110,25 @@ pub fn derive(name: &str, example: &str, slots: usize, l: &Layout) -> Result<Dem
         });
     }
     // The watchdog has to catch a stall within a demo's patience, and still
-    // let a whole shelf pull its kernels at once.
+    // let a whole shelf pull its kernels at once (and QEMU, without KVM, boot
+    // its kernel to an NFS mount).
+    let kernel_s = if l.virtual_pis { 240 } else { 60 };
     let watchdog: Value = serde_yaml::from_str(&format!(
-        "{{ powering_on_s: 30, dhcp_s: 30, tftp_s: {}, kernel_loaded_s: 60, \
-         nfs_mounted_s: 60, max_recoveries: 3 }}",
+        "{{ powering_on_s: 30, dhcp_s: 30, tftp_s: {}, kernel_loaded_s: {kernel_s}, \
+         nfs_mounted_s: {kernel_s}, max_recoveries: 3 }}",
         15 + slots
     ))?;
+    if l.virtual_pis {
+        for s in site["slots"].as_sequence_mut().into_iter().flatten() {
+            set(s, "kind", "qemu-raspi3b");
+        }
+        // The PL011 is the console QEMU keeps; the HIL image's initramfs is
+        // loaded the way start.elf loads one.
+        set(&mut site["boot"], "console", "console=ttyAMA0,115200");
+        if let Some(lines) = site["boot"]["config_txt"].as_sequence_mut() {
+            lines.push("initramfs initrd.img followkernel".into());
+        }
+    }
     set(&mut site, "watchdog", watchdog);
     let mut exports = Mapping::new();
     exports.insert("backend".into(), "ganesha".into());
@@ -143,6 +158,7 @@ mod tests {
             exports_file: Path::new("/d/nfs/exports.conf"),
             ganesha_pid_file: Path::new("/d/nfs/ganesha.pid"),
             community_env: "DEMO_COMMUNITY",
+            virtual_pis: false,
         }
     }
 
@@ -179,5 +195,21 @@ mod tests {
         let site: Value = serde_yaml::from_str(&d.yaml).unwrap();
         assert_eq!(site["switches"][0]["snmp"]["version"], "v2c");
         assert!(example_for(0).is_err() && example_for(97).is_err());
+    }
+
+    #[test]
+    fn virtual_pis_boot_under_qemu_with_the_initramfs_and_a_patient_watchdog() {
+        let name = example_for(2).unwrap();
+        let l = Layout {
+            virtual_pis: true,
+            ..layout()
+        };
+        let d = derive(name, &shipped(name), 2, &l).unwrap();
+        let site: Value = serde_yaml::from_str(&d.yaml).unwrap();
+        assert_eq!(site["slots"][1]["kind"], "qemu-raspi3b");
+        assert_eq!(site["boot"]["console"], "console=ttyAMA0,115200");
+        let lines = site["boot"]["config_txt"].as_sequence().unwrap();
+        assert_eq!(lines.last().unwrap(), "initramfs initrd.img followkernel");
+        assert_eq!(site["watchdog"]["nfs_mounted_s"], 240);
     }
 }

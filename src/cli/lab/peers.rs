@@ -20,18 +20,18 @@ const PACKAGES: &[&str] = &[
     "nfs-ganesha-vfs",
 ];
 
-/// Those of [`PACKAGES`] dpkg does not have installed.
-pub fn missing_packages() -> Result<Vec<&'static str>> {
+/// Those of [`PACKAGES`] and `extra` dpkg does not have installed.
+pub fn missing_packages(extra: &[&'static str]) -> Result<Vec<&'static str>> {
+    let wanted: Vec<&'static str> = PACKAGES.iter().chain(extra).copied().collect();
     let out = Command::new("dpkg-query")
         .args(["-W", "-f", "${Package} ${db:Status-Status}\n"])
-        .args(PACKAGES)
+        .args(&wanted)
         .stderr(Stdio::null())
         .output()
         .context("dpkg-query (the demo installs its peers from Debian packages)")?;
     let text = String::from_utf8_lossy(&out.stdout);
-    Ok(PACKAGES
-        .iter()
-        .copied()
+    Ok(wanted
+        .into_iter()
         .filter(|p| !text.lines().any(|l| l == format!("{p} installed")))
         .collect())
 }
@@ -251,6 +251,8 @@ pub fn switch(
 /// rpcbind's lock and socket are fixed paths under /run, shared by every rpcbind
 /// on the machine whatever its network namespace; so both run with a /run of
 /// their own, in a PID namespace that dies with ganesha (taking rpcbind along).
+/// Ganesha's own pid file holds its pid inside that namespace (1); `pid_file` gets
+/// the pid the controller can signal.
 pub fn nfs(netns: &str, dir: &Path, exports: &Path, pid_file: &Path) -> Result<Proc> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(exports, "# no roots yet\n")?;
@@ -275,9 +277,16 @@ pub fn nfs(netns: &str, dir: &Path, exports: &Path, pid_file: &Path) -> Result<P
         .arg("nfs")
         .arg(&conf)
         .arg(dir.join("ganesha.log"))
-        .arg(pid_file);
+        .arg(dir.join("ganesha.inner.pid"));
     let log = dir.join("nfs.log");
     let mut nfs = Proc::spawn_stopped_by("ganesha.nfsd", &mut nfs, &log, false, Signal::SIGKILL)?;
     nfs.wait_listening("tcp", 2049, Duration::from_secs(20))?;
+    let unshare = nfs.child.id();
+    let children = std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))?;
+    let ganesha = children
+        .split_whitespace()
+        .next()
+        .context("ganesha's pid (unshare has no child)")?;
+    std::fs::write(pid_file, format!("{ganesha}\n"))?;
     Ok(nfs)
 }

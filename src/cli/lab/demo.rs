@@ -6,20 +6,13 @@
 //! one Pi hangs on its first boot for the watchdog to recover, and the terminal
 //! shows each Pi's progress while the rack view shows the same shelf.
 
-mod forward;
-mod peers;
-mod site;
-mod watch;
-
-use super::netboot::{STOP, on_stop_signal};
+use super::peers::{self, Proc, in_netns};
+use super::{API, Netns, clear_stale_namespaces, catch_stop_signals, forward, image, site, step, tokens, watch};
+use crate::cli::netboot::STOP;
 use anyhow::{Context, Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-use peers::{Proc, in_netns};
-use pirack::roots::image;
 use serde_json::{Value, json};
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -27,8 +20,6 @@ use std::time::{Duration, Instant};
 
 /// The image every slot gets.
 const IMAGE: &str = "ci-tiny-1";
-/// Where the API listens inside the demo's namespace.
-const API: &str = "127.0.0.1:18080";
 const COMMUNITY_ENV: &str = "PIRACK_DEMO_COMMUNITY";
 
 #[derive(clap::Args)]
@@ -65,119 +56,6 @@ pub struct DemoArgs {
     pub source: PathBuf,
 }
 
-/// A namespace, deleted on drop.
-struct Netns(String);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// Removes the namespaces of demos and simulators that died without cleaning up
-/// (killed outright): named `pirack-demo-PID` and `pirack-sim-PID-N`.
-fn clear_stale_namespaces() {
-    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
-        return;
-    };
-    for name in String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-    {
-        let pid = ["pirack-demo-", "pirack-sim-"]
-            .iter()
-            .find_map(|p| name.strip_prefix(p))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok());
-        if let Some(pid) = pid
-            && !Path::new(&format!("/proc/{pid}")).exists()
-        {
-            tracing::info!("removing {name}, left by a run that was killed");
-            let _ = Command::new("ip").args(["netns", "del", name]).status();
-        }
-    }
-}
-
-/// Runs `work` behind a spinner saying `what`, then a line with its time.
-fn step<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
-    let bar = ProgressBar::new_spinner().with_message(what.to_string());
-    bar.enable_steady_tick(Duration::from_millis(120));
-    let started = Instant::now();
-    let out = work();
-    bar.finish_and_clear();
-    let verdict = if out.is_ok() { "done" } else { "FAILED" };
-    eprintln!(
-        "{what}: {verdict} ({:.1} s)",
-        started.elapsed().as_secs_f64()
-    );
-    out
-}
-
-fn run_logged(cmd: &mut Command, log: &Path) -> Result<()> {
-    let out = std::fs::File::create(log)?;
-    let status = cmd
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .status()
-        .with_context(|| format!("{:?}", cmd.get_program()))?;
-    match status.success() {
-        true => Ok(()),
-        false => bail!("{status}; see {}", log.display()),
-    }
-}
-
-/// The CI image, built by its recipe (cached) and imported into `store`.
-fn ci_image(source: &Path, dir: &Path, store: &Path) -> Result<PathBuf> {
-    let built = dir.join("ci-tiny");
-    if !built.join("boot/kernel8.img").exists() || !built.join("root.tar.gz").exists() {
-        step(
-            "building the CI image (images/ci-tiny/recipe: Debian's Pi firmware and kernel, busybox)",
-            || {
-                run_logged(
-                    Command::new(source.join("images/ci-tiny/recipe")).arg(&built),
-                    &dir.join("ci-tiny.log"),
-                )
-            },
-        )?;
-    }
-    if image::show(store, IMAGE).is_err() {
-        let bar = ProgressBar::new(0).with_style(
-            ProgressStyle::with_template("importing the CI image [{bar:30}] {bytes}/{total_bytes}")
-                .expect("a valid template"),
-        );
-        let import = image::Import {
-            name: "ci-tiny".into(),
-            version: "1".into(),
-            root: built.join("root.tar.gz"),
-            boot: built.join("boot"),
-            cmdline: "console=ttyAMA0,115200".into(),
-        };
-        image::import(store, &import, &|done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        })?;
-        bar.finish_and_clear();
-        eprintln!("imported the CI image as {IMAGE}");
-    }
-    Ok(built.join("boot"))
-}
-
-/// An admin token and one for `owner`, made in the store at `db`.
-fn tokens(db: &str, owner: &str) -> Result<(String, String)> {
-    use pirack::store::{Store, tokens::Scope};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let store = Store::open(db).await?;
-        let (_, admin) = store.create_token("demo admin", &Scope::Admin).await?;
-        let customer = Scope::Customer(owner.to_string());
-        let (_, mine) = store.create_token("demo customer", &customer).await?;
-        store.pool().close().await;
-        Ok((admin, mine))
-    })
-}
-
 pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
     if !nix::unistd::geteuid().is_root() {
         bail!(
@@ -186,21 +64,13 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
              (sudo -E cargo run --release -- demo), in a VM or container if you prefer."
         );
     }
-    let handler = SigAction::new(
-        SigHandler::Handler(on_stop_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe { sigaction(sig, &handler) }?;
-    }
+    catch_stop_signals()?;
     std::fs::create_dir_all(&args.dir)?;
     let dir = std::fs::canonicalize(&args.dir)?;
     let source = std::fs::canonicalize(&args.source)
         .with_context(|| format!("the pirack source tree {}", args.source.display()))?;
 
-    let missing = peers::missing_packages()?;
+    let missing = peers::missing_packages(&[])?;
     if !missing.is_empty() {
         if args.no_install {
             bail!("missing Debian packages: {}", missing.join(" "));
@@ -209,7 +79,7 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
         step(&what, || peers::install(&missing, &dir.join("apt.log")))?;
     }
     let store = dir.join("images");
-    let boot = ci_image(&source, &dir, &store)?;
+    let boot = image(&source, &dir, &store, "ci-tiny")?;
 
     // A fresh shelf every run: the controller's state, roots and logs.
     let run = dir.join("run");
@@ -227,6 +97,7 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
         exports_file: &exports,
         ganesha_pid_file: &pid_file,
         community_env: COMMUNITY_ENV,
+        virtual_pis: false,
     };
     let plan = site::derive(example, &text, args.slots, &layout)?;
     let inventory = run.join("site.yaml");
@@ -330,7 +201,7 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
         .env(COMMUNITY_ENV, &community);
     let mut serve = Proc::spawn("pirack serve", &mut serve, &run.join("serve.log"), false)?;
     let local = forward::start(args.port, &ns.0, API.parse()?)?;
-    let api = super::client::Client::new(local.to_string(), admin.clone());
+    let api = crate::cli::client::Client::new(local.to_string(), admin.clone());
     step("starting the controller", || {
         let started = Instant::now();
         while api.call("GET", "/healthz", None).is_err() {

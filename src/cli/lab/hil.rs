@@ -1,0 +1,364 @@
+//! `pirack hil`: virtual Pi 3s (`kind: qemu-raspi3b`) booting a real kernel from a
+//! controller on this machine, from power-off to `up`, for CI. Builds the HIL image
+//! (`images/hil/recipe`), and in a namespace of its own runs NFS-Ganesha and the
+//! controller; each virtual slot's storage network is a bridge (standing in for its
+//! VLAN) joining the controller's interface, the tap of the slot's QEMU and the veth
+//! of its firmware namespace. It then checks what a hosting company needs of a
+//! virtual shelf: every Pi up over DHCP, TFTP and NFS, each root its own (the boot
+//! each guest records lands in its root only), and a power cycle booting the Pi
+//! again; it prints each Pi's stage timings, and the consoles when a step fails.
+
+use super::peers::{self, Proc, in_netns};
+use super::{API, Netns, catch_stop_signals, clear_stale_namespaces, forward, image, site, step, tokens};
+use crate::cli::client::Client;
+use crate::cli::netboot::STOP;
+use anyhow::{Context, Result, bail};
+use pirack::plan::SlotPlan;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const IMAGE: &str = "hil-1";
+const COMMUNITY_ENV: &str = "PIRACK_HIL_COMMUNITY";
+
+#[derive(clap::Args)]
+pub struct HilArgs {
+    /// How many virtual Pis (the first slots of hardware/example-8.yaml).
+    #[arg(long, default_value_t = 2)]
+    pub slots: usize,
+    /// Seconds each step may take (every Pi up; the cycled one up again).
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Where the image cache, the controller's state, the roots and the consoles go.
+    #[arg(long, default_value = "target/hil")]
+    pub dir: PathBuf,
+    /// Loopback port for the rack view and API (another is taken if it is busy).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// After the checks, keep the Pis running until Ctrl-C.
+    #[arg(long)]
+    pub keep: bool,
+    /// Fail instead of installing missing packages with apt-get.
+    #[arg(long)]
+    pub no_install: bool,
+    /// The pirack source tree: image recipes, example inventories, switch profiles.
+    #[arg(long, default_value = env!("CARGO_MANIFEST_DIR"))]
+    pub source: PathBuf,
+}
+
+/// The firmware namespaces, deleted on drop (their veths go with them).
+struct Firmware(Vec<String>);
+
+impl Drop for Firmware {
+    fn drop(&mut self) {
+        let batch: String = self.0.iter().map(|n| format!("netns del {n}\n")).collect();
+        let _ = pirack::sim::lab::ip_batch(None, &batch);
+    }
+}
+
+/// Each virtual slot's storage network: a bridge with the fileserver's addresses
+/// (and the shelf's IPv6 gateway, through which the controller reaches the Pi's
+/// public address), QEMU's tap, and a veth to the firmware namespace, whose end
+/// carries the board's MAC.
+fn network(ns: &str, prefix: &str, slots: &[SlotPlan]) -> Result<Firmware> {
+    let fw = Firmware(
+        slots
+            .iter()
+            .map(|s| pirack::hil::firmware_netns(prefix, &s.position))
+            .collect(),
+    );
+    let spaces: String = fw.0.iter().map(|n| format!("netns add {n}\n")).collect();
+    pirack::sim::lab::ip_batch(None, &spaces)?;
+    let mut root = String::new();
+    let mut ctl = String::new();
+    for (s, fw_ns) in slots.iter().zip(&fw.0) {
+        let mac = &s.board.as_ref().context("a virtual slot needs a board")?.mac;
+        let (br, tap, veth) = (&s.interface, pirack::hil::tap(s.vlan), format!("fw{}", s.vlan));
+        root += &format!(
+            "link add {veth} netns {ns} type veth peer name eth0 netns {fw_ns} address {mac}\n"
+        );
+        ctl += &format!(
+            "link add {br} type bridge\naddr add {}/{} dev {br}\naddr add {}/128 dev {br} nodad\n\
+             link set {br} up\nroute add {}/128 dev {br}\ntuntap add {tap} mode tap\n\
+             link set {tap} master {br}\nlink set {tap} up\nlink set {veth} master {br}\n\
+             link set {veth} up\n",
+            s.fileserver_ip,
+            s.storage.prefix_len(),
+            s.ipv6_gateway,
+            s.ipv6,
+        );
+    }
+    pirack::sim::lab::ip_batch(None, &root)?;
+    pirack::sim::lab::ip_batch(Some(ns), &ctl)?;
+    for n in &fw.0 {
+        pirack::sim::lab::ip_batch(Some(n), "link set lo up\nlink set eth0 up\n")?;
+    }
+    Ok(fw)
+}
+
+/// Polls the slots until `done` holds for every one of `positions` (an error
+/// when one fails, time runs out or the run is stopped), saying each change.
+fn wait_for(
+    api: &Client,
+    positions: &[String],
+    within: Duration,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Result<Vec<Value>> {
+    let started = Instant::now();
+    let mut last: Vec<String> = vec![String::new(); positions.len()];
+    loop {
+        if STOP.load(Ordering::Relaxed) {
+            bail!("stopped");
+        }
+        let slots = api.call("GET", "/v1/slots", None)?;
+        let mine: Vec<Value> = positions
+            .iter()
+            .filter_map(|p| {
+                slots
+                    .as_array()?
+                    .iter()
+                    .find(|s| s["position"] == p.as_str())
+                    .cloned()
+            })
+            .collect();
+        for (i, s) in mine.iter().enumerate() {
+            let state = s["state"].as_str().unwrap_or("?").to_string();
+            if state != last[i] {
+                println!(
+                    "{:>6.1} s  {}: {state}",
+                    started.elapsed().as_secs_f64(),
+                    positions[i]
+                );
+                last[i] = state;
+            }
+            if s["state"] == "failed" {
+                bail!("{} failed while {what}", positions[i]);
+            }
+        }
+        if mine.len() == positions.len() && mine.iter().all(&done) {
+            return Ok(mine);
+        }
+        if started.elapsed() > within {
+            bail!("not done {what} after {} s", within.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The latest boot's stages from the slot's events: seconds from the power-on to
+/// each first DHCP, TFTP, kernel, NFS mount and answer.
+fn timings(api: &Client, position: &str) -> Result<String> {
+    let events = api.call("GET", &format!("/v1/events?slot={position}&limit=1000"), None)?;
+    let events = events.as_array().cloned().unwrap_or_default();
+    let start = events
+        .iter()
+        .rposition(|e| e["kind"] == "power_on" || e["kind"] == "recover")
+        .context("no power-on among the slot's events")?;
+    let t0 = events[start]["at"].as_i64().unwrap_or(0);
+    let mut out = Vec::new();
+    for kind in ["dhcp_seen", "tftp_seen", "kernel_served", "nfs_mounted", "reachable"] {
+        if let Some(e) = events[start..].iter().find(|e| e["kind"] == kind) {
+            let s = (e["at"].as_i64().unwrap_or(t0) - t0) as f64 / 1000.0;
+            out.push(format!("{kind} {s:.1} s"));
+        }
+    }
+    Ok(out.join(", "))
+}
+
+/// The boots a virtual Pi recorded in its own root: (hostname, boot id) lines.
+fn boots(root: &Path) -> Vec<String> {
+    std::fs::read_to_string(root.join("var/lib/pirack/boots"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+pub fn hil(args: &HilArgs) -> Result<ExitCode> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!(
+            "pirack hil needs root: namespaces, bridges and taps for the virtual Pis, \
+             and DHCP and TFTP ports for the controller"
+        );
+    }
+    catch_stop_signals()?;
+    std::fs::create_dir_all(&args.dir)?;
+    let dir = std::fs::canonicalize(&args.dir)?;
+    let source = std::fs::canonicalize(&args.source)
+        .with_context(|| format!("the pirack source tree {}", args.source.display()))?;
+    if !(1..=8).contains(&args.slots) {
+        bail!("--slots {}: between 1 and 8", args.slots);
+    }
+    let missing = peers::missing_packages(&["qemu-system-arm", "cpio"])?;
+    if !missing.is_empty() {
+        if args.no_install {
+            bail!("missing Debian packages: {}", missing.join(" "));
+        }
+        let what = format!("installing {} with apt-get", missing.join(" "));
+        step(&what, || peers::install(&missing, &dir.join("apt.log")))?;
+    }
+    let store = dir.join("images");
+    let boot = image(&source, &dir, &store, "hil")?;
+
+    let run = dir.join("run");
+    if run.exists() {
+        std::fs::remove_dir_all(&run).with_context(|| format!("clearing {}", run.display()))?;
+    }
+    std::fs::create_dir_all(run.join("nfs"))?;
+    let example = site::example_for(args.slots)?;
+    let text = std::fs::read_to_string(source.join(example))
+        .with_context(|| format!("reading {example}"))?;
+    let (exports, pid_file) = (run.join("nfs/exports.conf"), run.join("nfs/ganesha.pid"));
+    let layout = site::Layout {
+        export_root: &run.join("export"),
+        boot_files: &boot,
+        exports_file: &exports,
+        ganesha_pid_file: &pid_file,
+        community_env: COMMUNITY_ENV,
+        virtual_pis: true,
+    };
+    let demo_site = site::derive(example, &text, args.slots, &layout)?;
+    let inventory = run.join("site.yaml");
+    std::fs::write(&inventory, &demo_site.yaml)?;
+    let profiles = source.join("switch-profiles");
+    let loaded = crate::cli::inputs::load(&crate::cli::inputs::Inputs {
+        inventory: inventory.clone(),
+        profiles: Some(profiles.clone()),
+        ledger: None,
+    })?;
+    // The controller plans from the same empty ledger, so the same addresses.
+    let (plan, _) = pirack::plan::plan(&loaded.site, &loaded.ledger)?;
+    let positions: Vec<String> = demo_site.slots.iter().map(|(p, _)| p.clone()).collect();
+
+    clear_stale_namespaces();
+    let ns = Netns(format!("pirack-hil-{}", std::process::id()));
+    let made = Command::new("ip").args(["netns", "add", &ns.0]).status()?;
+    if !made.success() {
+        bail!("ip netns add {}: {made}", ns.0);
+    }
+    Command::new("ip")
+        .args(["-n", &ns.0, "link", "set", "lo", "up"])
+        .status()?;
+    let prefix = format!("{}-fw", ns.0);
+    let _firmware = step("making the virtual Pis' networks", || {
+        network(&ns.0, &prefix, &plan.slots)
+    })?;
+    let _nfs = step("starting NFS-Ganesha (and rpcbind)", || {
+        peers::nfs(&ns.0, &run.join("nfs"), &exports, &pid_file)
+    })?;
+
+    let db = format!("sqlite://{}", run.join("state.db").display());
+    let (admin, _) = tokens(&db, &demo_site.slots[0].1)?;
+    let community = pirack::store::random_hex(12)?;
+    let exe = std::env::current_exe()?;
+    let mut serve = in_netns(&ns.0, &exe);
+    serve
+        .arg("serve")
+        .arg("--inventory")
+        .arg(&inventory)
+        .arg("--profiles")
+        .arg(&profiles)
+        .args(["--db", &db, "--api", API])
+        .arg("--images")
+        .arg(&store)
+        .arg("--hil-dir")
+        .arg(run.join("hil"))
+        .args(["--hil-netns-prefix", &prefix])
+        .env(COMMUNITY_ENV, &community);
+    let mut serve = Proc::spawn("pirack serve", &mut serve, &run.join("serve.log"), false)?;
+    let local = forward::start(args.port, &ns.0, API.parse()?)?;
+    let api = Client::new(local.to_string(), admin.clone());
+    step("starting the controller", || {
+        let started = Instant::now();
+        while api.call("GET", "/healthz", None).is_err() {
+            serve.check()?;
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("the controller did not answer; see {}", run.join("serve.log").display());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    })?;
+    println!("rack view (admin): http://{local}/#token={admin}");
+    println!("logs, consoles and state: {}", run.display());
+
+    let checks = || -> Result<()> {
+        step(&format!("provisioning {} virtual slots with {IMAGE}", positions.len()), || {
+            let ops = demo_site
+                .slots
+                .iter()
+                .map(|(slot, owner)| {
+                    let body = json!({ "image": IMAGE, "owner": owner, "slot": slot });
+                    api.call("POST", "/v1/slots", Some(&body))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            ops.iter().try_for_each(|op| api.wait(op).map(drop))
+        })?;
+        let within = Duration::from_secs(args.timeout);
+        for p in &positions {
+            let op = api.call("POST", &format!("/v1/slots/{p}/power"), Some(&json!({ "action": "on" })))?;
+            api.wait(&op)?;
+        }
+        let up = wait_for(&api, &positions, within, "booting", |s| s["state"] == "up")?;
+        println!("every virtual Pi is up");
+        for p in &positions {
+            println!("  {p}: {}", timings(&api, p)?);
+        }
+
+        // Each root is its own: every guest recorded its boot in its root only.
+        let roots: Vec<PathBuf> = positions
+            .iter()
+            .map(|p| {
+                let s = plan.slots.iter().find(|s| &s.position == p).expect("planned");
+                PathBuf::from(&s.root)
+            })
+            .collect();
+        for (s, root) in up.iter().zip(&roots) {
+            let host = s["hostname"].as_str().unwrap_or_default();
+            let lines = boots(root);
+            if lines.len() != 1 || !lines[0].starts_with(&format!("{host} ")) {
+                bail!("{}'s root records {lines:?}, not one boot of {host}", root.display());
+            }
+        }
+        println!("each Pi wrote to its own root only");
+
+        // A power cycle boots the first Pi again, and only it.
+        let first = &positions[..1];
+        let op = api.call("POST", &format!("/v1/slots/{}/power", first[0]), Some(&json!({ "action": "cycle" })))?;
+        api.wait(&op)?;
+        wait_for(&api, first, within, "booting again after a power cycle", |s| s["state"] == "up")?;
+        println!("  {}: {}", first[0], timings(&api, &first[0])?);
+        let again = boots(&roots[0]);
+        if again.len() != 2 || again[0] == again[1] {
+            bail!("after the power cycle {} records {again:?}, not two boots", first[0]);
+        }
+        if roots.len() > 1 && boots(&roots[1]).len() != 1 {
+            bail!("the power cycle of {} rebooted {}", first[0], positions[1]);
+        }
+        println!("{} booted again after its power cycle", first[0]);
+        Ok(())
+    };
+    match checks() {
+        Ok(()) => {
+            println!("HIL passed: {} virtual Pi 3s", positions.len());
+            while args.keep && !STOP.load(Ordering::Relaxed) {
+                serve.check()?;
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("HIL FAILED: {e:#}");
+            for p in &positions {
+                let log = run.join("hil").join(p).join("console.log");
+                let text = pirack::hil::qemu::tail(&log, 4000).unwrap_or_default();
+                eprintln!("---- {p} console ({}) ----\n{text}", log.display());
+            }
+            eprintln!("controller log: {}", run.join("serve.log").display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
