@@ -6,9 +6,9 @@ mod cli;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use cli::client::{self, OpArgs, Remote};
+use cli::inputs::{Inputs, Reported, load};
 use cli::lab::demo::{DemoArgs, demo};
 use cli::lab::hil::{HilArgs, hil};
-use cli::inputs::{Inputs, Reported, load};
 use cli::netboot::{SimArgs, sim};
 use cli::roots::{ImageAction, RootAction, export, image, root};
 use cli::serve::{ServeArgs, serve};
@@ -253,7 +253,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Exports(inputs) => {
             let l = load(&inputs)?;
             let (plan, _) = plan::plan(&l.site, &l.ledger)?;
-            export(&l.site, &plan)?;
+            export(&l.site, &plan, &[])?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Power {

@@ -1,8 +1,8 @@
 //! The commands behind the `pirack` CLI, one module per area.
 
 pub mod client;
-pub mod lab;
 pub mod inputs;
+pub mod lab;
 pub mod netboot;
 pub mod roots;
 pub mod serve;

@@ -136,8 +136,13 @@ pub fn image(store: &Path, action: ImageAction) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn export(site: &pirack::inventory::Site, plan: &pirack::plan::Plan) -> Result<()> {
-    let a = pirack::roots::exports::apply(site, plan)?;
+/// Exports every root; `swapped` are the slots whose roots were exchanged in place.
+pub fn export(
+    site: &pirack::inventory::Site,
+    plan: &pirack::plan::Plan,
+    swapped: &[&pirack::plan::SlotPlan],
+) -> Result<()> {
+    let a = pirack::roots::exports::apply_after_swap(site, plan, swapped)?;
     println!(
         "exports: {} root(s) in {} ({:?})",
         a.roots,
@@ -166,6 +171,7 @@ pub fn root(
     let on = |s: &pirack::plan::SlotPlan, off: bool| -> Result<bool> {
         Ok(!off && slot_root::record(&l.site, s)?.is_some())
     };
+    let mut swapped = Vec::new();
     match action {
         RootAction::Build {
             image,
@@ -180,6 +186,9 @@ pub fn root(
                 let s = slot(position)?;
                 bar.set_message(format!("building {position}"));
                 let rec = slot_root::build(&l.site, s, store, &image, on(s, powered_off)?)?;
+                if !rec.previous.is_empty() {
+                    swapped.push(s);
+                }
                 bar.suspend(|| {
                     println!("{position}: {} from {} ({})", s.root, rec.image, rec.method)
                 });
@@ -193,6 +202,7 @@ pub fn root(
         } => {
             let s = slot(&position)?;
             let rec = slot_root::rollback(&l.site, s, on(s, powered_off)?)?;
+            swapped.push(s);
             println!("{position}: back on {}", rec.image);
         }
         RootAction::Delete {
@@ -221,7 +231,7 @@ pub fn root(
         }
     }
     if !no_export {
-        export(&l.site, &plan)?;
+        export(&l.site, &plan, &swapped)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,7 @@
 //! is immediate, then runs as an operation whose id the caller can poll.
 
 use super::Controller;
+use crate::inventory::SlotKind;
 use crate::lifecycle::{self, Illegal, State, Trigger};
 use crate::plan::SlotPlan;
 use crate::roots::{exports, image, slot_root};
@@ -10,7 +11,6 @@ use crate::store::ops::{OpStatus, Operation};
 use crate::store::records::PowerOp;
 use crate::store::slots::{Changes, SlotRow};
 use crate::store::{StoreError, now_ms, random_hex};
-use crate::inventory::SlotKind;
 use crate::switch::power::{Admin, Detection, PortStatus};
 use std::sync::Arc;
 use std::time::Duration;
@@ -171,7 +171,9 @@ impl Controller {
                 return Err(cause);
             }
         };
-        self.export().await?;
+        // A root that replaced another was exchanged in place.
+        let swapped = (!rec.previous.is_empty()).then_some(key);
+        self.export(swapped).await?;
         let previous = rec.previous.first().map(|p| p.image.as_str());
         self.store
             .record_root(key, &rec.image, previous)
@@ -188,16 +190,21 @@ impl Controller {
         Ok(format!("{key}: {cause}"))
     }
 
-    async fn export(&self) -> Result<(), String> {
+    /// Exports every root; `swapped` names a slot whose root was just exchanged.
+    async fn export(&self, swapped: Option<&str>) -> Result<(), String> {
         if !self.paths.export {
             return Ok(());
         }
         let (site, plan) = (self.site.clone(), self.plan.clone());
-        tokio::task::spawn_blocking(move || exports::apply(&site, &plan))
-            .await
-            .map_err(|e| format!("exports panicked: {e}"))?
-            .map(drop)
-            .map_err(|e| format!("exports: {e}"))
+        let swapped = swapped.and_then(|k| self.slot_plan(k)).cloned();
+        tokio::task::spawn_blocking(move || match &swapped {
+            Some(s) => exports::apply_after_swap(&site, &plan, &[s]),
+            None => exports::apply(&site, &plan),
+        })
+        .await
+        .map_err(|e| format!("exports panicked: {e}"))?
+        .map(drop)
+        .map_err(|e| format!("exports: {e}"))
     }
 
     /// Starts again the root builds a stopped controller left half done (roots are
@@ -502,7 +509,7 @@ impl Controller {
                 .forget_root(&row.key)
                 .await
                 .map_err(|e| e.to_string())?;
-            ctl.export().await?;
+            ctl.export(None).await?;
             Ok(format!("{}: decommissioned", row.key))
         });
         Ok(op)

@@ -2,19 +2,22 @@
 //! an established TCP connection from its storage address reaches the NFS port
 //! (read from the socket table, so it holds for the kernel's nfsd and for ganesha
 //! alike), and it is up when its public address answers on the watchdog's port.
+//! A Pi whose power was cut leaves its old connection established on the server
+//! for minutes; so a mount counts only on a connection that was not there while
+//! the Pi was powering on or asking DHCP.
 
 use super::Controller;
 use crate::lifecycle::{State, Trigger};
 use crate::roots::exports::NFS_PORT;
 use crate::store::slots::Changes;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The remote addresses of established TCP connections to local port `port`, from
-/// the text of `/proc/net/tcp` or `/proc/net/tcp6`. Malformed lines are skipped.
-pub fn established_peers(table: &str, port: u16) -> HashSet<IpAddr> {
+/// The remote ends of established TCP connections to local port `port`, from the
+/// text of `/proc/net/tcp` or `/proc/net/tcp6`. Malformed lines are skipped.
+pub fn established_peers(table: &str, port: u16) -> HashSet<SocketAddr> {
     let mut out = HashSet::new();
     for line in table.lines().skip(1) {
         let mut f = line.split_whitespace();
@@ -32,8 +35,10 @@ pub fn established_peers(table: &str, port: u16) -> HashSet<IpAddr> {
         if local_port != Some(port) {
             continue;
         }
-        if let Some(ip) = remote.rsplit_once(':').and_then(|(a, _)| parse_addr(a)) {
-            out.insert(ip);
+        if let Some((a, p)) = remote.rsplit_once(':')
+            && let (Some(ip), Ok(p)) = (parse_addr(a), u16::from_str_radix(p, 16))
+        {
+            out.insert(SocketAddr::new(ip, p));
         }
     }
     out
@@ -61,7 +66,7 @@ fn parse_addr(hex: &str) -> Option<IpAddr> {
     }
 }
 
-fn nfs_clients() -> HashSet<IpAddr> {
+fn nfs_clients() -> HashSet<SocketAddr> {
     ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())
@@ -71,29 +76,44 @@ fn nfs_clients() -> HashSet<IpAddr> {
 
 /// Watches the slots in the late boot stages every `tick`.
 pub async fn run(ctl: Arc<Controller>, tick: Duration) {
+    // Per slot, its NFS connections while it was powering on: a previous boot's.
+    let mut stale: HashMap<String, HashSet<SocketAddr>> = HashMap::new();
     loop {
         tokio::time::sleep(tick).await;
         let Ok(slots) = ctl.store.slots(None).await else {
             continue;
         };
-        let late: Vec<_> = slots
+        let watched: Vec<_> = slots
             .into_iter()
             .filter(|s| {
                 matches!(
                     s.state,
-                    State::Tftp | State::KernelLoaded | State::NfsMounted
+                    State::PoweringOn
+                        | State::Dhcp
+                        | State::Tftp
+                        | State::KernelLoaded
+                        | State::NfsMounted
                 )
             })
             .collect();
-        if late.is_empty() {
+        stale.retain(|k, _| watched.iter().any(|s| &s.key == k));
+        if watched.is_empty() {
             continue;
         }
         let clients = nfs_clients();
-        for slot in late {
+        for slot in watched {
             let Some(plan) = ctl.slot_plan(&slot.key) else {
                 continue;
             };
-            if slot.state != State::NfsMounted && clients.contains(&IpAddr::V4(plan.pi_ip)) {
+            let pi = IpAddr::V4(plan.pi_ip);
+            let mut from_pi = clients.iter().filter(|c| c.ip() == pi);
+            if matches!(slot.state, State::PoweringOn | State::Dhcp) {
+                stale.insert(slot.key.clone(), from_pi.copied().collect());
+                continue;
+            }
+            let old = stale.get(&slot.key);
+            let mounted = from_pi.any(|c| old.is_none_or(|o| !o.contains(c)));
+            if slot.state != State::NfsMounted && mounted {
                 let cause = format!("NFS client {} connected", plan.pi_ip);
                 if let Err(e) = ctl
                     .apply(&slot.key, Trigger::NfsMounted, &cause, Changes::default())
@@ -145,7 +165,7 @@ mod tests {
         if cfg!(target_endian = "little") {
             assert_eq!(
                 peers,
-                HashSet::from([IpAddr::V4(Ipv4Addr::new(10, 46, 189, 2))])
+                HashSet::from([SocketAddr::new(Ipv4Addr::new(10, 46, 189, 2).into(), 1023)])
             );
         }
         let tcp6 = "  sl  local_address                         remote_address                        st\n\
@@ -154,7 +174,7 @@ mod tests {
         if cfg!(target_endian = "little") {
             assert_eq!(
                 peers,
-                HashSet::from([IpAddr::V4(Ipv4Addr::new(10, 46, 189, 6))])
+                HashSet::from([SocketAddr::new(Ipv4Addr::new(10, 46, 189, 6).into(), 800)])
             );
         }
     }

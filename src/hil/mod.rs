@@ -59,9 +59,7 @@ pub fn qemu_args(loaded: &Loaded, mac: &str, tap: &str, console: &Path) -> Vec<S
     ));
     args.extend(["-serial", "chardev:console", "-serial", "null"].map(String::from));
     args.push("-netdev".into());
-    args.push(format!(
-        "tap,id=net,ifname={tap},script=no,downscript=no"
-    ));
+    args.push(format!("tap,id=net,ifname={tap},script=no,downscript=no"));
     args.push("-device".into());
     args.push(format!("usb-net,netdev=net,mac={mac}"));
     args
@@ -79,10 +77,19 @@ mod tests {
             initramfs: Some(Path::new("/r/initrd.img")),
             cmdline: "console=ttyAMA0,115200 root=/dev/nfs",
         };
-        let args = qemu_args(&loaded, "b8:27:eb:85:c0:f2", &tap(17), Path::new("/r/console.log"));
+        let args = qemu_args(
+            &loaded,
+            "b8:27:eb:85:c0:f2",
+            &tap(17),
+            Path::new("/r/console.log"),
+        );
         let line = args.join(" ");
         assert!(line.starts_with("-M raspi3b "), "{line}");
-        assert!(line.contains("-kernel /r/kernel8.img -dtb /r/bcm2710-rpi-3-b.dtb -initrd /r/initrd.img"));
+        assert!(
+            line.contains(
+                "-kernel /r/kernel8.img -dtb /r/bcm2710-rpi-3-b.dtb -initrd /r/initrd.img"
+            )
+        );
         assert!(args.contains(&"console=ttyAMA0,115200 root=/dev/nfs".to_string()));
         assert!(line.contains("ifname=pirack-tap17,"));
         assert!(line.ends_with("usb-net,netdev=net,mac=b8:27:eb:85:c0:f2"));

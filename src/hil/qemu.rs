@@ -10,12 +10,12 @@ use crate::sim::lab::Lab;
 use crate::sim::pi::{self, Board};
 use std::collections::HashMap;
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use std::os::unix::process::CommandExt;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HilError {
@@ -99,8 +99,14 @@ impl Qemu {
         };
         let mut expected = crate::sim::read_tree(&self.settings.boot_files)
             .map_err(io(&slot.position, "reading the boot files"))?;
-        expected.insert("cmdline.txt".into(), rendered::cmdline(site, slot).into_bytes().into());
-        expected.insert("config.txt".into(), rendered::config_txt(site, slot).into_bytes().into());
+        expected.insert(
+            "cmdline.txt".into(),
+            rendered::cmdline(site, slot).into_bytes().into(),
+        );
+        expected.insert(
+            "config.txt".into(),
+            rendered::config_txt(site, slot).into_bytes().into(),
+        );
         let dir = self.settings.dir.join(&slot.position);
         std::fs::create_dir_all(&dir).map_err(io(&slot.position, "making its directory"))?;
         let vm = Vm {
@@ -137,7 +143,13 @@ impl Qemu {
 
     /// Every virtual slot off (the controller is stopping).
     pub fn all_off(&self) {
-        let keys: Vec<String> = self.vms.lock().expect("not poisoned").keys().cloned().collect();
+        let keys: Vec<String> = self
+            .vms
+            .lock()
+            .expect("not poisoned")
+            .keys()
+            .cloned()
+            .collect();
         for k in keys {
             self.off(&k);
         }
@@ -225,21 +237,34 @@ impl Boot {
         };
         let kernel = write("kernel", &h.kernel)?;
         let dtb = write("device-tree.dtb", &h.device_tree)?;
-        let initrd = h.initramfs.as_ref().map(|i| write("initramfs", i)).transpose()?;
+        let initrd = h
+            .initramfs
+            .as_ref()
+            .map(|i| write("initramfs", i))
+            .transpose()?;
         let loaded = Loaded {
             kernel: &kernel,
             device_tree: &dtb,
             initramfs: initrd.as_deref(),
             cmdline: &h.cmdline,
         };
-        let args = qemu_args(&loaded, &self.board.mac.to_string(), &self.tap, &self.console);
+        let args = qemu_args(
+            &loaded,
+            &self.board.mac.to_string(),
+            &self.tap,
+            &self.console,
+        );
         let log = std::fs::File::create(self.dir.join("qemu.log"))?;
         // Under the lock power-off takes: a slot switched off meanwhile stays off.
         let mut slot = self.qemu.lock().expect("not poisoned");
         if self.halted.load(Ordering::Relaxed) {
             return Ok(());
         }
-        self.say(&format!("starting {} {}", self.qemu_bin.display(), args.join(" ")));
+        self.say(&format!(
+            "starting {} {}",
+            self.qemu_bin.display(),
+            args.join(" ")
+        ));
         let mut cmd = Command::new(&self.qemu_bin);
         cmd.args(&args)
             .stdin(Stdio::null())
@@ -272,7 +297,9 @@ impl Boot {
             if let Ok(Some(status)) = child.try_wait() {
                 *slot = None;
                 drop(slot);
-                self.say(&format!("QEMU exited ({status}); the Pi is hung until power-cycled"));
+                self.say(&format!(
+                    "QEMU exited ({status}); the Pi is hung until power-cycled"
+                ));
                 return;
             }
         }
@@ -285,7 +312,10 @@ pub fn tail(path: &Path, max: usize) -> std::io::Result<String> {
     let start = data.len().saturating_sub(max);
     let from = match start {
         0 => 0,
-        s => data[s..].iter().position(|b| *b == b'\n').map_or(s, |i| s + i + 1),
+        s => data[s..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(s, |i| s + i + 1),
     };
     Ok(String::from_utf8_lossy(&data[from..]).into_owned())
 }

@@ -53,6 +53,40 @@ pub fn apply(site: &Site, plan: &Plan) -> Result<Applied, ExportError> {
             slots.push(s);
         }
     }
+    write_and_reload(site, slots)
+}
+
+/// How long NFS-Ganesha is given to act on one reload before the next.
+const GANESHA_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// As [`apply`], after the `swapped` slots' roots were exchanged in place (a
+/// reimage or a rollback). NFS-Ganesha keeps an export it finds unchanged on the directory it
+/// first resolved, which is now the kept old root: so with ganesha the slot is
+/// unexported in one reload and exported again in the next, and the Pi's next
+/// mount gets the new root. The kernel's nfsd resolves the path at each mount.
+pub fn apply_after_swap(
+    site: &Site,
+    plan: &Plan,
+    swapped: &[&SlotPlan],
+) -> Result<Applied, ExportError> {
+    if site.exports.backend == ExportBackend::Ganesha && !swapped.is_empty() {
+        let mut others: Vec<&SlotPlan> = Vec::new();
+        for s in plan
+            .slots
+            .iter()
+            .filter(|s| swapped.iter().all(|w| w.key != s.key))
+        {
+            if slot_root::record(site, s)?.is_some() {
+                others.push(s);
+            }
+        }
+        write_and_reload(site, others)?;
+        std::thread::sleep(GANESHA_SETTLE);
+    }
+    apply(site, plan)
+}
+
+fn write_and_reload(site: &Site, slots: Vec<&SlotPlan>) -> Result<Applied, ExportError> {
     let text = match site.exports.backend {
         ExportBackend::Kernel => exports::kernel(site, slots.iter().copied()),
         ExportBackend::Ganesha => exports::ganesha(site, slots.iter().copied()),

@@ -425,7 +425,10 @@ impl Boot<'_> {
         }
         if let Some(kept) = &mut self.kept {
             let dir = format!("{}/", self.board.serial);
-            kept.insert(name.strip_prefix(&dir).unwrap_or(name).to_string(), data.clone().into());
+            kept.insert(
+                name.strip_prefix(&dir).unwrap_or(name).to_string(),
+                data.clone().into(),
+            );
         }
         self.report.files += 1;
         self.report.bytes += data.len() as u64;

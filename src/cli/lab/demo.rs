@@ -7,7 +7,10 @@
 //! shows each Pi's progress while the rack view shows the same shelf.
 
 use super::peers::{self, Proc, in_netns};
-use super::{API, Netns, clear_stale_namespaces, catch_stop_signals, forward, image, site, step, tokens, watch};
+use super::{
+    API, Netns, catch_stop_signals, clear_stale_namespaces, forward, image, site, step, tokens,
+    watch,
+};
 use crate::cli::netboot::STOP;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -79,7 +82,7 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
         step(&what, || peers::install(&missing, &dir.join("apt.log")))?;
     }
     let store = dir.join("images");
-    let boot = image(&source, &dir, &store, "ci-tiny")?;
+    let boot = image(&source, &dir, &store, "ci-tiny", &["1"])?;
 
     // A fresh shelf every run: the controller's state, roots and logs.
     let run = dir.join("run");

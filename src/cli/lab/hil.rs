@@ -9,7 +9,9 @@
 //! again; it prints each Pi's stage timings, and the consoles when a step fails.
 
 use super::peers::{self, Proc, in_netns};
-use super::{API, Netns, catch_stop_signals, clear_stale_namespaces, forward, image, site, step, tokens};
+use super::{
+    API, Netns, catch_stop_signals, clear_stale_namespaces, forward, image, site, step, tokens,
+};
 use crate::cli::client::Client;
 use crate::cli::netboot::STOP;
 use anyhow::{Context, Result, bail};
@@ -74,8 +76,16 @@ fn network(ns: &str, prefix: &str, slots: &[SlotPlan]) -> Result<Firmware> {
     let mut root = String::new();
     let mut ctl = String::new();
     for (s, fw_ns) in slots.iter().zip(&fw.0) {
-        let mac = &s.board.as_ref().context("a virtual slot needs a board")?.mac;
-        let (br, tap, veth) = (&s.interface, pirack::hil::tap(s.vlan), format!("fw{}", s.vlan));
+        let mac = &s
+            .board
+            .as_ref()
+            .context("a virtual slot needs a board")?
+            .mac;
+        let (br, tap, veth) = (
+            &s.interface,
+            pirack::hil::tap(s.vlan),
+            format!("fw{}", s.vlan),
+        );
         root += &format!(
             "link add {veth} netns {ns} type veth peer name eth0 netns {fw_ns} address {mac}\n"
         );
@@ -151,7 +161,11 @@ fn wait_for(
 /// The latest boot's stages from the slot's events: seconds from the power-on to
 /// each first DHCP, TFTP, kernel, NFS mount and answer.
 fn timings(api: &Client, position: &str) -> Result<String> {
-    let events = api.call("GET", &format!("/v1/events?slot={position}&limit=1000"), None)?;
+    let events = api.call(
+        "GET",
+        &format!("/v1/events?slot={position}&limit=1000"),
+        None,
+    )?;
     let events = events.as_array().cloned().unwrap_or_default();
     let start = events
         .iter()
@@ -159,7 +173,13 @@ fn timings(api: &Client, position: &str) -> Result<String> {
         .context("no power-on among the slot's events")?;
     let t0 = events[start]["at"].as_i64().unwrap_or(0);
     let mut out = Vec::new();
-    for kind in ["dhcp_seen", "tftp_seen", "kernel_served", "nfs_mounted", "reachable"] {
+    for kind in [
+        "dhcp_seen",
+        "tftp_seen",
+        "kernel_served",
+        "nfs_mounted",
+        "reachable",
+    ] {
         if let Some(e) = events[start..].iter().find(|e| e["kind"] == kind) {
             let s = (e["at"].as_i64().unwrap_or(t0) - t0) as f64 / 1000.0;
             out.push(format!("{kind} {s:.1} s"));
@@ -201,7 +221,7 @@ pub fn hil(args: &HilArgs) -> Result<ExitCode> {
         step(&what, || peers::install(&missing, &dir.join("apt.log")))?;
     }
     let store = dir.join("images");
-    let boot = image(&source, &dir, &store, "hil")?;
+    let boot = image(&source, &dir, &store, "hil", &["1", "2"])?;
 
     let run = dir.join("run");
     if run.exists() {
@@ -276,7 +296,10 @@ pub fn hil(args: &HilArgs) -> Result<ExitCode> {
         while api.call("GET", "/healthz", None).is_err() {
             serve.check()?;
             if started.elapsed() > Duration::from_secs(30) {
-                bail!("the controller did not answer; see {}", run.join("serve.log").display());
+                bail!(
+                    "the controller did not answer; see {}",
+                    run.join("serve.log").display()
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -286,20 +309,30 @@ pub fn hil(args: &HilArgs) -> Result<ExitCode> {
     println!("logs, consoles and state: {}", run.display());
 
     let checks = || -> Result<()> {
-        step(&format!("provisioning {} virtual slots with {IMAGE}", positions.len()), || {
-            let ops = demo_site
-                .slots
-                .iter()
-                .map(|(slot, owner)| {
-                    let body = json!({ "image": IMAGE, "owner": owner, "slot": slot });
-                    api.call("POST", "/v1/slots", Some(&body))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            ops.iter().try_for_each(|op| api.wait(op).map(drop))
-        })?;
+        step(
+            &format!(
+                "provisioning {} virtual slots with {IMAGE}",
+                positions.len()
+            ),
+            || {
+                let ops = demo_site
+                    .slots
+                    .iter()
+                    .map(|(slot, owner)| {
+                        let body = json!({ "image": IMAGE, "owner": owner, "slot": slot });
+                        api.call("POST", "/v1/slots", Some(&body))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                ops.iter().try_for_each(|op| api.wait(op).map(drop))
+            },
+        )?;
         let within = Duration::from_secs(args.timeout);
         for p in &positions {
-            let op = api.call("POST", &format!("/v1/slots/{p}/power"), Some(&json!({ "action": "on" })))?;
+            let op = api.call(
+                "POST",
+                &format!("/v1/slots/{p}/power"),
+                Some(&json!({ "action": "on" })),
+            )?;
             api.wait(&op)?;
         }
         let up = wait_for(&api, &positions, within, "booting", |s| s["state"] == "up")?;
@@ -312,7 +345,11 @@ pub fn hil(args: &HilArgs) -> Result<ExitCode> {
         let roots: Vec<PathBuf> = positions
             .iter()
             .map(|p| {
-                let s = plan.slots.iter().find(|s| &s.position == p).expect("planned");
+                let s = plan
+                    .slots
+                    .iter()
+                    .find(|s| &s.position == p)
+                    .expect("planned");
                 PathBuf::from(&s.root)
             })
             .collect();
@@ -320,25 +357,67 @@ pub fn hil(args: &HilArgs) -> Result<ExitCode> {
             let host = s["hostname"].as_str().unwrap_or_default();
             let lines = boots(root);
             if lines.len() != 1 || !lines[0].starts_with(&format!("{host} ")) {
-                bail!("{}'s root records {lines:?}, not one boot of {host}", root.display());
+                bail!(
+                    "{}'s root records {lines:?}, not one boot of {host}",
+                    root.display()
+                );
             }
         }
         println!("each Pi wrote to its own root only");
 
         // A power cycle boots the first Pi again, and only it.
         let first = &positions[..1];
-        let op = api.call("POST", &format!("/v1/slots/{}/power", first[0]), Some(&json!({ "action": "cycle" })))?;
+        let op = api.call(
+            "POST",
+            &format!("/v1/slots/{}/power", first[0]),
+            Some(&json!({ "action": "cycle" })),
+        )?;
         api.wait(&op)?;
-        wait_for(&api, first, within, "booting again after a power cycle", |s| s["state"] == "up")?;
+        wait_for(
+            &api,
+            first,
+            within,
+            "booting again after a power cycle",
+            |s| s["state"] == "up",
+        )?;
         println!("  {}: {}", first[0], timings(&api, &first[0])?);
         let again = boots(&roots[0]);
         if again.len() != 2 || again[0] == again[1] {
-            bail!("after the power cycle {} records {again:?}, not two boots", first[0]);
+            bail!(
+                "after the power cycle {} records {again:?}, not two boots",
+                first[0]
+            );
         }
         if roots.len() > 1 && boots(&roots[1]).len() != 1 {
             bail!("the power cycle of {} rebooted {}", first[0], positions[1]);
         }
         println!("{} booted again after its power cycle", first[0]);
+
+        // A reimage of a powered-off Pi, then power: it boots the new image's root.
+        if let (Some(p), Some(root)) = (positions.get(1), roots.get(1)) {
+            let power = |action: &str| -> Result<()> {
+                let body = json!({ "action": action });
+                api.wait(&api.call("POST", &format!("/v1/slots/{p}/power"), Some(&body))?)
+                    .map(drop)
+            };
+            power("off")?;
+            let body = json!({ "image": "hil-2" });
+            api.wait(&api.call("POST", &format!("/v1/slots/{p}/reimage"), Some(&body))?)?;
+            power("on")?;
+            let second = &positions[1..2];
+            let s = wait_for(&api, second, within, "booting the new image", |s| {
+                s["state"] == "up"
+            })?;
+            let lines = boots(root);
+            if s[0]["image"] != "hil-2" || lines.len() != 1 {
+                bail!(
+                    "{p} after its reimage: image {}, boots {lines:?} (a fresh root has one)",
+                    s[0]["image"]
+                );
+            }
+            println!("  {p}: {}", timings(&api, p)?);
+            println!("{p} booted its new image (hil-2) after a reimage and power-on");
+        }
         Ok(())
     };
     match checks() {

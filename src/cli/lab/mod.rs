@@ -98,12 +98,19 @@ fn run_logged(cmd: &mut Command, log: &Path) -> Result<()> {
 }
 
 /// The image `images/<name>/recipe` builds (cached in `dir`), imported into
-/// `store` as version 1; its boot directory.
-fn image(source: &Path, dir: &Path, store: &Path, name: &str) -> Result<PathBuf> {
+/// `store` as each of `versions`; its boot directory.
+fn image(
+    source: &Path,
+    dir: &Path,
+    store: &Path,
+    name: &str,
+    versions: &[&str],
+) -> Result<PathBuf> {
     let built = dir.join(name);
-    let id = format!("{name}-1");
     if !built.join("boot/kernel8.img").exists() || !built.join("root.tar.gz").exists() {
-        let what = format!("building the {name} image (images/{name}/recipe: Debian's Pi firmware and kernel, busybox)");
+        let what = format!(
+            "building the {name} image (images/{name}/recipe: Debian's Pi firmware and kernel, busybox)"
+        );
         step(&what, || {
             run_logged(
                 Command::new(source.join(format!("images/{name}/recipe"))).arg(&built),
@@ -111,14 +118,18 @@ fn image(source: &Path, dir: &Path, store: &Path, name: &str) -> Result<PathBuf>
             )
         })?;
     }
-    if roots_image::show(store, &id).is_err() {
+    for version in versions {
+        let id = format!("{name}-{version}");
+        if roots_image::show(store, &id).is_ok() {
+            continue;
+        }
         let bar = ProgressBar::new(0).with_style(
             ProgressStyle::with_template("importing the image [{bar:30}] {bytes}/{total_bytes}")
                 .expect("a valid template"),
         );
         let import = roots_image::Import {
             name: name.into(),
-            version: "1".into(),
+            version: version.to_string(),
             root: built.join("root.tar.gz"),
             boot: built.join("boot"),
             cmdline: "console=ttyAMA0,115200".into(),
@@ -148,4 +159,3 @@ fn tokens(db: &str, owner: &str) -> Result<(String, String)> {
         Ok((admin, mine))
     })
 }
-
