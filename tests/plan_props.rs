@@ -74,6 +74,7 @@ fn site(slots: &[Spec]) -> Site {
                 port,
                 vlan,
                 owner: None,
+                kind: Default::default(),
             })
             .collect(),
         boards: vec![],

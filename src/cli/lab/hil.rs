@@ -338,6 +338,13 @@ pub fn hil(args: &HilArgs) -> Result<ExitCode> {
         let up = wait_for(&api, &positions, within, "booting", |s| s["state"] == "up")?;
         println!("every virtual Pi is up");
         for p in &positions {
+            let console = api.call("GET", &format!("/v1/slots/{p}/console"), None)?;
+            let text = console.as_str().unwrap_or_default();
+            if !text.contains("pirack: up:") {
+                bail!("{p}'s console, as the API shows it, has no `pirack: up` line:\n{text}");
+            }
+        }
+        for p in &positions {
             println!("  {p}: {}", timings(&api, p)?);
         }
 
