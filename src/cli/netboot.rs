@@ -11,8 +11,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Set by SIGINT or SIGTERM: simulated Pis stop, and their namespaces are removed.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
-pub extern "C" fn on_stop_signal(_: libc::c_int) {
+extern "C" fn on_stop_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
+}
+
+/// SIGINT and SIGTERM set [`STOP`]: what runs winds down and removes what it made.
+pub fn catch_stop_signals() -> Result<()> {
+    let handler = SigAction::new(
+        SigHandler::Handler(on_stop_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { sigaction(sig, &handler) }?;
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -48,15 +62,7 @@ pub struct SimArgs {
 pub fn sim(args: &SimArgs) -> Result<ExitCode> {
     let l = load(&args.inputs)?;
     let (plan, _) = plan::plan(&l.site, &l.ledger)?;
-    let handler = SigAction::new(
-        SigHandler::Handler(on_stop_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe { sigaction(sig, &handler) }?;
-    }
+    catch_stop_signals()?;
     let opts = pirack::sim::Options {
         controller_netns: args.controller_netns.clone(),
         boot_files: args

@@ -3,9 +3,8 @@
 //! once, as a cut PoE port would. Every boot is appended to the slot's console log.
 
 use super::{Loaded, firmware_netns, qemu_args, tap};
-use crate::inventory::{MacAddr, Serial, Site};
+use crate::inventory::Site;
 use crate::plan::SlotPlan;
-use crate::plan::render::slot as rendered;
 use crate::sim::lab::Lab;
 use crate::sim::pi::{self, Board};
 use std::collections::HashMap;
@@ -85,28 +84,10 @@ impl Qemu {
         if vms.contains_key(&key) {
             return Ok(());
         }
-        let b = slot
-            .board
-            .as_ref()
-            .ok_or_else(|| HilError::NoBoard(slot.position.clone()))?;
-        let no_board = || HilError::NoBoard(slot.position.clone());
-        let board = Board {
-            position: slot.position.clone(),
-            serial: b.serial.parse::<Serial>().map_err(|_| no_board())?,
-            mac: b.mac.parse::<MacAddr>().map_err(|_| no_board())?,
-            model: b.model,
-            interface: "eth0".into(),
-        };
-        let mut expected = crate::sim::read_tree(&self.settings.boot_files)
+        let board = Board::of(slot).ok_or_else(|| HilError::NoBoard(slot.position.clone()))?;
+        let files = crate::sim::read_tree(&self.settings.boot_files)
             .map_err(io(&slot.position, "reading the boot files"))?;
-        expected.insert(
-            "cmdline.txt".into(),
-            rendered::cmdline(site, slot).into_bytes().into(),
-        );
-        expected.insert(
-            "config.txt".into(),
-            rendered::config_txt(site, slot).into_bytes().into(),
-        );
+        let expected = crate::sim::expected(site, slot, &files);
         let dir = self.settings.dir.join(&slot.position);
         std::fs::create_dir_all(&dir).map_err(io(&slot.position, "making its directory"))?;
         let vm = Vm {
@@ -120,7 +101,7 @@ impl Qemu {
             console: self.console(&slot.position),
             dir,
             board,
-            expected: Arc::new(expected),
+            expected,
             halted: Arc::clone(&vm.halted),
             qemu: Arc::clone(&vm.qemu),
         };

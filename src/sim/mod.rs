@@ -13,9 +13,9 @@ pub mod tftp_client;
 pub use lab::{Lab, PiLink};
 pub use pi::Report;
 
-use crate::inventory::{MacAddr, Serial, Site};
-use crate::plan::Plan;
+use crate::inventory::Site;
 use crate::plan::render::slot as rendered;
+use crate::plan::{Plan, SlotPlan};
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -64,6 +64,21 @@ pub fn read_tree(dir: &Path) -> io::Result<BTreeMap<String, Arc<[u8]>>> {
     Ok(out)
 }
 
+/// What `slot`'s Pi should receive over TFTP: the boot files `files`, with the
+/// slot's own cmdline.txt and config.txt.
+pub fn expected(site: &Site, slot: &SlotPlan, files: &BTreeMap<String, Arc<[u8]>>) -> pi::Expected {
+    let mut expected = files.clone();
+    expected.insert(
+        "cmdline.txt".into(),
+        rendered::cmdline(site, slot).into_bytes().into(),
+    );
+    expected.insert(
+        "config.txt".into(),
+        rendered::config_txt(site, slot).into_bytes().into(),
+    );
+    Arc::new(expected)
+}
+
 /// The simulated Pis of a run, their network built, not yet powered on.
 pub struct Prepared {
     lab: Lab,
@@ -92,35 +107,16 @@ pub fn prepare(site: &Site, plan: &Plan, opts: &Options) -> Result<Prepared, Sim
     let mut pis = Vec::new();
     let mut links = Vec::new();
     for (i, slot) in chosen.iter().enumerate() {
-        let no_board = || SimError::NoBoard(slot.position.clone());
-        let b = slot.board.as_ref().ok_or_else(no_board)?;
-        let serial: Serial = b.serial.parse().map_err(|_| no_board())?;
-        let mac: MacAddr = b.mac.parse().map_err(|_| no_board())?;
-        let mut expected = files.clone();
-        expected.insert(
-            "cmdline.txt".into(),
-            rendered::cmdline(site, slot).into_bytes().into(),
-        );
-        expected.insert(
-            "config.txt".into(),
-            rendered::config_txt(site, slot).into_bytes().into(),
-        );
+        let board = pi::Board::of(slot).ok_or_else(|| SimError::NoBoard(slot.position.clone()))?;
         let netns = format!("{}-{i}", opts.prefix);
         links.push(PiLink {
             netns: netns.clone(),
             controller_if: slot.interface.clone(),
             fileserver_cidr: format!("{}/{}", slot.fileserver_ip, slot.storage.prefix_len()),
-            mac: mac.to_string(),
+            mac: board.mac.to_string(),
             public: slot.ipv6.to_string(),
         });
-        let board = pi::Board {
-            position: slot.position.clone(),
-            serial,
-            mac,
-            model: b.model,
-            interface: "eth0".into(),
-        };
-        pis.push((netns, board, Arc::new(expected)));
+        pis.push((netns, board, expected(site, slot, &files)));
     }
     let lab = Lab::build(&links, opts.controller_netns.as_deref()).map_err(SimError::Lab)?;
     Ok(Prepared {

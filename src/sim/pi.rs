@@ -28,6 +28,20 @@ pub struct Board {
     pub interface: String,
 }
 
+impl Board {
+    /// The board the plan puts in `slot`, seen from inside its namespace (`eth0`).
+    pub fn of(slot: &crate::plan::SlotPlan) -> Option<Board> {
+        let b = slot.board.as_ref()?;
+        Some(Board {
+            position: slot.position.clone(),
+            serial: b.serial.parse().ok()?,
+            mac: b.mac.parse().ok()?,
+            model: b.model,
+            interface: "eth0".into(),
+        })
+    }
+}
+
 /// What the Pi should receive: every file by its name in the serial directory.
 pub type Expected = Arc<BTreeMap<String, Arc<[u8]>>>;
 

@@ -6,11 +6,8 @@
 //! one Pi hangs on its first boot for the watchdog to recover, and the terminal
 //! shows each Pi's progress while the rack view shows the same shelf.
 
-use super::peers::{self, Proc, in_netns};
-use super::{
-    API, Netns, catch_stop_signals, clear_stale_namespaces, forward, image, site, step, tokens,
-    watch,
-};
+use super::peers::{self, Proc};
+use super::{Controller, Lab, Options, step, watch};
 use crate::cli::netboot::STOP;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -60,93 +57,41 @@ pub struct DemoArgs {
 }
 
 pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
-    if !nix::unistd::geteuid().is_root() {
-        bail!(
-            "pirack demo needs root: each simulated Pi gets a network namespace and a veth \
-             link, and the controller serves DHCP and TFTP on them. Run it as root \
-             (sudo -E cargo run --release -- demo), in a VM or container if you prefer."
-        );
-    }
-    catch_stop_signals()?;
-    std::fs::create_dir_all(&args.dir)?;
-    let dir = std::fs::canonicalize(&args.dir)?;
-    let source = std::fs::canonicalize(&args.source)
-        .with_context(|| format!("the pirack source tree {}", args.source.display()))?;
-
-    let missing = peers::missing_packages(&[])?;
-    if !missing.is_empty() {
-        if args.no_install {
-            bail!("missing Debian packages: {}", missing.join(" "));
-        }
-        let what = format!("installing {} with apt-get", missing.join(" "));
-        step(&what, || peers::install(&missing, &dir.join("apt.log")))?;
-    }
-    let store = dir.join("images");
-    let boot = image(&source, &dir, &store, "ci-tiny", &["1"])?;
-
-    // A fresh shelf every run: the controller's state, roots and logs.
-    let run = dir.join("run");
-    if run.exists() {
-        std::fs::remove_dir_all(&run).with_context(|| format!("clearing {}", run.display()))?;
-    }
-    std::fs::create_dir_all(run.join("nfs"))?;
-    let example = site::example_for(args.slots)?;
-    let text = std::fs::read_to_string(source.join(example))
-        .with_context(|| format!("reading {example}"))?;
-    let (exports, pid_file) = (run.join("nfs/exports.conf"), run.join("nfs/ganesha.pid"));
-    let layout = site::Layout {
-        export_root: &run.join("export"),
-        boot_files: &boot,
-        exports_file: &exports,
-        ganesha_pid_file: &pid_file,
-        community_env: COMMUNITY_ENV,
+    // Dropped in reverse: controller, NFS, the Pis (which remove their own
+    // namespaces), switch, and last the lab's namespace.
+    let lab = Lab::open(&Options {
+        command: "demo",
+        dir: &args.dir,
+        source: &args.source,
+        no_install: args.no_install,
+        packages: &[],
+        image: "ci-tiny",
+        versions: &["1"],
+        slots: args.slots,
         virtual_pis: false,
-    };
-    let plan = site::derive(example, &text, args.slots, &layout)?;
-    let inventory = run.join("site.yaml");
-    std::fs::write(&inventory, &plan.yaml)?;
-    let community = pirack::store::random_hex(12)?;
-    let profiles = source.join("switch-profiles");
-    let exe = std::env::current_exe()?;
-    let positions: Vec<String> = plan.slots.iter().map(|(p, _)| p.clone()).collect();
+        community_env: COMMUNITY_ENV,
+    })?;
+    let (run, ns) = (&lab.run, &lab.ns.0);
+    let positions: Vec<String> = lab.site.slots.iter().map(|(p, _)| p.clone()).collect();
     let stall = match (&args.stall, args.no_stall) {
         (_, true) => None,
         (Some(p), _) if positions.contains(p) => Some(p.clone()),
         (Some(p), _) => bail!("--stall {p}: not one of the demo's slots"),
         (None, _) => positions.get(2).cloned(),
     };
-
-    clear_stale_namespaces();
-    // Everything runs in one namespace; dropped in reverse: controller, NFS,
-    // the Pis (which remove their own namespaces), switch, namespace.
-    let ns = Netns(format!("pirack-demo-{}", std::process::id()));
-    let made = Command::new("ip").args(["netns", "add", &ns.0]).status()?;
-    if !made.success() {
-        bail!("ip netns add {}: {made}", ns.0);
-    }
-    Command::new("ip")
-        .args(["-n", &ns.0, "link", "set", "lo", "up"])
-        .status()?;
-    let emulator = source.join("switch-profiles/emulator/poe-switch");
+    let emulator = lab.source.join("switch-profiles/emulator/poe-switch");
     let _switch = step("starting the emulated PoE switch (snmpd)", || {
         peers::switch(
-            &ns.0,
+            ns,
             &emulator,
             &run.join("switch"),
-            plan.switch_port,
-            plan.switch_ports,
-            &community,
+            lab.site.switch_port,
+            lab.site.switch_ports,
+            &lab.community,
         )
     })?;
 
-    let mut sim = Command::new(&exe);
-    sim.arg("sim")
-        .arg("--inventory")
-        .arg(&inventory)
-        .arg("--profiles")
-        .arg(&profiles)
-        .args(["--controller-netns", &ns.0, "--follow"])
-        .env(COMMUNITY_ENV, &community);
+    let mut sim = lab.pirack(false, &["sim", "--controller-netns", ns, "--follow"])?;
     if let Some(p) = &stall {
         sim.args(["--stall", &format!("{p}:1")]);
     }
@@ -169,7 +114,7 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
             loop {
                 sim.check()?;
                 let links = Command::new("ip")
-                    .args(["-n", &ns.0, "-o", "link", "show", "type", "veth"])
+                    .args(["-n", ns, "-o", "link", "show", "type", "veth"])
                     .output()?;
                 if links.stdout.iter().filter(|b| **b == b'\n').count() >= positions.len() {
                     return Ok(());
@@ -184,59 +129,20 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
             }
         },
     )?;
-    let _nfs = step("starting NFS-Ganesha (and rpcbind)", || {
-        peers::nfs(&ns.0, &run.join("nfs"), &exports, &pid_file)
-    })?;
-
-    let db = format!("sqlite://{}", run.join("state.db").display());
-    let owner = plan.slots[0].1.clone();
-    let (admin, customer) = tokens(&db, &owner)?;
-    let mut serve = in_netns(&ns.0, &exe);
-    serve
-        .arg("serve")
-        .arg("--inventory")
-        .arg(&inventory)
-        .arg("--profiles")
-        .arg(&profiles)
-        .args(["--db", &db, "--api", API])
-        .arg("--images")
-        .arg(&store)
-        .env(COMMUNITY_ENV, &community);
-    let mut serve = Proc::spawn("pirack serve", &mut serve, &run.join("serve.log"), false)?;
-    let local = forward::start(args.port, &ns.0, API.parse()?)?;
-    let api = crate::cli::client::Client::new(local.to_string(), admin.clone());
-    step("starting the controller", || {
-        let started = Instant::now();
-        while api.call("GET", "/healthz", None).is_err() {
-            serve.check()?;
-            if started.elapsed() > Duration::from_secs(30) {
-                bail!(
-                    "the controller did not answer; see {}",
-                    run.join("serve.log").display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Ok(())
-    })?;
-    println!("rack view (admin):  http://{local}/#token={admin}");
-    println!("rack view ({owner}): http://{local}/#token={customer}");
+    let _nfs = lab.nfs()?;
+    let Controller {
+        proc: mut serve,
+        api,
+        url,
+        admin,
+        owner,
+        customer,
+    } = lab.controller(&[], args.port)?;
+    println!("rack view (admin):  {url}/#token={admin}");
+    println!("rack view ({owner}): {url}/#token={customer}");
     println!("logs and state:     {}", run.display());
 
-    step(
-        &format!("provisioning {} slots with {IMAGE}", positions.len()),
-        || {
-            let ops = plan
-                .slots
-                .iter()
-                .map(|(slot, owner)| {
-                    let body = json!({ "image": IMAGE, "owner": owner, "slot": slot });
-                    api.call("POST", "/v1/slots", Some(&body))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            ops.iter().try_for_each(|op| api.wait(op).map(drop))
-        },
-    )?;
+    lab.provision(&api, IMAGE)?;
     let mut watch = watch::Watch::new(&positions);
     if let Some(p) = &stall {
         watch.say(&format!(
@@ -293,7 +199,7 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
             }
             watch.say(&done);
             watch.say(&format!(
-                "rack view: http://{local}/#token={admin}  (Ctrl-C stops the demo)"
+                "rack view: {url}/#token={admin}  (Ctrl-C stops the demo)"
             ));
         }
         if args.once && started.elapsed() > Duration::from_secs(args.timeout) {

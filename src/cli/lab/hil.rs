@@ -8,17 +8,14 @@
 //! each guest records lands in its root only), and a power cycle booting the Pi
 //! again; it prints each Pi's stage timings, and the consoles when a step fails.
 
-use super::peers::{self, Proc, in_netns};
-use super::{
-    API, Netns, catch_stop_signals, clear_stale_namespaces, forward, image, site, step, tokens,
-};
+use super::{Controller, Lab, Options, step};
 use crate::cli::client::Client;
 use crate::cli::netboot::STOP;
 use anyhow::{Context, Result, bail};
 use pirack::plan::SlotPlan;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -198,134 +195,51 @@ fn boots(root: &Path) -> Vec<String> {
 }
 
 pub fn hil(args: &HilArgs) -> Result<ExitCode> {
-    if !nix::unistd::geteuid().is_root() {
-        bail!(
-            "pirack hil needs root: namespaces, bridges and taps for the virtual Pis, \
-             and DHCP and TFTP ports for the controller"
-        );
-    }
-    catch_stop_signals()?;
-    std::fs::create_dir_all(&args.dir)?;
-    let dir = std::fs::canonicalize(&args.dir)?;
-    let source = std::fs::canonicalize(&args.source)
-        .with_context(|| format!("the pirack source tree {}", args.source.display()))?;
     if !(1..=8).contains(&args.slots) {
         bail!("--slots {}: between 1 and 8", args.slots);
     }
-    let missing = peers::missing_packages(&["qemu-system-arm", "cpio"])?;
-    if !missing.is_empty() {
-        if args.no_install {
-            bail!("missing Debian packages: {}", missing.join(" "));
-        }
-        let what = format!("installing {} with apt-get", missing.join(" "));
-        step(&what, || peers::install(&missing, &dir.join("apt.log")))?;
-    }
-    let store = dir.join("images");
-    let boot = image(&source, &dir, &store, "hil", &["1", "2"])?;
-
-    let run = dir.join("run");
-    if run.exists() {
-        std::fs::remove_dir_all(&run).with_context(|| format!("clearing {}", run.display()))?;
-    }
-    std::fs::create_dir_all(run.join("nfs"))?;
-    let example = site::example_for(args.slots)?;
-    let text = std::fs::read_to_string(source.join(example))
-        .with_context(|| format!("reading {example}"))?;
-    let (exports, pid_file) = (run.join("nfs/exports.conf"), run.join("nfs/ganesha.pid"));
-    let layout = site::Layout {
-        export_root: &run.join("export"),
-        boot_files: &boot,
-        exports_file: &exports,
-        ganesha_pid_file: &pid_file,
-        community_env: COMMUNITY_ENV,
+    let lab = Lab::open(&Options {
+        command: "hil",
+        dir: &args.dir,
+        source: &args.source,
+        no_install: args.no_install,
+        packages: &["qemu-system-arm", "cpio"],
+        image: "hil",
+        versions: &["1", "2"],
+        slots: args.slots,
         virtual_pis: true,
-    };
-    let demo_site = site::derive(example, &text, args.slots, &layout)?;
-    let inventory = run.join("site.yaml");
-    std::fs::write(&inventory, &demo_site.yaml)?;
-    let profiles = source.join("switch-profiles");
+        community_env: COMMUNITY_ENV,
+    })?;
+    let run = &lab.run;
     let loaded = crate::cli::inputs::load(&crate::cli::inputs::Inputs {
-        inventory: inventory.clone(),
-        profiles: Some(profiles.clone()),
+        inventory: lab.inventory.clone(),
+        profiles: Some(lab.profiles.clone()),
         ledger: None,
     })?;
     // The controller plans from the same empty ledger, so the same addresses.
     let (plan, _) = pirack::plan::plan(&loaded.site, &loaded.ledger)?;
-    let positions: Vec<String> = demo_site.slots.iter().map(|(p, _)| p.clone()).collect();
-
-    clear_stale_namespaces();
-    let ns = Netns(format!("pirack-hil-{}", std::process::id()));
-    let made = Command::new("ip").args(["netns", "add", &ns.0]).status()?;
-    if !made.success() {
-        bail!("ip netns add {}: {made}", ns.0);
-    }
-    Command::new("ip")
-        .args(["-n", &ns.0, "link", "set", "lo", "up"])
-        .status()?;
-    let prefix = format!("{}-fw", ns.0);
+    let positions: Vec<String> = lab.site.slots.iter().map(|(p, _)| p.clone()).collect();
+    let prefix = format!("{}-fw", lab.ns.0);
     let _firmware = step("making the virtual Pis' networks", || {
-        network(&ns.0, &prefix, &plan.slots)
+        network(&lab.ns.0, &prefix, &plan.slots)
     })?;
-    let _nfs = step("starting NFS-Ganesha (and rpcbind)", || {
-        peers::nfs(&ns.0, &run.join("nfs"), &exports, &pid_file)
-    })?;
-
-    let db = format!("sqlite://{}", run.join("state.db").display());
-    let (admin, _) = tokens(&db, &demo_site.slots[0].1)?;
-    let community = pirack::store::random_hex(12)?;
-    let exe = std::env::current_exe()?;
-    let mut serve = in_netns(&ns.0, &exe);
-    serve
-        .arg("serve")
-        .arg("--inventory")
-        .arg(&inventory)
-        .arg("--profiles")
-        .arg(&profiles)
-        .args(["--db", &db, "--api", API])
-        .arg("--images")
-        .arg(&store)
-        .arg("--hil-dir")
-        .arg(run.join("hil"))
-        .args(["--hil-netns-prefix", &prefix])
-        .env(COMMUNITY_ENV, &community);
-    let mut serve = Proc::spawn("pirack serve", &mut serve, &run.join("serve.log"), false)?;
-    let local = forward::start(args.port, &ns.0, API.parse()?)?;
-    let api = Client::new(local.to_string(), admin.clone());
-    step("starting the controller", || {
-        let started = Instant::now();
-        while api.call("GET", "/healthz", None).is_err() {
-            serve.check()?;
-            if started.elapsed() > Duration::from_secs(30) {
-                bail!(
-                    "the controller did not answer; see {}",
-                    run.join("serve.log").display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        Ok(())
-    })?;
-    println!("rack view (admin): http://{local}/#token={admin}");
+    let _nfs = lab.nfs()?;
+    let hil_dir = run.join("hil").display().to_string();
+    let Controller {
+        proc: mut serve,
+        api,
+        url,
+        admin,
+        ..
+    } = lab.controller(
+        &["--hil-dir", &hil_dir, "--hil-netns-prefix", &prefix],
+        args.port,
+    )?;
+    println!("rack view (admin): {url}/#token={admin}");
     println!("logs, consoles and state: {}", run.display());
 
     let checks = || -> Result<()> {
-        step(
-            &format!(
-                "provisioning {} virtual slots with {IMAGE}",
-                positions.len()
-            ),
-            || {
-                let ops = demo_site
-                    .slots
-                    .iter()
-                    .map(|(slot, owner)| {
-                        let body = json!({ "image": IMAGE, "owner": owner, "slot": slot });
-                        api.call("POST", "/v1/slots", Some(&body))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                ops.iter().try_for_each(|op| api.wait(op).map(drop))
-            },
-        )?;
+        lab.provision(&api, IMAGE)?;
         let within = Duration::from_secs(args.timeout);
         for p in &positions {
             let op = api.call(

@@ -10,10 +10,10 @@ mod peers;
 mod site;
 mod watch;
 
-use super::netboot::on_stop_signal;
+use super::netboot::catch_stop_signals;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use peers::{Proc, in_netns};
 use pirack::roots::image as roots_image;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,20 +21,6 @@ use std::time::{Duration, Instant};
 
 /// Where the API listens inside a lab's namespace.
 const API: &str = "127.0.0.1:18080";
-
-/// SIGINT and SIGTERM set `STOP`: the lab winds down and removes what it made.
-fn catch_stop_signals() -> Result<()> {
-    let handler = SigAction::new(
-        SigHandler::Handler(on_stop_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe { sigaction(sig, &handler) }?;
-    }
-    Ok(())
-}
 
 /// A namespace, deleted on drop.
 struct Netns(String);
@@ -46,7 +32,8 @@ impl Drop for Netns {
 }
 
 /// Removes the namespaces of demos and simulators that died without cleaning up
-/// (killed outright): named `pirack-demo-PID` and `pirack-sim-PID-N`.
+/// (killed outright): named `pirack-demo-PID`, `pirack-hil-PID[-fw-SLOT]` and
+/// `pirack-sim-PID-N`.
 fn clear_stale_namespaces() {
     let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
         return;
@@ -55,7 +42,7 @@ fn clear_stale_namespaces() {
         .lines()
         .filter_map(|l| l.split_whitespace().next())
     {
-        let pid = ["pirack-demo-", "pirack-sim-"]
+        let pid = ["pirack-demo-", "pirack-hil-", "pirack-sim-"]
             .iter()
             .find_map(|p| name.strip_prefix(p))
             .and_then(|rest| rest.split('-').next())
@@ -158,4 +145,203 @@ fn tokens(db: &str, owner: &str) -> Result<(String, String)> {
         store.pool().close().await;
         Ok((admin, mine))
     })
+}
+
+/// How a lab starts: which command, where, and what it boots.
+struct Options<'a> {
+    command: &'a str,
+    dir: &'a Path,
+    source: &'a Path,
+    no_install: bool,
+    /// Debian packages beyond the shared peers'.
+    packages: &'a [&'static str],
+    /// The image recipe (`images/<image>/recipe`) and the versions imported.
+    image: &'a str,
+    versions: &'a [&'a str],
+    slots: usize,
+    virtual_pis: bool,
+    community_env: &'a str,
+}
+
+/// What both labs set up first: root, signals, packages, the image, a fresh run
+/// directory with the derived site, and the namespace everything runs in (removed
+/// when the lab is dropped, after whatever was started in it).
+struct Lab {
+    source: PathBuf,
+    run: PathBuf,
+    store: PathBuf,
+    site: site::DemoSite,
+    inventory: PathBuf,
+    profiles: PathBuf,
+    exports: PathBuf,
+    ganesha_pid: PathBuf,
+    community: String,
+    community_env: String,
+    ns: Netns,
+}
+
+impl Lab {
+    fn open(o: &Options) -> Result<Lab> {
+        let command = o.command;
+        if !nix::unistd::geteuid().is_root() {
+            bail!(
+                "pirack {command} needs root: every Pi gets a network namespace and its own \
+                 link, and the controller serves DHCP and TFTP on them. Run it as root \
+                 (sudo -E cargo run --release -- {command}), in a VM or container if you prefer."
+            );
+        }
+        catch_stop_signals()?;
+        std::fs::create_dir_all(o.dir)?;
+        let dir = std::fs::canonicalize(o.dir)?;
+        let source = std::fs::canonicalize(o.source)
+            .with_context(|| format!("the pirack source tree {}", o.source.display()))?;
+        let missing = peers::missing_packages(o.packages)?;
+        if !missing.is_empty() {
+            if o.no_install {
+                bail!("missing Debian packages: {}", missing.join(" "));
+            }
+            let what = format!("installing {} with apt-get", missing.join(" "));
+            step(&what, || peers::install(&missing, &dir.join("apt.log")))?;
+        }
+        let store = dir.join("images");
+        let boot = image(&source, &dir, &store, o.image, o.versions)?;
+
+        // A fresh shelf every run: the controller's state, roots and logs.
+        let run = dir.join("run");
+        if run.exists() {
+            std::fs::remove_dir_all(&run).with_context(|| format!("clearing {}", run.display()))?;
+        }
+        std::fs::create_dir_all(run.join("nfs"))?;
+        let example = site::example_for(o.slots)?;
+        let text = std::fs::read_to_string(source.join(example))
+            .with_context(|| format!("reading {example}"))?;
+        let (exports, ganesha_pid) = (run.join("nfs/exports.conf"), run.join("nfs/ganesha.pid"));
+        let layout = site::Layout {
+            export_root: &run.join("export"),
+            boot_files: &boot,
+            exports_file: &exports,
+            ganesha_pid_file: &ganesha_pid,
+            community_env: o.community_env,
+            virtual_pis: o.virtual_pis,
+        };
+        let site = site::derive(example, &text, o.slots, &layout)?;
+        let inventory = run.join("site.yaml");
+        std::fs::write(&inventory, &site.yaml)?;
+
+        clear_stale_namespaces();
+        let ns = Netns(format!("pirack-{command}-{}", std::process::id()));
+        let made = Command::new("ip").args(["netns", "add", &ns.0]).status()?;
+        if !made.success() {
+            bail!("ip netns add {}: {made}", ns.0);
+        }
+        Command::new("ip")
+            .args(["-n", &ns.0, "link", "set", "lo", "up"])
+            .status()?;
+        Ok(Lab {
+            profiles: source.join("switch-profiles"),
+            source,
+            run,
+            store,
+            site,
+            inventory,
+            exports,
+            ganesha_pid,
+            community: pirack::store::random_hex(12)?,
+            community_env: o.community_env.to_string(),
+            ns,
+        })
+    }
+
+    /// `pirack <args>` with the lab's inventory, profiles and switch community.
+    fn pirack(&self, netns: bool, args: &[&str]) -> Result<Command> {
+        let exe = std::env::current_exe()?;
+        let mut c = if netns {
+            in_netns(&self.ns.0, &exe)
+        } else {
+            Command::new(&exe)
+        };
+        c.args(args)
+            .arg("--inventory")
+            .arg(&self.inventory)
+            .arg("--profiles")
+            .arg(&self.profiles)
+            .env(&self.community_env, &self.community);
+        Ok(c)
+    }
+
+    /// NFS-Ganesha in the namespace, serving the exports the controller writes.
+    fn nfs(&self) -> Result<Proc> {
+        step("starting NFS-Ganesha (and rpcbind)", || {
+            peers::nfs(
+                &self.ns.0,
+                &self.run.join("nfs"),
+                &self.exports,
+                &self.ganesha_pid,
+            )
+        })
+    }
+
+    /// The controller (`pirack serve` plus `extra`) in the namespace, its API
+    /// carried to a loopback `port`, and a client with an admin token; also a
+    /// token for the first slot's customer.
+    fn controller(&self, extra: &[&str], port: u16) -> Result<Controller> {
+        let db = format!("sqlite://{}", self.run.join("state.db").display());
+        let owner = self.site.slots[0].1.clone();
+        let (admin, customer) = tokens(&db, &owner)?;
+        let mut serve = self.pirack(true, &["serve", "--db", &db, "--api", API])?;
+        serve.arg("--images").arg(&self.store).args(extra);
+        let log = self.run.join("serve.log");
+        let mut proc = Proc::spawn("pirack serve", &mut serve, &log, false)?;
+        let local = forward::start(port, &self.ns.0, API.parse()?)?;
+        let api = crate::cli::client::Client::new(local.to_string(), admin.clone());
+        step("starting the controller", || {
+            let started = Instant::now();
+            while api.call("GET", "/healthz", None).is_err() {
+                proc.check()?;
+                if started.elapsed() > Duration::from_secs(30) {
+                    bail!("the controller did not answer; see {}", log.display());
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Ok(())
+        })?;
+        Ok(Controller {
+            proc,
+            api,
+            url: format!("http://{local}"),
+            admin,
+            owner,
+            customer,
+        })
+    }
+}
+
+impl Lab {
+    /// Provisions every slot of the lab with `image` for its customer, through
+    /// the API, and waits for the roots.
+    fn provision(&self, api: &crate::cli::client::Client, image: &str) -> Result<()> {
+        let what = format!("provisioning {} slots with {image}", self.site.slots.len());
+        step(&what, || {
+            let ops = self
+                .site
+                .slots
+                .iter()
+                .map(|(slot, owner)| {
+                    let body = serde_json::json!({ "image": image, "owner": owner, "slot": slot });
+                    api.call("POST", "/v1/slots", Some(&body))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            ops.iter().try_for_each(|op| api.wait(op).map(drop))
+        })
+    }
+}
+
+/// A running controller of a lab.
+struct Controller {
+    proc: Proc,
+    api: crate::cli::client::Client,
+    url: String,
+    admin: String,
+    owner: String,
+    customer: String,
 }
