@@ -85,9 +85,6 @@ impl Qemu {
             return Ok(());
         }
         let board = Board::of(slot).ok_or_else(|| HilError::NoBoard(slot.position.clone()))?;
-        let files = crate::sim::read_tree(&self.settings.boot_files)
-            .map_err(io(&slot.position, "reading the boot files"))?;
-        let expected = crate::sim::expected(site, slot, &files);
         let dir = self.settings.dir.join(&slot.position);
         std::fs::create_dir_all(&dir).map_err(io(&slot.position, "making its directory"))?;
         let vm = Vm {
@@ -101,7 +98,9 @@ impl Qemu {
             console: self.console(&slot.position),
             dir,
             board,
-            expected,
+            site: site.clone(),
+            slot: slot.clone(),
+            boot_files: self.settings.boot_files.clone(),
             halted: Arc::clone(&vm.halted),
             qemu: Arc::clone(&vm.qemu),
         };
@@ -145,7 +144,9 @@ struct Boot {
     console: PathBuf,
     dir: PathBuf,
     board: Board,
-    expected: pi::Expected,
+    site: Site,
+    slot: SlotPlan,
+    boot_files: PathBuf,
     halted: Arc<AtomicBool>,
     qemu: Arc<Mutex<Option<Child>>>,
 }
@@ -161,12 +162,24 @@ impl Boot {
 
     fn run(self) {
         self.say(&format!("power on: firmware stage from {}", self.netns));
+        // What the firmware should receive, read here rather than on the
+        // controller's event loop: the boot files are tens of megabytes.
+        let files = match crate::sim::read_tree(&self.boot_files) {
+            Ok(f) => f,
+            Err(e) => {
+                self.say(&format!(
+                    "reading the boot files {}: {e}",
+                    self.boot_files.display()
+                ));
+                return;
+            }
+        };
+        let expected = crate::sim::expected(&self.site, &self.slot, &files);
         // The stage runs on a thread of its own inside the firmware namespace;
         // QEMU starts from this one, in the controller's (where its tap is).
-        let (netns, board, expected, halted) = (
+        let (netns, board, halted) = (
             self.netns.clone(),
             self.board.clone(),
-            Arc::clone(&self.expected),
             Arc::clone(&self.halted),
         );
         let stage = std::thread::spawn(move || match Lab::enter(&netns) {
