@@ -2,7 +2,8 @@
 //! with Debian's kernel) from the controller, from power-off to `up`: the firmware
 //! stage over DHCP and TFTP, the kernel's NFS root from ganesha, the public address
 //! answering. It checks each root is its own, power-cycles one, reimages the other,
-//! and prints every Pi's stage timings (`cargo test --test hil -- --nocapture`).
+//! has the watchdog recover one whose QEMU died mid-boot, and prints every Pi's
+//! stage timings (`cargo test --test hil -- --nocapture`).
 
 mod common;
 
@@ -10,7 +11,7 @@ use common::{can_use_netns, have, text};
 use std::process::Command;
 
 #[test]
-fn two_virtual_pis_boot_to_up_and_a_power_cycle_and_a_reimage_boot_again() {
+fn two_virtual_pis_boot_to_up_and_power_cycles_a_reimage_and_the_watchdog_boot_them_again() {
     let test = "hil";
     if !can_use_netns(test)
         || !["qemu-system-aarch64", "cpio", "ganesha.nfsd", "rpcbind"]
@@ -47,6 +48,7 @@ fn two_virtual_pis_boot_to_up_and_a_power_cycle_and_a_reimage_boot_again() {
         "each Pi wrote to its own root only",
         "A-01 booted again after its power cycle",
         "A-02 booted its new image (hil-2) after a reimage and power-on",
+        "A-01 was power-cycled by the watchdog and booted again",
         "HIL passed: 2 virtual Pi 3s",
     ] {
         assert!(stdout.contains(line), "no `{line}` in:\n{stdout}");
@@ -59,8 +61,8 @@ fn two_virtual_pis_boot_to_up_and_a_power_cycle_and_a_reimage_boot_again() {
         .collect();
     assert_eq!(
         timings.len(),
-        4,
-        "two first boots, the cycled one, the reimaged one: {stdout}"
+        5,
+        "two first boots, the cycled one, the reimaged one, the recovered one: {stdout}"
     );
     for t in timings {
         for stage in [

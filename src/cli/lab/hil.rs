@@ -185,6 +185,38 @@ fn timings(api: &Client, position: &str) -> Result<String> {
     Ok(out.join(", "))
 }
 
+/// Kills (SIGKILL) the QEMU whose NIC is on `tap`, as a Pi that hangs, waiting up
+/// to 30 s for it to start (after the firmware stage has its files); its pid.
+fn kill_qemu(tap: &str) -> Result<i32> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Some(pid) = find_qemu(tap)? {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            )?;
+            return Ok(pid);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bail!("no QEMU on {tap} within 30 s")
+}
+
+fn find_qemu(tap: &str) -> Result<Option<i32>> {
+    let needle = format!("ifname={tap},");
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if cmdline.starts_with("qemu-system-aarch64") && cmdline.contains(&needle) {
+            return Ok(Some(pid));
+        }
+    }
+    Ok(None)
+}
+
 /// The boots a virtual Pi recorded in its own root: (hostname, boot id) lines.
 fn boots(root: &Path) -> Vec<String> {
     std::fs::read_to_string(root.join("var/lib/pirack/boots"))
@@ -339,6 +371,39 @@ pub fn hil(args: &HilArgs) -> Result<ExitCode> {
             println!("  {p}: {}", timings(&api, p)?);
             println!("{p} booted its new image (hil-2) after a reimage and power-on");
         }
+
+        // A Pi that hangs while booting (its QEMU dies once the kernel is served)
+        // is power-cycled by the watchdog, and boots.
+        let p = &first[0];
+        let op = api.call(
+            "POST",
+            &format!("/v1/slots/{p}/power"),
+            Some(&json!({ "action": "cycle" })),
+        )?;
+        api.wait(&op)?;
+        wait_for(&api, first, within, "loading its kernel", |s| {
+            s["state"] == "kernel_loaded"
+        })?;
+        let vlan = plan
+            .slots
+            .iter()
+            .find(|s| &s.position == p)
+            .expect("planned")
+            .vlan;
+        let pid = kill_qemu(&pirack::hil::tap(vlan))?;
+        println!("{p}: QEMU (pid {pid}) killed after the kernel was served: a hung Pi");
+        let s = wait_for(
+            &api,
+            first,
+            within,
+            "being recovered by the watchdog",
+            |s| s["state"] == "up",
+        )?;
+        if s[0]["recoveries"] != 1 {
+            bail!("{p} came up without a watchdog recovery: {}", s[0]);
+        }
+        println!("  {p}: {}", timings(&api, p)?);
+        println!("{p} was power-cycled by the watchdog and booted again");
         Ok(())
     };
     match checks() {

@@ -112,7 +112,12 @@ pub fn derive(name: &str, example: &str, slots: usize, l: &Layout) -> Result<Dem
     // The watchdog has to catch a stall within a demo's patience, and still
     // let a whole shelf pull its kernels at once (and QEMU, without KVM, boot
     // its kernel to an NFS mount).
-    let kernel_s = if l.virtual_pis { 240 } else { 60 };
+    let kernel_s = match l.virtual_pis {
+        // QEMU without KVM mounts its root about 20 s after the kernel arrives
+        // with two guests on two cores; more guests share the cores.
+        true => 45 + 15 * slots,
+        false => 60,
+    };
     let watchdog: Value = serde_yaml::from_str(&format!(
         "{{ powering_on_s: 30, dhcp_s: 30, tftp_s: {}, kernel_loaded_s: {kernel_s}, \
          nfs_mounted_s: {kernel_s}, max_recoveries: 3 }}",
@@ -210,6 +215,6 @@ mod tests {
         assert_eq!(site["boot"]["console"], "console=ttyAMA0,115200");
         let lines = site["boot"]["config_txt"].as_sequence().unwrap();
         assert_eq!(lines.last().unwrap(), "initramfs initrd.img followkernel");
-        assert_eq!(site["watchdog"]["nfs_mounted_s"], 240);
+        assert_eq!(site["watchdog"]["nfs_mounted_s"], 75);
     }
 }
