@@ -5,8 +5,9 @@
 //! VLAN) joining the controller's interface, the tap of the slot's QEMU and the veth
 //! of its firmware namespace. It then checks what a hosting company needs of a
 //! virtual shelf: every Pi up over DHCP, TFTP and NFS, each root its own (the boot
-//! each guest records lands in its root only), and a power cycle booting the Pi
-//! again; it prints each Pi's stage timings, and the consoles when a step fails.
+//! each guest records lands in its root only), a power cycle and a reimage booting
+//! a Pi again, and the watchdog recovering one that hangs mid-boot; it prints each
+//! Pi's stage timings, and the consoles when a step fails.
 
 use super::{Controller, Lab, Options, step};
 use crate::cli::client::Client;
@@ -27,7 +28,7 @@ pub struct HilArgs {
     /// How many virtual Pis (the first slots of hardware/example-8.yaml).
     #[arg(long, default_value_t = 2)]
     pub slots: usize,
-    /// Seconds each step may take (every Pi up; the cycled one up again).
+    /// Seconds each step may take (every Pi up; a cycled, reimaged or recovered one up again).
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
     /// Where the image cache, the controller's state, the roots and the consoles go.
