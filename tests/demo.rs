@@ -193,6 +193,16 @@ fn the_rack_view_follows_a_demo_live_and_power_cycles_from_the_page() {
         shot.len()
     );
 
+    // On a phone-sized screen the shelf wraps: every tile inside the width.
+    browser.resize(390, 844);
+    let fits = browser.eval(
+        "const w = document.documentElement.clientWidth; \
+         return document.documentElement.scrollWidth <= w && \
+           [...document.querySelectorAll('[data-slot]')].every(t => t.getBoundingClientRect().right <= w);",
+    );
+    assert_eq!(fits, true, "the rack view overflows a phone's width");
+    browser.resize(1280, 800);
+
     // An admin power-cycles A-02 from its detail pane; the switch sees it off, then on.
     let before = switch_history(tmp.path()).len();
     browser.click("//button[@data-slot='A-02']");

@@ -134,6 +134,15 @@ impl Browser {
         text.as_str().unwrap_or_default().to_string()
     }
 
+    /// Resizes the window (a phone's viewport, say).
+    pub fn resize(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        );
+    }
+
     /// A PNG of the viewport.
     pub fn screenshot(&self) -> Vec<u8> {
         let b64 = self.call("GET", "/screenshot", None);
