@@ -103,12 +103,7 @@ fn every_endpoint_under_every_caller() {
 
     // What each may see.
     let mine = get(a, "/v1/slots", Some(&rig.acme)).json();
-    let positions: Vec<&str> = mine
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["position"].as_str().unwrap())
-        .collect();
+    let positions = common::strings(&mine, "position");
     assert_eq!(positions, ["A-01", "A-02", "A-03", "A-04"]);
     assert_eq!(
         get(a, "/v1/slots", Some(&rig.admin))
@@ -311,12 +306,7 @@ fn a_slot_s_life_through_the_api() {
     assert!(!root.exists(), "the root is deleted");
 
     let events = get(a, "/v1/events?slot=A-07", t).json();
-    let kinds: Vec<&str> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = common::strings(&events, "kind");
     assert_eq!(
         kinds,
         [
@@ -546,12 +536,7 @@ fn a_controller_killed_while_provisioning_finishes_every_root_after_restart() {
         );
     }
     let events = get(rig.addr, "/v1/events?slot=A-07", Some(&rig.admin)).json();
-    let kinds: Vec<&str> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = common::strings(&events, "kind");
     assert_eq!(
         kinds,
         ["provision", "root_built"],

@@ -214,12 +214,7 @@ fn pis_boot_to_up_survive_a_controller_kill_and_the_watchdog_recovers_a_stall() 
     let started = Instant::now();
     let slots = loop {
         let slots = api(&ctl, &token, "GET", "/v1/slots", None);
-        let states: Vec<&str> = slots
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["state"].as_str().unwrap())
-            .collect();
+        let states = common::strings(&slots, "state");
         if states.iter().all(|s| *s == "up") {
             break slots;
         }
@@ -247,12 +242,7 @@ fn pis_boot_to_up_survive_a_controller_kill_and_the_watchdog_recovers_a_stall() 
             .starts_with("watchdog: stalled in tftp"),
         "{recover}"
     );
-    let kinds: Vec<&str> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = common::strings(&events, "kind");
     for k in [
         "dhcp_seen",
         "tftp_seen",

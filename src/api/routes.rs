@@ -340,19 +340,7 @@ pub async fn port(
     let plan = ctl
         .slot_plan(&row.key)
         .ok_or_else(|| ApiError::not_found(format!("no slot {slot}")))?;
-    let status = match plan.kind {
-        SlotKind::QemuRaspi3b => ctl.virtual_port(plan),
-        SlotKind::Pi3 => {
-            let sw = ctl
-                .fleet
-                .get(&plan.key.switch)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            sw.status(&[plan.key.port])
-                .await
-                .map_err(|e| ApiError::bad_gateway(e.to_string()))?
-                .remove(0)
-        }
-    };
+    let status = ctl.port_status(plan).await.map_err(ApiError::bad_gateway)?;
     Ok(Json(Port {
         switch: plan.key.switch.clone(),
         port: plan.key.port,

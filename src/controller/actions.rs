@@ -365,8 +365,26 @@ impl Controller {
         self.virtual_port(plan)
     }
 
+    /// What the slot's power reads now: its PoE port, or its QEMU.
+    pub async fn port_status(&self, plan: &SlotPlan) -> Result<PortStatus, String> {
+        match plan.kind {
+            SlotKind::QemuRaspi3b => Ok(self.virtual_port(plan)),
+            SlotKind::Pi3 => {
+                let sw = self
+                    .fleet
+                    .get(&plan.key.switch)
+                    .map_err(|e| e.to_string())?;
+                let mut read = sw
+                    .status(&[plan.key.port])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(read.remove(0))
+            }
+        }
+    }
+
     /// A virtual slot's power, as a port reading.
-    pub fn virtual_port(&self, plan: &SlotPlan) -> PortStatus {
+    fn virtual_port(&self, plan: &SlotPlan) -> PortStatus {
         let on = self.hil.is_on(&plan.key.to_string());
         PortStatus {
             port: plan.key.port,

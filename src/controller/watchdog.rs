@@ -72,15 +72,7 @@ async fn recover(ctl: &Controller, slot: SlotRow, stalled_ms: i64) {
         {
             Ok(_) => {
                 ctl.metrics.count("pirack_slot_failures_total", &[]);
-                let detail = format!("{} failed: {cause}", slot.position);
-                ctl.note(
-                    &slot.key,
-                    slot.board.as_deref(),
-                    "alert",
-                    "watchdog",
-                    &detail,
-                )
-                .await;
+                alert(ctl, &slot, &format!("{} failed: {cause}", slot.position)).await;
                 tracing::error!("{}: {cause}", slot.position);
             }
             Err(e) => tracing::debug!("{}: not given up: {e}", slot.position),
@@ -106,15 +98,20 @@ async fn recover(ctl: &Controller, slot: SlotRow, stalled_ms: i64) {
     tracing::warn!("{}: {cause}", slot.position);
     if let Err(e) = ctl.cycle_port(&slot.key, PowerAction::Cycle, &cause).await {
         let detail = format!("power cycle of {} failed: {e}", slot.position);
-        ctl.note(
-            &slot.key,
-            slot.board.as_deref(),
-            "alert",
-            "watchdog",
-            &detail,
-        )
-        .await;
+        alert(ctl, &slot, &detail).await;
     }
+}
+
+/// An alert event about `slot`, from the watchdog.
+async fn alert(ctl: &Controller, slot: &SlotRow, detail: &str) {
+    ctl.note(
+        &slot.key,
+        slot.board.as_deref(),
+        "alert",
+        "watchdog",
+        detail,
+    )
+    .await;
 }
 
 #[cfg(test)]

@@ -28,6 +28,16 @@ pub fn pirack(args: &[&str]) -> Output {
         .expect("pirack runs")
 }
 
+/// The string field `key` of every element of a JSON array (event kinds, slot
+/// positions or states).
+pub fn strings<'a>(v: &'a serde_json::Value, key: &str) -> Vec<&'a str> {
+    v.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|e| e[key].as_str().expect("a string field"))
+        .collect()
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

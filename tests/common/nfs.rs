@@ -31,11 +31,7 @@ impl Ganesha {
         let conf = dir.join("ganesha.conf");
         std::fs::write(
             &conf,
-            format!(
-                "NFS_CORE_PARAM {{ Protocols = 3, 4; NFS_Port = 2049; MNT_Port = 20048; Enable_NLM = false; Enable_RQUOTA = false; }}\n\
-                 NFSV4 {{ Graceless = true; }}\nMDCACHE {{ Dir_Chunk = 0; }}\n%include \"{}\"\n",
-                exports.display()
-            ),
+            pirack::plan::render::exports::ganesha_server(&exports),
         )
         .unwrap();
         let rpcbind = Child(

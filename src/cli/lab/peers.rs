@@ -259,12 +259,7 @@ pub fn nfs(netns: &str, dir: &Path, exports: &Path, pid_file: &Path) -> Result<P
     let conf = dir.join("ganesha.conf");
     std::fs::write(
         &conf,
-        format!(
-            "NFS_CORE_PARAM {{ Protocols = 3, 4; NFS_Port = 2049; MNT_Port = 20048; \
-             Enable_NLM = false; Enable_RQUOTA = false; }}\nNFSV4 {{ Graceless = true; }}\n\
-             MDCACHE {{ Dir_Chunk = 0; }}\n%include \"{}\"\n",
-            exports.display()
-        ),
+        pirack::plan::render::exports::ganesha_server(exports),
     )?;
     let mut nfs = in_netns(netns, "unshare");
     // unshare ignores SIGTERM while it waits: it is stopped by SIGKILL, and

@@ -19,6 +19,19 @@ pub fn kernel<'a>(site: &Site, slots: impl IntoIterator<Item = &'a SlotPlan>) ->
     out
 }
 
+/// A ganesha.conf for serving the slots' roots: NFSv3 and v4 on the standard ports
+/// (the Pis' initramfs mounts with `port=2049,mountport=20048`), no lock or quota
+/// services, no grace period, directory caching off (roots change behind ganesha's
+/// back), and the EXPORT blocks pirack writes to `exports` included.
+pub fn ganesha_server(exports: &std::path::Path) -> String {
+    format!(
+        "NFS_CORE_PARAM {{ Protocols = 3, 4; NFS_Port = 2049; MNT_Port = 20048; \
+         Enable_NLM = false; Enable_RQUOTA = false; }}\nNFSV4 {{ Graceless = true; }}\n\
+         MDCACHE {{ Dir_Chunk = 0; }}\n%include \"{}\"\n",
+        exports.display()
+    )
+}
+
 /// Ganesha EXPORT blocks for `slots`: NFSv3 over TCP (what the Pis mount), access
 /// none by default and read-write for the slot's Pi alone.
 pub fn ganesha<'a>(site: &Site, slots: impl IntoIterator<Item = &'a SlotPlan>) -> String {
