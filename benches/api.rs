@@ -204,12 +204,12 @@ fn tiny_image(store: &Path) {
     ] {
         std::fs::write(boot.join(f), f).unwrap();
     }
-    let import = pirack::roots::image::Import {
+    let import = pirack_controller::roots::image::Import {
         name: "tiny".into(),
         version: "1".into(),
         root,
         boot,
         cmdline: "console=ttyAMA0,115200".into(),
     };
-    pirack::roots::image::import(store, &import, &|_, _| {}).unwrap();
+    pirack_controller::roots::image::import(store, &import, &|_, _| {}).unwrap();
 }

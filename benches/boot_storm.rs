@@ -9,10 +9,10 @@
 mod common;
 
 use common::{arg, sh};
-use pirack::inventory::{self, Site};
-use pirack::plan::{Ledger, Plan, plan, render::slot as rendered};
-use pirack::sim::{self, Report};
-use pirack::switch::Profiles;
+use pirack_core::inventory::{self, Site};
+use pirack_core::plan::{Ledger, Plan, plan, render::slot as rendered};
+use pirack_core::switch::Profiles;
+use pirack_lab::sim::{self, Report};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;

@@ -9,10 +9,10 @@
 mod common;
 
 use common::{arg, sh};
-use pirack::inventory;
-use pirack::switch::Profiles;
-use pirack::switch::many::{self, Action, Options, PortRef};
-use pirack::switch::power::Fleet;
+use pirack_controller::switch::many::{self, Action, Options, PortRef};
+use pirack_controller::switch::power::Fleet;
+use pirack_core::inventory;
+use pirack_core::switch::Profiles;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

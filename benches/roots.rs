@@ -8,10 +8,10 @@
 mod common;
 
 use common::{arg, sh};
-use pirack::inventory;
-use pirack::plan::{Ledger, plan};
-use pirack::roots::{Method, clone, customise};
-use pirack::switch::Profiles;
+use pirack_controller::roots::{Method, clone, customise};
+use pirack_core::inventory;
+use pirack_core::plan::{Ledger, plan};
+use pirack_core::switch::Profiles;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;

@@ -1,5 +1,6 @@
-//! The `pirack` command line. Everything it does lives in the library; this file
-//! only parses arguments, loads inputs and prints results.
+//! The `pirack` command line. Everything it does lives in the workspace's crates
+//! (core, netboot, controller, lab); this file only parses arguments, loads inputs
+//! and prints results.
 
 mod cli;
 
@@ -7,16 +8,16 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use cli::client::{self, OpArgs, Remote};
 use cli::inputs::{Inputs, Reported, load};
-use cli::lab::demo::{DemoArgs, demo};
-use cli::lab::hil::{HilArgs, hil};
 use cli::netboot::{SimArgs, sim};
 use cli::roots::{ImageAction, RootAction, export, image, root};
 use cli::serve::{ServeArgs, serve};
 use cli::site::{LedgerAction, check, ledger_release, ledger_show, plan_cmd};
 use cli::switch::{PowerFlags, PowerVerb, Selection, SwitchAction, power, remote_power, switch};
 use cli::tokens::{TokenAction, token};
-use pirack::inventory;
-use pirack::plan;
+use pirack_core::inventory;
+use pirack_core::plan;
+use pirack_lab::demo::{DemoArgs, demo};
+use pirack_lab::hil::{HilArgs, hil};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -7,9 +7,9 @@ mod common;
 
 use common::{Child, SlotLink, can_use_netns, have};
 use dhcproto::v4::{DhcpOption, OptionCode};
-use pirack::inventory::{MacAddr, Model};
-use pirack::sim::frames::{self, Asker, Reply};
-use pirack::sim::{Lab, link::RawLink};
+use pirack_core::inventory::{MacAddr, Model};
+use pirack_lab::sim::frames::{self, Asker, Reply};
+use pirack_lab::sim::{Lab, link::RawLink};
 use std::process::Stdio;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -169,7 +169,7 @@ fn pirack_and_dnsmasq_offer_the_same_boot() {
     assert_eq!(bytes(&ours, OptionCode::Router), [10, 46, 189, 1]);
     assert_eq!(
         bytes(&ours, OptionCode::ClientMachineIdentifier),
-        pirack::dhcp::pxe::ROM_3B_GUID,
+        pirack_netboot::dhcp::pxe::ROM_3B_GUID,
         "97 echoed"
     );
     let menu = |r: &Reply, text: &[u8]| {

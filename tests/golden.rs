@@ -3,8 +3,8 @@
 
 mod common;
 
-use pirack::output::{diff_tree, write_tree};
-use pirack::plan::{self, Ledger, render};
+use pirack_controller::output::{diff_tree, write_tree};
+use pirack_core::plan::{self, Ledger, render};
 use std::path::Path;
 
 fn rendered(inventory: &str) -> render::Tree {

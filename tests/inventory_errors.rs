@@ -3,7 +3,7 @@
 
 mod common;
 
-use pirack::inventory::validate;
+use pirack_core::inventory::validate;
 use std::path::{Path, PathBuf};
 
 fn fixtures() -> Vec<PathBuf> {

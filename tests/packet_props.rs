@@ -4,13 +4,13 @@
 
 mod common;
 
-use pirack::boards::Boards;
-use pirack::dhcp::{self, Request};
-use pirack::events::{Bus, Event};
-use pirack::inventory::{BoardPolicy, MacAddr, Model};
-use pirack::plan::{Ledger, Plan, SlotPlan, plan};
-use pirack::sim::frames::{self, Asker};
-use pirack::tftp::{self, SlotTree, wire::Repr};
+use pirack_core::inventory::{BoardPolicy, MacAddr, Model};
+use pirack_core::plan::{Ledger, Plan, SlotPlan, plan};
+use pirack_lab::sim::frames::{self, Asker};
+use pirack_netboot::boards::Boards;
+use pirack_netboot::dhcp::{self, Request};
+use pirack_netboot::events::{Bus, Event};
+use pirack_netboot::tftp::{self, SlotTree, wire::Repr};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use std::net::Ipv4Addr;
@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn example() -> (pirack::inventory::Site, Plan) {
+fn example() -> (pirack_core::inventory::Site, Plan) {
     let site = common::site("hardware/example-8.yaml");
     let ledger = Ledger::load(Path::new("hardware/example-8.ledger.yaml")).unwrap();
     let (p, _) = plan(&site, &ledger).unwrap();
@@ -126,7 +126,7 @@ fn tftp_on_loopback(rt: &tokio::runtime::Runtime, boot: &Path) -> u16 {
         site: p.site.clone(),
         slots: vec![slot.clone()],
     };
-    let boards = Arc::new(Boards::new(&one, BoardPolicy::Hold));
+    let boards = Arc::new(Boards::planned(&one, BoardPolicy::Hold));
     let cfg = tftp::Config {
         port: 0,
         ..tftp::Config::default()
@@ -194,7 +194,7 @@ fn dhcp_server_survives_garbage() {
     rt.block_on(async {
         let bus = Bus::default();
         let mut events = bus.subscribe();
-        let boards = Arc::new(Boards::new(&one, BoardPolicy::Hold));
+        let boards = Arc::new(Boards::planned(&one, BoardPolicy::Hold));
         let port = {
             let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap().port()
@@ -241,7 +241,7 @@ fn tftp_block_numbers_wrap_for_big_files() {
     let port = tftp_on_loopback(&rt, boot.path());
     let handle = std::thread::spawn(move || {
         let mut c =
-            pirack::sim::tftp_client::Client::new(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST, 0);
+            pirack_lab::sim::tftp_client::Client::new(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST, 0);
         c.set_server_port(port);
         c.request(
             "7285c0f2/kernel8.img",
@@ -257,5 +257,5 @@ fn tftp_block_numbers_wrap_for_big_files() {
             .unwrap()
     });
     let want = std::fs::read(boot.path().join("kernel8.img")).unwrap();
-    assert_eq!(got, pirack::sim::tftp_client::Fetch::Got(want));
+    assert_eq!(got, pirack_lab::sim::tftp_client::Fetch::Got(want));
 }

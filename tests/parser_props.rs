@@ -1,8 +1,8 @@
 //! Garbage in, clear error out: the inventory, ledger, profile and SNMP reply parsers
 //! never panic, whether fed random bytes or a well-formed input with random damage.
 
-use pirack::inventory::{SourceMap, validate};
-use pirack::plan::Ledger;
+use pirack_core::inventory::{SourceMap, validate};
+use pirack_core::plan::Ledger;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -94,14 +94,14 @@ fn snmp_reply() -> Vec<u8> {
 }
 
 /// What pirack makes of reply bytes: the decoded varbinds, or an error.
-fn decode_snmp(bytes: &[u8]) -> Option<Vec<pirack::switch::snmp::Varbind>> {
+fn decode_snmp(bytes: &[u8]) -> Option<Vec<pirack_controller::switch::snmp::Varbind>> {
     let pdu = snmp2::Pdu::from_bytes(bytes).ok()?;
-    pirack::switch::snmp::varbinds(&pdu, &[]).ok()
+    pirack_controller::switch::snmp::varbinds(&pdu, &[]).ok()
 }
 
 #[test]
 fn a_well_formed_snmp_reply_decodes() {
-    use pirack::switch::snmp::Value;
+    use pirack_controller::switch::snmp::Value;
     let got = decode_snmp(&snmp_reply()).expect("decodes");
     assert_eq!(got.len(), 3);
     assert_eq!(got[0].oid.to_string(), "1.3.6.1.2.1.105.1.1.1.3.1.7");

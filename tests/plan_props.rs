@@ -1,11 +1,11 @@
 //! Property tests of the address plan: allocations are unique, stable under
 //! insertion, removal and reordering of slots, and planning is idempotent.
 
-use pirack::inventory::model::{
+use pirack_core::inventory::model::{
     self, BoardPolicy, Inventory, SecretRef, Shelf, ShelfIpv6, SiteInfo, Snmp, Switch, VlanRange,
 };
-use pirack::inventory::{Site, SlotKey, validate};
-use pirack::plan::{Ledger, plan};
+use pirack_core::inventory::{Site, SlotKey, validate};
+use pirack_core::plan::{Ledger, plan};
 use proptest::prelude::*;
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
@@ -240,7 +240,7 @@ fn exhausting_the_pool_names_the_slot() {
     // A ledger whose removed slots still hold all 256 /30s of the /22 pool.
     let held = (0..256u32)
         .map(|i| {
-            let a = pirack::plan::Allocation {
+            let a = pirack_core::plan::Allocation {
                 position: format!("gone-{i}"),
                 vlan: 10 + i as u16,
                 storage: format!("10.0.{}.{}/30", i / 64, (i % 64) * 4)

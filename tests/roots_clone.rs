@@ -5,7 +5,7 @@
 mod common;
 
 use common::LoopFs;
-use pirack::roots::{Method, best_method, clone_tree, remove_tree};
+use pirack_controller::roots::{Method, best_method, clone_tree, remove_tree};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};

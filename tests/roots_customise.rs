@@ -3,8 +3,8 @@
 
 mod common;
 
-use pirack::plan::{Ledger, plan};
-use pirack::roots::customise;
+use pirack_controller::roots::customise;
+use pirack_core::plan::{Ledger, plan};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -54,8 +54,9 @@ fn the_ci_image_serves_every_example_slot_to_its_own_pi_only() {
     // The controller with every slot's interface, and one namespace per Pi.
     let site = common::site("hardware/example-8.yaml");
     let ledger =
-        pirack::plan::Ledger::load(std::path::Path::new("hardware/example-8.ledger.yaml")).unwrap();
-    let (plan, _) = pirack::plan::plan(&site, &ledger).unwrap();
+        pirack_core::plan::Ledger::load(std::path::Path::new("hardware/example-8.ledger.yaml"))
+            .unwrap();
+    let (plan, _) = pirack_core::plan::plan(&site, &ledger).unwrap();
     let ctl = Netns::new("nfsc");
     let pis: Vec<Netns> = plan
         .slots

@@ -4,8 +4,8 @@
 
 mod common;
 
-use pirack::roots::image::{self, ImageError, Import};
-use pirack::roots::{Method, best_method};
+use pirack_controller::roots::image::{self, ImageError, Import};
+use pirack_controller::roots::{Method, best_method};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -150,7 +150,7 @@ fn on_btrfs_the_image_root_is_a_read_only_subvolume_roots_snapshot() {
     let store = fs.path().join("images");
     image::import(&store, &import_of(&root, boot.path(), "1"), &|_, _| {}).unwrap();
     let image_root = store.join("tiny-1/root");
-    assert!(pirack::roots::clone::is_subvolume(&image_root));
+    assert!(pirack_controller::roots::clone::is_subvolume(&image_root));
     assert!(
         fs::write(image_root.join("etc/hostname"), "x").is_err(),
         "read-only"
@@ -160,8 +160,12 @@ fn on_btrfs_the_image_root_is_a_read_only_subvolume_roots_snapshot() {
         best_method(&image_root, &fs.path().join("roots")),
         Method::Snapshot
     );
-    pirack::roots::clone_tree(&image_root, &fs.path().join("roots/A-01"), Method::Snapshot)
-        .unwrap();
+    pirack_controller::roots::clone_tree(
+        &image_root,
+        &fs.path().join("roots/A-01"),
+        Method::Snapshot,
+    )
+    .unwrap();
     fs::write(fs.path().join("roots/A-01/etc/hostname"), "a-01\n").unwrap();
     assert_eq!(
         image::verify(&store, "tiny-1").unwrap(),

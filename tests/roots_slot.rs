@@ -6,7 +6,7 @@
 mod common;
 
 use common::{LoopFs, pirack, text};
-use pirack::roots::image::{self, Import};
+use pirack_controller::roots::image::{self, Import};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

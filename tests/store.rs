@@ -3,12 +3,12 @@
 
 mod common;
 
-use pirack::lifecycle::{State, Trigger};
-use pirack::plan::Ledger;
-use pirack::store::ops::OpStatus;
-use pirack::store::slots::Changes;
-use pirack::store::tokens::Scope;
-use pirack::store::{Store, StoreError};
+use pirack_controller::store::ops::OpStatus;
+use pirack_controller::store::slots::Changes;
+use pirack_controller::store::tokens::Scope;
+use pirack_controller::store::{Store, StoreError};
+use pirack_core::lifecycle::{State, Trigger};
+use pirack_core::plan::Ledger;
 use sqlx::Connection;
 use std::future::Future;
 use std::path::Path;
@@ -232,8 +232,8 @@ fn the_ledger_moves_into_the_store() {
         // The plan against the stored ledger is the plan against the file.
         let site = common::site("hardware/example-8.yaml");
         let (from_store, unchanged) =
-            pirack::plan::plan(&site, &store.ledger().await.unwrap()).unwrap();
-        let (from_file, _) = pirack::plan::plan(&site, &file).unwrap();
+            pirack_core::plan::plan(&site, &store.ledger().await.unwrap()).unwrap();
+        let (from_file, _) = pirack_core::plan::plan(&site, &file).unwrap();
         assert_eq!(from_store, from_file);
         assert_eq!(unchanged, file);
 
@@ -316,7 +316,7 @@ fn operations_and_event_pages() {
             .unwrap();
         assert_eq!(op.status, OpStatus::Running);
         store
-            .update_op("op-1", OpStatus::Succeeded, Some("sw-a/3"), "ready")
+            .update_op("op-1", OpStatus::Succeeded, Some("sw-a/3"), "ready", None)
             .await
             .unwrap();
         let op = store.op("op-1").await.unwrap().unwrap();
@@ -336,7 +336,7 @@ fn operations_and_event_pages() {
         assert_eq!(store.op("nope").await.unwrap(), None);
 
         for i in 0..25 {
-            let e = pirack::store::events::NewEvent {
+            let e = pirack_controller::store::events::NewEvent {
                 at: i,
                 slot: Some(format!("sw-a/{}", i % 3)),
                 board: None,
@@ -388,7 +388,7 @@ fn boards_are_remembered_by_serial_and_slot() {
 
 #[test]
 fn power_operations_images_and_roots_are_recorded() {
-    use pirack::store::records::PowerOp;
+    use pirack_controller::store::records::PowerOp;
     on_each("records", |store| async move {
         let op = |ok: bool| PowerOp {
             slot: "sw-a/3".into(),

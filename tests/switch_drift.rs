@@ -3,8 +3,8 @@
 
 mod common;
 
-use pirack::plan::render::switch::{PortPlan, SwitchPlan, VlanPlan};
-use pirack::switch::drift::{Ports, VlanRow, VlanState, drift, simulate};
+use pirack_core::plan::render::switch::{PortPlan, SwitchPlan, VlanPlan};
+use pirack_core::switch::drift::{Ports, VlanRow, VlanState, drift, simulate};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 

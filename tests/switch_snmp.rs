@@ -573,7 +573,8 @@ fn reads_a_vendor_switch_recorded_in_snmpsim() {
 
 #[test]
 fn one_operation_per_port_at_a_time() {
-    use pirack::switch::power::{Admin, Fleet};
+    use pirack_controller::switch::power::Fleet;
+    use pirack_core::switch::port::Admin;
     use std::time::Duration;
     if !have_snmpd("one_operation_per_port_at_a_time") {
         return;
@@ -589,8 +590,9 @@ fn one_operation_per_port_at_a_time() {
         .unwrap()
         .replace("{ env: PIRACK_SW_A_COMMUNITY }", "{ file: sw-a.community }");
     std::fs::write(&inv, yaml).unwrap();
-    let profiles = pirack::switch::Profiles::load_dir(&dir.path().join("switch-profiles")).unwrap();
-    let site = pirack::inventory::load(inv.as_ref(), &profiles.names()).unwrap();
+    let profiles =
+        pirack_core::switch::Profiles::load_dir(&dir.path().join("switch-profiles")).unwrap();
+    let site = pirack_core::inventory::load(inv.as_ref(), &profiles.names()).unwrap();
     let fleet = Fleet::new(&site, &profiles).unwrap();
     let sw = fleet.get("sw-a").unwrap().clone();
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -24,14 +24,14 @@ fn real_clients_fetch_static_and_generated_files_and_are_refused_the_rest() {
     let out = tempfile::tempdir().unwrap();
     let dest = |f: &str| out.path().join(f).to_str().unwrap().to_string();
     let site = common::site("hardware/example-8.yaml");
-    let (plan, _) = pirack::plan::plan(
+    let (plan, _) = pirack_core::plan::plan(
         &site,
-        &pirack::plan::Ledger::load(std::path::Path::new("hardware/example-8.ledger.yaml"))
+        &pirack_core::plan::Ledger::load(std::path::Path::new("hardware/example-8.ledger.yaml"))
             .unwrap(),
     )
     .unwrap();
-    let cmdline = pirack::plan::render::slot::cmdline(&site, &plan.slots[0]);
-    let config = pirack::plan::render::slot::config_txt(&site, &plan.slots[0]);
+    let cmdline = pirack_core::plan::render::slot::cmdline(&site, &plan.slots[0]);
+    let config = pirack_core::plan::render::slot::config_txt(&site, &plan.slots[0]);
     let file = |f: &str| std::fs::read(boot.path().join(f)).unwrap();
 
     // Wait for the server to bind (it starts in parallel with this test).

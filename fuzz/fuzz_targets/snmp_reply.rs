@@ -6,10 +6,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(pdu) = snmp2::Pdu::from_bytes(data) {
-        let _ = pirack::switch::snmp::varbinds(&pdu, &[]);
+        let _ = pirack_controller::switch::snmp::varbinds(&pdu, &[]);
     }
     let mut security = snmp2::v3::Security::new(b"pirack", b"auth-secret-1");
     if let Ok(pdu) = snmp2::Pdu::from_bytes_with_security(data, Some(&mut security)) {
-        let _ = pirack::switch::snmp::varbinds(&pdu, &[]);
+        let _ = pirack_controller::switch::snmp::varbinds(&pdu, &[]);
     }
 });

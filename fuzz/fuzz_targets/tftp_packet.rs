@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pirack::tftp::wire::Repr;
+use pirack_netboot::tftp::wire::Repr;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(r) = Repr::parse(data) {
@@ -12,6 +12,6 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(back.to_vec(), again);
     }
     if let Ok(name) = std::str::from_utf8(data) {
-        let _ = pirack::tftp::tree::components(name);
+        let _ = pirack_netboot::tftp::tree::components(name);
     }
 });

@@ -4,10 +4,9 @@
 //! (`~/.config/pirack/client.yaml`: `url:` and `token:` or `token_file:`).
 
 use anyhow::{Context, Result, anyhow, bail};
+use pirack_controller::api::client::Client;
 use serde::Deserialize;
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,16 +32,9 @@ struct ConfigFile {
     token_file: Option<PathBuf>,
 }
 
-/// An API connection: `host:port` and a token.
-pub struct Client {
-    host: String,
-    token: String,
-    pub json: bool,
-}
-
 impl Remote {
-    /// Connects; `json` asks for the API's JSON instead of tables.
-    pub fn connect(&self, json: bool) -> Result<Client> {
+    /// A client of the API these flags, the environment or the config file name.
+    pub fn connect(&self) -> Result<Client> {
         let path = self.config.clone().or_else(|| {
             let base = std::env::var_os("XDG_CONFIG_HOME")
                 .map(PathBuf::from)
@@ -77,70 +69,7 @@ impl Remote {
             .ok_or_else(|| anyhow!("{url}: only http:// URLs (put TLS in front of the API)"))?
             .trim_end_matches('/')
             .to_string();
-        Ok(Client { host, token, json })
-    }
-}
-
-impl Client {
-    /// A client of the API at `host:port` with `token`, answering in JSON.
-    pub fn new(host: String, token: String) -> Client {
-        Client {
-            host,
-            token,
-            json: true,
-        }
-    }
-
-    /// One request; the JSON answer, or the API's error as an error.
-    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
-        let mut s = TcpStream::connect(&self.host)
-            .with_context(|| format!("connecting to {}", self.host))?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))?;
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.host,
-            self.token,
-            body.len()
-        );
-        if !body.is_empty() {
-            req += "Content-Type: application/json\r\n";
-        }
-        req += "\r\n";
-        s.write_all(req.as_bytes())?;
-        s.write_all(body.as_bytes())?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw)?;
-        let text = String::from_utf8_lossy(&raw);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| anyhow!("{}: no HTTP answer", self.host))?;
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| anyhow!("{}: bad status line", self.host))?;
-        let value: Value = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
-        if status >= 400 {
-            let msg = value["message"].as_str().unwrap_or(body);
-            bail!("{method} {path}: {status}: {msg}");
-        }
-        Ok(value)
-    }
-
-    /// Polls an operation until it ends; fails if it failed.
-    pub fn wait(&self, op: &Value) -> Result<Value> {
-        let id = op["id"]
-            .as_str()
-            .ok_or_else(|| anyhow!("no operation id in {op}"))?;
-        loop {
-            let now = self.call("GET", &format!("/v1/operations/{id}"), None)?;
-            match now["status"].as_str() {
-                Some("running") => std::thread::sleep(Duration::from_millis(250)),
-                Some("succeeded") => return Ok(now),
-                _ => bail!("{}: {}", now["kind"], now["detail"]),
-            }
-        }
+        Ok(Client::new(host, token))
     }
 }
 
@@ -149,9 +78,9 @@ fn s(v: &Value) -> &str {
 }
 
 pub fn slots(remote: &Remote, json: bool) -> Result<ExitCode> {
-    let c = remote.connect(json)?;
+    let c = remote.connect()?;
     let slots = c.call("GET", "/v1/slots", None)?;
-    if c.json {
+    if json {
         println!("{}", serde_json::to_string_pretty(&slots)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -175,10 +104,10 @@ pub fn slots(remote: &Remote, json: bool) -> Result<ExitCode> {
 }
 
 pub fn show(remote: &Remote, slot: &str, json: bool) -> Result<ExitCode> {
-    let c = remote.connect(json)?;
+    let c = remote.connect()?;
     let x = c.call("GET", &format!("/v1/slots/{slot}"), None)?;
     let events = c.call("GET", &format!("/v1/events?slot={slot}&limit=1000"), None)?;
-    if c.json {
+    if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({"slot": x, "events": events}))?
@@ -221,10 +150,10 @@ pub fn operate(
     no_wait: bool,
     json: bool,
 ) -> Result<ExitCode> {
-    let c = remote.connect(json)?;
+    let c = remote.connect()?;
     let op = c.call(method, path, body.as_ref())?;
     let done = if no_wait { op } else { c.wait(&op)? };
-    if c.json {
+    if json {
         println!("{}", serde_json::to_string_pretty(&done)?);
     } else {
         println!(
@@ -239,7 +168,7 @@ pub fn operate(
 }
 
 pub fn events(remote: &Remote, slot: Option<&str>, follow: bool, json: bool) -> Result<ExitCode> {
-    let c = remote.connect(json)?;
+    let c = remote.connect()?;
     let mut after = 0i64;
     loop {
         let mut path = format!("/v1/events?after={after}&limit=500");
@@ -250,7 +179,7 @@ pub fn events(remote: &Remote, slot: Option<&str>, follow: bool, json: bool) -> 
         let rows = page.as_array().cloned().unwrap_or_default();
         for e in &rows {
             after = after.max(e["id"].as_i64().unwrap_or(after));
-            if c.json {
+            if json {
                 println!("{e}");
             } else {
                 println!(

@@ -1,9 +1,9 @@
 //! What most commands start from: the inventory, its profiles and its ledger.
 
 use anyhow::{Context, Result};
-use pirack::inventory::{self, InventoryError, Site};
-use pirack::plan::Ledger;
-use pirack::switch::Profiles;
+use pirack_core::inventory::{self, InventoryError, Site};
+use pirack_core::plan::Ledger;
+use pirack_core::switch::Profiles;
 use std::path::{Path, PathBuf};
 
 /// Where the inventory and what it refers to live.

@@ -2,7 +2,6 @@
 
 pub mod client;
 pub mod inputs;
-pub mod lab;
 pub mod netboot;
 pub mod roots;
 pub mod serve;

@@ -2,32 +2,10 @@
 
 use super::inputs::{Inputs, load};
 use anyhow::{Context, Result};
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-use pirack::plan;
+use pirack_core::plan;
+use pirack_lab::signals::{STOP, catch_stop_signals};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Set by SIGINT or SIGTERM: simulated Pis stop, and their namespaces are removed.
-pub static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_stop_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-/// SIGINT and SIGTERM set [`STOP`]: what runs winds down and removes what it made.
-pub fn catch_stop_signals() -> Result<()> {
-    let handler = SigAction::new(
-        SigHandler::Handler(on_stop_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe { sigaction(sig, &handler) }?;
-    }
-    Ok(())
-}
 
 #[derive(clap::Args)]
 pub struct SimArgs {
@@ -63,7 +41,7 @@ pub fn sim(args: &SimArgs) -> Result<ExitCode> {
     let l = load(&args.inputs)?;
     let (plan, _) = plan::plan(&l.site, &l.ledger)?;
     catch_stop_signals()?;
-    let opts = pirack::sim::Options {
+    let opts = pirack_lab::sim::Options {
         controller_netns: args.controller_netns.clone(),
         boot_files: args
             .boot_files
@@ -82,13 +60,13 @@ pub fn sim(args: &SimArgs) -> Result<ExitCode> {
                 .with_context(|| format!("--stall {s}: N is not a number"))?;
             stalls.insert(pos.to_string(), n);
         }
-        let prepared = pirack::sim::prepare(&l.site, &plan, &opts)?;
-        let f = pirack::sim::follow::FollowOptions { stalls };
+        let prepared = pirack_lab::sim::prepare(&l.site, &plan, &opts)?;
+        let f = pirack_lab::sim::follow::FollowOptions { stalls };
         let netns = args.controller_netns.as_deref();
-        pirack::sim::follow::follow(&l.site, &plan, &l.profiles, prepared, netns, &f, &STOP)?;
+        pirack_lab::sim::follow::follow(&l.site, &plan, &l.profiles, prepared, netns, &f, &STOP)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let reports = pirack::sim::run(&l.site, &plan, &opts, &STOP)?;
+    let reports = pirack_lab::sim::run(&l.site, &plan, &opts, &STOP)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
@@ -102,7 +80,7 @@ pub fn sim(args: &SimArgs) -> Result<ExitCode> {
     })
 }
 
-pub fn print_reports(reports: &[pirack::sim::Report]) {
+pub fn print_reports(reports: &[pirack_lab::sim::Report]) {
     for r in reports {
         let stages: Vec<String> = r
             .stages

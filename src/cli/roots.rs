@@ -3,7 +3,7 @@
 use super::inputs::{Inputs, load};
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use pirack::plan;
+use pirack_core::plan;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -67,7 +67,7 @@ pub enum RootAction {
 }
 
 pub fn image(store: &Path, action: ImageAction) -> Result<ExitCode> {
-    use pirack::roots::image;
+    use pirack_controller::roots::image;
     match action {
         ImageAction::Import {
             name,
@@ -119,8 +119,10 @@ pub fn image(store: &Path, action: ImageAction) -> Result<ExitCode> {
         ImageAction::Show { id } => print!("{}", serde_yaml::to_string(&image::show(store, &id)?)?),
         ImageAction::Remove { inputs, id } => {
             let l = load(&inputs)?;
-            let users =
-                pirack::roots::slot_root::users(Path::new(&l.site.fileserver.export_root), &id)?;
+            let users = pirack_controller::roots::slot_root::users(
+                Path::new(&l.site.fileserver.export_root),
+                &id,
+            )?;
             image::remove(store, &id, &users)?;
             println!("removed {id}");
         }
@@ -138,11 +140,11 @@ pub fn image(store: &Path, action: ImageAction) -> Result<ExitCode> {
 
 /// Exports every root; `swapped` are the slots whose roots were exchanged in place.
 pub fn export(
-    site: &pirack::inventory::Site,
-    plan: &pirack::plan::Plan,
-    swapped: &[&pirack::plan::SlotPlan],
+    site: &pirack_core::inventory::Site,
+    plan: &pirack_core::plan::Plan,
+    swapped: &[&pirack_core::plan::SlotPlan],
 ) -> Result<()> {
-    let a = pirack::roots::exports::apply_after_swap(site, plan, swapped)?;
+    let a = pirack_controller::roots::exports::apply_after_swap(site, plan, swapped)?;
     println!(
         "exports: {} root(s) in {} ({:?})",
         a.roots,
@@ -158,7 +160,7 @@ pub fn root(
     no_export: bool,
     action: RootAction,
 ) -> Result<ExitCode> {
-    use pirack::roots::slot_root;
+    use pirack_controller::roots::slot_root;
     let l = load(inputs)?;
     let (plan, _) = plan::plan(&l.site, &l.ledger)?;
     let slot = |position: &str| {
@@ -168,7 +170,7 @@ pub fn root(
             .with_context(|| format!("no slot {position} in {}", inputs.inventory.display()))
     };
     // Until pirack tracks power, changing a root in service needs the operator's word.
-    let on = |s: &pirack::plan::SlotPlan, off: bool| -> Result<bool> {
+    let on = |s: &pirack_core::plan::SlotPlan, off: bool| -> Result<bool> {
         Ok(!off && slot_root::record(&l.site, s)?.is_some())
     };
     let mut swapped = Vec::new();

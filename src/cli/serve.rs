@@ -1,12 +1,13 @@
 //! `serve`: the controller in one process: store, DHCP, TFTP, lifecycle, API.
+//! The virtual slots' QEMU driver comes from the lab crate: the controller itself
+//! knows only the power drivers it is given.
 
 use super::inputs::{Inputs, load};
 use anyhow::{Context, Result};
-use pirack::api;
-use pirack::controller::{Controller, Paths, driver, observe, watchdog};
-use pirack::events::Event;
-use pirack::netboot;
-use pirack::store::Store;
+use pirack_controller::Paths;
+use pirack_controller::power::Drivers;
+use pirack_core::inventory::SlotKind;
+use pirack_lab::qemu::driver::{Qemu, Settings as QemuSettings};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,14 +79,38 @@ pub fn prepare_sqlite(url: &str) -> Result<()> {
 
 pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
     let l = load(&args.inputs)?;
-    let mut settings = netboot::Settings::from_site(&l.site);
+    let mut netboot = pirack_netboot::Settings::from_site(&l.site);
     if let Some(dir) = &args.boot_files {
-        settings.boot_files = dir.clone();
+        netboot.boot_files = dir.clone();
     }
-    settings.dhcp.server_port = args.dhcp_port;
-    settings.dhcp.client_port = args.dhcp_port.wrapping_add(1);
-    settings.tftp.port = args.tftp_port;
+    netboot.dhcp.server_port = args.dhcp_port;
+    netboot.dhcp.client_port = args.dhcp_port.wrapping_add(1);
+    netboot.tftp.port = args.tftp_port;
     prepare_sqlite(&args.db)?;
+    let qemu = Qemu::new(
+        QemuSettings {
+            dir: args.hil_dir.clone(),
+            netns_prefix: args.hil_netns_prefix.clone(),
+            boot_files: netboot.boot_files.clone(),
+            qemu: args.qemu.clone(),
+        },
+        l.site.clone(),
+    );
+    let config = pirack_controller::Config {
+        site: l.site,
+        profiles: l.profiles,
+        db: args.db.clone(),
+        paths: Paths {
+            images: args.images.clone(),
+            ledger_yaml: Some(l.ledger_path.clone()),
+            export: !args.no_export,
+        },
+        netboot,
+        api: args.api,
+        drivers: Drivers::default().with(SlotKind::QemuRaspi3b, Arc::new(qemu)),
+        json_events: args.json_events,
+        tick: Duration::from_secs(1),
+    };
     // One thread: every transfer is a short wait for the next ACK, and a single
     // event loop serves a boot storm with less CPU than threads handing wakeups
     // to each other (measured by benches/boot_storm.rs).
@@ -93,84 +118,16 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let store = Store::open(&args.db)
-            .await
-            .with_context(|| format!("opening the store {}", args.db))?;
-        let paths = Paths {
-            images: args.images.clone(),
-            ledger_yaml: Some(l.ledger_path.clone()),
-            export: !args.no_export,
-            hil: pirack::hil::qemu::Settings {
-                dir: args.hil_dir.clone(),
-                netns_prefix: args.hil_netns_prefix.clone(),
-                boot_files: settings.boot_files.clone(),
-                qemu: args.qemu.clone(),
-            },
-        };
-        let ctl = Arc::new(Controller::open(l.site, &l.profiles, store, paths).await?);
-        let resumed = ctl.resume().await?;
-        if resumed > 0 {
-            tracing::info!("resumed {resumed} root build(s) a stop cut short");
-        }
-        log_events(&ctl, args.json_events);
-        tokio::spawn(driver::run(Arc::clone(&ctl)));
-        tokio::spawn(observe::run(Arc::clone(&ctl), Duration::from_secs(1)));
-        tokio::spawn(watchdog::run(Arc::clone(&ctl), Duration::from_secs(1)));
-        tracing::info!(
-            "serving {} slot(s) of site {}: DHCP port {}, TFTP port {}, boot files {}",
-            ctl.plan.slots.len(),
-            ctl.site.name,
-            args.dhcp_port,
-            args.tftp_port,
-            settings.boot_files.display()
-        );
-        let mut tasks = netboot::start(&ctl.site, &ctl.plan, settings, &ctl.bus)
-            .with_context(|| format!("cannot bind TFTP port {}", args.tftp_port))?;
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let api = tokio::spawn(api::serve(args.api, Arc::clone(&ctl), async {
-            let _ = stop_rx.await;
-        }));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
-            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-            done = api => {
-                done?.with_context(|| format!("API on {}", args.api))?;
+        let stop = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+                _ = term.recv() => tracing::info!("SIGTERM: stopping"),
             }
-        }
-        let _ = stop_tx.send(());
-        tasks.abort_all();
-        ctl.hil.all_off();
-        ctl.store.pool().close().await;
+        };
+        pirack_controller::run(config, stop)
+            .await
+            .context("the controller")?;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// Logs every netboot event (and prints it as JSON when asked).
-fn log_events(ctl: &Controller, json: bool) {
-    let mut events = ctl.bus.subscribe();
-    tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(record) => {
-                    if json {
-                        println!("{}", serde_json::to_string(&*record).unwrap_or_default());
-                    }
-                    let slot = record.slot.as_deref().unwrap_or("-");
-                    match &record.event {
-                        Event::TftpFailed { .. }
-                        | Event::UnknownBoard { .. }
-                        | Event::InterfaceDown { .. } => {
-                            tracing::warn!(slot, "{}", record.event)
-                        }
-                        _ => tracing::info!(slot, "{}", record.event),
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!("event log fell behind; {n} events not logged")
-                }
-                Err(_) => break,
-            }
-        }
-    });
 }

@@ -3,9 +3,9 @@
 use super::inputs::{Inputs, load};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use pirack::inventory::SlotKey;
-use pirack::output;
-use pirack::plan::{self, render};
+use pirack_controller::output;
+use pirack_core::inventory::SlotKey;
+use pirack_core::plan::{self, render};
 use std::path::Path;
 use std::process::ExitCode;
 

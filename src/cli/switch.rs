@@ -3,10 +3,12 @@
 use super::client::Remote;
 use super::inputs::{Inputs, load};
 use anyhow::{Result, bail};
-use pirack::inventory::Site;
-use pirack::switch::many::{self, Action, Options, Outcome, PortRef};
-use pirack::switch::power::Fleet;
-use pirack::switch::{drift, vlan};
+use pirack_controller::api::client::ClientError;
+use pirack_controller::switch::many::{self, Action, Options, Outcome, PortRef};
+use pirack_controller::switch::power::Fleet;
+use pirack_controller::switch::vlan;
+use pirack_core::inventory::Site;
+use pirack_core::switch::drift;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,7 +58,7 @@ pub struct PowerFlags {
 }
 
 fn select(site: &Site, sel: &Selection) -> Result<Vec<PortRef>> {
-    let port_ref = |s: &pirack::inventory::Slot| PortRef {
+    let port_ref = |s: &pirack_core::inventory::Slot| PortRef {
         slot: s.position.clone(),
         switch: s.key.switch.clone(),
         port: s.key.port,
@@ -222,14 +224,14 @@ pub fn switch(action: &SwitchAction) -> Result<ExitCode> {
         dry_run,
     } = action;
     let l = load(inputs)?;
-    let (plan, ledger) = pirack::plan::plan(&l.site, &l.ledger)?;
+    let (plan, ledger) = pirack_core::plan::plan(&l.site, &l.ledger)?;
     if ledger != l.ledger {
         bail!(
             "ledger {} lacks allocations for some slots; run `pirack plan` first",
             l.ledger_path.display()
         );
     }
-    let plans = pirack::plan::render::switch::plan_switches(&l.site, &plan);
+    let plans = pirack_core::plan::render::switch::plan_switches(&l.site, &plan);
     if let Some(name) = switch
         && !plans.iter().any(|p| &p.switch == name)
     {
@@ -284,7 +286,7 @@ pub fn remote_power(
     sel: &Selection,
     json: bool,
 ) -> Result<ExitCode> {
-    let c = remote.connect(json)?;
+    let c = remote.connect()?;
     if sel.shelf.is_some() {
         bail!("--shelf needs --inventory (the API addresses slots); name the slots or give --all");
     }
@@ -308,7 +310,7 @@ pub fn remote_power(
             let rows: Vec<serde_json::Value> = slots
                 .iter()
                 .map(|s| c.call("GET", &format!("/v1/slots/{s}"), None))
-                .collect::<Result<_>>()?;
+                .collect::<Result<_, _>>()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
@@ -324,7 +326,7 @@ pub fn remote_power(
         }
     };
     let body = serde_json::json!({ "action": action });
-    let started: Vec<(String, Result<serde_json::Value>)> = slots
+    let started: Vec<(String, Result<serde_json::Value, ClientError>)> = slots
         .iter()
         .map(|s| {
             (

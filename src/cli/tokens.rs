@@ -2,8 +2,8 @@
 
 use super::serve::prepare_sqlite;
 use anyhow::{Result, bail};
-use pirack::store::Store;
-use pirack::store::tokens::Scope;
+use pirack_controller::store::Store;
+use pirack_controller::store::tokens::Scope;
 use std::process::ExitCode;
 
 #[derive(clap::Subcommand)]

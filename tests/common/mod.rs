@@ -7,8 +7,8 @@ pub mod nfs;
 pub mod snmp;
 pub mod webdriver;
 
-use pirack::inventory::{self, Site};
-use pirack::switch::Profiles;
+use pirack_core::inventory::{self, Site};
+use pirack_core::switch::Profiles;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -342,13 +342,13 @@ pub fn tiny_image(store: &Path, version: &str, ssh: bool) -> String {
     )
     .unwrap();
     let boot = boot_files(64 * 1024);
-    let import = pirack::roots::image::Import {
+    let import = pirack_controller::roots::image::Import {
         name: "tiny".into(),
         version: version.into(),
         root,
         boot: boot.path().to_path_buf(),
         cmdline: "console=ttyAMA0,115200".into(),
     };
-    pirack::roots::image::import(store, &import, &|_, _| {}).unwrap();
+    pirack_controller::roots::image::import(store, &import, &|_, _| {}).unwrap();
     format!("tiny-{version}")
 }

@@ -31,7 +31,7 @@ impl Ganesha {
         let conf = dir.join("ganesha.conf");
         std::fs::write(
             &conf,
-            pirack::plan::render::exports::ganesha_server(&exports),
+            pirack_core::plan::render::exports::ganesha_server(&exports),
         )
         .unwrap();
         let rpcbind = Child(

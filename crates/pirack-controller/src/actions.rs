@@ -1,0 +1,450 @@
+//! What the API (and the watchdog) ask of a slot: provision, power, reimage, roll
+//! back, decommission. Each is checked against the lifecycle at once, so a refusal
+//! is immediate, then runs as an operation whose id the caller can poll.
+
+use crate::Controller;
+use crate::error::OpError;
+use crate::power::PowerAction;
+use crate::roots::{exports, image, slot_root};
+use crate::store::ops::{OpStatus, Operation};
+use crate::store::records::PowerOp;
+use crate::store::slots::{Changes, SlotRow};
+use crate::store::{StoreError, now_ms, random_hex};
+use pirack_core::lifecycle::{self, State, Trigger};
+use pirack_core::plan::SlotPlan;
+use pirack_core::switch::port::PortStatus;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use tokio::task::JoinSet;
+
+/// The operations under way (root builds, power actions, watchdog recoveries), so
+/// a stopping controller can end them rather than leave them detached.
+#[derive(Default)]
+pub struct Operations(Mutex<JoinSet<()>>);
+
+impl Operations {
+    pub fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let mut set = self.0.lock().expect("not poisoned");
+        // Reap the finished ones, so the set holds only what runs.
+        while set.try_join_next().is_some() {}
+        set.spawn(work);
+    }
+
+    /// Ends every operation under way; a root build's blocking half finishes on
+    /// its own thread, and the next start resumes the build.
+    pub async fn stop(&self) {
+        let mut set = std::mem::take(&mut *self.0.lock().expect("not poisoned"));
+        set.shutdown().await;
+    }
+}
+
+impl Controller {
+    /// Applies a trigger to the slot as it is now, rereading it if another writer
+    /// got there first.
+    pub async fn apply(
+        &self,
+        slot: &str,
+        trigger: Trigger,
+        cause: &str,
+        changes: Changes,
+    ) -> Result<SlotRow, StoreError> {
+        let mut tries = 0;
+        loop {
+            let seen = self.store.slot(slot).await?;
+            match self
+                .store
+                .transition(&seen, trigger, cause, changes.clone())
+                .await
+            {
+                Err(StoreError::Conflict(_)) if tries < 8 => tries += 1,
+                done => {
+                    if let Ok(row) = &done
+                        && row.state == State::Failed
+                        && seen.state != State::Failed
+                    {
+                        self.metrics.count("pirack_slot_failures_total", &[]);
+                    }
+                    return done;
+                }
+            }
+        }
+    }
+
+    async fn operation(
+        &self,
+        kind: &str,
+        slot: Option<&str>,
+        owner: Option<&str>,
+    ) -> Result<Operation, OpError> {
+        let id = random_hex(8).map_err(|e| OpError::Internal(format!("no randomness: {e}")))?;
+        Ok(self
+            .store
+            .start_op(&format!("op-{id}"), kind, slot, owner)
+            .await?)
+    }
+
+    /// Runs `work` as operation `op`, recording how it ended (a failure with its
+    /// code). The task is the controller's: [`Controller::stop_operations`] ends it.
+    fn finish<F>(self: &Arc<Self>, op: &Operation, work: F)
+    where
+        F: Future<Output = Result<String, OpError>> + Send + 'static,
+    {
+        let (ctl, id) = (Arc::clone(self), op.id.clone());
+        self.operations.spawn(async move {
+            let (status, detail, code) = match work.await {
+                Ok(d) => (OpStatus::Succeeded, d, None),
+                Err(e) => (OpStatus::Failed, e.to_string(), Some(e.code())),
+            };
+            if let Err(e) = ctl.store.update_op(&id, status, None, &detail, code).await {
+                tracing::error!("operation {id}: cannot record its end: {e}");
+            }
+        });
+    }
+
+    fn plan_of(&self, key: &str) -> Result<SlotPlan, OpError> {
+        self.slot_plan(key)
+            .cloned()
+            .ok_or_else(|| OpError::NotInPlan(key.to_string()))
+    }
+
+    /// The image must exist in the image store; the store notes it as used.
+    async fn check_image(&self, image_id: &str) -> Result<(), OpError> {
+        let manifest =
+            image::show(&self.paths.images, image_id).map_err(|source| OpError::Image {
+                id: image_id.to_string(),
+                source,
+            })?;
+        let json = serde_json::to_string(&manifest).unwrap_or_default();
+        self.store
+            .record_image(image_id, &manifest.name, &manifest.version, &json)
+            .await?;
+        Ok(())
+    }
+
+    /// Builds the slot's root from `image_id` (powered off, as the lifecycle made
+    /// sure) and moves the slot to `ready`, or `failed` if the build fails.
+    async fn build_root(
+        self: &Arc<Self>,
+        key: &str,
+        image_id: &str,
+        owner: Option<String>,
+    ) -> Result<String, OpError> {
+        let mut plan = self.plan_of(key)?;
+        plan.owner = owner;
+        let (site, images, image_id2) = (
+            self.site.clone(),
+            self.paths.images.clone(),
+            image_id.to_string(),
+        );
+        let built = tokio::task::spawn_blocking(move || {
+            slot_root::build(&site, &plan, &images, &image_id2, false)
+        })
+        .await
+        .map_err(|e| OpError::Internal(format!("root build panicked: {e}")))?;
+        self.root_done(key, built, "root build").await
+    }
+
+    /// After a root build or rollback: on success the exports follow, the store
+    /// records the root, and the slot is `ready` on the root's image; on failure the
+    /// slot is `failed`.
+    async fn root_done(
+        &self,
+        key: &str,
+        done: Result<slot_root::Record, slot_root::RootError>,
+        what: &str,
+    ) -> Result<String, OpError> {
+        let rec = match done {
+            Ok(rec) => rec,
+            Err(e) => {
+                let cause = format!("{what} failed: {e}");
+                let _ = self
+                    .apply(key, Trigger::RootFailed, &cause, Changes::default())
+                    .await;
+                return Err(e.into());
+            }
+        };
+        // A root that replaced another was exchanged in place.
+        let swapped = (!rec.previous.is_empty()).then_some(key);
+        self.export(swapped).await?;
+        let previous = rec.previous.first().map(|p| p.image.as_str());
+        self.store.record_root(key, &rec.image, previous).await?;
+        let changes = Changes {
+            image: Some(Some(rec.image.clone())),
+            ..Changes::default()
+        };
+        let cause = format!("{what}: root from {} ({})", rec.image, rec.method);
+        self.apply(key, Trigger::RootBuilt, &cause, changes).await?;
+        Ok(format!("{key}: {cause}"))
+    }
+
+    /// Exports every root; `swapped` names a slot whose root was just exchanged.
+    async fn export(&self, swapped: Option<&str>) -> Result<(), OpError> {
+        if !self.paths.export {
+            return Ok(());
+        }
+        let (site, plan) = (self.site.clone(), self.plan.clone());
+        let swapped = swapped.and_then(|k| self.slot_plan(k)).cloned();
+        tokio::task::spawn_blocking(move || match &swapped {
+            Some(s) => exports::apply_after_swap(&site, &plan, &[s]),
+            None => exports::apply(&site, &plan),
+        })
+        .await
+        .map_err(|e| OpError::Internal(format!("exports panicked: {e}")))??;
+        Ok(())
+    }
+
+    /// Starts again the root builds a stopped controller left half done (roots are
+    /// built beside the one in service and swapped in, so nothing half-built was
+    /// served); returns how many.
+    pub async fn resume(self: &Arc<Self>) -> Result<usize, OpError> {
+        let mut resumed = 0;
+        for slot in self.store.slots(None).await? {
+            if !matches!(slot.state, State::BuildingRoot | State::Reimaging) {
+                continue;
+            }
+            let Some(image) = slot.image.clone() else {
+                continue;
+            };
+            let op = self
+                .operation("resume-build", Some(&slot.key), slot.owner.as_deref())
+                .await?;
+            let (ctl, key, owner) = (Arc::clone(self), slot.key.clone(), slot.owner.clone());
+            self.finish(
+                &op,
+                async move { ctl.build_root(&key, &image, owner).await },
+            );
+            resumed += 1;
+        }
+        Ok(resumed)
+    }
+
+    /// Gives `owner` a free slot (or the named one) with a root from `image_id`.
+    pub async fn provision(
+        self: &Arc<Self>,
+        owner: &str,
+        image_id: &str,
+        wanted: Option<&str>,
+    ) -> Result<Operation, OpError> {
+        self.check_image(image_id).await?;
+        let slot = self
+            .store
+            .claim(owner, image_id, wanted)
+            .await
+            .map_err(|e| match e {
+                StoreError::Invalid(m) => OpError::NotFree(m),
+                other => other.into(),
+            })?;
+        let op = self
+            .operation("provision", Some(&slot.key), Some(owner))
+            .await?;
+        let (ctl, key, image_id, owner) = (
+            Arc::clone(self),
+            slot.key,
+            image_id.to_string(),
+            owner.to_string(),
+        );
+        self.finish(&op, async move {
+            ctl.build_root(&key, &image_id, Some(owner)).await
+        });
+        Ok(op)
+    }
+
+    pub async fn power(
+        self: &Arc<Self>,
+        slot: &SlotRow,
+        action: PowerAction,
+        who: &str,
+    ) -> Result<Operation, OpError> {
+        let trigger = match action {
+            PowerAction::On => Trigger::PowerOn,
+            PowerAction::Off => Trigger::PowerOff,
+            PowerAction::Cycle => Trigger::Recover,
+        };
+        lifecycle::next(slot.state, trigger)?;
+        let op = self
+            .operation(
+                &format!("power-{}", action.as_str()),
+                Some(&slot.key),
+                slot.owner.as_deref(),
+            )
+            .await?;
+        let (ctl, key, who) = (Arc::clone(self), slot.key.clone(), who.to_string());
+        self.finish(&op, async move {
+            ctl.switch_power(&key, action, &format!("{} by {who}", action.as_str()))
+                .await
+        });
+        Ok(op)
+    }
+
+    /// Switches the slot's power through its driver (which reads it back) and
+    /// records the operation; no state change.
+    pub async fn cycle_port(
+        &self,
+        key: &str,
+        action: PowerAction,
+        cause: &str,
+    ) -> Result<PortStatus, OpError> {
+        let plan = self.plan_of(key)?;
+        let started = now_ms();
+        let result = match self.power.of(&plan) {
+            Ok(driver) => driver.switch(&plan, action).await,
+            Err(e) => Err(e),
+        };
+        let outcome = if result.is_ok() { "ok" } else { "failed" };
+        self.metrics.count(
+            "pirack_power_operations_total",
+            &[("action", action.as_str()), ("result", outcome)],
+        );
+        let op = PowerOp {
+            slot: key.to_string(),
+            action: action.as_str().to_string(),
+            cause: cause.to_string(),
+            ok: result.is_ok(),
+            detail: match &result {
+                Ok(st) => format!("port {} {}, {}", plan.key.port, st.admin, st.detection),
+                Err(e) => e.to_string(),
+            },
+            started_at: started,
+            finished_at: now_ms(),
+        };
+        if let Err(e) = self.store.record_power(&op).await {
+            tracing::warn!("{key}: power operation not recorded: {e}");
+        }
+        Ok(result?)
+    }
+
+    /// What the slot's power reads now, from its driver.
+    pub async fn port_status(&self, plan: &SlotPlan) -> Result<PortStatus, OpError> {
+        Ok(self.power.of(plan)?.read(plan).await?)
+    }
+
+    /// Switches the slot's port, then records the state the port now implies.
+    pub async fn switch_power(
+        &self,
+        key: &str,
+        action: PowerAction,
+        cause: &str,
+    ) -> Result<String, OpError> {
+        let status = self.cycle_port(key, action, cause).await?;
+        let (trigger, changes) = match action {
+            PowerAction::On => (
+                Trigger::PowerOn,
+                Changes {
+                    recoveries: Some(0),
+                    ..Changes::default()
+                },
+            ),
+            PowerAction::Off => (Trigger::PowerOff, Changes::default()),
+            PowerAction::Cycle => (Trigger::Recover, Changes::default()),
+        };
+        self.apply(key, trigger, cause, changes).await?;
+        Ok(format!(
+            "{key}: port {} {}, {}",
+            status.port, status.admin, status.detection
+        ))
+    }
+
+    pub async fn reimage(
+        self: &Arc<Self>,
+        slot: &SlotRow,
+        image_id: &str,
+        who: &str,
+    ) -> Result<Operation, OpError> {
+        self.check_image(image_id).await?;
+        let changes = Changes {
+            image: Some(Some(image_id.to_string())),
+            ..Changes::default()
+        };
+        let row = self
+            .store
+            .transition(
+                slot,
+                Trigger::Reimage,
+                &format!("reimage to {image_id} by {who}"),
+                changes,
+            )
+            .await?;
+        let op = self
+            .operation("reimage", Some(&row.key), row.owner.as_deref())
+            .await?;
+        let (ctl, key, image_id, owner) =
+            (Arc::clone(self), row.key, image_id.to_string(), row.owner);
+        self.finish(
+            &op,
+            async move { ctl.build_root(&key, &image_id, owner).await },
+        );
+        Ok(op)
+    }
+
+    pub async fn rollback(
+        self: &Arc<Self>,
+        slot: &SlotRow,
+        who: &str,
+    ) -> Result<Operation, OpError> {
+        let plan = self.plan_of(&slot.key)?;
+        let row = self
+            .store
+            .transition(
+                slot,
+                Trigger::Rollback,
+                &format!("rollback by {who}"),
+                Changes::default(),
+            )
+            .await?;
+        let op = self
+            .operation("rollback", Some(&row.key), row.owner.as_deref())
+            .await?;
+        let (ctl, key) = (Arc::clone(self), row.key);
+        self.finish(&op, async move {
+            let site = ctl.site.clone();
+            let done =
+                tokio::task::spawn_blocking(move || slot_root::rollback(&site, &plan, false))
+                    .await
+                    .map_err(|e| OpError::Internal(format!("rollback panicked: {e}")))?;
+            ctl.root_done(&key, done, "rollback").await
+        });
+        Ok(op)
+    }
+
+    /// Ends a customer's use of a slot: its root is deleted and the slot freed.
+    pub async fn decommission(
+        self: &Arc<Self>,
+        slot: &SlotRow,
+        who: &str,
+    ) -> Result<Operation, OpError> {
+        let plan = self.plan_of(&slot.key)?;
+        let changes = Changes {
+            owner: Some(None),
+            image: Some(None),
+            ..Changes::default()
+        };
+        let row = self
+            .store
+            .transition(
+                slot,
+                Trigger::Decommission,
+                &format!("decommissioned by {who}"),
+                changes,
+            )
+            .await?;
+        let op = self
+            .operation("decommission", Some(&row.key), slot.owner.as_deref())
+            .await?;
+        let ctl = Arc::clone(self);
+        self.finish(&op, async move {
+            let site = ctl.site.clone();
+            let deleted =
+                tokio::task::spawn_blocking(move || slot_root::delete(&site, &plan, false))
+                    .await
+                    .map_err(|e| OpError::Internal(format!("delete panicked: {e}")))?;
+            match deleted {
+                Ok(()) | Err(slot_root::RootError::NoRoot(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            ctl.store.forget_root(&row.key).await?;
+            ctl.export(None).await?;
+            Ok(format!("{}: decommissioned", row.key))
+        });
+        Ok(op)
+    }
+}

@@ -1,0 +1,83 @@
+//! The HTTP API (axum), its OpenAPI document at `/openapi.json` kept in step with the
+//! routes by utoipa, bearer-token auth with admin and customer scopes, and JSON
+//! errors with stable codes.
+
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod model;
+pub mod routes;
+
+use crate::Controller;
+use axum::Json;
+use axum::routing::get;
+use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "pirack",
+        description = "Netboot Raspberry Pi 3 slots: provision, power, reimage, watch.",
+        version = "1"
+    ),
+    modifiers(&Bearer)
+)]
+struct Doc;
+
+struct Bearer;
+
+impl utoipa::Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API's routes and its OpenAPI document.
+pub fn router(ctl: Arc<Controller>) -> axum::Router {
+    let (router, doc) = OpenApiRouter::with_openapi(Doc::openapi())
+        .routes(routes!(routes::list_slots))
+        .routes(routes!(routes::show_slot))
+        .routes(routes!(routes::provision))
+        .routes(routes!(routes::power))
+        .routes(routes!(routes::reimage))
+        .routes(routes!(routes::rollback))
+        .routes(routes!(routes::decommission))
+        .routes(routes!(routes::operation))
+        .routes(routes!(routes::events))
+        .routes(routes!(routes::events_stream))
+        .routes(routes!(routes::plan))
+        .routes(routes!(routes::metrics))
+        .routes(routes!(routes::healthz))
+        .routes(routes!(routes::whoami))
+        .routes(routes!(routes::port))
+        .routes(routes!(routes::console))
+        .split_for_parts();
+    let doc = Arc::new(doc);
+    router
+        .route(
+            "/openapi.json",
+            get(move || async move { Json(doc.as_ref().clone()) }),
+        )
+        .route("/", get(routes::rack))
+        .fallback(|| async { error::ApiError::not_found("no such endpoint") })
+        .with_state(ctl)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    ctl: Arc<Controller>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(ctl))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,422 @@
+//! The API's handlers. Every slot route resolves the slot for the caller first: a
+//! customer asking for another customer's slot gets the 404 of a missing one, and
+//! nothing is done.
+
+use super::auth::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::model::{
+    EventsQuery, Health, Port, PowerRequest, ProvisionRequest, ReimageRequest, Slot, Whoami,
+};
+use crate::Controller;
+use crate::store::events::EventRow;
+use crate::store::ops::Operation;
+use crate::store::slots::SlotRow;
+use axum::Json;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use serde::de::DeserializeOwned;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Ctl = State<Arc<Controller>>;
+
+/// A JSON body whose rejection is a JSON error like every other.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Body<T>, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+/// Query parameters whose rejection is a JSON error like every other.
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Params<T>, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(Params(v)),
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+async fn slot_for(ctl: &Controller, caller: &Caller, slot: &str) -> Result<SlotRow, ApiError> {
+    // A missing slot is a 404 (StoreError::NoSlot); a failing store stays a 500.
+    let row = ctl.store.slot(slot).await?;
+    if !row.in_inventory {
+        return Err(ApiError::not_found(format!("no slot {slot}")));
+    }
+    caller.sees(row, slot)
+}
+
+fn accepted(op: Operation) -> (StatusCode, Json<Operation>) {
+    (StatusCode::ACCEPTED, Json(op))
+}
+
+/// The caller's slots (every slot for an admin).
+#[utoipa::path(get, path = "/v1/slots", tag = "slots",
+    responses((status = 200, body = [Slot]), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_slots(State(ctl): Ctl, caller: Caller) -> Result<Json<Vec<Slot>>, ApiError> {
+    let rows = ctl.store.slots(caller.owner()).await?;
+    Ok(Json(rows.into_iter().map(|r| Slot::new(&ctl, r)).collect()))
+}
+
+/// One slot, by position (`A-07`) or key (`sw-a/7`).
+#[utoipa::path(get, path = "/v1/slots/{slot}", tag = "slots",
+    params(("slot" = String, Path, description = "position or switch/port")),
+    responses((status = 200, body = Slot), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn show_slot(
+    State(ctl): Ctl,
+    caller: Caller,
+    Path(slot): Path<String>,
+) -> Result<Json<Slot>, ApiError> {
+    let row = slot_for(&ctl, &caller, &slot).await?;
+    Ok(Json(Slot::new(&ctl, row)))
+}
+
+/// Gives a customer a slot with a root from an image; the slot ends `ready`.
+#[utoipa::path(post, path = "/v1/slots", tag = "slots", request_body = ProvisionRequest,
+    responses((status = 202, body = Operation), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn provision(
+    State(ctl): Ctl,
+    caller: Caller,
+    Body(req): Body<ProvisionRequest>,
+) -> Result<(StatusCode, Json<Operation>), ApiError> {
+    let owner = match (caller.owner(), req.owner.as_deref()) {
+        (Some(me), None) => me.to_string(),
+        (Some(me), Some(o)) if o == me => me.to_string(),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::forbidden(
+                "a customer token provisions for its own owner only",
+            ));
+        }
+        (None, Some(o)) if !o.trim().is_empty() => o.to_string(),
+        (None, _) => return Err(ApiError::bad_request("name the owner to provision for")),
+    };
+    if let Some(wanted) = &req.slot {
+        // A named slot must exist for the caller like any other.
+        let row = ctl.store.slot(wanted).await?;
+        if caller.owner().is_some() && row.owner.as_deref().is_some_and(|o| o != owner) {
+            return Err(ApiError::not_found(format!("no slot {wanted}")));
+        }
+    }
+    let op = ctl
+        .provision(&owner, &req.image, req.slot.as_deref())
+        .await?;
+    Ok(accepted(op))
+}
+
+/// Switches the slot's PoE port on or off, or power-cycles it.
+#[utoipa::path(post, path = "/v1/slots/{slot}/power", tag = "slots", request_body = PowerRequest,
+    params(("slot" = String, Path, description = "position or switch/port")),
+    responses((status = 202, body = Operation), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn power(
+    State(ctl): Ctl,
+    caller: Caller,
+    Path(slot): Path<String>,
+    Body(req): Body<PowerRequest>,
+) -> Result<(StatusCode, Json<Operation>), ApiError> {
+    let row = slot_for(&ctl, &caller, &slot).await?;
+    Ok(accepted(ctl.power(&row, req.action, &caller.who()).await?))
+}
+
+/// Builds a new root from an image beside the old one (the slot must be off).
+#[utoipa::path(post, path = "/v1/slots/{slot}/reimage", tag = "slots", request_body = ReimageRequest,
+    params(("slot" = String, Path, description = "position or switch/port")),
+    responses((status = 202, body = Operation), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn reimage(
+    State(ctl): Ctl,
+    caller: Caller,
+    Path(slot): Path<String>,
+    Body(req): Body<ReimageRequest>,
+) -> Result<(StatusCode, Json<Operation>), ApiError> {
+    let row = slot_for(&ctl, &caller, &slot).await?;
+    Ok(accepted(
+        ctl.reimage(&row, &req.image, &caller.who()).await?,
+    ))
+}
+
+/// Puts the root the last reimage replaced back in service (the slot must be off).
+#[utoipa::path(post, path = "/v1/slots/{slot}/rollback", tag = "slots",
+    params(("slot" = String, Path, description = "position or switch/port")),
+    responses((status = 202, body = Operation), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn rollback(
+    State(ctl): Ctl,
+    caller: Caller,
+    Path(slot): Path<String>,
+) -> Result<(StatusCode, Json<Operation>), ApiError> {
+    let row = slot_for(&ctl, &caller, &slot).await?;
+    Ok(accepted(ctl.rollback(&row, &caller.who()).await?))
+}
+
+/// Ends the hosted Pi: its root is deleted and the slot freed (the slot must be off).
+#[utoipa::path(delete, path = "/v1/slots/{slot}", tag = "slots",
+    params(("slot" = String, Path, description = "position or switch/port")),
+    responses((status = 202, body = Operation), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn decommission(
+    State(ctl): Ctl,
+    caller: Caller,
+    Path(slot): Path<String>,
+) -> Result<(StatusCode, Json<Operation>), ApiError> {
+    let row = slot_for(&ctl, &caller, &slot).await?;
+    Ok(accepted(ctl.decommission(&row, &caller.who()).await?))
+}
+
+/// A long operation's progress.
+#[utoipa::path(get, path = "/v1/operations/{id}", tag = "operations",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Operation), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn operation(
+    State(ctl): Ctl,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Operation>, ApiError> {
+    let op = ctl
+        .store
+        .op(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no operation {id}")))?;
+    match caller.owner() {
+        Some(me) if op.owner.as_deref() != Some(me) => {
+            Err(ApiError::not_found(format!("no operation {id}")))
+        }
+        _ => Ok(Json(op)),
+    }
+}
+
+/// The slots whose events this caller may read: `None` for all.
+async fn visible_slots(
+    ctl: &Controller,
+    caller: &Caller,
+    only: Option<&str>,
+) -> Result<Option<Vec<String>>, ApiError> {
+    if let Some(slot) = only {
+        return Ok(Some(vec![slot_for(ctl, caller, slot).await?.key]));
+    }
+    match caller.owner() {
+        None => Ok(None),
+        Some(me) => Ok(Some(
+            ctl.store
+                .slots(Some(me))
+                .await?
+                .into_iter()
+                .map(|s| s.key)
+                .collect(),
+        )),
+    }
+}
+
+/// Events, oldest first, in pages: pass the last id seen as `after`.
+#[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsQuery),
+    responses((status = 200, body = [EventRow]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn events(
+    State(ctl): Ctl,
+    caller: Caller,
+    Params(q): Params<EventsQuery>,
+) -> Result<Json<Vec<EventRow>>, ApiError> {
+    let slots = visible_slots(&ctl, &caller, q.slot.as_deref()).await?;
+    let rows = ctl
+        .store
+        .events(
+            q.after.unwrap_or(0).max(0),
+            q.limit.unwrap_or(100),
+            slots.as_deref(),
+        )
+        .await?;
+    Ok(Json(rows))
+}
+
+/// Events as they happen, as server-sent events (`id` is the event id: reconnect
+/// with `after` set to the last one).
+#[utoipa::path(get, path = "/v1/events/stream", tag = "events", params(EventsQuery),
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn events_stream(
+    State(ctl): Ctl,
+    caller: Caller,
+    Params(q): Params<EventsQuery>,
+) -> Result<Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let slots = visible_slots(&ctl, &caller, q.slot.as_deref()).await?;
+    let start = q.after.unwrap_or(0).max(0);
+    let stream = futures_util::stream::unfold(
+        (ctl, slots, start, Vec::<EventRow>::new()),
+        |(ctl, slots, mut after, mut queue)| async move {
+            loop {
+                if let Some(e) = queue.pop() {
+                    after = after.max(e.id);
+                    let data = serde_json::to_string(&e).unwrap_or_default();
+                    let item = SseEvent::default()
+                        .id(e.id.to_string())
+                        .event(e.kind.clone())
+                        .data(data);
+                    return Some((Ok(item), (ctl, slots, after, queue)));
+                }
+                match ctl.store.events(after, 100, slots.as_deref()).await {
+                    Ok(rows) if !rows.is_empty() => queue = rows.into_iter().rev().collect(),
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                    Err(e) => {
+                        tracing::warn!("event stream: {e}");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// The address plan (admins only).
+#[utoipa::path(get, path = "/v1/plan", tag = "site",
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn plan(State(ctl): Ctl, caller: Caller) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.admin()?;
+    let switches = pirack_core::plan::render::switch::plan_switches(&ctl.site, &ctl.plan);
+    Ok(Json(
+        serde_json::json!({ "plan": ctl.plan, "switches": switches }),
+    ))
+}
+
+/// Prometheus metrics (admins only).
+#[utoipa::path(get, path = "/metrics", tag = "site",
+    responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn metrics(
+    State(ctl): Ctl,
+    caller: Caller,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
+    caller.admin()?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        ctl.metrics.render(),
+    ))
+}
+
+/// What the slot's PoE port reads now: admin state, detection and power draw (where
+/// the switch's profile has a per-port column).
+#[utoipa::path(get, path = "/v1/slots/{slot}/port", tag = "slots",
+    params(("slot" = String, Path, description = "position or switch/port")),
+    responses((status = 200, body = Port), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 502, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn port(
+    State(ctl): Ctl,
+    caller: Caller,
+    Path(slot): Path<String>,
+) -> Result<Json<Port>, ApiError> {
+    let row = slot_for(&ctl, &caller, &slot).await?;
+    let plan = ctl
+        .slot_plan(&row.key)
+        .ok_or_else(|| ApiError::not_found(format!("no slot {slot}")))?;
+    let status = ctl.port_status(plan).await?;
+    Ok(Json(Port {
+        switch: plan.key.switch.clone(),
+        port: plan.key.port,
+        admin: status.admin.to_string(),
+        detection: status.detection.to_string(),
+        draw_mw: status.draw_mw,
+    }))
+}
+
+/// A virtual slot's serial console, its last 64 KiB (every boot is appended, with
+/// pirack's own lines for the firmware stage and QEMU's start).
+#[utoipa::path(get, path = "/v1/slots/{slot}/console", tag = "slots",
+    params(("slot" = String, Path, description = "position or switch/port")),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn console(
+    State(ctl): Ctl,
+    caller: Caller,
+    Path(slot): Path<String>,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
+    let row = slot_for(&ctl, &caller, &slot).await?;
+    let log = ctl
+        .slot_plan(&row.key)
+        .and_then(|p| ctl.power.of(p).ok()?.console(p))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "slot {slot} is a Pi 3: its console is its UART, not kept by pirack"
+            ))
+        })?;
+    let read = tokio::task::spawn_blocking(move || crate::power::tail(&log, 64 * 1024))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let text = match read {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(ApiError::internal(e.to_string())),
+    };
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        text,
+    ))
+}
+
+/// Who the token belongs to, and what it may see.
+#[utoipa::path(get, path = "/v1/whoami", tag = "site",
+    responses((status = 200, body = Whoami), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn whoami(caller: Caller) -> Json<Whoami> {
+    Json(Whoami {
+        id: caller.0.id.clone(),
+        name: caller.0.name.clone(),
+        scope: if caller.owner().is_some() {
+            "customer"
+        } else {
+            "admin"
+        }
+        .into(),
+        owner: caller.owner().map(str::to_string),
+    })
+}
+
+/// The rack view: one page, its assets inside the binary (no CDN), data from the
+/// API with the viewer's own token.
+pub async fn rack() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("web/rack.html"))
+}
+
+/// Whether the controller and its store answer.
+#[utoipa::path(get, path = "/healthz", tag = "site", responses((status = 200, body = Health), (status = 500, body = ErrorBody)))]
+pub async fn healthz(State(ctl): Ctl) -> Result<Json<Health>, ApiError> {
+    let slots = ctl.store.slots(None).await?.len();
+    Ok(Json(Health {
+        status: "ok".into(),
+        slots,
+    }))
+}

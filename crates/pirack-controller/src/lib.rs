@@ -1,0 +1,160 @@
+//! pirack's controller: the state store (the one truth while it runs), switch I/O,
+//! images, roots and exports, the slot lifecycle driven by what the netboot services
+//! and the fileserver see, the watchdog, and the HTTP API. [`run`] starts it all
+//! and stops it in order. It knows nothing of simulators or QEMU: slots' power
+//! comes from [`power`] drivers it is given.
+
+pub mod actions;
+pub mod api;
+pub mod boards;
+pub mod error;
+pub mod metrics;
+pub mod netboot;
+pub mod observe;
+pub mod output;
+pub mod power;
+pub mod roots;
+pub mod run;
+pub mod store;
+pub mod switch;
+pub mod walk;
+pub mod watchdog;
+
+use pirack_core::inventory::Site;
+use pirack_core::plan::{self, Ledger, Plan, SlotPlan};
+use pirack_core::switch::Profiles;
+use pirack_netboot::boards::Boards;
+use pirack_netboot::events::Bus;
+use power::{Drivers, PoeDriver};
+use std::path::PathBuf;
+use std::sync::Arc;
+use store::events::NewEvent;
+use store::{Store, StoreError, now_ms};
+use switch::power::{Fleet, PowerError};
+
+pub use run::{Config, Running, run};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
+    #[error(transparent)]
+    Ledger(#[from] plan::LedgerError),
+    #[error(transparent)]
+    Power(#[from] PowerError),
+}
+
+/// Where the controller keeps what it does not hold in the store.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// The image store.
+    pub images: PathBuf,
+    /// The YAML ledger beside the inventory, imported once into an empty store.
+    pub ledger_yaml: Option<PathBuf>,
+    /// Whether exports follow root changes (off where no NFS server runs).
+    pub export: bool,
+}
+
+pub struct Controller {
+    pub store: Store,
+    pub site: Site,
+    pub plan: Plan,
+    pub bus: Bus,
+    pub paths: Paths,
+    pub metrics: metrics::Metrics,
+    /// Slots' power, by slot kind.
+    pub power: Drivers,
+    /// Which board the netboot services serve in which slot, kept in step with
+    /// the store.
+    pub boards: Arc<Boards>,
+    /// Operations under way.
+    pub operations: actions::Operations,
+}
+
+impl Controller {
+    /// Opens the controller's state: the store synced with the inventory, the old
+    /// YAML ledger imported into an empty store, the plan against the stored ledger
+    /// (new allocations recorded), the boards as the store knows them, and
+    /// operations a crash left running failed. `drivers` power the slots the PoE
+    /// switches do not.
+    pub async fn open(
+        site: Site,
+        profiles: &Profiles,
+        store: Store,
+        paths: Paths,
+        drivers: Drivers,
+    ) -> Result<Controller, ControllerError> {
+        let mut ledger = store.ledger().await?;
+        if ledger.slots.is_empty()
+            && let Some(yaml) = paths.ledger_yaml.as_ref().filter(|p| p.exists())
+        {
+            let old = Ledger::load(yaml)?;
+            let added = store.record_ledger(&old).await?;
+            tracing::info!("imported {added} allocation(s) from {}", yaml.display());
+            ledger = store.ledger().await?;
+        }
+        let (plan, ledger) = plan::plan(&site, &ledger)?;
+        store.record_ledger(&ledger).await?;
+        store.sync_inventory(&site).await?;
+        let failed = store.fail_interrupted_ops().await?;
+        if failed > 0 {
+            tracing::warn!("{failed} operation(s) were cut short by a restart");
+        }
+        let poe = PoeDriver {
+            fleet: Fleet::new(&site, profiles)?,
+        };
+        let power = Drivers::default()
+            .with(pirack_core::inventory::SlotKind::Pi3, Arc::new(poe))
+            .merged(drivers);
+        let boards = Arc::new(boards::table(&store, &site, &plan).await?);
+        Ok(Controller {
+            store,
+            site,
+            plan,
+            bus: Bus::default(),
+            paths,
+            metrics: metrics::Metrics::default(),
+            power,
+            boards,
+            operations: actions::Operations::default(),
+        })
+    }
+
+    /// Records an event about a slot that changes no state (an observation, an
+    /// alert); a store that cannot take it is logged, not fatal.
+    pub async fn note(
+        &self,
+        slot: &str,
+        board: Option<&str>,
+        kind: &str,
+        cause: &str,
+        detail: &str,
+    ) {
+        let e = NewEvent {
+            at: now_ms(),
+            slot: Some(slot.to_string()),
+            board: board.map(str::to_string),
+            kind: kind.into(),
+            cause: cause.into(),
+            detail: detail.into(),
+        };
+        if let Err(err) = self.store.event(&e).await {
+            tracing::warn!("{slot}: {kind} not recorded: {err}");
+        }
+    }
+
+    /// Ends the operations under way (the controller is stopping).
+    pub async fn stop_operations(&self) {
+        self.operations.stop().await;
+    }
+
+    /// The plan of a slot, by key or position.
+    pub fn slot_plan(&self, slot: &str) -> Option<&SlotPlan> {
+        self.plan
+            .slots
+            .iter()
+            .find(|s| s.key.to_string() == slot || s.position == slot)
+    }
+}

@@ -1,0 +1,214 @@
+//! The controller as one library entry: [`start`] opens the store and the
+//! controller's state, then starts and keeps every task (DHCP and TFTP, the
+//! lifecycle driver, the observer, the watchdog, the event log, the API);
+//! [`Running::until`] serves until asked to stop or a task fails, then stops them
+//! in order. `pirack serve`, the labs and the tests all start a controller so.
+
+use crate::api;
+use crate::power::Drivers;
+use crate::store::{Store, StoreError};
+use crate::{Controller, ControllerError, Paths, netboot, observe, watchdog};
+use pirack_core::inventory::Site;
+use pirack_core::switch::Profiles;
+use pirack_netboot::events::Event;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+
+/// Everything a controller needs.
+pub struct Config {
+    pub site: Site,
+    pub profiles: Profiles,
+    /// The state store's URL (`sqlite://...` or `postgres://...`).
+    pub db: String,
+    pub paths: Paths,
+    pub netboot: pirack_netboot::Settings,
+    /// Where the API listens (port 0: any; [`Running::api`] tells).
+    pub api: SocketAddr,
+    /// Power drivers for slots the PoE switches do not power, by slot kind.
+    pub drivers: Drivers,
+    /// Print every netboot event as a JSON line on stdout (the log has them too).
+    pub json_events: bool,
+    /// How often the watchdog and the observer look at the slots.
+    pub tick: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("opening the store {url}: {source}")]
+    Store { url: String, source: StoreError },
+    #[error(transparent)]
+    Controller(#[from] ControllerError),
+    #[error("resuming root builds: {0}")]
+    Resume(#[from] crate::error::OpError),
+    #[error("cannot bind TFTP port {port}: {source}")]
+    Tftp { port: u16, source: std::io::Error },
+    #[error("API on {addr}: {source}")]
+    Api {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the {0} task stopped")]
+    TaskEnded(&'static str),
+}
+
+/// A started controller and the tasks it owns.
+pub struct Running {
+    pub ctl: Arc<Controller>,
+    /// Where the API listens.
+    pub api: SocketAddr,
+    api_stop: oneshot::Sender<()>,
+    api_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Watchdog and observer: they start power actions, so they stop first.
+    watchers: JoinSet<()>,
+    /// DHCP and TFTP.
+    netboot: JoinSet<()>,
+    /// The lifecycle driver and the event log, which follow the netboot services.
+    followers: JoinSet<()>,
+}
+
+/// Opens the store and the controller, resumes cut-short root builds and starts
+/// every task.
+pub async fn start(config: Config) -> Result<Running, RunError> {
+    let store = Store::open(&config.db)
+        .await
+        .map_err(|source| RunError::Store {
+            url: config.db.clone(),
+            source,
+        })?;
+    let ctl = Controller::open(
+        config.site,
+        &config.profiles,
+        store,
+        config.paths,
+        config.drivers,
+    )
+    .await?;
+    let ctl = Arc::new(ctl);
+    let resumed = ctl.resume().await?;
+    if resumed > 0 {
+        tracing::info!("resumed {resumed} root build(s) a stop cut short");
+    }
+    let mut followers = JoinSet::new();
+    followers.spawn(log_events(Arc::clone(&ctl), config.json_events));
+    followers.spawn(netboot::follow(Arc::clone(&ctl)));
+    let mut watchers = JoinSet::new();
+    watchers.spawn(observe::run(Arc::clone(&ctl), config.tick));
+    watchers.spawn(watchdog::run(Arc::clone(&ctl), config.tick));
+    let tftp_port = config.netboot.tftp.port;
+    tracing::info!(
+        "serving {} slot(s) of site {}: DHCP port {}, TFTP port {tftp_port}, boot files {}",
+        ctl.plan.slots.len(),
+        ctl.site.name,
+        config.netboot.dhcp.server_port,
+        config.netboot.boot_files.display()
+    );
+    let netboot = pirack_netboot::start(
+        &ctl.site,
+        &ctl.plan,
+        config.netboot,
+        Arc::clone(&ctl.boards),
+        &ctl.bus,
+    )
+    .map_err(|source| RunError::Tftp {
+        port: tftp_port,
+        source,
+    })?;
+    let listener = tokio::net::TcpListener::bind(config.api)
+        .await
+        .map_err(|source| RunError::Api {
+            addr: config.api,
+            source,
+        })?;
+    let api = listener.local_addr().map_err(|source| RunError::Api {
+        addr: config.api,
+        source,
+    })?;
+    tracing::info!("API on http://{api}");
+    let (api_stop, stopped) = oneshot::channel::<()>();
+    let api_task = tokio::spawn(api::serve(listener, Arc::clone(&ctl), async {
+        let _ = stopped.await;
+    }));
+    Ok(Running {
+        ctl,
+        api,
+        api_stop,
+        api_task,
+        watchers,
+        netboot,
+        followers,
+    })
+}
+
+/// [`start`], then [`Running::until`] `shutdown`.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    start(config).await?.until(shutdown).await
+}
+
+impl Running {
+    /// Serves until `shutdown` resolves or one of the tasks ends (none should),
+    /// then stops everything in order.
+    pub async fn until(mut self, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+        let failed = tokio::select! {
+            () = shutdown => None,
+            done = &mut self.api_task => Some(match done {
+                Ok(Err(source)) => RunError::Api { addr: self.api, source },
+                _ => RunError::TaskEnded("API"),
+            }),
+            Some(_) = self.netboot.join_next() => Some(RunError::TaskEnded("netboot")),
+            Some(_) = self.watchers.join_next() => Some(RunError::TaskEnded("watchdog or observer")),
+            Some(_) = self.followers.join_next() => Some(RunError::TaskEnded("lifecycle driver")),
+        };
+        self.stop().await;
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Stops in order: the API (no new requests), the watchdog and the observer
+    /// (no new power actions), the operations under way (a cut-short root build is
+    /// resumed at the next start), DHCP and TFTP, then what follows their events;
+    /// then whatever the power drivers started (virtual slots), and the store.
+    pub async fn stop(mut self) {
+        let _ = self.api_stop.send(());
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.api_task)
+            .await
+            .is_err()
+        {
+            self.api_task.abort();
+        }
+        self.watchers.shutdown().await;
+        self.ctl.stop_operations().await;
+        self.netboot.shutdown().await;
+        self.followers.shutdown().await;
+        self.ctl.power.shutdown();
+        self.ctl.store.pool().close().await;
+    }
+}
+
+/// Logs every netboot event (and prints it as JSON when asked).
+async fn log_events(ctl: Arc<Controller>, json: bool) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = ctl.bus.subscribe();
+    loop {
+        match events.recv().await {
+            Ok(record) => {
+                if json {
+                    println!("{}", serde_json::to_string(&*record).unwrap_or_default());
+                }
+                let slot = record.slot.as_deref().unwrap_or("-");
+                match &record.event {
+                    Event::TftpFailed { .. }
+                    | Event::UnknownBoard { .. }
+                    | Event::InterfaceDown { .. } => tracing::warn!(slot, "{}", record.event),
+                    _ => tracing::info!(slot, "{}", record.event),
+                }
+            }
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!("event log fell behind; {n} events not logged")
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The state store: slots and their lifecycle, boards, the address ledger, images,
+//! roots, power operations, events, API tokens and long operations. SQLite in one
+//! file by default; PostgreSQL, for sites with several controllers, through the same
+//! code (sqlx's Any driver, runtime queries, 64-bit integers and text only).
+
+pub mod boards;
+pub mod events;
+pub mod ledger;
+pub mod ops;
+pub mod records;
+pub mod slots;
+pub mod tokens;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, AssertSqlSafe, Executor, SqlSafeStr};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL `{0}` is neither sqlite: nor postgres:")]
+    Url(String),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("no slot `{0}`")]
+    NoSlot(String),
+    #[error(transparent)]
+    Illegal(#[from] pirack_core::lifecycle::Illegal),
+    /// Another writer changed the row first; the caller may read again and retry.
+    #[error("slot {0} changed under us; try again")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The store, cheap to clone (a pool).
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Milliseconds since the Unix epoch, the store's clock.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `bytes` random bytes from the kernel, as hex: token secrets and operation ids.
+pub fn random_hex(bytes: usize) -> std::io::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The schema's migrations, compiled in: one text per step, its integer and key
+/// types spelt for the backend.
+fn migrator(backend: Backend) -> Migrator {
+    const STEPS: [(i64, &str, &str); 2] = [
+        (1, "init", include_str!("schema/0001_init.sql")),
+        (
+            2,
+            "operation errors",
+            include_str!("schema/0002_operation_errors.sql"),
+        ),
+    ];
+    let (int, id) = match backend {
+        Backend::Sqlite => ("INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+        Backend::Postgres => ("BIGINT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+    };
+    Migrator::with_migrations(
+        STEPS
+            .into_iter()
+            .map(|(version, name, sql)| {
+                let sql = sql.replace("{int}", int).replace("{id}", id);
+                Migration::new(
+                    version,
+                    name.into(),
+                    MigrationType::Simple,
+                    AssertSqlSafe(sql).into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+impl Store {
+    /// Opens (creating a SQLite file if need be) and migrates to the current schema.
+    /// `sqlite:///var/lib/pirack/state.db` or `postgres://user:pw@host/db`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Url(url.to_string()));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}mode=rwc")
+            }
+            _ => url.to_string(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Readers never wait for the writer; writers queue, not fail.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 30000").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        migrator(backend).run(&pool).await?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// A transaction that writes. On SQLite it takes the write lock at once (a
+    /// deferred one could fail to upgrade); PostgreSQL's row locks suffice.
+    pub async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => Ok(self.pool.begin().await?),
+        }
+    }
+
+    /// A writing transaction that hands out something only one may get (a slot, an
+    /// address): such writers go one at a time, also across controllers sharing a
+    /// PostgreSQL database, which serialises them on the allocation counter's row.
+    pub async fn allocating(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let mut tx = self.write().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT value FROM counters WHERE name = 'next_fsid' FOR UPDATE")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+}

@@ -1,0 +1,140 @@
+//! Long operations (provision, reimage, power): the API answers at once with an id,
+//! and the caller polls it until it ends.
+
+use super::{Store, StoreError, now_ms};
+use serde::Serialize;
+use sqlx::Row;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OpStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl OpStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            OpStatus::Running => "running",
+            OpStatus::Succeeded => "succeeded",
+            OpStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A long operation: poll `GET /v1/operations/{id}` until it is not `running`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Operation {
+    pub id: String,
+    pub kind: String,
+    pub slot: Option<String>,
+    pub owner: Option<String>,
+    pub status: OpStatus,
+    pub detail: String,
+    /// Why it failed, as a stable code (`power_failed`, `root_failed`, `interrupted`, ...).
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Store {
+    pub async fn start_op(
+        &self,
+        id: &str,
+        kind: &str,
+        slot: Option<&str>,
+        owner: Option<&str>,
+    ) -> Result<Operation, StoreError> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO operations (id, kind, slot_key, owner, status, detail, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'running', '', $5, $5)",
+        )
+        .bind(id)
+        .bind(kind)
+        .bind(slot)
+        .bind(owner)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.op(id)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("operation {id} vanished")))
+    }
+
+    /// Ends an operation (or notes progress while it runs), names its slot once
+    /// known, and records a failure's code.
+    pub async fn update_op(
+        &self,
+        id: &str,
+        status: OpStatus,
+        slot: Option<&str>,
+        detail: &str,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "UPDATE operations SET status = $1, detail = $2, updated_at = $3, slot_key = COALESCE($4, slot_key), \
+             error = $5 WHERE id = $6",
+        )
+        .bind(status.as_str())
+        .bind(detail)
+        .bind(now_ms())
+        .bind(slot)
+        .bind(error)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn op(&self, id: &str) -> Result<Option<Operation>, StoreError> {
+        let r = sqlx::query(
+            "SELECT id, kind, slot_key, owner, status, detail, error, created_at, updated_at FROM operations WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = r else { return Ok(None) };
+        let status: String = r.try_get("status")?;
+        Ok(Some(Operation {
+            id: r.try_get("id")?,
+            kind: r.try_get("kind")?,
+            slot: r.try_get("slot_key")?,
+            owner: r.try_get("owner")?,
+            status: match status.as_str() {
+                "running" => OpStatus::Running,
+                "succeeded" => OpStatus::Succeeded,
+                "failed" => OpStatus::Failed,
+                other => {
+                    return Err(StoreError::Invalid(format!(
+                        "operation with bad status `{other}`"
+                    )));
+                }
+            },
+            detail: r.try_get("detail")?,
+            error: r.try_get("error")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        }))
+    }
+
+    /// Operations a crash left running: they will never end on their own.
+    pub async fn fail_interrupted_ops(&self) -> Result<u64, StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE operations SET status = 'failed', detail = 'interrupted: the controller stopped', \
+             error = 'interrupted', updated_at = $1 \
+             WHERE status = 'running'",
+        )
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+}

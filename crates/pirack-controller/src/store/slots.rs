@@ -1,0 +1,257 @@
+//! Slots: one row per slot of the inventory, with its lifecycle state, owner, image
+//! and board. A state change and its event are written in one transaction, and only
+//! if the slot is still in the state the change was decided from.
+
+use super::events::{self, NewEvent};
+use super::{Store, StoreError, now_ms};
+use pirack_core::inventory::Site;
+use pirack_core::lifecycle::{self, State, Trigger};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlotRow {
+    pub key: String,
+    pub position: String,
+    pub state: State,
+    pub owner: Option<String>,
+    pub image: Option<String>,
+    pub board: Option<String>,
+    /// When the current state was entered (Unix ms).
+    pub state_since: i64,
+    /// Watchdog power cycles spent on the current boot.
+    pub recoveries: i64,
+    pub version: i64,
+    /// False once the slot left the inventory (its row and history stay).
+    pub in_inventory: bool,
+}
+
+const COLUMNS: &str = "slot_key, position, state, owner, image, board_serial, state_since, recoveries, version, in_inventory";
+
+fn row(r: &AnyRow) -> Result<SlotRow, StoreError> {
+    let state: String = r.try_get("state")?;
+    Ok(SlotRow {
+        key: r.try_get("slot_key")?,
+        position: r.try_get("position")?,
+        state: state.parse().map_err(StoreError::Invalid)?,
+        owner: r.try_get("owner")?,
+        image: r.try_get("image")?,
+        board: r.try_get("board_serial")?,
+        state_since: r.try_get("state_since")?,
+        recoveries: r.try_get("recoveries")?,
+        version: r.try_get("version")?,
+        in_inventory: r.try_get::<i64, _>("in_inventory")? != 0,
+    })
+}
+
+/// What a transition changes beside the state.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// `Some(None)` clears the owner.
+    pub owner: Option<Option<String>>,
+    pub image: Option<Option<String>>,
+    pub board: Option<Option<String>>,
+    /// Count one more watchdog recovery, or start counting again.
+    pub recoveries: Option<i64>,
+}
+
+impl Store {
+    /// Adds the inventory's new slots (`empty`, or `registered` when the inventory
+    /// names their board) and boards, refreshes positions, and marks slots that
+    /// left it. A slot's board the store already holds (adopted, accepted) stays.
+    pub async fn sync_inventory(&self, site: &Site) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let now = now_ms();
+        sqlx::query("UPDATE slots SET in_inventory = 0")
+            .execute(&mut *tx)
+            .await?;
+        for s in &site.slots {
+            let key = s.key.to_string();
+            let board = s.board.map(|b| b.serial.to_string());
+            let state = if board.is_some() {
+                State::Registered
+            } else {
+                State::Empty
+            };
+            let owner = s.owner.map(|o| site.owners[o].name.clone());
+            sqlx::query(
+                "INSERT INTO slots (slot_key, position, state, owner, board_serial, state_since, in_inventory) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 1) \
+                 ON CONFLICT (slot_key) DO UPDATE SET position = excluded.position, in_inventory = 1, \
+                 board_serial = COALESCE(slots.board_serial, excluded.board_serial)",
+            )
+            .bind(&key)
+            .bind(&s.position)
+            .bind(state.as_str())
+            .bind(owner)
+            .bind(board)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            // The inventory's boards join those seen on the wire, with their MACs,
+            // so the netboot services' table comes from the store alone.
+            if let Some(b) = s.board {
+                sqlx::query(
+                    "INSERT INTO boards (serial, mac, model, slot_key, held, first_seen, last_seen) \
+                     VALUES ($1, $2, $3, $4, 0, $5, $5) ON CONFLICT (serial) DO NOTHING",
+                )
+                .bind(b.serial.to_string())
+                .bind(b.mac.to_string())
+                .bind(b.model.as_str())
+                .bind(&key)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn slot(&self, key: &str) -> Result<SlotRow, StoreError> {
+        let q = format!("SELECT {COLUMNS} FROM slots WHERE slot_key = $1 OR position = $1");
+        let r = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NoSlot(key.to_string()))?;
+        row(&r)
+    }
+
+    /// Every slot still in the inventory, by position; only `owner`'s when given.
+    pub async fn slots(&self, owner: Option<&str>) -> Result<Vec<SlotRow>, StoreError> {
+        let q = format!(
+            "SELECT {COLUMNS} FROM slots WHERE in_inventory = 1 AND ($1 IS NULL OR owner = $1) ORDER BY position"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(owner)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row).collect()
+    }
+
+    /// Applies `trigger` to the slot: checks the lifecycle allows it, writes the new
+    /// state, the `changes` and the event together. Refused with
+    /// [`StoreError::Conflict`] if the slot changed since `seen` was read.
+    pub async fn transition(
+        &self,
+        seen: &SlotRow,
+        trigger: Trigger,
+        cause: &str,
+        changes: Changes,
+    ) -> Result<SlotRow, StoreError> {
+        let to = lifecycle::next(seen.state, trigger)?;
+        let mut tx = self.write().await?;
+        let row = transition_in(&mut tx, seen, to, trigger, cause, changes).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Gives a customer one free slot (`empty`, `registered` or decommissioned, and
+    /// not another customer's), or the named one if it is free, moving it to
+    /// `building_root` with `image`. Chosen and taken under the allocation lock, so
+    /// concurrent callers never get the same slot.
+    pub async fn claim(
+        &self,
+        owner: &str,
+        image: &str,
+        wanted: Option<&str>,
+    ) -> Result<SlotRow, StoreError> {
+        let mut tx = self.allocating().await?;
+        let q = format!("SELECT {COLUMNS} FROM slots WHERE in_inventory = 1 ORDER BY position");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut free = None;
+        for r in &rows {
+            let s = row(r)?;
+            if lifecycle::next(s.state, Trigger::Provision).is_ok()
+                && s.owner.as_deref().is_none_or(|o| o == owner)
+                && wanted.is_none_or(|w| s.key == w || s.position == w)
+            {
+                free = Some(s);
+                break;
+            }
+        }
+        let Some(slot) = free else {
+            return Err(StoreError::Invalid(match wanted {
+                Some(w) => format!("slot {w} is not free"),
+                None => "no free slot".into(),
+            }));
+        };
+        let changes = Changes {
+            owner: Some(Some(owner.to_string())),
+            image: Some(Some(image.to_string())),
+            recoveries: Some(0),
+            ..Changes::default()
+        };
+        let cause = format!("provisioned for {owner}");
+        let to = lifecycle::next(slot.state, Trigger::Provision)?;
+        let taken = transition_in(&mut tx, &slot, to, Trigger::Provision, &cause, changes).await?;
+        tx.commit().await?;
+        Ok(taken)
+    }
+}
+
+/// The write of a transition, inside the caller's transaction.
+async fn transition_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    seen: &SlotRow,
+    to: State,
+    trigger: Trigger,
+    cause: &str,
+    changes: Changes,
+) -> Result<SlotRow, StoreError> {
+    let now = now_ms();
+    let since = if to == seen.state {
+        seen.state_since
+    } else {
+        now
+    };
+    let pick = |c: Option<Option<String>>, old: &Option<String>| c.unwrap_or_else(|| old.clone());
+    let owner = pick(changes.owner, &seen.owner);
+    let image = pick(changes.image, &seen.image);
+    let board = pick(changes.board, &seen.board);
+    let recoveries = changes.recoveries.unwrap_or(seen.recoveries);
+    let done = sqlx::query(
+        "UPDATE slots SET state = $1, state_since = $2, owner = $3, image = $4, board_serial = $5, \
+         recoveries = $6, version = version + 1 WHERE slot_key = $7 AND version = $8",
+    )
+    .bind(to.as_str())
+    .bind(since)
+    .bind(&owner)
+    .bind(&image)
+    .bind(&board)
+    .bind(recoveries)
+    .bind(&seen.key)
+    .bind(seen.version)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Conflict(seen.key.clone()));
+    }
+    let detail = format!("{} -> {}", seen.state, to);
+    events::append(
+        tx,
+        &NewEvent {
+            at: now,
+            slot: Some(seen.key.clone()),
+            board: board.clone(),
+            kind: trigger.as_str().to_string(),
+            cause: cause.to_string(),
+            detail,
+        },
+    )
+    .await?;
+    Ok(SlotRow {
+        state: to,
+        state_since: since,
+        owner,
+        image,
+        board,
+        recoveries,
+        version: seen.version + 1,
+        ..seen.clone()
+    })
+}

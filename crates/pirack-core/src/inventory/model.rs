@@ -1,0 +1,617 @@
+//! The inventory file format as written by people: one YAML document per site.
+//!
+//! Fields that need checking beyond their YAML type (serials, MACs, CIDRs, templates)
+//! stay strings here so that validation can report every problem at once instead of
+//! stopping at the first; [`super::validate`] turns this into a checked [`super::Site`].
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A whole site: what is racked where, and the networks that connect it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Inventory {
+    pub site: SiteInfo,
+    pub fileserver: Fileserver,
+    /// Kernel command line and config.txt defaults for every slot.
+    #[serde(default)]
+    pub boot: Boot,
+    /// DHCP and TFTP service settings.
+    #[serde(default)]
+    pub netboot: Netboot,
+    /// How the slots' roots are exported over NFS.
+    #[serde(default)]
+    pub exports: Exports,
+    /// Boot stage deadlines and what the controller does when a slot misses one.
+    #[serde(default)]
+    pub watchdog: Watchdog,
+    pub shelves: Vec<Shelf>,
+    pub switches: Vec<Switch>,
+    #[serde(default)]
+    pub owners: Vec<Owner>,
+    pub slots: Vec<Slot>,
+    #[serde(default)]
+    pub boards: Vec<Board>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SiteInfo {
+    /// Short site name, used in hostnames.
+    pub name: String,
+    /// DNS domain of the hosted Pis, if any (gives each a fully qualified name).
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// Hostname template; placeholders: `{site}`, `{shelf}`, `{position}`, `{port}`.
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    /// What to do with a board whose serial the slot does not know.
+    #[serde(default)]
+    pub unknown_board: BoardPolicy,
+}
+
+fn default_hostname() -> String {
+    "{site}-{position}".into()
+}
+
+/// Site policy for a board that appears in a slot it was not recorded in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BoardPolicy {
+    /// Record the new serial as the slot's board and boot it.
+    Adopt,
+    /// Raise an event and serve nothing until staff confirm the swap.
+    #[default]
+    Hold,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fileserver {
+    /// Name the Pis know the fileserver by (in their /etc/hosts).
+    #[serde(default = "default_fileserver_name")]
+    pub name: String,
+    /// Interface facing the switch's trunk port, carrying every storage VLAN tagged.
+    pub trunk_interface: String,
+    /// IPv4 pool the per-slot /30 storage networks are cut from, e.g. `10.46.188.0/23`.
+    pub storage_pool: String,
+    /// Storage VLAN ids handed to slots, one per slot.
+    pub storage_vlans: VlanRange,
+    /// Name of each storage VLAN interface; placeholders: `{trunk}`, `{vlan}`.
+    #[serde(default = "default_interface_name")]
+    pub interface_name: String,
+    /// Directory holding every slot's NFS root.
+    pub export_root: String,
+    /// Name of a slot's root directory under `export_root`;
+    /// placeholders: `{pi_ip}`, `{slot}`, `{switch}`, `{port}`, `{vlan}`.
+    #[serde(default = "default_root_name")]
+    pub root_name: String,
+}
+
+fn default_fileserver_name() -> String {
+    "fileserver".into()
+}
+fn default_interface_name() -> String {
+    "{trunk}.{vlan}".into()
+}
+fn default_root_name() -> String {
+    "{pi_ip}".into()
+}
+
+/// An inclusive range of 802.1Q VLAN ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VlanRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Boot {
+    /// Console arguments placed first on the kernel command line.
+    #[serde(default = "default_console")]
+    pub console: String,
+    /// Further kernel arguments placed after `nfsroot=` and before `rootwait`.
+    #[serde(default)]
+    pub kernel_args: String,
+    /// Lines of every slot's config.txt.
+    #[serde(default = "default_config_txt")]
+    pub config_txt: Vec<String>,
+}
+
+impl Default for Boot {
+    fn default() -> Self {
+        Boot {
+            console: default_console(),
+            kernel_args: String::new(),
+            config_txt: default_config_txt(),
+        }
+    }
+}
+
+fn default_console() -> String {
+    "console=ttyAMA0,115200 console=tty1".into()
+}
+fn default_config_txt() -> Vec<String> {
+    ["arm_64bit=1", "enable_uart=1", "dtparam=sd_poll_once"]
+        .map(String::from)
+        .to_vec()
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Netboot {
+    /// Directory of the boot files (bootcode.bin, start.elf, kernel, DTBs) served to
+    /// every slot until images exist; relative to the inventory file.
+    #[serde(default = "default_boot_files")]
+    pub boot_files: String,
+    /// Delay before answering a Pi's PXE DISCOVER: the 3B ROM wedges on fast replies.
+    #[serde(default = "default_reply_delay")]
+    pub reply_delay_ms: u64,
+    /// Also answer DHCP clients that are neither a Pi nor a slot's recorded board.
+    #[serde(default)]
+    pub serve_non_pi: bool,
+}
+
+impl Default for Netboot {
+    fn default() -> Self {
+        Netboot {
+            boot_files: default_boot_files(),
+            reply_delay_ms: default_reply_delay(),
+            serve_non_pi: false,
+        }
+    }
+}
+
+/// Each boot stage's deadline (seconds in the stage before the slot counts as
+/// stalled), the power cycles allowed per boot, and how "up" is checked. A stalled
+/// slot's next deadlines double with each power cycle (backoff).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Watchdog {
+    /// Power on to the boot ROM's first DHCP request (a Pi 3 waits about 5 s).
+    #[serde(default = "d30")]
+    pub powering_on_s: u64,
+    /// DHCP to the first boot file.
+    #[serde(default = "d30")]
+    pub dhcp_s: u64,
+    /// Boot files to the kernel.
+    #[serde(default = "d60")]
+    pub tftp_s: u64,
+    /// Kernel to the root's NFS mount.
+    #[serde(default = "d120")]
+    pub kernel_loaded_s: u64,
+    /// NFS mount to the public address answering.
+    #[serde(default = "d120")]
+    pub nfs_mounted_s: u64,
+    /// Power cycles per boot before the slot is marked failed.
+    #[serde(default = "d3")]
+    pub max_recoveries: u32,
+    /// TCP port on the Pi's public address that answers once it is up.
+    #[serde(default = "d22")]
+    pub reach_port: u16,
+}
+
+impl Default for Watchdog {
+    fn default() -> Self {
+        Watchdog {
+            powering_on_s: d30(),
+            dhcp_s: d30(),
+            tftp_s: d60(),
+            kernel_loaded_s: d120(),
+            nfs_mounted_s: d120(),
+            max_recoveries: d3(),
+            reach_port: d22(),
+        }
+    }
+}
+
+fn d30() -> u64 {
+    30
+}
+fn d60() -> u64 {
+    60
+}
+fn d120() -> u64 {
+    120
+}
+fn d3() -> u32 {
+    3
+}
+fn d22() -> u16 {
+    22
+}
+
+fn default_boot_files() -> String {
+    "/var/lib/pirack/boot".into()
+}
+fn default_reply_delay() -> u64 {
+    1000
+}
+
+/// The NFS server that exports the roots.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Exports {
+    #[serde(default)]
+    pub backend: ExportBackend,
+    /// File pirack writes its exports to [default: /etc/exports.d/pirack.exports for
+    /// the kernel, /etc/ganesha/pirack-exports.conf for ganesha, which must
+    /// `%include` it].
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Where the running ganesha.nfsd keeps its pid (told to reload by SIGHUP).
+    #[serde(default = "default_ganesha_pid")]
+    pub ganesha_pid_file: String,
+}
+
+impl Default for Exports {
+    fn default() -> Self {
+        Exports {
+            backend: ExportBackend::default(),
+            file: None,
+            ganesha_pid_file: default_ganesha_pid(),
+        }
+    }
+}
+
+fn default_ganesha_pid() -> String {
+    "/run/ganesha/ganesha.pid".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportBackend {
+    /// The kernel's nfsd: an exports(5) file and `exportfs -ra`.
+    #[default]
+    Kernel,
+    /// NFS-Ganesha: EXPORT blocks, reloaded with SIGHUP.
+    Ganesha,
+}
+
+/// A shelf of Pis behind one switch, sharing one public VLAN.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Shelf {
+    pub name: String,
+    /// Tagged VLAN carrying the Pis' public IPv6 traffic.
+    pub public_vlan: u16,
+    pub ipv6: ShelfIpv6,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShelfIpv6 {
+    /// Prefix each Pi's public address is allocated from, e.g. `2001:db8:0:84:1000:1::/96`.
+    pub prefix: String,
+    /// Prefix length of the public link the address is configured with.
+    #[serde(default = "default_on_link")]
+    pub on_link: u8,
+    /// Default router on the public link.
+    pub gateway: String,
+}
+
+fn default_on_link() -> u8 {
+    64
+}
+
+/// A managed PoE switch, reached over SNMP.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Switch {
+    pub name: String,
+    /// The shelf whose Pis this switch powers.
+    pub shelf: String,
+    /// Management IP address.
+    pub address: String,
+    #[serde(default = "default_snmp_port")]
+    pub snmp_port: u16,
+    /// A profile name: `switch-profiles/<profile>.yaml`.
+    pub profile: String,
+    pub snmp: Snmp,
+    /// Number of front-panel ports.
+    pub ports: u16,
+    /// Port facing the fileserver; tagged with every VLAN of the shelf.
+    pub trunk_port: u16,
+    /// How long to wait for each SNMP reply before trying again.
+    #[serde(default = "default_snmp_timeout_ms")]
+    pub snmp_timeout_ms: u64,
+    /// Further attempts after a request goes unanswered.
+    #[serde(default = "default_snmp_retries")]
+    pub snmp_retries: u32,
+    #[serde(default)]
+    pub power: PowerPolicy,
+}
+
+fn default_snmp_port() -> u16 {
+    161
+}
+
+fn default_snmp_timeout_ms() -> u64 {
+    1000
+}
+
+fn default_snmp_retries() -> u32 {
+    2
+}
+
+/// How this switch's PoE ports are switched.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PowerPolicy {
+    /// Time a port stays off during a power cycle, so the board fully drains.
+    #[serde(default = "default_drain_ms")]
+    pub drain_ms: u64,
+    /// Ports switched on together when powering many on (limits inrush current and
+    /// DHCP bursts).
+    #[serde(default = "default_batch")]
+    pub batch: u16,
+    /// Pause between two batches of ports switched on.
+    #[serde(default = "default_batch_interval_ms")]
+    pub batch_interval_ms: u64,
+    /// How long a port may take to read back the state it was set to.
+    #[serde(default = "default_readback_ms")]
+    pub readback_ms: u64,
+}
+
+impl Default for PowerPolicy {
+    fn default() -> Self {
+        PowerPolicy {
+            drain_ms: default_drain_ms(),
+            batch: default_batch(),
+            batch_interval_ms: default_batch_interval_ms(),
+            readback_ms: default_readback_ms(),
+        }
+    }
+}
+
+fn default_drain_ms() -> u64 {
+    5000
+}
+
+fn default_batch() -> u16 {
+    8
+}
+
+fn default_batch_interval_ms() -> u64 {
+    2000
+}
+
+fn default_readback_ms() -> u64 {
+    5000
+}
+
+/// SNMP credentials, always by reference to a secret.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "version", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Snmp {
+    V2c {
+        community: SecretRef,
+    },
+    V3 {
+        user: String,
+        auth: V3Auth,
+        privacy: V3Privacy,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct V3Auth {
+    pub protocol: AuthProtocol,
+    pub password: SecretRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct V3Privacy {
+    pub protocol: PrivProtocol,
+    pub password: SecretRef,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthProtocol {
+    Md5,
+    Sha1,
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PrivProtocol {
+    Des,
+    Aes128,
+    Aes192,
+    Aes256,
+}
+
+/// Where a secret lives. Secrets are never written into the inventory itself, so the
+/// inventory can be committed and shown to anyone.
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretRef {
+    /// Name of an environment variable holding the secret.
+    Env(String),
+    /// Path of a file holding the secret (trailing newline ignored).
+    File(String),
+    /// A secret written straight into the inventory: kept only so validation can
+    /// refuse it at its line; the value itself is dropped.
+    #[schemars(skip)]
+    Inline,
+}
+
+impl SecretRef {
+    /// The secret itself, read when it is needed and never kept in the inventory. A
+    /// secret file others can read is refused, as ssh refuses such a key.
+    pub fn read(&self) -> Result<Vec<u8>, SecretError> {
+        use std::os::unix::fs::PermissionsExt;
+        match self {
+            SecretRef::Env(var) => std::env::var_os(var)
+                .map(std::os::unix::ffi::OsStringExt::into_vec)
+                .ok_or_else(|| SecretError::Env(var.clone())),
+            SecretRef::File(path) => {
+                let err = |source| SecretError::File {
+                    path: path.clone(),
+                    source,
+                };
+                let meta = std::fs::metadata(path).map_err(err)?;
+                if meta.permissions().mode() & 0o004 != 0 {
+                    return Err(SecretError::WorldReadable(path.clone()));
+                }
+                let mut bytes = std::fs::read(path).map_err(err)?;
+                while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    bytes.pop();
+                }
+                Ok(bytes)
+            }
+            SecretRef::Inline => Err(SecretError::Inline),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable {0} is not set")]
+    Env(String),
+    #[error("cannot read secret file {path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("secret file {0} is readable by everyone; chmod o-r it")]
+    WorldReadable(String),
+    #[error("inline secrets are refused")]
+    Inline,
+}
+
+/// Written as the one-key map it is read from (`{ env: VAR }`), not as a YAML tag.
+impl Serialize for SecretRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (k, v) = match self {
+            SecretRef::Env(v) => ("env", v),
+            SecretRef::File(p) => ("file", p),
+            SecretRef::Inline => {
+                return Err(serde::ser::Error::custom(
+                    "inline secrets are never written",
+                ));
+            }
+        };
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry(k, v)?;
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Env { env: String },
+            File { file: String },
+            // Matched only to refuse it; the secret itself is dropped at once.
+            Inline(#[allow(dead_code)] String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Env { env } => Ok(SecretRef::Env(env)),
+            Raw::File { file } => Ok(SecretRef::File(file)),
+            Raw::Inline(_) => Ok(SecretRef::Inline),
+        }
+    }
+}
+
+/// A customer who owns slots.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Owner {
+    pub name: String,
+    #[serde(default)]
+    pub contact: Option<String>,
+    /// SSH public keys written to the root's authorized_keys.
+    #[serde(default)]
+    pub ssh_keys: Vec<String>,
+}
+
+/// A place for a Pi: one port of one switch. The slot, not the board, owns the
+/// addresses, the root and the customer.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Slot {
+    /// Physical position label staff read on the shelf, e.g. `A-07`.
+    pub position: String,
+    pub switch: String,
+    pub port: u16,
+    /// Storage VLAN fixed by hand instead of allocated.
+    #[serde(default)]
+    pub vlan: Option<u16>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// What sits in the slot: a Pi 3 on a PoE port, or a virtual one.
+    #[serde(default)]
+    pub kind: SlotKind,
+}
+
+/// A slot's hardware: what powers it and what boots in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SlotKind {
+    /// A Raspberry Pi 3 powered by its switch port (PoE over SNMP).
+    #[default]
+    Pi3,
+    /// A virtual Pi 3 for hardware-in-loop tests: the boot ROM's stage is played,
+    /// then QEMU's raspi3b machine boots the kernel; powered by starting and
+    /// stopping QEMU.
+    QemuRaspi3b,
+}
+
+impl SlotKind {
+    pub fn is_pi3(&self) -> bool {
+        *self == SlotKind::Pi3
+    }
+
+    /// The name the inventory and the API use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotKind::Pi3 => "pi3",
+            SlotKind::QemuRaspi3b => "qemu-raspi3b",
+        }
+    }
+}
+
+/// A Raspberry Pi board, a replaceable part placed in a slot.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Board {
+    /// Low 32 bits of the board serial as 8 lower-case hex digits (its TFTP directory).
+    #[schemars(regex(pattern = r"^[0-9a-f]{8}$"))]
+    pub serial: String,
+    #[schemars(regex(pattern = r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"))]
+    pub mac: String,
+    pub model: Model,
+    /// Position label of the slot the board sits in.
+    pub slot: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum Model {
+    #[serde(rename = "3B")]
+    Pi3B,
+    #[serde(rename = "3B+")]
+    Pi3BPlus,
+}
+
+impl Model {
+    /// The name the inventory uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Model::Pi3B => "3B",
+            Model::Pi3BPlus => "3B+",
+        }
+    }
+}

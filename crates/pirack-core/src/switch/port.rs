@@ -1,0 +1,64 @@
+//! What a PoE port reads: its admin state, what the PSE detects on it
+//! (POWER-ETHERNET-MIB, RFC 3621) and the power drawn where the switch tells it.
+
+use serde::Serialize;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Admin {
+    On,
+    Off,
+}
+
+impl fmt::Display for Admin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Admin::On => "on",
+            Admin::Off => "off",
+        })
+    }
+}
+
+/// `pethPsePortDetectionStatus` (RFC 3621).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Detection {
+    Disabled,
+    Searching,
+    DeliveringPower,
+    Fault,
+    Test,
+    OtherFault,
+}
+
+impl fmt::Display for Detection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Detection::Disabled => "disabled",
+            Detection::Searching => "searching",
+            Detection::DeliveringPower => "delivering-power",
+            Detection::Fault => "fault",
+            Detection::Test => "test",
+            Detection::OtherFault => "other-fault",
+        })
+    }
+}
+
+/// What a port reads back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortStatus {
+    pub port: u16,
+    pub admin: Admin,
+    pub detection: Detection,
+    /// Power drawn on the port, where the profile has a column for it.
+    pub draw_mw: Option<u64>,
+}
+
+impl PortStatus {
+    /// Whether the port is as `want` asks: switched on, or off and no longer
+    /// delivering power.
+    pub fn settled(&self, want: Admin) -> bool {
+        self.admin == want && (want == Admin::On || self.detection != Detection::DeliveringPower)
+    }
+}

@@ -1,0 +1,219 @@
+//! `pirack demo`: a shelf coming to life on this machine in one command. It fetches
+//! and builds the CI image, installs the real peers it lacks, and runs, inside a
+//! network namespace of its own: the emulated PoE switch (snmpd), NFS-Ganesha, the
+//! controller (`pirack serve`) and simulated Pis (`pirack sim --follow`) that live
+//! on their ports' power. Every slot is provisioned and powered on through the API,
+//! one Pi hangs on its first boot for the watchdog to recover, and the terminal
+//! shows each Pi's progress while the rack view shows the same shelf.
+
+use crate::peers::{self, Proc};
+use crate::setup::{Controller, Lab, Options, step};
+use crate::signals::STOP;
+use crate::watch;
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The image every slot gets.
+const IMAGE: &str = "ci-tiny-1";
+const COMMUNITY_ENV: &str = "PIRACK_DEMO_COMMUNITY";
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// How many slots boot: up to 8 from hardware/example-8.yaml, up to 96 from
+    /// hardware/shelf-96.yaml.
+    #[arg(long, default_value_t = 8)]
+    pub slots: usize,
+    /// Exit 0 once every Pi is up; non-zero when one fails or --timeout passes.
+    #[arg(long)]
+    pub once: bool,
+    /// Seconds --once waits for every Pi to be up.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Where the demo keeps the image cache, the controller's state and the logs.
+    #[arg(long, default_value = "target/demo")]
+    pub dir: PathBuf,
+    /// Loopback port for the rack view and API (another is taken if it is busy).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// The Pi that hangs after bootcode.bin on its first boot, for the watchdog
+    /// to recover [default: the third slot].
+    #[arg(long)]
+    pub stall: Option<String>,
+    /// Every Pi boots cleanly.
+    #[arg(long, conflicts_with = "stall")]
+    pub no_stall: bool,
+    /// Fail instead of installing missing peers with apt-get.
+    #[arg(long)]
+    pub no_install: bool,
+    /// The pirack source tree: image recipes, example inventories, switch
+    /// profiles and the switch emulator.
+    #[arg(long, default_value = crate::SOURCE)]
+    pub source: PathBuf,
+}
+
+pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
+    // Dropped in reverse: controller, NFS, the Pis (which remove their own
+    // namespaces), switch, and last the lab's namespace.
+    let lab = Lab::open(&Options {
+        command: "demo",
+        dir: &args.dir,
+        source: &args.source,
+        no_install: args.no_install,
+        packages: &[],
+        image: "ci-tiny",
+        versions: &["1"],
+        slots: args.slots,
+        virtual_pis: false,
+        community_env: COMMUNITY_ENV,
+    })?;
+    let (run, ns) = (&lab.run, &lab.ns.0);
+    let positions: Vec<String> = lab.site.slots.iter().map(|(p, _)| p.clone()).collect();
+    let stall = match (&args.stall, args.no_stall) {
+        (_, true) => None,
+        (Some(p), _) if positions.contains(p) => Some(p.clone()),
+        (Some(p), _) => bail!("--stall {p}: not one of the demo's slots"),
+        (None, _) => positions.get(2).cloned(),
+    };
+    let emulator = lab.source.join("switch-profiles/emulator/poe-switch");
+    let _switch = step("starting the emulated PoE switch (snmpd)", || {
+        peers::switch(
+            ns,
+            &emulator,
+            &run.join("switch"),
+            lab.site.switch_port,
+            lab.site.switch_ports,
+            &lab.community,
+        )
+    })?;
+
+    let mut sim = lab.pirack(false, &["sim", "--controller-netns", ns, "--follow"])?;
+    if let Some(p) = &stall {
+        sim.args(["--stall", &format!("{p}:1")]);
+    }
+    let mut sim = Proc::spawn("pirack sim", &mut sim, &run.join("sim.log"), true)?;
+    let (boots_tx, boots) = mpsc::channel::<Value>();
+    let out = sim.child.stdout.take().context("the simulator's output")?;
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line)
+                && boots_tx.send(v).is_err()
+            {
+                break;
+            }
+        }
+    });
+    step(
+        &format!("making {} simulated Pis' links", positions.len()),
+        || {
+            let started = Instant::now();
+            loop {
+                sim.check()?;
+                let links = Command::new("ip")
+                    .args(["-n", ns, "-o", "link", "show", "type", "veth"])
+                    .output()?;
+                if links.stdout.iter().filter(|b| **b == b'\n').count() >= positions.len() {
+                    return Ok(());
+                }
+                if started.elapsed() > Duration::from_secs(60) {
+                    bail!(
+                        "the simulator's links never came; see {}",
+                        run.join("sim.log").display()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        },
+    )?;
+    let _nfs = lab.nfs()?;
+    let Controller {
+        proc: mut serve,
+        api,
+        url,
+        admin,
+        owner,
+        customer,
+    } = lab.controller(&[], args.port)?;
+    println!("rack view (admin):  {url}/#token={admin}");
+    println!("rack view ({owner}): {url}/#token={customer}");
+    println!("logs and state:     {}", run.display());
+
+    lab.provision(&api, IMAGE)?;
+    let mut watch = watch::Watch::new(&positions);
+    if let Some(p) = &stall {
+        watch.say(&format!(
+            "{p} will hang after bootcode.bin on its first boot"
+        ));
+    }
+    let ops = positions
+        .iter()
+        .map(|p| {
+            watch.powered(p, pirack_controller::store::now_ms());
+            let body = json!({ "action": "on" });
+            api.call("POST", &format!("/v1/slots/{p}/power"), Some(&body))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    ops.iter().try_for_each(|op| api.wait(op).map(drop))?;
+    watch.say(&format!("powered on {} ports; booting", positions.len()));
+
+    let started = Instant::now();
+    let mut all_up = false;
+    let code = loop {
+        if STOP.load(Ordering::Relaxed) {
+            watch.finish();
+            eprintln!("stopping");
+            break if args.once {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+        serve.check()?;
+        sim.check()?;
+        while let Ok(line) = boots.try_recv() {
+            watch.boot(&line);
+        }
+        let tally = watch.update(&api.call("GET", "/v1/slots", None)?);
+        if tally.failed > 0 && args.once {
+            watch.finish();
+            eprintln!("a Pi failed: {}\nsee {}", watch.states(), run.display());
+            break ExitCode::FAILURE;
+        }
+        if tally.up < positions.len() {
+            all_up = false;
+        } else if !all_up {
+            all_up = true;
+            let done = format!(
+                "every Pi is up, {:.1} s after power-on\n{}",
+                started.elapsed().as_secs_f64(),
+                watch.summary()
+            );
+            if args.once {
+                watch.finish();
+                println!("{done}");
+                break ExitCode::SUCCESS;
+            }
+            watch.say(&done);
+            watch.say(&format!(
+                "rack view: {url}/#token={admin}  (Ctrl-C stops the demo)"
+            ));
+        }
+        if args.once && started.elapsed() > Duration::from_secs(args.timeout) {
+            watch.finish();
+            eprintln!(
+                "not every Pi is up after {} s: {}\nsee {}",
+                args.timeout,
+                watch.states(),
+                run.display()
+            );
+            break ExitCode::FAILURE;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    Ok(code)
+}

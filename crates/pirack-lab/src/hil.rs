@@ -1,0 +1,429 @@
+//! `pirack hil`: virtual Pi 3s (`kind: qemu-raspi3b`) booting a real kernel from a
+//! controller on this machine, from power-off to `up`, for CI. Builds the HIL image
+//! (`images/hil/recipe`), and in a namespace of its own runs NFS-Ganesha and the
+//! controller; each virtual slot's storage network is a bridge (standing in for its
+//! VLAN) joining the controller's interface, the tap of the slot's QEMU and the veth
+//! of its firmware namespace. It then checks what a hosting company needs of a
+//! virtual shelf: every Pi up over DHCP, TFTP and NFS, each root its own (the boot
+//! each guest records lands in its root only), a power cycle and a reimage booting
+//! a Pi again, and the watchdog recovering one that hangs mid-boot; it prints each
+//! Pi's stage timings, and the consoles when a step fails.
+
+use crate::setup::{Controller, Lab, Options, step};
+use crate::signals::STOP;
+use anyhow::{Context, Result, bail};
+use pirack_controller::api::client::Client;
+use pirack_core::plan::SlotPlan;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const IMAGE: &str = "hil-1";
+const COMMUNITY_ENV: &str = "PIRACK_HIL_COMMUNITY";
+
+#[derive(clap::Args)]
+pub struct HilArgs {
+    /// How many virtual Pis (the first slots of hardware/example-8.yaml).
+    #[arg(long, default_value_t = 2)]
+    pub slots: usize,
+    /// Seconds each step may take (every Pi up; a cycled, reimaged or recovered one up again).
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Where the image cache, the controller's state, the roots and the consoles go.
+    #[arg(long, default_value = "target/hil")]
+    pub dir: PathBuf,
+    /// Loopback port for the rack view and API (another is taken if it is busy).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// After the checks, keep the Pis running until Ctrl-C.
+    #[arg(long)]
+    pub keep: bool,
+    /// Fail instead of installing missing packages with apt-get.
+    #[arg(long)]
+    pub no_install: bool,
+    /// The pirack source tree: image recipes, example inventories, switch profiles.
+    #[arg(long, default_value = crate::SOURCE)]
+    pub source: PathBuf,
+}
+
+/// The firmware namespaces, deleted on drop (their veths go with them).
+struct Firmware(Vec<String>);
+
+impl Drop for Firmware {
+    fn drop(&mut self) {
+        let batch: String = self.0.iter().map(|n| format!("netns del {n}\n")).collect();
+        let _ = crate::sim::lab::ip_batch(None, &batch);
+    }
+}
+
+/// Each virtual slot's storage network: a bridge with the fileserver's addresses
+/// (and the shelf's IPv6 gateway, through which the controller reaches the Pi's
+/// public address), QEMU's tap, and a veth to the firmware namespace, whose end
+/// carries the board's MAC.
+fn network(ns: &str, prefix: &str, slots: &[SlotPlan]) -> Result<Firmware> {
+    let fw = Firmware(
+        slots
+            .iter()
+            .map(|s| crate::qemu::firmware_netns(prefix, &s.position))
+            .collect(),
+    );
+    let spaces: String = fw.0.iter().map(|n| format!("netns add {n}\n")).collect();
+    crate::sim::lab::ip_batch(None, &spaces)?;
+    let mut root = String::new();
+    let mut ctl = String::new();
+    for (s, fw_ns) in slots.iter().zip(&fw.0) {
+        let mac = &s
+            .board
+            .as_ref()
+            .context("a virtual slot needs a board")?
+            .mac;
+        let (br, tap, veth) = (
+            &s.interface,
+            crate::qemu::tap(s.vlan),
+            format!("fw{}", s.vlan),
+        );
+        root += &format!(
+            "link add {veth} netns {ns} type veth peer name eth0 netns {fw_ns} address {mac}\n"
+        );
+        ctl += &format!(
+            "link add {br} type bridge\naddr add {}/{} dev {br}\naddr add {}/128 dev {br} nodad\n\
+             link set {br} up\nroute add {}/128 dev {br}\ntuntap add {tap} mode tap\n\
+             link set {tap} master {br}\nlink set {tap} up\nlink set {veth} master {br}\n\
+             link set {veth} up\n",
+            s.fileserver_ip,
+            s.storage.prefix_len(),
+            s.ipv6_gateway,
+            s.ipv6,
+        );
+    }
+    crate::sim::lab::ip_batch(None, &root)?;
+    crate::sim::lab::ip_batch(Some(ns), &ctl)?;
+    for n in &fw.0 {
+        crate::sim::lab::ip_batch(Some(n), "link set lo up\nlink set eth0 up\n")?;
+    }
+    Ok(fw)
+}
+
+/// Polls the slots until `done` holds for every one of `positions` (an error
+/// when one fails, time runs out or the run is stopped), saying each change.
+fn wait_for(
+    api: &Client,
+    positions: &[String],
+    within: Duration,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Result<Vec<Value>> {
+    let started = Instant::now();
+    let mut last: Vec<String> = vec![String::new(); positions.len()];
+    loop {
+        if STOP.load(Ordering::Relaxed) {
+            bail!("stopped");
+        }
+        let slots = api.call("GET", "/v1/slots", None)?;
+        let mine: Vec<Value> = positions
+            .iter()
+            .filter_map(|p| {
+                slots
+                    .as_array()?
+                    .iter()
+                    .find(|s| s["position"] == p.as_str())
+                    .cloned()
+            })
+            .collect();
+        for (i, s) in mine.iter().enumerate() {
+            let state = s["state"].as_str().unwrap_or("?").to_string();
+            if state != last[i] {
+                println!(
+                    "{:>6.1} s  {}: {state}",
+                    started.elapsed().as_secs_f64(),
+                    positions[i]
+                );
+                last[i] = state;
+            }
+            if s["state"] == "failed" {
+                bail!("{} failed while {what}", positions[i]);
+            }
+        }
+        if mine.len() == positions.len() && mine.iter().all(&done) {
+            return Ok(mine);
+        }
+        if started.elapsed() > within {
+            bail!("not done {what} after {} s", within.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The latest boot's stages from the slot's events: seconds from the power-on to
+/// each first DHCP, TFTP, kernel, NFS mount and answer.
+fn timings(api: &Client, position: &str) -> Result<String> {
+    let events = api.call(
+        "GET",
+        &format!("/v1/events?slot={position}&limit=1000"),
+        None,
+    )?;
+    let events = events.as_array().cloned().unwrap_or_default();
+    let start = events
+        .iter()
+        .rposition(|e| e["kind"] == "power_on" || e["kind"] == "recover")
+        .context("no power-on among the slot's events")?;
+    let t0 = events[start]["at"].as_i64().unwrap_or(0);
+    let mut out = Vec::new();
+    for kind in [
+        "dhcp_seen",
+        "tftp_seen",
+        "kernel_served",
+        "nfs_mounted",
+        "reachable",
+    ] {
+        if let Some(e) = events[start..].iter().find(|e| e["kind"] == kind) {
+            let s = (e["at"].as_i64().unwrap_or(t0) - t0) as f64 / 1000.0;
+            out.push(format!("{kind} {s:.1} s"));
+        }
+    }
+    Ok(out.join(", "))
+}
+
+/// Kills (SIGKILL) the QEMU whose NIC is on `tap`, as a Pi that hangs, waiting up
+/// to 30 s for it to start (after the firmware stage has its files); its pid.
+fn kill_qemu(tap: &str) -> Result<i32> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Some(pid) = find_qemu(tap)? {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            )?;
+            return Ok(pid);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bail!("no QEMU on {tap} within 30 s")
+}
+
+fn find_qemu(tap: &str) -> Result<Option<i32>> {
+    let needle = format!("ifname={tap},");
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if cmdline.starts_with("qemu-system-aarch64") && cmdline.contains(&needle) {
+            return Ok(Some(pid));
+        }
+    }
+    Ok(None)
+}
+
+/// The boots a virtual Pi recorded in its own root: (hostname, boot id) lines.
+fn boots(root: &Path) -> Vec<String> {
+    std::fs::read_to_string(root.join("var/lib/pirack/boots"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+pub fn hil(args: &HilArgs) -> Result<ExitCode> {
+    if !(1..=8).contains(&args.slots) {
+        bail!("--slots {}: between 1 and 8", args.slots);
+    }
+    let lab = Lab::open(&Options {
+        command: "hil",
+        dir: &args.dir,
+        source: &args.source,
+        no_install: args.no_install,
+        packages: &["qemu-system-arm", "cpio"],
+        image: "hil",
+        versions: &["1", "2"],
+        slots: args.slots,
+        virtual_pis: true,
+        community_env: COMMUNITY_ENV,
+    })?;
+    let run = &lab.run;
+    let profiles = pirack_core::switch::Profiles::load_dir(&lab.profiles)?;
+    let site = pirack_core::inventory::load(&lab.inventory, &profiles.names())?;
+    let ledger =
+        pirack_core::plan::Ledger::load(&pirack_core::plan::Ledger::path_for(&lab.inventory))?;
+    // The controller plans from the same empty ledger, so the same addresses.
+    let (plan, _) = pirack_core::plan::plan(&site, &ledger)?;
+    let positions: Vec<String> = lab.site.slots.iter().map(|(p, _)| p.clone()).collect();
+    let prefix = format!("{}-fw", lab.ns.0);
+    let _firmware = step("making the virtual Pis' networks", || {
+        network(&lab.ns.0, &prefix, &plan.slots)
+    })?;
+    let _nfs = lab.nfs()?;
+    let hil_dir = run.join("hil").display().to_string();
+    let Controller {
+        proc: mut serve,
+        api,
+        url,
+        admin,
+        ..
+    } = lab.controller(
+        &["--hil-dir", &hil_dir, "--hil-netns-prefix", &prefix],
+        args.port,
+    )?;
+    println!("rack view (admin): {url}/#token={admin}");
+    println!("logs, consoles and state: {}", run.display());
+
+    let checks = || -> Result<()> {
+        lab.provision(&api, IMAGE)?;
+        let within = Duration::from_secs(args.timeout);
+        for p in &positions {
+            let op = api.call(
+                "POST",
+                &format!("/v1/slots/{p}/power"),
+                Some(&json!({ "action": "on" })),
+            )?;
+            api.wait(&op)?;
+        }
+        let up = wait_for(&api, &positions, within, "booting", |s| s["state"] == "up")?;
+        println!("every virtual Pi is up");
+        for p in &positions {
+            let console = api.call("GET", &format!("/v1/slots/{p}/console"), None)?;
+            let text = console.as_str().unwrap_or_default();
+            if !text.contains("pirack: up:") {
+                bail!("{p}'s console, as the API shows it, has no `pirack: up` line:\n{text}");
+            }
+        }
+        for p in &positions {
+            println!("  {p}: {}", timings(&api, p)?);
+        }
+
+        // Each root is its own: every guest recorded its boot in its root only.
+        let roots: Vec<PathBuf> = positions
+            .iter()
+            .map(|p| {
+                let s = plan
+                    .slots
+                    .iter()
+                    .find(|s| &s.position == p)
+                    .expect("planned");
+                PathBuf::from(&s.root)
+            })
+            .collect();
+        for (s, root) in up.iter().zip(&roots) {
+            let host = s["hostname"].as_str().unwrap_or_default();
+            let lines = boots(root);
+            if lines.len() != 1 || !lines[0].starts_with(&format!("{host} ")) {
+                bail!(
+                    "{}'s root records {lines:?}, not one boot of {host}",
+                    root.display()
+                );
+            }
+        }
+        println!("each Pi wrote to its own root only");
+
+        // A power cycle boots the first Pi again, and only it.
+        let first = &positions[..1];
+        let op = api.call(
+            "POST",
+            &format!("/v1/slots/{}/power", first[0]),
+            Some(&json!({ "action": "cycle" })),
+        )?;
+        api.wait(&op)?;
+        wait_for(
+            &api,
+            first,
+            within,
+            "booting again after a power cycle",
+            |s| s["state"] == "up",
+        )?;
+        println!("  {}: {}", first[0], timings(&api, &first[0])?);
+        let again = boots(&roots[0]);
+        if again.len() != 2 || again[0] == again[1] {
+            bail!(
+                "after the power cycle {} records {again:?}, not two boots",
+                first[0]
+            );
+        }
+        if roots.len() > 1 && boots(&roots[1]).len() != 1 {
+            bail!("the power cycle of {} rebooted {}", first[0], positions[1]);
+        }
+        println!("{} booted again after its power cycle", first[0]);
+
+        // A reimage of a powered-off Pi, then power: it boots the new image's root.
+        if let (Some(p), Some(root)) = (positions.get(1), roots.get(1)) {
+            let power = |action: &str| -> Result<()> {
+                let body = json!({ "action": action });
+                api.wait(&api.call("POST", &format!("/v1/slots/{p}/power"), Some(&body))?)?;
+                Ok(())
+            };
+            power("off")?;
+            let body = json!({ "image": "hil-2" });
+            api.wait(&api.call("POST", &format!("/v1/slots/{p}/reimage"), Some(&body))?)?;
+            power("on")?;
+            let second = &positions[1..2];
+            let s = wait_for(&api, second, within, "booting the new image", |s| {
+                s["state"] == "up"
+            })?;
+            let lines = boots(root);
+            if s[0]["image"] != "hil-2" || lines.len() != 1 {
+                bail!(
+                    "{p} after its reimage: image {}, boots {lines:?} (a fresh root has one)",
+                    s[0]["image"]
+                );
+            }
+            println!("  {p}: {}", timings(&api, p)?);
+            println!("{p} booted its new image (hil-2) after a reimage and power-on");
+        }
+
+        // A Pi that hangs while booting (its QEMU dies once the kernel is served)
+        // is power-cycled by the watchdog, and boots.
+        let p = &first[0];
+        let op = api.call(
+            "POST",
+            &format!("/v1/slots/{p}/power"),
+            Some(&json!({ "action": "cycle" })),
+        )?;
+        api.wait(&op)?;
+        wait_for(&api, first, within, "loading its kernel", |s| {
+            s["state"] == "kernel_loaded"
+        })?;
+        let vlan = plan
+            .slots
+            .iter()
+            .find(|s| &s.position == p)
+            .expect("planned")
+            .vlan;
+        let pid = kill_qemu(&crate::qemu::tap(vlan))?;
+        println!("{p}: QEMU (pid {pid}) killed after the kernel was served: a hung Pi");
+        let s = wait_for(
+            &api,
+            first,
+            within,
+            "being recovered by the watchdog",
+            |s| s["state"] == "up",
+        )?;
+        if s[0]["recoveries"] != 1 {
+            bail!("{p} came up without a watchdog recovery: {}", s[0]);
+        }
+        println!("  {p}: {}", timings(&api, p)?);
+        println!("{p} was power-cycled by the watchdog and booted again");
+        Ok(())
+    };
+    match checks() {
+        Ok(()) => {
+            println!("HIL passed: {} virtual Pi 3s", positions.len());
+            while args.keep && !STOP.load(Ordering::Relaxed) {
+                serve.check()?;
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("HIL FAILED: {e:#}");
+            for p in &positions {
+                let log = run.join("hil").join(p).join("console.log");
+                let text = pirack_controller::power::tail(&log, 4000).unwrap_or_default();
+                eprintln!("---- {p} console ({}) ----\n{text}", log.display());
+            }
+            eprintln!("controller log: {}", run.join("serve.log").display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

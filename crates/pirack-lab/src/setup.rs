@@ -1,0 +1,346 @@
+//! Whole labs on this machine in one command, each in a network namespace of its
+//! own with real peers: `pirack demo` (simulated Pis on an emulated PoE switch) and
+//! `pirack hil` (virtual Pi 3s booting a real kernel under QEMU). What they share
+//! lives here.
+
+use crate::peers::{self, Proc, in_netns};
+use crate::signals::catch_stop_signals;
+use crate::{forward, site};
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use pirack_controller::roots::image as roots_image;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Where the API listens inside a lab's namespace.
+const API: &str = "127.0.0.1:18080";
+
+/// A namespace, deleted on drop.
+pub(crate) struct Netns(pub(crate) String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Removes the namespaces of demos and simulators that died without cleaning up
+/// (killed outright): named `pirack-demo-PID`, `pirack-hil-PID[-fw-SLOT]` and
+/// `pirack-sim-PID-N`.
+fn clear_stale_namespaces() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for name in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+    {
+        let pid = ["pirack-demo-", "pirack-hil-", "pirack-sim-"]
+            .iter()
+            .find_map(|p| name.strip_prefix(p))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            tracing::info!("removing {name}, left by a run that was killed");
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+}
+
+/// Runs `work` behind a spinner saying `what`, then a line with its time.
+pub(crate) fn step<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    let bar = ProgressBar::new_spinner().with_message(what.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let started = Instant::now();
+    let out = work();
+    bar.finish_and_clear();
+    let verdict = if out.is_ok() { "done" } else { "FAILED" };
+    eprintln!(
+        "{what}: {verdict} ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    out
+}
+
+fn run_logged(cmd: &mut Command, log: &Path) -> Result<()> {
+    let out = std::fs::File::create(log)?;
+    let status = cmd
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .status()
+        .with_context(|| format!("{:?}", cmd.get_program()))?;
+    match status.success() {
+        true => Ok(()),
+        false => bail!("{status}; see {}", log.display()),
+    }
+}
+
+/// The image `images/<name>/recipe` builds (cached in `dir`), imported into
+/// `store` as each of `versions`; its boot directory.
+fn image(
+    source: &Path,
+    dir: &Path,
+    store: &Path,
+    name: &str,
+    versions: &[&str],
+) -> Result<PathBuf> {
+    let built = dir.join(name);
+    if !built.join("boot/kernel8.img").exists() || !built.join("root.tar.gz").exists() {
+        let what = format!(
+            "building the {name} image (images/{name}/recipe: Debian's Pi firmware and kernel, busybox)"
+        );
+        step(&what, || {
+            run_logged(
+                Command::new(source.join(format!("images/{name}/recipe"))).arg(&built),
+                &dir.join(format!("{name}.log")),
+            )
+        })?;
+    }
+    for version in versions {
+        let id = format!("{name}-{version}");
+        if roots_image::show(store, &id).is_ok() {
+            continue;
+        }
+        let bar = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template("importing the image [{bar:30}] {bytes}/{total_bytes}")
+                .expect("a valid template"),
+        );
+        let import = roots_image::Import {
+            name: name.into(),
+            version: version.to_string(),
+            root: built.join("root.tar.gz"),
+            boot: built.join("boot"),
+            cmdline: "console=ttyAMA0,115200".into(),
+        };
+        roots_image::import(store, &import, &|done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })?;
+        bar.finish_and_clear();
+        eprintln!("imported the {name} image as {id}");
+    }
+    Ok(built.join("boot"))
+}
+
+/// An admin token and one for `owner`, made in the store at `db`.
+fn tokens(db: &str, owner: &str) -> Result<(String, String)> {
+    use pirack_controller::store::{Store, tokens::Scope};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let store = Store::open(db).await?;
+        let (_, admin) = store.create_token("demo admin", &Scope::Admin).await?;
+        let customer = Scope::Customer(owner.to_string());
+        let (_, mine) = store.create_token("demo customer", &customer).await?;
+        store.pool().close().await;
+        Ok((admin, mine))
+    })
+}
+
+/// How a lab starts: which command, where, and what it boots.
+pub(crate) struct Options<'a> {
+    pub(crate) command: &'a str,
+    pub(crate) dir: &'a Path,
+    pub(crate) source: &'a Path,
+    pub(crate) no_install: bool,
+    /// Debian packages beyond the shared peers'.
+    pub(crate) packages: &'a [&'static str],
+    /// The image recipe (`images/<image>/recipe`) and the versions imported.
+    pub(crate) image: &'a str,
+    pub(crate) versions: &'a [&'a str],
+    pub(crate) slots: usize,
+    pub(crate) virtual_pis: bool,
+    pub(crate) community_env: &'a str,
+}
+
+/// What both labs set up first: root, signals, packages, the image, a fresh run
+/// directory with the derived site, and the namespace everything runs in (removed
+/// when the lab is dropped, after whatever was started in it).
+pub(crate) struct Lab {
+    pub(crate) source: PathBuf,
+    pub(crate) run: PathBuf,
+    pub(crate) store: PathBuf,
+    pub(crate) site: site::DemoSite,
+    pub(crate) inventory: PathBuf,
+    pub(crate) profiles: PathBuf,
+    pub(crate) exports: PathBuf,
+    pub(crate) ganesha_pid: PathBuf,
+    pub(crate) community: String,
+    pub(crate) community_env: String,
+    pub(crate) ns: Netns,
+}
+
+impl Lab {
+    pub(crate) fn open(o: &Options) -> Result<Lab> {
+        let command = o.command;
+        if !nix::unistd::geteuid().is_root() {
+            bail!(
+                "pirack {command} needs root: every Pi gets a network namespace and its own \
+                 link, and the controller serves DHCP and TFTP on them. Run it as root \
+                 (sudo -E cargo run --release -- {command}), in a VM or container if you prefer."
+            );
+        }
+        catch_stop_signals()?;
+        std::fs::create_dir_all(o.dir)?;
+        let dir = std::fs::canonicalize(o.dir)?;
+        let source = std::fs::canonicalize(o.source)
+            .with_context(|| format!("the pirack source tree {}", o.source.display()))?;
+        let missing = peers::missing_packages(o.packages)?;
+        if !missing.is_empty() {
+            if o.no_install {
+                bail!("missing Debian packages: {}", missing.join(" "));
+            }
+            let what = format!("installing {} with apt-get", missing.join(" "));
+            step(&what, || peers::install(&missing, &dir.join("apt.log")))?;
+        }
+        let store = dir.join("images");
+        let boot = image(&source, &dir, &store, o.image, o.versions)?;
+
+        // A fresh shelf every run: the controller's state, roots and logs.
+        let run = dir.join("run");
+        if run.exists() {
+            std::fs::remove_dir_all(&run).with_context(|| format!("clearing {}", run.display()))?;
+        }
+        std::fs::create_dir_all(run.join("nfs"))?;
+        let example = site::example_for(o.slots)?;
+        let text = std::fs::read_to_string(source.join(example))
+            .with_context(|| format!("reading {example}"))?;
+        let (exports, ganesha_pid) = (run.join("nfs/exports.conf"), run.join("nfs/ganesha.pid"));
+        let layout = site::Layout {
+            export_root: &run.join("export"),
+            boot_files: &boot,
+            exports_file: &exports,
+            ganesha_pid_file: &ganesha_pid,
+            community_env: o.community_env,
+            virtual_pis: o.virtual_pis,
+        };
+        let site = site::derive(example, &text, o.slots, &layout)?;
+        let inventory = run.join("site.yaml");
+        std::fs::write(&inventory, &site.yaml)?;
+
+        clear_stale_namespaces();
+        let ns = Netns(format!("pirack-{command}-{}", std::process::id()));
+        let made = Command::new("ip").args(["netns", "add", &ns.0]).status()?;
+        if !made.success() {
+            bail!("ip netns add {}: {made}", ns.0);
+        }
+        Command::new("ip")
+            .args(["-n", &ns.0, "link", "set", "lo", "up"])
+            .status()?;
+        Ok(Lab {
+            profiles: source.join("switch-profiles"),
+            source,
+            run,
+            store,
+            site,
+            inventory,
+            exports,
+            ganesha_pid,
+            community: pirack_controller::store::random_hex(12)?,
+            community_env: o.community_env.to_string(),
+            ns,
+        })
+    }
+
+    /// `pirack <args>` with the lab's inventory, profiles and switch community.
+    pub(crate) fn pirack(&self, netns: bool, args: &[&str]) -> Result<Command> {
+        let exe = std::env::current_exe()?;
+        let mut c = if netns {
+            in_netns(&self.ns.0, &exe)
+        } else {
+            Command::new(&exe)
+        };
+        c.args(args)
+            .arg("--inventory")
+            .arg(&self.inventory)
+            .arg("--profiles")
+            .arg(&self.profiles)
+            .env(&self.community_env, &self.community);
+        Ok(c)
+    }
+
+    /// NFS-Ganesha in the namespace, serving the exports the controller writes.
+    pub(crate) fn nfs(&self) -> Result<Proc> {
+        step("starting NFS-Ganesha (and rpcbind)", || {
+            peers::nfs(
+                &self.ns.0,
+                &self.run.join("nfs"),
+                &self.exports,
+                &self.ganesha_pid,
+            )
+        })
+    }
+
+    /// The controller (`pirack serve` plus `extra`) in the namespace, its API
+    /// carried to a loopback `port`, and a client with an admin token; also a
+    /// token for the first slot's customer.
+    pub(crate) fn controller(&self, extra: &[&str], port: u16) -> Result<Controller> {
+        let db = format!("sqlite://{}", self.run.join("state.db").display());
+        let owner = self.site.slots[0].1.clone();
+        let (admin, customer) = tokens(&db, &owner)?;
+        let mut serve = self.pirack(true, &["serve", "--db", &db, "--api", API])?;
+        serve.arg("--images").arg(&self.store).args(extra);
+        let log = self.run.join("serve.log");
+        let mut proc = Proc::spawn("pirack serve", &mut serve, &log, false)?;
+        let local = forward::start(port, &self.ns.0, API.parse()?)?;
+        let api = pirack_controller::api::client::Client::new(local.to_string(), admin.clone());
+        step("starting the controller", || {
+            let started = Instant::now();
+            while api.call("GET", "/healthz", None).is_err() {
+                proc.check()?;
+                if started.elapsed() > Duration::from_secs(30) {
+                    bail!("the controller did not answer; see {}", log.display());
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Ok(())
+        })?;
+        Ok(Controller {
+            proc,
+            api,
+            url: format!("http://{local}"),
+            admin,
+            owner,
+            customer,
+        })
+    }
+}
+
+impl Lab {
+    /// Provisions every slot of the lab with `image` for its customer, through
+    /// the API, and waits for the roots.
+    pub(crate) fn provision(
+        &self,
+        api: &pirack_controller::api::client::Client,
+        image: &str,
+    ) -> Result<()> {
+        let what = format!("provisioning {} slots with {image}", self.site.slots.len());
+        step(&what, || {
+            let ops = self
+                .site
+                .slots
+                .iter()
+                .map(|(slot, owner)| {
+                    let body = serde_json::json!({ "image": image, "owner": owner, "slot": slot });
+                    api.call("POST", "/v1/slots", Some(&body))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            ops.iter().try_for_each(|op| api.wait(op).map(drop))?;
+            Ok(())
+        })
+    }
+}
+
+/// A running controller of a lab.
+pub(crate) struct Controller {
+    pub(crate) proc: Proc,
+    pub(crate) api: pirack_controller::api::client::Client,
+    pub(crate) url: String,
+    pub(crate) admin: String,
+    pub(crate) owner: String,
+    pub(crate) customer: String,
+}
