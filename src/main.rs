@@ -6,9 +6,10 @@ mod cli;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use cli::client::{self, OpArgs, Remote};
+use cli::client::{self, BoardAction, OpArgs, Remote};
 use cli::inputs::{Inputs, Reported, load};
 use cli::netboot::{SimArgs, sim};
+use cli::owner::StoreArg;
 use cli::roots::{ImageAction, RootAction, export, image, root};
 use cli::serve::{ServeArgs, serve};
 use cli::site::{LedgerAction, check, ledger_release, ledger_show, plan_cmd};
@@ -95,11 +96,18 @@ enum Command {
         /// Leave the NFS exports as they are (by default they follow every change).
         #[arg(long)]
         no_export: bool,
+        #[command(flatten)]
+        db: StoreArg,
         #[command(subcommand)]
         action: RootAction,
     },
     /// Export every slot root over NFS with the site's backend (kernel or ganesha).
-    Exports(Inputs),
+    Exports {
+        #[command(flatten)]
+        inputs: Inputs,
+        #[command(flatten)]
+        db: StoreArg,
+    },
     /// Switch slots' PoE power on, off, cycle it, or show it: straight at the
     /// switch with --inventory, else through the controller's API.
     Power {
@@ -117,6 +125,14 @@ enum Command {
         flags: PowerFlags,
         #[command(flatten)]
         remote: Remote,
+        /// With --inventory: the store a running controller would own.
+        #[command(flatten)]
+        db: StoreArg,
+    },
+    /// Boards in slots: accept one the site's policy held (through the API).
+    Board {
+        #[command(subcommand)]
+        action: BoardAction,
     },
     /// The slots the API shows you, with their state.
     Slots {
@@ -249,9 +265,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             inputs,
             store,
             no_export,
+            db,
             action,
-        } => root(&inputs, &store, no_export, action),
-        Command::Exports(inputs) => {
+        } => root(&inputs, &store, no_export, &db, action),
+        Command::Exports { inputs, db } => {
+            db.refuse_if_owned("pirack exports", "the controller keeps the exports")?;
             let l = load(&inputs)?;
             let (plan, _) = plan::plan(&l.site, &l.ledger)?;
             export(&l.site, &plan, &[])?;
@@ -263,8 +281,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             profiles,
             selection,
             flags,
+            db,
             ..
         } => {
+            if verb != PowerVerb::Status {
+                db.refuse_if_owned(
+                    "pirack power --inventory",
+                    "switch power through it without --inventory (`pirack power on A-07`)",
+                )?;
+            }
             let inputs = Inputs {
                 inventory,
                 profiles,
@@ -280,6 +305,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             remote,
             ..
         } => remote_power(&remote, verb, &selection, flags.json),
+        Command::Board {
+            action: BoardAction::Accept { slot, remote, json },
+        } => client::accept_board(&remote, &slot, json),
         Command::Slots { remote, json } => client::slots(&remote, json),
         Command::Show { slot, remote, json } => client::show(&remote, &slot, json),
         Command::Provision {
@@ -311,7 +339,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token { db, action } => token(&db, &action),
         Command::Ledger { action } => match action {
             LedgerAction::Show(inputs) => ledger_show(&inputs),
-            LedgerAction::Release { inputs, slots } => ledger_release(&inputs, &slots),
+            LedgerAction::Release { inputs, db, slots } => ledger_release(&inputs, &db, &slots),
         },
     }
 }

@@ -87,6 +87,14 @@ fn every_endpoint_under_every_caller() {
             );
         }
     }
+    let r = post(a, "/v1/slots/A-05/board/accept", Some(&rig.acme), "");
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (403, Some("forbidden")),
+        "only staff accept boards"
+    );
+    let r = post(a, "/v1/slots/A-05/board/accept", Some(&rig.admin), "");
+    assert_eq!(r.status, 404, "no board is held in A-05: {}", r.body);
     for path in ["/v1/plan", "/metrics"] {
         assert_eq!(get(a, path, None).status, 401);
         let r = get(a, path, Some(&rig.acme));
@@ -293,6 +301,7 @@ fn a_slot_s_life_through_the_api() {
     let op = post(a, "/v1/slots/A-07/power", t, r#"{"action":"on"}"#).json();
     let done = rig.wait(&op);
     assert_eq!(done["status"], "failed");
+    assert_eq!(done["error"], "power_failed", "a typed failure: {done}");
     assert_eq!(rig.slot("A-07")["state"], "ready");
     agent.fault(&["clear=1"]);
 

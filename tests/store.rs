@@ -333,6 +333,10 @@ fn operations_and_event_pages() {
             store.op("op-2").await.unwrap().unwrap().status,
             OpStatus::Failed
         );
+        assert_eq!(
+            store.op("op-2").await.unwrap().unwrap().error.as_deref(),
+            Some("interrupted")
+        );
         assert_eq!(store.op("nope").await.unwrap(), None);
 
         for i in 0..25 {
@@ -359,6 +363,57 @@ fn operations_and_event_pages() {
             .unwrap();
         assert_eq!(mine.len(), 8);
         assert!(mine.iter().all(|e| e.slot.as_deref() == Some("sw-a/1")));
+    });
+}
+
+#[test]
+fn one_controller_holds_the_lease_until_it_lapses_or_its_process_is_gone() {
+    use pirack_controller::store::StoreError;
+    use pirack_controller::store::lease::{Lease, TTL_MS};
+    on_each("lease", |store| async move {
+        assert_eq!(store.lease().await.unwrap(), None);
+        let me = Lease::mine("pirack serve");
+        store.take_lease(&me).await.unwrap();
+        store.take_lease(&me).await.unwrap(); // its own again
+        assert_eq!(store.lease().await.unwrap(), Some(me.clone()));
+        let other = Lease {
+            host: "fs2.example".into(),
+            pid: 4242,
+            ..Lease::mine("pirack serve")
+        };
+        let refused = store.take_lease(&other).await.unwrap_err();
+        assert!(
+            matches!(&refused, StoreError::Held(h) if **h == me),
+            "{refused}"
+        );
+        assert!(
+            refused.to_string().contains("pirack serve (pid"),
+            "{refused}"
+        );
+        assert!(store.renew_lease(&me).await.unwrap());
+        // Given up on a clean stop: the next one takes it at once.
+        store.drop_lease(&me).await.unwrap();
+        store.take_lease(&other).await.unwrap();
+        assert!(!store.renew_lease(&me).await.unwrap(), "no longer mine");
+        // Another host's lease lapses only when it is not renewed in time.
+        let stale = Lease {
+            renewed_at: other.renewed_at - TTL_MS - 1,
+            since: other.since - TTL_MS - 1,
+            ..other.clone()
+        };
+        store.drop_lease(&other).await.unwrap();
+        store.take_lease(&stale).await.unwrap();
+        assert_eq!(store.lease().await.unwrap(), None, "lapsed");
+        store.take_lease(&me).await.unwrap();
+        // A holder on this host whose process is gone (a killed controller)
+        // gives way at once.
+        let dead = Lease {
+            pid: i64::from(i32::MAX),
+            ..Lease::mine("pirack serve")
+        };
+        store.drop_lease(&me).await.unwrap();
+        store.take_lease(&dead).await.unwrap();
+        store.take_lease(&me).await.unwrap();
     });
 }
 

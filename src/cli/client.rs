@@ -201,6 +201,35 @@ pub fn events(remote: &Remote, slot: Option<&str>, follow: bool, json: bool) -> 
     }
 }
 
+#[derive(clap::Subcommand)]
+pub enum BoardAction {
+    /// Accept the board the site's policy held in a slot: it becomes the slot's
+    /// board and boots (admins).
+    Accept {
+        slot: String,
+        #[command(flatten)]
+        remote: Remote,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn accept_board(remote: &Remote, slot: &str, json: bool) -> Result<ExitCode> {
+    let c = remote.connect()?;
+    let x = c.call("POST", &format!("/v1/slots/{slot}/board/accept"), None)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&x)?);
+    } else {
+        println!(
+            "{}: board {} accepted; the slot is {}",
+            s(&x["position"]),
+            s(&x["board"]),
+            s(&x["state"])
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// What the commands that start an operation share.
 #[derive(clap::Args)]
 pub struct OpArgs {

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod inputs;
 pub mod netboot;
+pub mod owner;
 pub mod roots;
 pub mod serve;
 pub mod site;

@@ -1,6 +1,7 @@
 //! `image`, `root` and `exports`: images, the slots' NFS roots and their exports.
 
 use super::inputs::{Inputs, load};
+use super::owner::StoreArg;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use pirack_core::plan;
@@ -158,9 +159,16 @@ pub fn root(
     inputs: &Inputs,
     store: &Path,
     no_export: bool,
+    db: &StoreArg,
     action: RootAction,
 ) -> Result<ExitCode> {
     use pirack_controller::roots::slot_root;
+    if !matches!(action, RootAction::Show) {
+        db.refuse_if_owned(
+            "pirack root",
+            "use its API (`pirack provision`, `reimage`, `rollback`, `decommission`)",
+        )?;
+    }
     let l = load(inputs)?;
     let (plan, _) = plan::plan(&l.site, &l.ledger)?;
     let slot = |position: &str| {

@@ -1,6 +1,7 @@
 //! `check`, `plan` and `ledger`: the inventory and its address plan.
 
 use super::inputs::{Inputs, load};
+use super::owner::StoreArg;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use pirack_controller::output;
@@ -17,6 +18,9 @@ pub enum LedgerAction {
     Release {
         #[command(flatten)]
         inputs: Inputs,
+        /// The controller's store: released there too (refused while it runs).
+        #[command(flatten)]
+        db: StoreArg,
         /// Slot keys as SWITCH/PORT.
         #[arg(required = true)]
         slots: Vec<SlotKey>,
@@ -70,7 +74,7 @@ pub fn plan_cmd(inputs: &Inputs, out: Option<&Path>, check: bool, json: bool) ->
         return Ok(ExitCode::SUCCESS);
     }
     if ledger_changed {
-        ledger.save(&l.ledger_path)?;
+        output::save_ledger(&ledger, &l.ledger_path)?;
         let added = ledger.slots.len() - l.ledger.slots.len();
         eprintln!(
             "ledger {}: {added} new allocation(s)",
@@ -122,7 +126,10 @@ pub fn ledger_show(inputs: &Inputs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn ledger_release(inputs: &Inputs, keys: &[SlotKey]) -> Result<ExitCode> {
+/// Releases in the YAML ledger and in the store (when there is one), so the two
+/// stay one ledger.
+pub fn ledger_release(inputs: &Inputs, db: &StoreArg, keys: &[SlotKey]) -> Result<ExitCode> {
+    db.refuse_if_owned("pirack ledger release", "the controller allocates from it")?;
     let mut l = load(inputs)?;
     for key in keys {
         if let Some(slot) = l.site.slots.iter().find(|s| &s.key == key) {
@@ -140,6 +147,12 @@ pub fn ledger_release(inputs: &Inputs, keys: &[SlotKey]) -> Result<ExitCode> {
             None => bail!("{key} holds nothing in {}", l.ledger_path.display()),
         }
     }
-    l.ledger.save(&l.ledger_path)?;
+    output::save_ledger(&l.ledger, &l.ledger_path)?;
+    db.with(async |store| {
+        for key in keys {
+            store.release(&key.to_string()).await?;
+        }
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -29,6 +29,7 @@ use power::{Drivers, PoeDriver};
 use std::path::PathBuf;
 use std::sync::Arc;
 use store::events::NewEvent;
+use store::lease::Lease;
 use store::{Store, StoreError, now_ms};
 use switch::power::{Fleet, PowerError};
 
@@ -71,14 +72,17 @@ pub struct Controller {
     pub boards: Arc<Boards>,
     /// Operations under way.
     pub operations: actions::Operations,
+    /// This controller's hold on the store.
+    pub lease: Lease,
 }
 
 impl Controller {
-    /// Opens the controller's state: the store synced with the inventory, the old
-    /// YAML ledger imported into an empty store, the plan against the stored ledger
-    /// (new allocations recorded), the boards as the store knows them, and
-    /// operations a crash left running failed. `drivers` power the slots the PoE
-    /// switches do not.
+    /// Opens the controller's state: the store's lease taken (refused while
+    /// another controller holds it), the YAML ledger's allocations the store lacks
+    /// imported, the plan against the stored ledger (new allocations recorded, and
+    /// the YAML ledger rewritten to match), the store synced with the inventory,
+    /// the boards as the store knows them, and operations a crash left running
+    /// failed. `drivers` power the slots the PoE switches do not.
     pub async fn open(
         site: Site,
         profiles: &Profiles,
@@ -86,17 +90,29 @@ impl Controller {
         paths: Paths,
         drivers: Drivers,
     ) -> Result<Controller, ControllerError> {
-        let mut ledger = store.ledger().await?;
-        if ledger.slots.is_empty()
-            && let Some(yaml) = paths.ledger_yaml.as_ref().filter(|p| p.exists())
-        {
-            let old = Ledger::load(yaml)?;
-            let added = store.record_ledger(&old).await?;
-            tracing::info!("imported {added} allocation(s) from {}", yaml.display());
-            ledger = store.ledger().await?;
+        let lease = Lease::mine("pirack serve");
+        store.take_lease(&lease).await?;
+        let yaml = match paths.ledger_yaml.as_ref().filter(|p| p.exists()) {
+            Some(path) => Some(Ledger::load(path)?),
+            None => None,
+        };
+        if let Some(old) = &yaml {
+            let added = store.record_ledger(old).await?;
+            if added > 0 {
+                tracing::info!("imported {added} allocation(s) from the YAML ledger");
+            }
         }
-        let (plan, ledger) = plan::plan(&site, &ledger)?;
+        let (plan, ledger) = plan::plan(&site, &store.ledger().await?)?;
         store.record_ledger(&ledger).await?;
+        if let Some(path) = &paths.ledger_yaml
+            && yaml.as_ref() != Some(&ledger)
+        {
+            // The YAML ledger is the store's, exported for `pirack plan`.
+            match output::save_ledger(&ledger, path) {
+                Ok(()) => tracing::info!("wrote the store's ledger to {}", path.display()),
+                Err(e) => tracing::warn!("the YAML ledger is behind the store's: {e}"),
+            }
+        }
         store.sync_inventory(&site).await?;
         let failed = store.fail_interrupted_ops().await?;
         if failed > 0 {
@@ -119,6 +135,7 @@ impl Controller {
             power,
             boards,
             operations: actions::Operations::default(),
+            lease,
         })
     }
 

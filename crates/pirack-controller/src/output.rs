@@ -1,7 +1,9 @@
-//! Writing a rendered tree into a directory, and comparing one with it. The
-//! directory is pirack's own: files the plan no longer has are removed, so a marker
-//! file guards against pointing it at a directory that holds anything else.
+//! Writing what the plan renders: a tree of files into a directory (and comparing
+//! one with it), and the ledger beside the inventory. The directory is pirack's
+//! own: files the plan no longer has are removed, so a marker file guards against
+//! pointing it at a directory that holds anything else.
 
+use pirack_core::plan::Ledger;
 use pirack_core::plan::render::Tree;
 use std::collections::BTreeSet;
 use std::io;
@@ -25,6 +27,14 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Writes `ledger` to `path` atomically (temporary file, then rename), so a
+/// crash never leaves half a ledger behind.
+pub fn save_ledger(ledger: &Ledger, path: &Path) -> Result<(), OutputError> {
+    let tmp = path.with_extension("yaml.tmp");
+    std::fs::write(&tmp, ledger.to_yaml()).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))
 }
 
 /// What a write changed.

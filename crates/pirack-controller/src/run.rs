@@ -6,7 +6,7 @@
 
 use crate::api;
 use crate::power::Drivers;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, lease};
 use crate::{Controller, ControllerError, Paths, netboot, observe, watchdog};
 use pirack_core::inventory::Site;
 use pirack_core::switch::Profiles;
@@ -62,12 +62,13 @@ pub struct Running {
     pub api: SocketAddr,
     api_stop: oneshot::Sender<()>,
     api_task: tokio::task::JoinHandle<std::io::Result<()>>,
-    /// Watchdog and observer: they start power actions, so they stop first.
-    watchers: JoinSet<()>,
+    /// Watchdog, observer and the lease's renewal: they start power actions or
+    /// vouch for them, so they stop first. Each task ends with its name.
+    watchers: JoinSet<&'static str>,
     /// DHCP and TFTP.
     netboot: JoinSet<()>,
     /// The lifecycle driver and the event log, which follow the netboot services.
-    followers: JoinSet<()>,
+    followers: JoinSet<&'static str>,
 }
 
 /// Opens the store and the controller, resumes cut-short root builds and starts
@@ -93,11 +94,32 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         tracing::info!("resumed {resumed} root build(s) a stop cut short");
     }
     let mut followers = JoinSet::new();
-    followers.spawn(log_events(Arc::clone(&ctl), config.json_events));
-    followers.spawn(netboot::follow(Arc::clone(&ctl)));
+    let c = Arc::clone(&ctl);
+    followers.spawn(async move {
+        log_events(c, config.json_events).await;
+        "event log"
+    });
+    let c = Arc::clone(&ctl);
+    followers.spawn(async move {
+        netboot::follow(c).await;
+        "lifecycle driver"
+    });
     let mut watchers = JoinSet::new();
-    watchers.spawn(observe::run(Arc::clone(&ctl), config.tick));
-    watchers.spawn(watchdog::run(Arc::clone(&ctl), config.tick));
+    let c = Arc::clone(&ctl);
+    watchers.spawn(async move {
+        observe::run(c, config.tick).await;
+        "observer"
+    });
+    let c = Arc::clone(&ctl);
+    watchers.spawn(async move {
+        watchdog::run(c, config.tick).await;
+        "watchdog"
+    });
+    let c = Arc::clone(&ctl);
+    watchers.spawn(async move {
+        keep_lease(c).await;
+        "lease renewal"
+    });
     let tftp_port = config.netboot.tftp.port;
     tracing::info!(
         "serving {} slot(s) of site {}: DHCP port {}, TFTP port {tftp_port}, boot files {}",
@@ -159,8 +181,8 @@ impl Running {
                 _ => RunError::TaskEnded("API"),
             }),
             Some(_) = self.netboot.join_next() => Some(RunError::TaskEnded("netboot")),
-            Some(_) = self.watchers.join_next() => Some(RunError::TaskEnded("watchdog or observer")),
-            Some(_) = self.followers.join_next() => Some(RunError::TaskEnded("lifecycle driver")),
+            Some(done) = self.watchers.join_next() => Some(RunError::TaskEnded(done.unwrap_or("a watcher"))),
+            Some(done) = self.followers.join_next() => Some(RunError::TaskEnded(done.unwrap_or("a follower"))),
         };
         self.stop().await;
         failed.map_or(Ok(()), Err)
@@ -169,7 +191,8 @@ impl Running {
     /// Stops in order: the API (no new requests), the watchdog and the observer
     /// (no new power actions), the operations under way (a cut-short root build is
     /// resumed at the next start), DHCP and TFTP, then what follows their events;
-    /// then whatever the power drivers started (virtual slots), and the store.
+    /// then whatever the power drivers started (virtual slots), and last the
+    /// store, its lease given up for the next controller.
     pub async fn stop(mut self) {
         let _ = self.api_stop.send(());
         if tokio::time::timeout(Duration::from_secs(5), &mut self.api_task)
@@ -183,7 +206,27 @@ impl Running {
         self.netboot.shutdown().await;
         self.followers.shutdown().await;
         self.ctl.power.shutdown();
+        if let Err(e) = self.ctl.store.drop_lease(&self.ctl.lease).await {
+            tracing::warn!("the store's lease was not given up (it lapses on its own): {e}");
+        }
         self.ctl.store.pool().close().await;
+    }
+}
+
+/// Renews the controller's lease on the store until another controller has taken
+/// it (after this one failed to renew it in time): then this one must stop.
+async fn keep_lease(ctl: Arc<Controller>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(lease::RENEW_MS));
+    loop {
+        tick.tick().await;
+        match ctl.store.renew_lease(&ctl.lease).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::error!("another controller took this store's lease: stopping");
+                return;
+            }
+            Err(e) => tracing::warn!("cannot renew the store's lease: {e}"),
+        }
     }
 }
 

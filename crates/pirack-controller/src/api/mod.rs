@@ -50,6 +50,7 @@ pub fn router(ctl: Arc<Controller>) -> axum::Router {
         .routes(routes!(routes::reimage))
         .routes(routes!(routes::rollback))
         .routes(routes!(routes::decommission))
+        .routes(routes!(routes::accept_board))
         .routes(routes!(routes::operation))
         .routes(routes!(routes::events))
         .routes(routes!(routes::events_stream))

@@ -185,6 +185,24 @@ pub async fn decommission(
     Ok(accepted(ctl.decommission(&row, &caller.who()).await?))
 }
 
+/// Accepts the board the site's policy held in the slot (admins only): it becomes
+/// the slot's board, in the store and for the netboot services, and boots.
+#[utoipa::path(post, path = "/v1/slots/{slot}/board/accept", tag = "slots",
+    params(("slot" = String, Path, description = "position or switch/port")),
+    responses((status = 200, body = Slot), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn accept_board(
+    State(ctl): Ctl,
+    caller: Caller,
+    Path(slot): Path<String>,
+) -> Result<Json<Slot>, ApiError> {
+    caller.admin()?;
+    let row = slot_for(&ctl, &caller, &slot).await?;
+    let row = ctl.accept_board(&row, &caller.who()).await?;
+    Ok(Json(Slot::new(&ctl, row)))
+}
+
 /// A long operation's progress.
 #[utoipa::path(get, path = "/v1/operations/{id}", tag = "operations",
     params(("id" = String, Path)),

@@ -1,10 +1,11 @@
 //! The state store: slots and their lifecycle, boards, the address ledger, images,
-//! roots, power operations, events, API tokens and long operations. SQLite in one
-//! file by default; PostgreSQL, for sites with several controllers, through the same
+//! roots, power operations, events, API tokens, long operations and the
+//! controller's lease. SQLite in one file by default; PostgreSQL through the same
 //! code (sqlx's Any driver, runtime queries, 64-bit integers and text only).
 
 pub mod boards;
 pub mod events;
+pub mod lease;
 pub mod ledger;
 pub mod ops;
 pub mod records;
@@ -39,6 +40,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// A live controller holds the store's lease.
+    #[error("the store is owned by {0}")]
+    Held(Box<lease::Lease>),
 }
 
 /// The store, cheap to clone (a pool).
@@ -66,13 +70,14 @@ pub fn random_hex(bytes: usize) -> std::io::Result<String> {
 /// The schema's migrations, compiled in: one text per step, its integer and key
 /// types spelt for the backend.
 fn migrator(backend: Backend) -> Migrator {
-    const STEPS: [(i64, &str, &str); 2] = [
+    const STEPS: [(i64, &str, &str); 3] = [
         (1, "init", include_str!("schema/0001_init.sql")),
         (
             2,
             "operation errors",
             include_str!("schema/0002_operation_errors.sql"),
         ),
+        (3, "leases", include_str!("schema/0003_leases.sql")),
     ];
     let (int, id) = match backend {
         Backend::Sqlite => ("INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),

@@ -48,11 +48,6 @@ pub enum LedgerError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot write ledger {}", path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("{}:{}:{}: {message}", path.display(), at.line, at.column)]
     Invalid {
         path: PathBuf,
@@ -138,18 +133,6 @@ impl Ledger {
 
     pub fn to_yaml(&self) -> String {
         HEADER.to_string() + &serde_yaml::to_string(self).expect("ledger serialises")
-    }
-
-    /// Writes the ledger atomically (temporary file, then rename), so a crash never
-    /// leaves half a ledger behind.
-    pub fn save(&self, path: &Path) -> Result<(), LedgerError> {
-        let write_err = |source| LedgerError::Write {
-            path: path.to_path_buf(),
-            source,
-        };
-        let tmp = path.with_extension("yaml.tmp");
-        std::fs::write(&tmp, self.to_yaml()).map_err(write_err)?;
-        std::fs::rename(&tmp, path).map_err(write_err)
     }
 }
 
