@@ -13,6 +13,7 @@ use pirack_core::inventory::{self, Site};
 use pirack_core::plan::{Ledger, Plan, plan, render::slot as rendered};
 use pirack_core::switch::Profiles;
 use pirack_lab::sim::{self, Report};
+use pirack_lab::testbed::netns::Netns;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
@@ -230,11 +231,9 @@ fn main() {
     let (plan, _) = plan(&site, &ledger).unwrap();
     let boot = boot_files(kernel_mib);
     let root = dnsmasq_root(&site, &plan, &boot, n);
-    let ctl = format!("pirack-bench-{}", std::process::id());
-    sh(Command::new("ip").args(["netns", "add", &ctl]));
-    sh(Command::new("ip").args(["-n", &ctl, "link", "set", "lo", "up"]));
+    let ctl = Netns::new(&format!("pirack-bench-{}", std::process::id())).unwrap();
     let opts = sim::Options {
-        controller_netns: Some(ctl.clone()),
+        controller_netns: Some(ctl.name().to_string()),
         boot_files: boot.clone(),
         only: plan
             .slots
@@ -247,8 +246,8 @@ fn main() {
     };
     let spawn = |name: &str, program: &str, args: &[&str]| Server {
         name: name.to_string(),
-        child: Command::new("ip")
-            .args(["netns", "exec", &ctl, program])
+        child: ctl
+            .command(program)
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -294,7 +293,7 @@ fn main() {
             )
         }));
     }
-    let _ = Command::new("ip").args(["netns", "del", &ctl]).status();
+    drop(ctl);
 
     println!(
         "{:<24} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>9}",

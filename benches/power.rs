@@ -8,68 +8,35 @@
 
 mod common;
 
-use common::{arg, sh};
+use common::arg;
 use pirack_controller::switch::many::{self, Action, Options, PortRef};
 use pirack_controller::switch::power::Fleet;
 use pirack_core::inventory;
 use pirack_core::switch::Profiles;
+use pirack_lab::testbed::switch::{PoeSwitch, Spec};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const COMMUNITY: &str = "private";
 
-struct Agent {
-    port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_agent(ports: u16) -> Agent {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state.json");
-    let emulator = std::fs::canonicalize("switch-profiles/emulator/poe-switch").unwrap();
-    sh(Command::new(&emulator).arg("init").arg(&state).args([
-        "--ports",
-        &(ports + 1).to_string(),
-        "--poe-ports",
-        &ports.to_string(),
-    ]));
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let serve = format!("{} serve {}", emulator.display(), state.display());
-    let conf = dir.path().join("snmpd.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "agentaddress udp:127.0.0.1:{port}\nrwcommunity {COMMUNITY} 127.0.0.1\n\
-             pass_persist .1.3.6.1.2.1.105 {serve}\n"
-        ),
-    )
-    .unwrap();
-    let child = Command::new("snmpd")
-        .args(["-f", "-C", "-Lf", "/dev/null", "-c"])
-        .arg(&conf)
-        .env("SNMP_PERSISTENT_DIR", dir.path().join("persist"))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("snmpd (apt-get install snmpd snmp)");
-    let agent = Agent {
-        port,
-        child,
-        _dir: dir,
-    };
+/// The emulated switch (the testbed's), `ports` PoE ports and a trunk.
+fn start_agent(dir: &Path, ports: u16) -> PoeSwitch {
+    let agent = PoeSwitch::start(&Spec {
+        netns: None,
+        dir,
+        emulator: Path::new("switch-profiles/emulator/poe-switch"),
+        port: pirack_lab::testbed::free_udp_port().unwrap(),
+        ports: ports + 1,
+        poe_ports: Some(ports),
+        vendor: None,
+        power_off: false,
+        community: COMMUNITY,
+        read_only: None,
+        v3: None,
+    })
+    .expect("snmpd (apt-get install snmpd snmp)");
     for _ in 0..100 {
         if snmp(&agent, "snmpget", &["1.3.6.1.2.1.105.1.1.1.3.1.1"]).is_some() {
             return agent;
@@ -79,7 +46,7 @@ fn start_agent(ports: u16) -> Agent {
     panic!("snmpd did not come up");
 }
 
-fn snmp(agent: &Agent, tool: &str, args: &[&str]) -> Option<String> {
+fn snmp(agent: &PoeSwitch, tool: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(tool)
         .args(["-v2c", "-c", COMMUNITY, "-Oqv"])
         .arg(format!("127.0.0.1:{}", agent.port))
@@ -93,7 +60,7 @@ fn snmp(agent: &Agent, tool: &str, args: &[&str]) -> Option<String> {
 }
 
 /// A copy of the 96-slot shelf pointed at the agent over v2c.
-fn site(dir: &Path, agent: &Agent, drain_ms: u64) -> inventory::Site {
+fn site(dir: &Path, agent: &PoeSwitch, drain_ms: u64) -> inventory::Site {
     let mut yaml = std::fs::read_to_string("hardware/shelf-96.yaml").unwrap();
     let start = yaml.find("    snmp:\n").unwrap();
     let end = yaml[start..].find("    ports:").unwrap() + start;
@@ -158,7 +125,7 @@ fn pirack_cycle(site: &inventory::Site, opts: Options, name: &str, waits: Durati
 
 /// The script way: per port an snmpset and an snmpget to check, off for every port,
 /// one drain, then on for every port.
-fn net_snmp_cycle(agent: &Agent, ports: u16, drain: Duration) -> Run {
+fn net_snmp_cycle(agent: &PoeSwitch, ports: u16, drain: Duration) -> Run {
     let admin = |p: u16| format!("1.3.6.1.2.1.105.1.1.1.3.1.{p}");
     let started = Instant::now();
     let mut requests = 0;
@@ -185,7 +152,7 @@ fn main() {
     let ports = arg("--ports", 96) as u16;
     let drain = Duration::from_millis(arg("--drain-ms", 5000));
     let dir = tempfile::tempdir().unwrap();
-    let agent = start_agent(ports);
+    let agent = start_agent(&dir.path().join("switch"), ports);
     // SAFETY: set before any thread of ours starts.
     unsafe { std::env::set_var("PIRACK_BENCH_COMMUNITY", COMMUNITY) };
     let site = site(dir.path(), &agent, drain.as_millis() as u64);

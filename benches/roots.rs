@@ -12,56 +12,19 @@ use pirack_controller::roots::{Method, clone, customise};
 use pirack_core::inventory;
 use pirack_core::plan::{Ledger, plan};
 use pirack_core::switch::Profiles;
-use std::path::{Path, PathBuf};
+use pirack_lab::testbed::loopfs::LoopFs;
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-/// A filesystem on a loop device; unmounted and detached on drop.
-struct LoopFs {
-    dir: PathBuf,
-    device: String,
-}
-
-impl LoopFs {
-    fn new(kind: &str, mkfs: &[&str]) -> LoopFs {
-        let dir = PathBuf::from(format!("target/bench-roots-{kind}"));
-        // Left mounted by an interrupted run?
-        let _ = Command::new("umount")
-            .arg(dir.join("mnt"))
-            .stderr(std::process::Stdio::null())
-            .status();
-        std::fs::create_dir_all(dir.join("mnt")).unwrap();
-        let image = dir.join("fs.img");
-        let _ = std::fs::remove_file(&image);
-        std::fs::File::create(&image)
-            .unwrap()
-            .set_len(6 << 30)
-            .unwrap();
-        let device = sh(Command::new("losetup")
-            .args(["--find", "--show"])
-            .arg(&image))
-        .trim()
-        .to_string();
-        sh(Command::new(mkfs[0]).args(&mkfs[1..]).arg(&device));
-        sh(Command::new("mount").arg(&device).arg(dir.join("mnt")));
-        LoopFs { dir, device }
-    }
-    fn path(&self) -> PathBuf {
-        self.dir.join("mnt")
-    }
-    fn used(&self) -> u64 {
-        let _ = Command::new("sync").arg("-f").arg(self.path()).status();
-        let s = nix::sys::statvfs::statvfs(&self.path()).unwrap();
-        (s.blocks() - s.blocks_free()) as u64 * s.fragment_size() as u64
-    }
-}
-
-impl Drop for LoopFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.path()).status();
-        let _ = Command::new("losetup").args(["-d", &self.device]).status();
-        let _ = std::fs::remove_file(self.dir.join("fs.img"));
-    }
+/// A 6 GiB filesystem on a loop device under target/ (the testbed's).
+fn loop_fs(kind: &str, mkfs: &[&str]) -> LoopFs {
+    LoopFs::new(
+        Path::new(&format!("target/bench-roots-{kind}")),
+        6 << 30,
+        mkfs,
+    )
+    .unwrap()
 }
 
 /// About 381 MB in about 20,000 files: many small, some medium, a few large, in a
@@ -157,7 +120,7 @@ fn main() {
         ("btrfs", &["mkfs.btrfs", "-q", "-f"][..]),
         ("xfs", &["mkfs.xfs", "-q", "-f", "-m", "reflink=1"][..]),
     ] {
-        let fs = LoopFs::new(name, mkfs);
+        let fs = loop_fs(name, mkfs);
         let image = fs.path().join("image");
         if name == "btrfs" {
             sh(Command::new("btrfs")

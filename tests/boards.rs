@@ -74,7 +74,7 @@ fn sim(ctl: &Netns, inventory: &Path, slots: &str, boot: &Path) -> Command {
         .arg("--inventory")
         .arg(inventory)
         .args(["--slots", slots, "--json", "--power-on", "0.5"])
-        .args(["--controller-netns", &ctl.0])
+        .args(["--controller-netns", ctl.name()])
         .arg("--boot-files")
         .arg(boot);
     c
@@ -127,7 +127,7 @@ fn adopted_boards_outlive_a_restart_and_held_ones_boot_once_accepted() {
     .unwrap();
     let db = format!("sqlite://{}/state.db", tmp.path().display());
     let admin = token(&db, &["--name", "staff", "--admin"]);
-    let ctl = Netns::new("boards");
+    let ctl = common::netns("boards");
 
     // Adopted by site policy: the new board in A-01 boots at once.
     let (server, events) = serve(&ctl, &adopt, &db, boot.path());
@@ -173,7 +173,7 @@ fn adopted_boards_outlive_a_restart_and_held_ones_boot_once_accepted() {
         "{}",
         text(&refused.stderr)
     );
-    let second = Netns::new("boards2");
+    let second = common::netns("boards2");
     let other = second
         .command(env!("CARGO_BIN_EXE_pirack"))
         .arg("serve")

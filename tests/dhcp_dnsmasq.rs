@@ -9,7 +9,7 @@ use common::{Child, SlotLink, can_use_netns, have};
 use dhcproto::v4::{DhcpOption, OptionCode};
 use pirack_core::inventory::{MacAddr, Model};
 use pirack_lab::sim::frames::{self, Asker, Reply};
-use pirack_lab::sim::{Lab, link::RawLink};
+use pirack_lab::sim::link::RawLink;
 use std::process::Stdio;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -21,7 +21,7 @@ const MAC: &str = "b8:27:eb:85:c0:f2";
 fn rom_exchange(pi_netns: &str, model: Model) -> Vec<u8> {
     let ns = pi_netns.to_string();
     std::thread::spawn(move || {
-        Lab::enter(&ns).unwrap();
+        pirack_lab::testbed::netns::enter(&ns).unwrap();
         let link = RawLink::open("eth0").unwrap();
         let mac: MacAddr = MAC.parse().unwrap();
         let frame = frames::loader_discover(Asker::Rom(model), mac, "7285c0f2".parse().unwrap());
@@ -115,11 +115,11 @@ fn pirack_and_dnsmasq_offer_the_same_boot() {
             .spawn()
             .unwrap(),
     );
-    let theirs_frame = rom_exchange(&link.pi.0, Model::Pi3B);
+    let theirs_frame = rom_exchange(link.pi.name(), Model::Pi3B);
     drop(dnsmasq);
 
     let server = common::serve(&link.ctl, "hardware/example-8.yaml", boot.path());
-    let ours_frame = rom_exchange(&link.pi.0, Model::Pi3B);
+    let ours_frame = rom_exchange(link.pi.name(), Model::Pi3B);
     drop(server);
 
     let theirs = frames::parse_reply(&theirs_frame).unwrap();

@@ -98,8 +98,8 @@ fn pis_boot_to_up_survive_a_controller_kill_and_the_watchdog_recovers_a_stall() 
     }
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let ctl = Netns::new("life");
-    let agent = Agent::start_in(Some(&ctl.0), 10, 10, None);
+    let ctl = common::netns("life");
+    let agent = Agent::start_in(Some(ctl.name()), 10, 10, None);
     // Every port starts off, as a shelf waiting for pirack.
     for p in 1..=10 {
         let off = agent.net_snmp(
@@ -128,7 +128,7 @@ fn pis_boot_to_up_survive_a_controller_kill_and_the_watchdog_recovers_a_stall() 
             .arg(&inventory)
             .args([
                 "--controller-netns",
-                &ctl.0,
+                ctl.name(),
                 "--follow",
                 "--stall",
                 "A-03:1",

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Netns, boot_files, can_use_netns, serve};
+use common::{boot_files, can_use_netns, serve};
 use std::io::{BufRead, BufReader};
 use std::process::Command;
 
@@ -13,7 +13,7 @@ fn simulator_boots_every_example_slot_against_serve() {
         return;
     }
     let boot = boot_files(2 << 20);
-    let ctl = Netns::new("sim8");
+    let ctl = common::netns("sim8");
     // serve starts before the slots' interfaces exist: it must wait for them.
     let mut server = serve(&ctl, "hardware/example-8.yaml", boot.path());
     let mut lines = BufReader::new(server.child.0.stdout.take().unwrap()).lines();
@@ -30,7 +30,7 @@ fn simulator_boots_every_example_slot_against_serve() {
         ])
         .args([
             "--controller-netns",
-            &ctl.0,
+            ctl.name(),
             "--boot-files",
             boot.path().to_str().unwrap(),
         ])

@@ -57,17 +57,25 @@ fn the_ci_image_serves_every_example_slot_to_its_own_pi_only() {
         pirack_core::plan::Ledger::load(std::path::Path::new("hardware/example-8.ledger.yaml"))
             .unwrap();
     let (plan, _) = pirack_core::plan::plan(&site, &ledger).unwrap();
-    let ctl = Netns::new("nfsc");
+    let ctl = common::netns("nfsc");
     let pis: Vec<Netns> = plan
         .slots
         .iter()
-        .map(|s| Netns::new(&format!("nfs{}", s.key.port)))
+        .map(|s| common::netns(&format!("nfs{}", s.key.port)))
         .collect();
     for (s, pi) in plan.slots.iter().zip(&pis) {
         let mac = &s.board.as_ref().unwrap().mac;
         let ok = Command::new("ip")
-            .args(["link", "add", &s.interface, "netns", &ctl.0, "type", "veth"])
-            .args(["peer", "name", "eth0", "netns", &pi.0, "address", mac])
+            .args([
+                "link",
+                "add",
+                &s.interface,
+                "netns",
+                ctl.name(),
+                "type",
+                "veth",
+            ])
+            .args(["peer", "name", "eth0", "netns", pi.name(), "address", mac])
             .status()
             .unwrap();
         assert!(ok.success());
@@ -77,10 +85,12 @@ fn the_ci_image_serves_every_example_slot_to_its_own_pi_only() {
             &format!("{}/30", s.fileserver_ip),
             "dev",
             &s.interface,
-        ]);
-        ctl.ip(&["link", "set", &s.interface, "up"]);
-        pi.ip(&["addr", "add", &format!("{}/30", s.pi_ip), "dev", "eth0"]);
-        pi.ip(&["link", "set", "eth0", "up"]);
+        ])
+        .unwrap();
+        ctl.ip(&["link", "set", &s.interface, "up"]).unwrap();
+        pi.ip(&["addr", "add", &format!("{}/30", s.pi_ip), "dev", "eth0"])
+            .unwrap();
+        pi.ip(&["link", "set", "eth0", "up"]).unwrap();
     }
 
     // The example site, its roots and exports under the temporary directory, ganesha.

@@ -10,11 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    pirack_lab::testbed::free_tcp_port().unwrap()
 }
 
 /// A running controller with its store, images, export root and tokens.

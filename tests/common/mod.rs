@@ -1,4 +1,6 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: the testbed (namespaces, peers, loop
+//! filesystems) is the lab crate's, shared with the benchmarks and the labs; what
+//! is here adapts it to tests (temporary directories, panics on failure).
 #![allow(dead_code)]
 
 pub mod controller;
@@ -9,6 +11,8 @@ pub mod webdriver;
 
 use pirack_core::inventory::{self, Site};
 use pirack_core::switch::Profiles;
+use pirack_lab::testbed;
+pub use pirack_lab::testbed::netns::Netns;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -84,50 +88,9 @@ pub fn have(test: &str, program: &str) -> bool {
     found
 }
 
-/// A network namespace, deleted on drop.
-pub struct Netns(pub String);
-
-impl Netns {
-    pub fn new(tag: &str) -> Netns {
-        let name = format!("pt-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "ip netns add {name}");
-        let netns = Netns(name);
-        netns.ip(&["link", "set", "lo", "up"]);
-        netns
-    }
-
-    pub fn ip(&self, args: &[&str]) {
-        let out = Command::new("ip")
-            .args(["-n", &self.0])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ip -n {} {args:?}: {}",
-            self.0,
-            text(&out.stderr)
-        );
-    }
-
-    /// A command to run inside the namespace.
-    pub fn command(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, program]);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
+/// A namespace for this test run, `pt-<tag>-<pid>`, deleted on drop.
+pub fn netns(tag: &str) -> Netns {
+    Netns::new(&format!("pt-{tag}-{}", std::process::id())).expect("ip netns add")
 }
 
 /// A child process killed on drop.
@@ -211,84 +174,46 @@ pub struct SlotLink {
 
 impl SlotLink {
     pub fn new(tag: &str, pi_address: Option<&str>) -> SlotLink {
-        let ctl = Netns::new(&format!("{tag}c"));
-        let pi = Netns::new(&format!("{tag}p"));
+        let ctl = netns(&format!("{tag}c"));
+        let pi = netns(&format!("{tag}p"));
         let out = Command::new("ip")
-            .args([
-                "link", "add", "eth0.10", "netns", &ctl.0, "type", "veth", "peer", "name", "eth0",
-            ])
-            .args(["netns", &pi.0, "address", "b8:27:eb:85:c0:f2"])
+            .args(["link", "add", "eth0.10", "netns", ctl.name()])
+            .args(["type", "veth", "peer", "name", "eth0"])
+            .args(["netns", pi.name(), "address", "b8:27:eb:85:c0:f2"])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", text(&out.stderr));
-        ctl.ip(&["addr", "add", "10.46.189.1/30", "dev", "eth0.10"]);
-        ctl.ip(&["link", "set", "eth0.10", "up"]);
-        pi.ip(&["link", "set", "eth0", "up"]);
+        ctl.ip(&["addr", "add", "10.46.189.1/30", "dev", "eth0.10"])
+            .unwrap();
+        ctl.ip(&["link", "set", "eth0.10", "up"]).unwrap();
+        pi.ip(&["link", "set", "eth0", "up"]).unwrap();
         if let Some(a) = pi_address {
-            pi.ip(&["addr", "add", a, "dev", "eth0"]);
+            pi.ip(&["addr", "add", a, "dev", "eth0"]).unwrap();
         }
         SlotLink { ctl, pi }
     }
 }
 
-/// A filesystem on a loop device, mounted on a temporary directory.
+/// A filesystem on a loop device in a temporary directory.
 pub struct LoopFs {
-    _image: tempfile::TempDir,
-    device: String,
-    mount: tempfile::TempDir,
+    fs: testbed::loopfs::LoopFs,
+    _dir: tempfile::TempDir,
 }
 
 impl LoopFs {
     pub fn new(mkfs: &[&str]) -> LoopFs {
-        let image = tempfile::tempdir().unwrap();
-        let file = image.path().join("fs.img");
-        std::fs::File::create(&file)
-            .unwrap()
-            .set_len(600 << 20)
-            .unwrap();
-        let out = Command::new("losetup")
-            .args(["--find", "--show"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "losetup: {}", text(&out.stderr));
-        let device = text(&out.stdout).trim().to_string();
-        let ok = Command::new(mkfs[0])
-            .args(&mkfs[1..])
-            .arg(&device)
-            .output()
-            .unwrap();
-        assert!(ok.status.success(), "{mkfs:?}: {}", text(&ok.stderr));
-        let mount = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
-            .arg(&device)
-            .arg(mount.path())
-            .status()
-            .unwrap();
-        assert!(ok.success(), "mount {device}");
-        LoopFs {
-            _image: image,
-            device,
-            mount,
-        }
+        let dir = tempfile::tempdir().unwrap();
+        let fs = testbed::loopfs::LoopFs::new(dir.path(), 600 << 20, mkfs).unwrap();
+        LoopFs { fs, _dir: dir }
     }
 
-    pub fn path(&self) -> &Path {
-        self.mount.path()
+    pub fn path(&self) -> std::path::PathBuf {
+        self.fs.path()
     }
 
     /// Bytes in use, after everything written has reached the disk.
     pub fn used(&self) -> u64 {
-        let _ = Command::new("sync").arg("-f").arg(self.path()).status();
-        let s = nix::sys::statvfs::statvfs(self.path()).unwrap();
-        (s.blocks() - s.blocks_free()) as u64 * s.fragment_size() as u64
-    }
-}
-
-impl Drop for LoopFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.mount.path()).status();
-        let _ = Command::new("losetup").args(["-d", &self.device]).status();
+        self.fs.used()
     }
 }
 

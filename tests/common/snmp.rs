@@ -3,7 +3,7 @@
 //! snmpsim serving a recorded switch.
 
 use super::Child;
-use std::net::UdpSocket;
+use pirack_lab::testbed::switch::{PoeSwitch, Spec};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -16,32 +16,21 @@ const EMULATOR: &str = "switch-profiles/emulator/poe-switch";
 
 /// A UDP port nothing listens on (bound and released; loopback only).
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    pirack_lab::testbed::free_udp_port().unwrap()
 }
 
-/// snmpd with the emulated PoE switch, on its own port, stopped on drop.
+/// snmpd with the emulated PoE switch (the testbed's), on its own port, with a
+/// read-only community `public`, the read-write one and a v3 user; stopped on
+/// drop.
 pub struct Agent {
-    pub port: u16,
-    pub dir: tempfile::TempDir,
-    pub state: PathBuf,
-    /// The network namespace it runs in (`None`: the test's own).
-    netns: Option<String>,
-    _child: Child,
+    switch: PoeSwitch,
+    _dir: tempfile::TempDir,
 }
 
-/// `program` run in `netns` when given.
-fn in_netns(netns: Option<&str>, program: &str) -> Command {
-    match netns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, program]);
-            c
-        }
-        None => Command::new(program),
+impl std::ops::Deref for Agent {
+    type Target = PoeSwitch;
+    fn deref(&self) -> &PoeSwitch {
+        &self.switch
     }
 }
 
@@ -58,55 +47,26 @@ impl Agent {
         vendor: Option<&str>,
     ) -> Agent {
         let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state.json");
-        let emulator = std::fs::canonicalize(EMULATOR).unwrap();
-        let mut init = Command::new(&emulator);
-        init.arg("init").arg(&state);
-        init.args([
-            "--ports",
-            &ports.to_string(),
-            "--poe-ports",
-            &poe_ports.to_string(),
-        ]);
-        if let Some(v) = vendor {
-            init.args(["--vendor", v]);
-        }
-        assert!(init.status().unwrap().success());
-        let port = free_udp_port();
-        let serve = format!("{} serve {}", emulator.display(), state.display());
-        let conf = format!(
-            "agentaddress udp:127.0.0.1:{port}\n\
-             rocommunity public 127.0.0.1\n\
-             rwcommunity {COMMUNITY} 127.0.0.1\n\
-             createUser {V3_USER} SHA-256 {V3_AUTH} AES {V3_PRIV}\n\
-             rwuser {V3_USER} priv\n\
-             pass_persist .1.3.6.1.2.1.105 {serve}\n\
-             pass_persist .1.3.6.1.2.1.17.7 {serve}\n\
-             pass_persist .1.3.6.1.4.1.9.9.402 {serve}\n\
-             pass_persist .1.3.6.1.4.1.11.2.14.11.1.9 {serve}\n"
-        );
-        std::fs::write(dir.path().join("snmpd.conf"), conf).unwrap();
-        let child = in_netns(netns, "snmpd")
-            .args(["-f", "-C", "-c"])
-            .arg(dir.path().join("snmpd.conf"))
-            .arg("-Lf")
-            .arg(dir.path().join("snmpd.log"))
-            .env("SNMP_PERSISTENT_DIR", dir.path().join("persist"))
-            .env("MIBS", "")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("snmpd starts");
-        let agent = Agent {
-            port,
-            state,
-            dir,
-            netns: netns.map(str::to_string),
-            _child: Child(child),
-        };
+        let switch = PoeSwitch::start(&Spec {
+            netns,
+            dir: dir.path(),
+            emulator: Path::new(EMULATOR),
+            port: free_udp_port(),
+            ports,
+            poe_ports: Some(poe_ports),
+            vendor,
+            power_off: false,
+            community: COMMUNITY,
+            read_only: Some("public"),
+            v3: Some((V3_USER, V3_AUTH, V3_PRIV)),
+        })
+        .unwrap();
+        let agent = Agent { switch, _dir: dir };
         agent.wait_ready();
         agent
     }
 
+    /// Waits until the emulator answers through snmpd.
     fn wait_ready(&self) {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(10) {
@@ -124,35 +84,22 @@ impl Agent {
 
     /// Runs a net-snmp tool (snmpget, snmpset, snmpwalk) against this agent, v2c.
     pub fn net_snmp(&self, tool: &str, args: &[&str]) -> Output {
-        in_netns(self.netns.as_deref(), tool)
-            .args(["-v2c", "-c", COMMUNITY, "-t", "1", "-r", "1"])
-            .arg(format!("127.0.0.1:{}", self.port))
-            .args(args)
-            .env("MIBS", "")
-            .output()
-            .unwrap()
+        self.switch.net_snmp(tool, args).unwrap()
     }
 
     /// Sets emulator faults (`delay_ms=800`, `stuck_ports=[3]`, `clear=1`, ...).
     pub fn fault(&self, settings: &[&str]) {
-        let ok = Command::new(EMULATOR)
-            .arg("fault")
-            .arg(&self.state)
-            .args(settings)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "setting faults {settings:?}");
+        self.switch.fault(settings).unwrap();
     }
 
     /// The emulated switch's state as the emulator keeps it.
     pub fn state(&self) -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(&self.state).unwrap()).unwrap()
+        self.switch.state().unwrap()
     }
 
     /// Admin state of a port: 1 on, 2 off.
     pub fn admin(&self, port: u16) -> i64 {
-        self.state()["admin"][port.to_string()].as_i64().unwrap()
+        self.switch.admin(port).unwrap()
     }
 }
 

@@ -6,9 +6,10 @@
 //! one Pi hangs on its first boot for the watchdog to recover, and the terminal
 //! shows each Pi's progress while the rack view shows the same shelf.
 
-use crate::peers::{self, Proc};
 use crate::setup::{Controller, Lab, Options, step};
 use crate::signals::STOP;
+use crate::testbed::proc::Proc;
+use crate::testbed::switch::{PoeSwitch, Spec};
 use crate::watch;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -72,7 +73,7 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
         virtual_pis: false,
         community_env: COMMUNITY_ENV,
     })?;
-    let (run, ns) = (&lab.run, &lab.ns.0);
+    let (run, ns) = (&lab.run, lab.ns.name());
     let positions: Vec<String> = lab.site.slots.iter().map(|(p, _)| p.clone()).collect();
     let stall = match (&args.stall, args.no_stall) {
         (_, true) => None,
@@ -82,14 +83,19 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
     };
     let emulator = lab.source.join("switch-profiles/emulator/poe-switch");
     let _switch = step("starting the emulated PoE switch (snmpd)", || {
-        peers::switch(
-            ns,
-            &emulator,
-            &run.join("switch"),
-            lab.site.switch_port,
-            lab.site.switch_ports,
-            &lab.community,
-        )
+        Ok(PoeSwitch::start(&Spec {
+            netns: Some(ns),
+            dir: &run.join("switch"),
+            emulator: &emulator,
+            port: lab.site.switch_port,
+            ports: lab.site.switch_ports,
+            poe_ports: None,
+            vendor: None,
+            power_off: true,
+            community: &lab.community,
+            read_only: None,
+            v3: None,
+        })?)
     })?;
 
     let mut sim = lab.pirack(false, &["sim", "--controller-netns", ns, "--follow"])?;

@@ -2,7 +2,6 @@
 //! its own namespace, so connections to a local port are carried into it. The
 //! demo touches no interface of the host's own.
 
-use crate::sim::lab::Lab;
 use anyhow::{Context, Result};
 use std::io::{ErrorKind, copy};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -32,7 +31,7 @@ pub fn start(port: u16, netns: &str, target: SocketAddr) -> Result<SocketAddr> {
 
 /// Connects from inside `netns` (this thread moves there) and copies both ways.
 fn carry(client: TcpStream, netns: &str, target: SocketAddr) -> std::io::Result<()> {
-    Lab::enter(netns)?;
+    crate::testbed::netns::enter(netns)?;
     let server = TcpStream::connect(target)?;
     let (mut c_in, mut s_out) = (client.try_clone()?, server.try_clone()?);
     let up = std::thread::spawn(move || {

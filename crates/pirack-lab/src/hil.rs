@@ -54,7 +54,7 @@ struct Firmware(Vec<String>);
 impl Drop for Firmware {
     fn drop(&mut self) {
         let batch: String = self.0.iter().map(|n| format!("netns del {n}\n")).collect();
-        let _ = crate::sim::lab::ip_batch(None, &batch);
+        let _ = crate::testbed::netns::ip_batch(None, &batch);
     }
 }
 
@@ -70,7 +70,7 @@ fn network(ns: &str, prefix: &str, slots: &[SlotPlan]) -> Result<Firmware> {
             .collect(),
     );
     let spaces: String = fw.0.iter().map(|n| format!("netns add {n}\n")).collect();
-    crate::sim::lab::ip_batch(None, &spaces)?;
+    crate::testbed::netns::ip_batch(None, &spaces)?;
     let mut root = String::new();
     let mut ctl = String::new();
     for (s, fw_ns) in slots.iter().zip(&fw.0) {
@@ -98,10 +98,10 @@ fn network(ns: &str, prefix: &str, slots: &[SlotPlan]) -> Result<Firmware> {
             s.ipv6,
         );
     }
-    crate::sim::lab::ip_batch(None, &root)?;
-    crate::sim::lab::ip_batch(Some(ns), &ctl)?;
+    crate::testbed::netns::ip_batch(None, &root)?;
+    crate::testbed::netns::ip_batch(Some(ns), &ctl)?;
     for n in &fw.0 {
-        crate::sim::lab::ip_batch(Some(n), "link set lo up\nlink set eth0 up\n")?;
+        crate::testbed::netns::ip_batch(Some(n), "link set lo up\nlink set eth0 up\n")?;
     }
     Ok(fw)
 }
@@ -251,9 +251,9 @@ pub fn hil(args: &HilArgs) -> Result<ExitCode> {
     // The controller plans from the same empty ledger, so the same addresses.
     let (plan, _) = pirack_core::plan::plan(&site, &ledger)?;
     let positions: Vec<String> = lab.site.slots.iter().map(|(p, _)| p.clone()).collect();
-    let prefix = format!("{}-fw", lab.ns.0);
+    let prefix = format!("{}-fw", lab.ns.name());
     let _firmware = step("making the virtual Pis' networks", || {
-        network(&lab.ns.0, &prefix, &plan.slots)
+        network(lab.ns.name(), &prefix, &plan.slots)
     })?;
     let _nfs = lab.nfs()?;
     let hil_dir = run.join("hil").display().to_string();

@@ -8,12 +8,12 @@
 pub mod demo;
 mod forward;
 pub mod hil;
-pub mod peers;
 pub mod qemu;
 mod setup;
 pub mod signals;
 pub mod sim;
 mod site;
+pub mod testbed;
 mod watch;
 
 /// The source tree this was built from: image recipes, example inventories,

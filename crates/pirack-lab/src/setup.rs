@@ -3,8 +3,11 @@
 //! `pirack hil` (virtual Pi 3s booting a real kernel under QEMU). What they share
 //! lives here.
 
-use crate::peers::{self, Proc, in_netns};
 use crate::signals::catch_stop_signals;
+use crate::testbed::apt;
+use crate::testbed::netns::{self, Netns};
+use crate::testbed::nfs::Ganesha;
+use crate::testbed::proc::Proc;
 use crate::{forward, site};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -15,40 +18,6 @@ use std::time::{Duration, Instant};
 
 /// Where the API listens inside a lab's namespace.
 const API: &str = "127.0.0.1:18080";
-
-/// A namespace, deleted on drop.
-pub(crate) struct Netns(pub(crate) String);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// Removes the namespaces of demos and simulators that died without cleaning up
-/// (killed outright): named `pirack-demo-PID`, `pirack-hil-PID[-fw-SLOT]` and
-/// `pirack-sim-PID-N`.
-fn clear_stale_namespaces() {
-    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
-        return;
-    };
-    for name in String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-    {
-        let pid = ["pirack-demo-", "pirack-hil-", "pirack-sim-"]
-            .iter()
-            .find_map(|p| name.strip_prefix(p))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok());
-        if let Some(pid) = pid
-            && !Path::new(&format!("/proc/{pid}")).exists()
-        {
-            tracing::info!("removing {name}, left by a run that was killed");
-            let _ = Command::new("ip").args(["netns", "del", name]).status();
-        }
-    }
-}
 
 /// Runs `work` behind a spinner saying `what`, then a line with its time.
 pub(crate) fn step<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -189,13 +158,13 @@ impl Lab {
         let dir = std::fs::canonicalize(o.dir)?;
         let source = std::fs::canonicalize(o.source)
             .with_context(|| format!("the pirack source tree {}", o.source.display()))?;
-        let missing = peers::missing_packages(o.packages)?;
+        let missing = apt::missing_packages(o.packages)?;
         if !missing.is_empty() {
             if o.no_install {
                 bail!("missing Debian packages: {}", missing.join(" "));
             }
             let what = format!("installing {} with apt-get", missing.join(" "));
-            step(&what, || peers::install(&missing, &dir.join("apt.log")))?;
+            step(&what, || Ok(apt::install(&missing, &dir.join("apt.log"))?))?;
         }
         let store = dir.join("images");
         let boot = image(&source, &dir, &store, o.image, o.versions)?;
@@ -222,15 +191,10 @@ impl Lab {
         let inventory = run.join("site.yaml");
         std::fs::write(&inventory, &site.yaml)?;
 
-        clear_stale_namespaces();
-        let ns = Netns(format!("pirack-{command}-{}", std::process::id()));
-        let made = Command::new("ip").args(["netns", "add", &ns.0]).status()?;
-        if !made.success() {
-            bail!("ip netns add {}: {made}", ns.0);
-        }
-        Command::new("ip")
-            .args(["-n", &ns.0, "link", "set", "lo", "up"])
-            .status()?;
+        // Namespaces of labs and simulators killed outright: `pirack-demo-PID`,
+        // `pirack-hil-PID[-fw-SLOT]` and `pirack-sim-PID-N`.
+        netns::clear_stale(&["pirack-demo-", "pirack-hil-", "pirack-sim-"]);
+        let ns = Netns::new(&format!("pirack-{command}-{}", std::process::id()))?;
         Ok(Lab {
             profiles: source.join("switch-profiles"),
             source,
@@ -250,7 +214,7 @@ impl Lab {
     pub(crate) fn pirack(&self, netns: bool, args: &[&str]) -> Result<Command> {
         let exe = std::env::current_exe()?;
         let mut c = if netns {
-            in_netns(&self.ns.0, &exe)
+            self.ns.command(&exe)
         } else {
             Command::new(&exe)
         };
@@ -264,14 +228,14 @@ impl Lab {
     }
 
     /// NFS-Ganesha in the namespace, serving the exports the controller writes.
-    pub(crate) fn nfs(&self) -> Result<Proc> {
+    pub(crate) fn nfs(&self) -> Result<Ganesha> {
         step("starting NFS-Ganesha (and rpcbind)", || {
-            peers::nfs(
-                &self.ns.0,
+            Ok(Ganesha::start(
+                self.ns.name(),
                 &self.run.join("nfs"),
                 &self.exports,
                 &self.ganesha_pid,
-            )
+            )?)
         })
     }
 
@@ -286,7 +250,7 @@ impl Lab {
         serve.arg("--images").arg(&self.store).args(extra);
         let log = self.run.join("serve.log");
         let mut proc = Proc::spawn("pirack serve", &mut serve, &log, false)?;
-        let local = forward::start(port, &self.ns.0, API.parse()?)?;
+        let local = forward::start(port, self.ns.name(), API.parse()?)?;
         let api = pirack_controller::api::client::Client::new(local.to_string(), admin.clone());
         step("starting the controller", || {
             let started = Instant::now();

@@ -3,7 +3,6 @@
 //! once, as a cut PoE port would. Every boot is appended to the slot's console log.
 
 use super::{Loaded, firmware_netns, qemu_args, tap};
-use crate::sim::lab::Lab;
 use crate::sim::pi::{self, Board};
 use pirack_controller::power::{DriverError, PowerAction, PowerDriver, PowerFuture};
 use pirack_core::inventory::Site;
@@ -204,7 +203,7 @@ impl Boot {
             self.board.clone(),
             Arc::clone(&self.halted),
         );
-        let stage = std::thread::spawn(move || match Lab::enter(&netns) {
+        let stage = std::thread::spawn(move || match crate::testbed::netns::enter(&netns) {
             Ok(()) => pi::firmware(&board, &expected, &halted),
             Err(e) => (
                 pi::Report::failed(&board, format!("entering {netns}: {e}")),

@@ -85,7 +85,7 @@ pub fn follow(
         let netns = controller_netns.map(str::to_string);
         std::thread::spawn(move || {
             if let Some(ns) = netns
-                && let Err(e) = Lab::enter(&ns)
+                && let Err(e) = crate::testbed::netns::enter(&ns)
             {
                 tracing::error!("simulated power: entering {ns}: {e}");
                 stop.store(true, Ordering::Relaxed);
@@ -155,7 +155,7 @@ fn watch_power(fleet: &Fleet, pis: &[Arc<Pi>], stop: &AtomicBool) {
 
 /// One Pi's life: wait for power, boot, run until the power goes, again.
 fn live(p: &Pi, mut stalls: u32, stop: &AtomicBool) {
-    if let Err(e) = Lab::enter(&p.netns) {
+    if let Err(e) = crate::testbed::netns::enter(&p.netns) {
         tracing::error!("{}: entering {}: {e}", p.board.position, p.netns);
         return;
     }

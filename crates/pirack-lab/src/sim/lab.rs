@@ -3,9 +3,8 @@
 //! fileserver address (standing in for the switch port and its VLAN, which this
 //! kernel cannot make). Everything made is removed when the lab is dropped.
 
-use std::fs::File;
-use std::io::{self, Write};
-use std::process::{Command, Stdio};
+use crate::testbed::TestbedError;
+use crate::testbed::netns::ip_batch;
 
 /// One Pi's link: its namespace, and the controller-side interface.
 #[derive(Debug, Clone)]
@@ -29,39 +28,10 @@ pub struct Lab {
     controller_ifs: Vec<String>,
 }
 
-/// Runs `ip -batch` (in `netns` when given), every line, failing if any did.
-pub fn ip_batch(netns: Option<&str>, commands: &str) -> io::Result<()> {
-    let mut cmd = Command::new("ip");
-    if let Some(ns) = netns {
-        cmd.args(["-n", ns]);
-    }
-    let mut child = cmd
-        // -force: run every line, then report failure if any line failed.
-        .args(["-force", "-batch", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(commands.as_bytes())?;
-    let out = child.wait_with_output()?;
-    match out.status.success() {
-        true => Ok(()),
-        false => Err(io::Error::other(format!(
-            "ip {}: {}",
-            netns.map_or(String::new(), |n| format!("-n {n}")),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))),
-    }
-}
-
 impl Lab {
     /// Makes every Pi's namespace and link. `controller_netns` is where the
     /// controller runs (`None`: this process's namespace).
-    pub fn build(links: &[PiLink], controller_netns: Option<&str>) -> io::Result<Lab> {
+    pub fn build(links: &[PiLink], controller_netns: Option<&str>) -> Result<Lab, TestbedError> {
         // Recorded first, so a failure half-way still cleans up what was made.
         let lab = Lab {
             namespaces: links.iter().map(|l| l.netns.clone()).collect(),
@@ -103,12 +73,6 @@ impl Lab {
         }
         ip_batch(controller_netns, &ctl)?;
         Ok(lab)
-    }
-
-    /// Enters namespace `name` on the calling thread (only that thread moves).
-    pub fn enter(name: &str) -> io::Result<()> {
-        let f = File::open(format!("/run/netns/{name}"))?;
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
     }
 }
 

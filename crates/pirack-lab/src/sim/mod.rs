@@ -46,7 +46,7 @@ pub enum SimError {
     #[error("reading boot files {}: {source}", path.display())]
     BootFiles { path: PathBuf, source: io::Error },
     #[error("building the simulator's network")]
-    Lab(#[source] io::Error),
+    Lab(#[source] crate::testbed::TestbedError),
     #[error("simulated power from the switch: {0}")]
     Power(String),
 }
@@ -135,7 +135,7 @@ impl Prepared {
             .pis
             .into_iter()
             .map(|(netns, board, expected)| {
-                std::thread::spawn(move || match Lab::enter(&netns) {
+                std::thread::spawn(move || match crate::testbed::netns::enter(&netns) {
                     Ok(()) => pi::boot(&board, &expected, stop),
                     Err(e) => Report::failed(&board, format!("entering namespace {netns}: {e}")),
                 })
