@@ -7,7 +7,7 @@ mod common;
 use pirack_core::inventory::{BoardPolicy, MacAddr, Model};
 use pirack_core::plan::{Ledger, Plan, SlotPlan, plan};
 use pirack_lab::sim::frames::{self, Asker};
-use pirack_netboot::boards::Boards;
+use pirack_netboot::boards::{Boards, Known};
 use pirack_netboot::dhcp::{self, Request};
 use pirack_netboot::events::{Bus, Event};
 use pirack_netboot::tftp::{self, SlotTree, wire::Repr};
@@ -17,6 +17,14 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The boards `plan` places, as the netboot services' table.
+fn planned(plan: &Plan) -> Vec<(String, Known)> {
+    plan.slots
+        .iter()
+        .map(|s| (s.position.clone(), Known::planned(s)))
+        .collect()
+}
 
 fn example() -> (pirack_core::inventory::Site, Plan) {
     let site = common::site("hardware/example-8.yaml");
@@ -126,7 +134,7 @@ fn tftp_on_loopback(rt: &tokio::runtime::Runtime, boot: &Path) -> u16 {
         site: p.site.clone(),
         slots: vec![slot.clone()],
     };
-    let boards = Arc::new(Boards::planned(&one, BoardPolicy::Hold));
+    let boards = Arc::new(Boards::new(BoardPolicy::Hold, planned(&one)));
     let cfg = tftp::Config {
         port: 0,
         ..tftp::Config::default()
@@ -194,7 +202,7 @@ fn dhcp_server_survives_garbage() {
     rt.block_on(async {
         let bus = Bus::default();
         let mut events = bus.subscribe();
-        let boards = Arc::new(Boards::planned(&one, BoardPolicy::Hold));
+        let boards = Arc::new(Boards::new(BoardPolicy::Hold, planned(&one)));
         let port = {
             let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap().port()

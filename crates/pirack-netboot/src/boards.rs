@@ -4,7 +4,7 @@
 //! by the site policy: adopt it, or hold the slot until staff confirm the swap.
 
 use pirack_core::inventory::{BoardPolicy, MacAddr, Serial};
-use pirack_core::plan::{Plan, SlotPlan};
+use pirack_core::plan::SlotPlan;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -59,15 +59,6 @@ impl Boards {
             policy,
             slots: Mutex::new(slots.into_iter().collect()),
         }
-    }
-
-    /// The boards the plan places, for netboot without a store (tests, labs).
-    pub fn planned(plan: &Plan, policy: BoardPolicy) -> Boards {
-        let slots = plan
-            .slots
-            .iter()
-            .map(|s| (s.position.clone(), Known::planned(s)));
-        Boards::new(policy, slots)
     }
 
     /// The slot's board is now `known` (staff accepted a held board).

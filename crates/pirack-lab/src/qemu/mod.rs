@@ -8,7 +8,7 @@
 //! both; each slot's serial console goes to its own log.
 //!
 //! The names below are the contract with whatever builds the network around the
-//! controller (`pirack hil`): the controller finds the parts by them.
+//! controller (`pirack hil`): the QEMU driver finds the parts by them.
 
 pub mod driver;
 

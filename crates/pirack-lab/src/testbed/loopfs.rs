@@ -57,9 +57,8 @@ impl LoopFs {
     /// Bytes in use, after everything written has reached the disk.
     pub fn used(&self) -> u64 {
         let _ = Command::new("sync").arg("-f").arg(self.path()).status();
-        nix::sys::statvfs::statvfs(&self.path()).map_or(0, |s| {
-            (s.blocks() - s.blocks_free()) * s.fragment_size()
-        })
+        nix::sys::statvfs::statvfs(&self.path())
+            .map_or(0, |s| (s.blocks() - s.blocks_free()) * s.fragment_size())
     }
 }
 
