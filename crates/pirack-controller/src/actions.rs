@@ -15,6 +15,7 @@ use pirack_core::plan::SlotPlan;
 use pirack_core::switch::port::PortStatus;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::task::JoinSet;
 
 /// The operations under way (root builds, power actions, watchdog recoveries), so
@@ -30,10 +31,13 @@ impl Operations {
         set.spawn(work);
     }
 
-    /// Ends every operation under way; a root build's blocking half finishes on
+    /// Gives the operations under way `grace` to end (a power cycle in its
+    /// drain, say), then ends the rest; a root build's blocking half finishes on
     /// its own thread, and the next start resumes the build.
-    pub async fn stop(&self) {
+    pub async fn stop(&self, grace: Duration) {
         let mut set = std::mem::take(&mut *self.0.lock().expect("not poisoned"));
+        let drained = async { while set.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(grace, drained).await;
         set.shutdown().await;
     }
 }
@@ -286,7 +290,7 @@ impl Controller {
     ) -> Result<PortStatus, OpError> {
         let plan = self.plan_of(key)?;
         let started = now_ms();
-        let result = match self.power.of(&plan) {
+        let result = match self.drivers.of(&plan) {
             Ok(driver) => driver.switch(&plan, action).await,
             Err(e) => Err(e),
         };
@@ -315,7 +319,7 @@ impl Controller {
 
     /// What the slot's power reads now, from its driver.
     pub async fn port_status(&self, plan: &SlotPlan) -> Result<PortStatus, OpError> {
-        Ok(self.power.of(plan)?.read(plan).await?)
+        Ok(self.drivers.of(plan)?.read(plan).await?)
     }
 
     /// Switches the slot's port, then records the state the port now implies.

@@ -52,7 +52,8 @@ pub enum ControllerError {
 pub struct Paths {
     /// The image store.
     pub images: PathBuf,
-    /// The YAML ledger beside the inventory, imported once into an empty store.
+    /// The YAML ledger beside the inventory: at start its allocations the store
+    /// lacks are imported, and it is rewritten from the store's ledger.
     pub ledger_yaml: Option<PathBuf>,
     /// Whether exports follow root changes (off where no NFS server runs).
     pub export: bool,
@@ -66,7 +67,7 @@ pub struct Controller {
     pub paths: Paths,
     pub metrics: metrics::Metrics,
     /// Slots' power, by slot kind.
-    pub power: Drivers,
+    pub drivers: Drivers,
     /// Which board the netboot services serve in which slot, kept in step with
     /// the store.
     pub boards: Arc<Boards>,
@@ -121,7 +122,7 @@ impl Controller {
         let poe = PoeDriver {
             fleet: Fleet::new(&site, profiles)?,
         };
-        let power = Drivers::default()
+        let drivers = Drivers::default()
             .with(pirack_core::inventory::SlotKind::Pi3, Arc::new(poe))
             .merged(drivers);
         let boards = Arc::new(boards::table(&store, &site, &plan).await?);
@@ -132,7 +133,7 @@ impl Controller {
             bus: Bus::default(),
             paths,
             metrics: metrics::Metrics::default(),
-            power,
+            drivers,
             boards,
             operations: actions::Operations::default(),
             lease,
@@ -162,9 +163,12 @@ impl Controller {
         }
     }
 
-    /// Ends the operations under way (the controller is stopping).
+    /// Ends the operations under way (the controller is stopping), after up to
+    /// ten seconds for them to end on their own.
     pub async fn stop_operations(&self) {
-        self.operations.stop().await;
+        self.operations
+            .stop(std::time::Duration::from_secs(10))
+            .await;
     }
 
     /// The plan of a slot, by key or position.

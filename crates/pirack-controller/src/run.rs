@@ -205,7 +205,7 @@ impl Running {
         self.ctl.stop_operations().await;
         self.netboot.shutdown().await;
         self.followers.shutdown().await;
-        self.ctl.power.shutdown();
+        self.ctl.drivers.shutdown();
         if let Err(e) = self.ctl.store.drop_lease(&self.ctl.lease).await {
             tracing::warn!("the store's lease was not given up (it lapses on its own): {e}");
         }

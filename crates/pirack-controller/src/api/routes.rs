@@ -382,7 +382,7 @@ pub async fn console(
     let row = slot_for(&ctl, &caller, &slot).await?;
     let log = ctl
         .slot_plan(&row.key)
-        .and_then(|p| ctl.power.of(p).ok()?.console(p))
+        .and_then(|p| ctl.drivers.of(p).ok()?.console(p))
         .ok_or_else(|| {
             ApiError::not_found(format!(
                 "slot {slot} is a Pi 3: its console is its UART, not kept by pirack"
