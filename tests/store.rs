@@ -485,3 +485,29 @@ fn power_operations_images_and_roots_are_recorded() {
         assert_eq!(store.root("sw-a/3").await.unwrap(), None);
     });
 }
+
+#[test]
+fn a_sqlite_store_is_created_private_whatever_the_umask_and_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let db = tmp.path().join("state/pirack.db");
+    // A permissive umask, as a careless unit file would leave it.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 000; exec \"$0\" token create --name t --admin --db \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_pirack"))
+        .arg(format!("sqlite://{}", db.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::text(&out.stderr));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&db), 0o600, "the store file");
+    assert_eq!(mode(db.parent().unwrap()), 0o700, "its directory, made for it");
+    for side in ["pirack.db-wal", "pirack.db-shm"] {
+        let p = db.with_file_name(side);
+        if p.exists() {
+            assert_eq!(mode(&p), 0o600, "{side}");
+        }
+    }
+}

@@ -61,22 +61,6 @@ pub struct ServeArgs {
     pub qemu: PathBuf,
 }
 
-/// A SQLite store's directory is made if missing, owner-only.
-pub fn prepare_sqlite(url: &str) -> Result<()> {
-    if let Some(path) = url
-        .strip_prefix("sqlite://")
-        .map(|p| p.split('?').next().unwrap_or(p))
-        && let Some(dir) = std::path::Path::new(path).parent()
-        && !dir.as_os_str().is_empty()
-        && !dir.exists()
-    {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let owner_only = std::os::unix::fs::PermissionsExt::from_mode(0o700);
-        std::fs::set_permissions(dir, owner_only)?;
-    }
-    Ok(())
-}
-
 pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
     let l = load(&args.inputs)?;
     let mut netboot = pirack_netboot::Settings::from_site(&l.site);
@@ -86,7 +70,6 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
     netboot.dhcp.server_port = args.dhcp_port;
     netboot.dhcp.client_port = args.dhcp_port.wrapping_add(1);
     netboot.tftp.port = args.tftp_port;
-    prepare_sqlite(&args.db)?;
     let qemu = Qemu::new(
         QemuSettings {
             dir: args.hil_dir.clone(),

@@ -1,6 +1,5 @@
 //! `token`: API tokens, made and revoked on the controller's host.
 
-use super::serve::prepare_sqlite;
 use anyhow::{Result, bail};
 use pirack_controller::store::Store;
 use pirack_controller::store::tokens::Scope;
@@ -27,7 +26,6 @@ pub enum TokenAction {
 }
 
 pub fn token(db: &str, action: &TokenAction) -> Result<ExitCode> {
-    prepare_sqlite(db)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
