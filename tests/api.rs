@@ -552,3 +552,75 @@ fn a_controller_killed_while_provisioning_finishes_every_root_after_restart() {
         "built once, recorded once"
     );
 }
+
+#[test]
+fn every_answer_carries_security_headers_and_every_refusal_is_json() {
+    if !is_root("every_answer_carries_security_headers_and_every_refusal_is_json") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inventory = common::example_site_in(tmp.path(), None, "");
+    let rig = start(tmp, &inventory, false);
+    let (a, t) = (rig.addr, Some(rig.admin.as_str()));
+    let guarded = |r: &common::http::Response, what: &str| {
+        assert_eq!(
+            r.header("x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{what}"
+        );
+        assert_eq!(
+            r.header("referrer-policy").as_deref(),
+            Some("no-referrer"),
+            "{what}"
+        );
+        let csp = r.header("content-security-policy").unwrap_or_default();
+        assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{what}: {csp}");
+    };
+    let page = get(a, "/", None);
+    assert_eq!(page.status, 200);
+    guarded(&page, "the rack view");
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("script-src 'sha256-") && csp.contains("style-src 'sha256-"),
+        "the page's inline script and style are allowed by hash only: {csp}"
+    );
+    guarded(&get(a, "/v1/slots", t), "an answer");
+    for (r, status, code) in [
+        (
+            request(a, "PUT", "/v1/slots", t, Some("{}")),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            request(a, "PATCH", "/v1/slots/A-01", t, None),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            post(
+                a,
+                "/v1/slots",
+                t,
+                &format!(r#"{{"image":"{}"}}"#, "x".repeat(100_000)),
+            ),
+            413,
+            "payload_too_large",
+        ),
+        (
+            get(a, &format!("/v1/events?slot={}", "a".repeat(9000)), t),
+            414,
+            "uri_too_long",
+        ),
+        (get(a, "/v1/nowhere", t), 404, "not_found"),
+    ] {
+        assert_eq!(
+            (r.status, r.json()["code"].as_str()),
+            (status, Some(code)),
+            "{}",
+            r.body
+        );
+        assert!(r.json()["message"].is_string());
+        guarded(&r, code);
+    }
+}

@@ -503,7 +503,11 @@ fn a_sqlite_store_is_created_private_whatever_the_umask_and_directory() {
     assert!(out.status.success(), "{}", common::text(&out.stderr));
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&db), 0o600, "the store file");
-    assert_eq!(mode(db.parent().unwrap()), 0o700, "its directory, made for it");
+    assert_eq!(
+        mode(db.parent().unwrap()),
+        0o700,
+        "its directory, made for it"
+    );
     for side in ["pirack.db-wal", "pirack.db-shm"] {
         let p = db.with_file_name(side);
         if p.exists() {

@@ -8,10 +8,20 @@ use std::time::Duration;
 
 pub struct Response {
     pub status: u16,
+    /// The status line and headers.
+    pub head: String,
     pub body: String,
 }
 
 impl Response {
+    /// A header's value (the first, by case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
@@ -36,7 +46,8 @@ pub fn request(
     }
     head += &format!("Content-Length: {}\r\n\r\n", body.len());
     s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body.as_bytes()).unwrap();
+    // A server refusing an oversize body may answer and close before it is all sent.
+    let _ = s.write_all(body.as_bytes());
     // Read to the end of the body: to Content-Length where the server sends one
     // (chromedriver keeps the connection open), else to the close.
     let mut raw = Vec::new();
@@ -68,6 +79,7 @@ pub fn request(
         .unwrap_or_else(|| panic!("no status line in {head:?}"));
     Response {
         status,
+        head: head.to_string(),
         body: body.to_string(),
     }
 }

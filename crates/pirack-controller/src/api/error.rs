@@ -12,7 +12,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable, for programs: `unauthorized`, `forbidden`, `not_found`, `bad_request`,
-    /// `conflict`, `bad_gateway`, `internal`.
+    /// `conflict`, `method_not_allowed`, `payload_too_large`, `uri_too_long`,
+    /// `bad_gateway`, `internal`.
     pub code: String,
     /// For people.
     pub message: String,
@@ -52,6 +53,15 @@ impl ApiError {
     /// The switch (or another peer the answer needs) did not answer properly.
     pub fn bad_gateway(m: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_GATEWAY, "bad_gateway", m)
+    }
+    pub fn method_not_allowed(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", m)
+    }
+    pub fn payload_too_large(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m)
+    }
+    pub fn uri_too_long(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::URI_TOO_LONG, "uri_too_long", m)
     }
     pub fn internal(m: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod guard;
 pub mod model;
 pub mod routes;
 
@@ -69,6 +70,11 @@ pub fn router(ctl: Arc<Controller>) -> axum::Router {
         )
         .route("/", get(routes::rack))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::method_not_allowed("this endpoint does not take that method")
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(guard::MAX_BODY))
+        .layer(axum::middleware::from_fn(guard::guard))
         .with_state(ctl)
 }
 

@@ -30,6 +30,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     async fn from_request(req: Request, state: &S) -> Result<Body<T>, ApiError> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Body(v)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::payload_too_large(format!(
+                    "bodies are {} bytes at most",
+                    super::guard::MAX_BODY
+                )))
+            }
             Err(e) => Err(ApiError::bad_request(e.body_text())),
         }
     }
@@ -425,8 +431,14 @@ pub async fn whoami(caller: Caller) -> Json<Whoami> {
 
 /// The rack view: one page, its assets inside the binary (no CDN), data from the
 /// API with the viewer's own token.
-pub async fn rack() -> axum::response::Html<&'static str> {
-    axum::response::Html(include_str!("web/rack.html"))
+pub async fn rack() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            super::guard::rack_csp(),
+        )],
+        axum::response::Html(super::guard::RACK),
+    )
 }
 
 /// Whether the controller and its store answer.

@@ -85,7 +85,10 @@ fn create_private(url: &str) -> Result<(), StoreError> {
         let what = format!("{what} {}", path.display());
         move |e: std::io::Error| StoreError::Invalid(format!("{what}: {e}"))
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
         std::fs::create_dir_all(dir).map_err(io("making the directory of"))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .map_err(io("restricting the directory of"))?;
