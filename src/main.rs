@@ -14,7 +14,7 @@ use cli::roots::{ImageAction, RootAction, export, image, root};
 use cli::serve::{ServeArgs, serve};
 use cli::site::{LedgerAction, check, ledger_release, ledger_show, plan_cmd};
 use cli::switch::{PowerFlags, PowerVerb, Selection, SwitchAction, power, remote_power, switch};
-use cli::tokens::{TokenAction, token};
+use cli::tokens::{OwnerAction, TokenAction, owner, token};
 use pirack_core::inventory;
 use pirack_core::plan;
 use pirack_lab::demo::{DemoArgs, demo};
@@ -198,6 +198,19 @@ enum Command {
         #[command(subcommand)]
         action: SwitchAction,
     },
+    /// Add and list the customers the site knows (beyond the inventory's).
+    Owner {
+        /// The controller's state store.
+        #[arg(
+            long,
+            env = "PIRACK_DB",
+            global = true,
+            default_value = "sqlite:///var/lib/pirack/pirack.db"
+        )]
+        db: String,
+        #[command(subcommand)]
+        action: OwnerAction,
+    },
     /// Make, list and revoke API tokens.
     Token {
         /// The controller's state store.
@@ -337,6 +350,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => client::events(&remote, slot.as_deref(), follow, json),
         Command::Switch { action } => switch(&action),
         Command::Token { db, action } => token(&db, &action),
+        Command::Owner { db, action } => owner(&db, &action),
         Command::Ledger { action } => match action {
             LedgerAction::Show(inputs) => ledger_show(&inputs),
             LedgerAction::Release { inputs, db, slots } => ledger_release(&inputs, &db, &slots),

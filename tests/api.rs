@@ -401,6 +401,10 @@ fn ninety_six(db: Option<String>) {
         Some(url) => start_on(tmp, &inventory, false, url),
         None => start(tmp, &inventory, false),
     };
+    let customers: Vec<String> = (0..9).map(|i| format!("customer-{i}")).collect();
+    let mut names: Vec<&str> = customers.iter().map(String::as_str).collect();
+    names.push("late");
+    common::controller::owners(&rig.db, &names);
     let started = Instant::now();
     let calls: Vec<_> = (0..96)
         .map(|i| {
@@ -623,4 +627,67 @@ fn every_answer_carries_security_headers_and_every_refusal_is_json() {
         assert!(r.json()["message"].is_string());
         guarded(&r, code);
     }
+}
+
+#[test]
+fn owners_are_the_sites_and_a_pinned_slot_is_only_its_owners() {
+    if !is_root("owners_are_the_sites_and_a_pinned_slot_is_only_its_owners") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inventory = common::example_site_in(tmp.path(), None, "");
+    let rig = start(tmp, &inventory, false);
+    let (a, t) = (rig.addr, Some(rig.admin.as_str()));
+    // No tenant from a typing error: neither a slot nor a token.
+    let r = post(a, "/v1/slots", t, r#"{"image":"tiny-1","owner":"acmee"}"#);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown owner `acmee`"),
+        "{}",
+        r.body
+    );
+    let out = common::pirack(&[
+        "token", "create", "--db", &rig.db, "--name", "x", "--owner", "acmee",
+    ]);
+    assert!(!out.status.success() && text(&out.stderr).contains("unknown owner `acmee`"));
+    // Staff add a customer; then it may have both.
+    common::controller::owners(&rig.db, &["hooli"]);
+    common::controller::token(&rig.db, &["--name", "hooli", "--owner", "hooli"]);
+
+    // A-05 is pinned to globex by the inventory: after globex's use it stays
+    // globex's, for admins too.
+    let op = post(
+        a,
+        "/v1/slots",
+        t,
+        r#"{"image":"tiny-1","owner":"globex","slot":"A-05"}"#,
+    );
+    assert_eq!(rig.wait(&op.json())["status"], "succeeded");
+    let op = request(a, "DELETE", "/v1/slots/A-05", t, None);
+    assert_eq!(rig.wait(&op.json())["status"], "succeeded");
+    let r = post(
+        a,
+        "/v1/slots",
+        t,
+        r#"{"image":"tiny-1","owner":"hooli","slot":"A-05"}"#,
+    );
+    assert_eq!(
+        (r.status, r.json()["message"].as_str()),
+        (400, Some("slot A-05 is not free")),
+        "{}",
+        r.body
+    );
+    // Any free slot for hooli is one nobody pins: A-07.
+    let op = post(a, "/v1/slots", t, r#"{"image":"tiny-1","owner":"hooli"}"#).json();
+    assert_eq!(op["slot"], "sw-a/7", "{op}");
+    let op = post(
+        a,
+        "/v1/slots",
+        t,
+        r#"{"image":"tiny-1","owner":"globex","slot":"A-05"}"#,
+    );
+    assert_eq!(op.status, 202, "its owner has it again: {}", op.body);
 }

@@ -119,6 +119,7 @@ fn pis_boot_to_up_survive_a_controller_kill_and_the_watchdog_recovers_a_stall() 
     let boot = common::boot_files(1 << 20);
     let db = format!("sqlite://{}/state.db", d.display());
     let token = common::controller::token(&db, &["--name", "test", "--admin"]);
+    common::controller::owners(&db, &["initech"]);
 
     // The Pis: alive whenever their port is on; A-03 hangs on its first boot.
     let mut sim = Child(

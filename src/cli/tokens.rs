@@ -1,7 +1,9 @@
-//! `token`: API tokens, made and revoked on the controller's host.
+//! `token` and `owner`: API tokens, and the customers they may be made for, on the
+//! controller's host.
 
 use anyhow::{Result, bail};
 use pirack_controller::store::Store;
+use pirack_controller::store::owners::Source;
 use pirack_controller::store::tokens::Scope;
 use std::process::ExitCode;
 
@@ -35,7 +37,11 @@ pub fn token(db: &str, action: &TokenAction) -> Result<ExitCode> {
             TokenAction::Create { name, admin, owner } => {
                 let scope = match (admin, owner) {
                     (true, _) => Scope::Admin,
-                    (false, Some(o)) if !o.trim().is_empty() => Scope::Customer(o.clone()),
+                    (false, Some(o)) if store.has_owner(o).await? => Scope::Customer(o.clone()),
+                    (false, Some(o)) => bail!(
+                        "unknown owner `{o}`: add it to the inventory's owners (the controller \
+                         records them when it starts) or with `pirack owner add {o}`"
+                    ),
                     _ => bail!("give --admin or --owner NAME"),
                 };
                 let (row, token) = store.create_token(name, &scope).await?;
@@ -71,6 +77,40 @@ pub fn token(db: &str, action: &TokenAction) -> Result<ExitCode> {
                     bail!("no live token {id}");
                 }
                 eprintln!("token {id} revoked");
+            }
+        }
+        store.pool().close().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(clap::Subcommand)]
+pub enum OwnerAction {
+    /// Add customers the site knows beyond the inventory's.
+    Add {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// List the customers the site knows.
+    List,
+}
+
+pub fn owner(db: &str, action: &OwnerAction) -> Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let store = Store::open(db).await?;
+        match action {
+            OwnerAction::Add { names } => {
+                for n in names {
+                    store.add_owner(n, Source::Staff).await?;
+                }
+            }
+            OwnerAction::List => {
+                for n in store.owners().await? {
+                    println!("{n}");
+                }
             }
         }
         store.pool().close().await;

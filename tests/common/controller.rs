@@ -20,10 +20,22 @@ pub struct Rig {
     pub acme: String,
     pub globex: String,
     pub dir: PathBuf,
+    /// The store's URL.
+    pub db: String,
     /// How to start the controller again: its command line.
     serve_args: Vec<String>,
     _tmp: tempfile::TempDir,
     serve: Child,
+}
+
+/// Records `names` as customers the site knows (beyond the inventory's).
+pub fn owners(db: &str, names: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pirack"))
+        .args(["owner", "add", "--db", db])
+        .args(names)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
 pub fn token(db: &str, args: &[&str]) -> String {
@@ -54,6 +66,8 @@ pub fn start_on(tmp: tempfile::TempDir, inventory: &Path, ssh: bool, db: String)
     let images = dir.join("images");
     super::tiny_image(&images, "1", ssh);
     super::tiny_image(&images, "2", ssh);
+    // The site's customers: the inventory's two and a third without slots of its own.
+    owners(&db, &["acme", "globex", "initech"]);
     let admin = token(&db, &["--name", "ops", "--admin"]);
     let acme = token(&db, &["--name", "acme", "--owner", "acme"]);
     let globex = token(&db, &["--name", "globex", "--owner", "globex"]);
@@ -80,6 +94,7 @@ pub fn start_on(tmp: tempfile::TempDir, inventory: &Path, ssh: bool, db: String)
     let serve = spawn_serve(&dir, &serve_args, addr);
     Rig {
         addr,
+        db,
         admin,
         acme,
         globex,

@@ -222,13 +222,17 @@ impl Controller {
         Ok(resumed)
     }
 
-    /// Gives `owner` a free slot (or the named one) with a root from `image_id`.
+    /// Gives `owner`, a customer the site knows, a free slot (or the named one)
+    /// with a root from `image_id`.
     pub async fn provision(
         self: &Arc<Self>,
         owner: &str,
         image_id: &str,
         wanted: Option<&str>,
     ) -> Result<Operation, OpError> {
+        if !self.store.has_owner(owner).await? {
+            return Err(OpError::UnknownOwner(owner.to_string()));
+        }
         self.check_image(image_id).await?;
         let slot = self
             .store

@@ -15,6 +15,9 @@ pub enum OpError {
     NotInPlan(String),
     #[error("image {id}: {source}")]
     Image { id: String, source: ImageError },
+    /// Not a customer the site knows (the inventory's, or added by staff).
+    #[error("unknown owner `{0}`: add it to the inventory's owners or with `pirack owner add`")]
+    UnknownOwner(String),
     /// No slot (or not the one asked for) is free to provision.
     #[error("{0}")]
     NotFree(String),
@@ -43,6 +46,7 @@ impl OpError {
         match self {
             OpError::NotInPlan(_) => "not_in_plan",
             OpError::Image { .. } => "unknown_image",
+            OpError::UnknownOwner(_) => "unknown_owner",
             OpError::NotFree(_) => "not_free",
             OpError::NoHeldBoard(_) => "no_held_board",
             OpError::Illegal(_) => "illegal_transition",

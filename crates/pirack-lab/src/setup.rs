@@ -96,12 +96,16 @@ fn image(
 
 /// An admin token and one for `owner`, made in the store at `db`.
 fn tokens(db: &str, owner: &str) -> Result<(String, String)> {
+    use pirack_controller::store::owners::Source;
     use pirack_controller::store::{Store, tokens::Scope};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
         let store = Store::open(db).await?;
+        // The customer is the lab inventory's; the controller records them all
+        // when it starts, after this.
+        store.add_owner(owner, Source::Inventory).await?;
         let (_, admin) = store.create_token("demo admin", &Scope::Admin).await?;
         let customer = Scope::Customer(owner.to_string());
         let (_, mine) = store.create_token("demo customer", &customer).await?;

@@ -96,7 +96,9 @@ impl From<OpError> for ApiError {
         match e {
             OpError::Store(s) => s.into(),
             OpError::NotInPlan(_) | OpError::NoHeldBoard(_) => ApiError::not_found(message),
-            OpError::Image { .. } | OpError::NotFree(_) => ApiError::bad_request(message),
+            OpError::Image { .. } | OpError::UnknownOwner(_) | OpError::NotFree(_) => {
+                ApiError::bad_request(message)
+            }
             OpError::Illegal(_) => ApiError::conflict(message),
             OpError::Power(_) => ApiError::bad_gateway(message),
             OpError::Root(_) | OpError::Export(_) | OpError::Internal(_) => {

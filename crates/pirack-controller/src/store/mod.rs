@@ -8,6 +8,7 @@ pub mod events;
 pub mod lease;
 pub mod ledger;
 pub mod ops;
+pub mod owners;
 pub mod records;
 pub mod slots;
 pub mod tokens;
@@ -112,7 +113,7 @@ fn create_private(url: &str) -> Result<(), StoreError> {
 /// The schema's migrations, compiled in: one text per step, its integer and key
 /// types spelt for the backend.
 fn migrator(backend: Backend) -> Migrator {
-    const STEPS: [(i64, &str, &str); 3] = [
+    const STEPS: [(i64, &str, &str); 4] = [
         (1, "init", include_str!("schema/0001_init.sql")),
         (
             2,
@@ -120,6 +121,7 @@ fn migrator(backend: Backend) -> Migrator {
             include_str!("schema/0002_operation_errors.sql"),
         ),
         (3, "leases", include_str!("schema/0003_leases.sql")),
+        (4, "owners", include_str!("schema/0004_owners.sql")),
     ];
     let (int, id) = match backend {
         Backend::Sqlite => ("INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),

@@ -16,6 +16,8 @@ pub struct SlotRow {
     pub position: String,
     pub state: State,
     pub owner: Option<String>,
+    /// The owner the inventory pins the slot to: provisioned for it alone.
+    pub pinned_owner: Option<String>,
     pub image: Option<String>,
     pub board: Option<String>,
     /// When the current state was entered (Unix ms).
@@ -27,7 +29,7 @@ pub struct SlotRow {
     pub in_inventory: bool,
 }
 
-const COLUMNS: &str = "slot_key, position, state, owner, image, board_serial, state_since, recoveries, version, in_inventory";
+const COLUMNS: &str = "slot_key, position, state, owner, pinned_owner, image, board_serial, state_since, recoveries, version, in_inventory";
 
 fn row(r: &AnyRow) -> Result<SlotRow, StoreError> {
     let state: String = r.try_get("state")?;
@@ -36,6 +38,7 @@ fn row(r: &AnyRow) -> Result<SlotRow, StoreError> {
         position: r.try_get("position")?,
         state: state.parse().map_err(StoreError::Invalid)?,
         owner: r.try_get("owner")?,
+        pinned_owner: r.try_get("pinned_owner")?,
         image: r.try_get("image")?,
         board: r.try_get("board_serial")?,
         state_since: r.try_get("state_since")?,
@@ -57,10 +60,14 @@ pub struct Changes {
 }
 
 impl Store {
-    /// Adds the inventory's new slots (`empty`, or `registered` when the inventory
-    /// names their board) and boards, refreshes positions, and marks slots that
-    /// left it. A slot's board the store already holds (adopted, accepted) stays.
+    /// Adds the inventory's owners, its new slots (`empty`, or `registered` when
+    /// the inventory names their board) and boards, refreshes positions, and marks
+    /// slots that left it. A slot's board the store already holds (adopted, accepted) stays.
     pub async fn sync_inventory(&self, site: &Site) -> Result<(), StoreError> {
+        for o in &site.owners {
+            self.add_owner(&o.name, super::owners::Source::Inventory)
+                .await?;
+        }
         let mut tx = self.write().await?;
         let now = now_ms();
         sqlx::query("UPDATE slots SET in_inventory = 0")
@@ -76,9 +83,10 @@ impl Store {
             };
             let owner = s.owner.map(|o| site.owners[o].name.clone());
             sqlx::query(
-                "INSERT INTO slots (slot_key, position, state, owner, board_serial, state_since, in_inventory) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 1) \
+                "INSERT INTO slots (slot_key, position, state, owner, pinned_owner, board_serial, state_since, in_inventory) \
+                 VALUES ($1, $2, $3, $4, $4, $5, $6, 1) \
                  ON CONFLICT (slot_key) DO UPDATE SET position = excluded.position, in_inventory = 1, \
+                 pinned_owner = excluded.pinned_owner, \
                  board_serial = COALESCE(slots.board_serial, excluded.board_serial)",
             )
             .bind(&key)
@@ -149,7 +157,7 @@ impl Store {
     }
 
     /// Gives a customer one free slot (`empty`, `registered` or decommissioned, and
-    /// not another customer's), or the named one if it is free, moving it to
+    /// neither another customer's nor pinned to one), or the named one if it is free, moving it to
     /// `building_root` with `image`. Chosen and taken under the allocation lock, so
     /// concurrent callers never get the same slot.
     pub async fn claim(
@@ -168,6 +176,7 @@ impl Store {
             let s = row(r)?;
             if lifecycle::next(s.state, Trigger::Provision).is_ok()
                 && s.owner.as_deref().is_none_or(|o| o == owner)
+                && s.pinned_owner.as_deref().is_none_or(|o| o == owner)
                 && wanted.is_none_or(|w| s.key == w || s.position == w)
             {
                 free = Some(s);
