@@ -691,3 +691,75 @@ fn owners_are_the_sites_and_a_pinned_slot_is_only_its_owners() {
     );
     assert_eq!(op.status, 202, "its owner has it again: {}", op.body);
 }
+
+#[test]
+fn one_power_operation_at_a_time_and_the_drain_is_kept() {
+    let test = "one_power_operation_at_a_time_and_the_drain_is_kept";
+    if !is_root(test) || !common::have(test, "snmpd") {
+        return;
+    }
+    let agent = Agent::start(10, 10, None);
+    let tmp = tempfile::tempdir().unwrap();
+    let inventory = site_for(tmp.path(), agent.port, "generic", Creds::V2c, FAST);
+    let rig = start(tmp, &inventory, false);
+    let (a, t) = (rig.addr, Some(rig.admin.as_str()));
+    let op = post(
+        a,
+        "/v1/slots",
+        t,
+        r#"{"image":"tiny-1","owner":"initech","slot":"A-07"}"#,
+    );
+    assert_eq!(rig.wait(&op.json())["status"], "succeeded");
+    let before = agent.state()["history"].as_array().unwrap().len();
+
+    // Ten alternating calls as fast as a client can send them.
+    let mut accepted = Vec::new();
+    for i in 0..10 {
+        let action = if i % 2 == 0 { "on" } else { "off" };
+        let body = format!(r#"{{"action":"{action}"}}"#);
+        let r = post(a, "/v1/slots/A-07/power", t, &body);
+        match r.status {
+            202 => accepted.push(r.json()),
+            409 => {
+                let m = r.json()["message"].as_str().unwrap().to_string();
+                assert!(
+                    m.contains("power operation under way: op-"),
+                    "a refusal names the pending operation: {m}"
+                );
+            }
+            s => panic!("{s}: {}", r.body),
+        }
+    }
+    assert!(accepted.len() < 10, "calls on a busy slot are refused");
+    for op in &accepted {
+        assert_eq!(rig.wait(op)["status"], "succeeded", "{op}");
+    }
+    // Off, then on again the moment off is done.
+    for action in ["off", "on"] {
+        let r = post(
+            a,
+            "/v1/slots/A-07/power",
+            t,
+            &format!(r#"{{"action":"{action}"}}"#),
+        );
+        assert_eq!(rig.wait(&r.json())["status"], "succeeded");
+        accepted.push(r.json());
+    }
+    // What reached the switch: never more than one SET per accepted call, and a
+    // port switched off stays off for drain_ms (200) before it is on again.
+    let history = agent.state()["history"].as_array().unwrap()[before..].to_vec();
+    let port7: Vec<(i64, f64)> = history
+        .iter()
+        .filter(|h| h[0] == 7)
+        .map(|h| (h[1].as_i64().unwrap(), h[2].as_f64().unwrap()))
+        .collect();
+    assert!(port7.len() <= accepted.len(), "{port7:?}");
+    let mut drains = 0;
+    for pair in port7.windows(2) {
+        if let [(2, off), (1, on)] = pair {
+            assert!(on - off >= 0.2, "on {:.3} s after off: {port7:?}", on - off);
+            drains += 1;
+        }
+    }
+    assert!(drains >= 1, "{port7:?}");
+}

@@ -40,7 +40,8 @@ pub struct Selection {
 
 #[derive(clap::Args)]
 pub struct PowerFlags {
-    /// Time a cycled port stays off [default: the switch's power.drain_ms].
+    /// Time a cycled port stays off [default, and the least: the switch's
+    /// power.drain_ms].
     #[arg(long)]
     pub drain_ms: Option<u64>,
     /// Ports switched on together [default: the switch's power.batch].

@@ -13,6 +13,7 @@ use crate::store::{StoreError, now_ms, random_hex};
 use pirack_core::lifecycle::{self, State, Trigger};
 use pirack_core::plan::SlotPlan;
 use pirack_core::switch::port::PortStatus;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,6 +40,52 @@ impl Operations {
         let drained = async { while set.join_next().await.is_some() {} };
         let _ = tokio::time::timeout(grace, drained).await;
         set.shutdown().await;
+    }
+}
+
+/// A new operation's id.
+fn op_id() -> Result<String, OpError> {
+    let id = random_hex(8).map_err(|e| OpError::Internal(format!("no randomness: {e}")))?;
+    Ok(format!("op-{id}"))
+}
+
+/// The slots whose power is being switched, and by which operation (`None`: the
+/// watchdog's recovery): one at a time per slot.
+#[derive(Default)]
+pub struct PowerClaims(Mutex<HashMap<String, Option<String>>>);
+
+/// A slot's power, held until dropped.
+pub struct PowerClaim {
+    claims: Arc<PowerClaims>,
+    slot: String,
+}
+
+impl PowerClaims {
+    /// The slot's power for `op`, unless another operation holds it (its id).
+    pub fn claim(
+        self: &Arc<Self>,
+        slot: &str,
+        op: Option<&str>,
+    ) -> Result<PowerClaim, Option<String>> {
+        let mut held = self.0.lock().expect("not poisoned");
+        if let Some(other) = held.get(slot) {
+            return Err(other.clone());
+        }
+        held.insert(slot.to_string(), op.map(str::to_string));
+        Ok(PowerClaim {
+            claims: Arc::clone(self),
+            slot: slot.to_string(),
+        })
+    }
+}
+
+impl Drop for PowerClaim {
+    fn drop(&mut self) {
+        self.claims
+            .0
+            .lock()
+            .expect("not poisoned")
+            .remove(&self.slot);
     }
 }
 
@@ -80,11 +127,7 @@ impl Controller {
         slot: Option<&str>,
         owner: Option<&str>,
     ) -> Result<Operation, OpError> {
-        let id = random_hex(8).map_err(|e| OpError::Internal(format!("no randomness: {e}")))?;
-        Ok(self
-            .store
-            .start_op(&format!("op-{id}"), kind, slot, owner)
-            .await?)
+        Ok(self.store.start_op(&op_id()?, kind, slot, owner).await?)
     }
 
     /// Runs `work` as operation `op`, recording how it ended (a failure with its
@@ -269,8 +312,18 @@ impl Controller {
             PowerAction::Cycle => Trigger::Recover,
         };
         lifecycle::next(slot.state, trigger)?;
+        let id = op_id()?;
+        let claim = self
+            .power_claims
+            .claim(&slot.key, Some(&id))
+            .map_err(|holder| OpError::Busy {
+                slot: slot.position.clone(),
+                by: holder.unwrap_or_else(|| "the watchdog's power cycle".into()),
+            })?;
         let op = self
-            .operation(
+            .store
+            .start_op(
+                &id,
                 &format!("power-{}", action.as_str()),
                 Some(&slot.key),
                 slot.owner.as_deref(),
@@ -278,6 +331,7 @@ impl Controller {
             .await?;
         let (ctl, key, who) = (Arc::clone(self), slot.key.clone(), who.to_string());
         self.finish(&op, async move {
+            let _claim = claim;
             ctl.switch_power(&key, action, &format!("{} by {who}", action.as_str()))
                 .await
         });

@@ -24,6 +24,9 @@ pub enum OpError {
     /// No board is held in the slot for staff to accept.
     #[error("slot {0} holds no board waiting for staff")]
     NoHeldBoard(String),
+    /// The slot's power is being switched already: one operation at a time.
+    #[error("slot {slot} has a power operation under way: {by}")]
+    Busy { slot: String, by: String },
     #[error(transparent)]
     Illegal(#[from] Illegal),
     #[error(transparent)]
@@ -49,6 +52,7 @@ impl OpError {
             OpError::UnknownOwner(_) => "unknown_owner",
             OpError::NotFree(_) => "not_free",
             OpError::NoHeldBoard(_) => "no_held_board",
+            OpError::Busy { .. } => "busy",
             OpError::Illegal(_) => "illegal_transition",
             OpError::Store(StoreError::Illegal(_)) => "illegal_transition",
             OpError::Store(StoreError::Conflict(_)) => "conflict",

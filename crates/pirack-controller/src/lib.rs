@@ -73,6 +73,8 @@ pub struct Controller {
     pub boards: Arc<Boards>,
     /// Operations under way.
     pub operations: actions::Operations,
+    /// Slots whose power is being switched.
+    pub power_claims: Arc<actions::PowerClaims>,
     /// This controller's hold on the store.
     pub lease: Lease,
 }
@@ -136,6 +138,7 @@ impl Controller {
             drivers,
             boards,
             operations: actions::Operations::default(),
+            power_claims: Arc::default(),
             lease,
         })
     }

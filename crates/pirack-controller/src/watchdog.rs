@@ -80,6 +80,15 @@ async fn recover(ctl: &Controller, slot: SlotRow, stalled_ms: i64) {
         }
         return;
     }
+    // An operator's power operation under way has the slot's power: no cycle
+    // beside it (the next tick looks again).
+    let Ok(_claim) = ctl.power_claims.claim(&slot.key, None) else {
+        tracing::debug!(
+            "{}: its power is being switched; no recovery now",
+            slot.position
+        );
+        return;
+    };
     // Claim the recovery first (a moved slot refuses it), so two ticks never cycle
     // one slot twice; the deadline then restarts, doubled.
     let changes = Changes {

@@ -99,7 +99,7 @@ impl From<OpError> for ApiError {
             OpError::Image { .. } | OpError::UnknownOwner(_) | OpError::NotFree(_) => {
                 ApiError::bad_request(message)
             }
-            OpError::Illegal(_) => ApiError::conflict(message),
+            OpError::Illegal(_) | OpError::Busy { .. } => ApiError::conflict(message),
             OpError::Power(_) => ApiError::bad_gateway(message),
             OpError::Root(_) | OpError::Export(_) | OpError::Internal(_) => {
                 ApiError::internal(message)

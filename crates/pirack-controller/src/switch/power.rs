@@ -58,6 +58,9 @@ pub struct SwitchControl {
     addr: SocketAddr,
     session: Mutex<Session>,
     locks: std::sync::Mutex<HashMap<u16, Arc<Mutex<()>>>>,
+    /// When each port last read back off: it is not switched on again before
+    /// the policy's drain has passed, however the requests come.
+    switched_off: std::sync::Mutex<HashMap<u16, Instant>>,
 }
 
 impl SwitchControl {
@@ -78,6 +81,7 @@ impl SwitchControl {
             addr,
             session: Mutex::new(Session::new(target)),
             locks: std::sync::Mutex::new(HashMap::new()),
+            switched_off: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -223,9 +227,22 @@ impl SwitchControl {
             .map_err(|_| self.unexpected(&got[0], &obj.object, w, "power is never negative"))
     }
 
-    /// Sets the port's admin state and reads it back until it settles. The caller
-    /// holds the port's lock.
+    /// Sets the port's admin state and reads it back until it settles; a port
+    /// switched off is switched on only once `power.drain_ms` has passed, so the
+    /// board drains whatever is asked how fast. The caller holds the port's lock.
     pub async fn set_locked(&self, port: u16, want: Admin) -> Result<PortStatus, PowerError> {
+        if want == Admin::On {
+            let off = self
+                .switched_off
+                .lock()
+                .expect("not poisoned")
+                .get(&port)
+                .copied();
+            let drain = Duration::from_millis(self.policy.drain_ms);
+            if let Some(left) = off.and_then(|at| drain.checked_sub(at.elapsed())) {
+                tokio::time::sleep(left).await;
+            }
+        }
         let oid = self
             .profile
             .poe
@@ -239,6 +256,11 @@ impl SwitchControl {
         loop {
             let status = self.status(&[port]).await?.remove(0);
             if status.settled(want) {
+                let mut off = self.switched_off.lock().expect("not poisoned");
+                match want {
+                    Admin::Off => off.insert(port, Instant::now()),
+                    Admin::On => off.remove(&port),
+                };
                 return Ok(status);
             }
             if started.elapsed() >= deadline {
@@ -260,7 +282,8 @@ impl SwitchControl {
         self.set_locked(port, want).await
     }
 
-    /// Off, read back until off, wait `drain`, on, read back.
+    /// Off, read back until off, wait `drain` (the policy's at least), on, read
+    /// back.
     pub async fn cycle(&self, port: u16, drain: Duration) -> Result<PortStatus, PowerError> {
         let _held = self.lock_port(port).await?;
         self.set_locked(port, Admin::Off).await?;
