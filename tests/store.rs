@@ -328,7 +328,24 @@ fn operations_and_event_pages() {
             .start_op("op-2", "reimage", Some("sw-a/4"), None)
             .await
             .unwrap();
-        assert_eq!(store.fail_interrupted_ops().await.unwrap(), 1);
+        store
+            .start_op("op-3", "provision", Some("sw-a/5"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.running_ops().await.unwrap().len(),
+            2,
+            "op-1 ended, op-2 and op-3 run"
+        );
+        // op-3's build resumes under its id; op-2 is cut short.
+        assert_eq!(
+            store.fail_interrupted_ops(&["op-3".into()]).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            store.op("op-3").await.unwrap().unwrap().status,
+            OpStatus::Running
+        );
         assert_eq!(
             store.op("op-2").await.unwrap().unwrap().status,
             OpStatus::Failed

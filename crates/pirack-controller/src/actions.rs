@@ -242,9 +242,12 @@ impl Controller {
 
     /// Starts again the root builds a stopped controller left half done (roots are
     /// built beside the one in service and swapped in, so nothing half-built was
-    /// served); returns how many.
+    /// served), each under the operation that asked for it, so a client polling
+    /// it sees it finish; other operations a stop cut short are failed as
+    /// interrupted. Returns how many builds resumed.
     pub async fn resume(self: &Arc<Self>) -> Result<usize, OpError> {
-        let mut resumed = 0;
+        let running = self.store.running_ops().await?;
+        let mut resumed = Vec::new();
         for slot in self.store.slots(None).await? {
             if !matches!(slot.state, State::BuildingRoot | State::Reimaging) {
                 continue;
@@ -252,17 +255,29 @@ impl Controller {
             let Some(image) = slot.image.clone() else {
                 continue;
             };
-            let op = self
-                .operation("resume-build", Some(&slot.key), slot.owner.as_deref())
-                .await?;
+            let cut = running.iter().find(|o| {
+                o.slot.as_deref() == Some(slot.key.as_str())
+                    && matches!(o.kind.as_str(), "provision" | "reimage" | "resume-build")
+            });
+            let op = match cut {
+                Some(op) => op.clone(),
+                None => {
+                    self.operation("resume-build", Some(&slot.key), slot.owner.as_deref())
+                        .await?
+                }
+            };
             let (ctl, key, owner) = (Arc::clone(self), slot.key.clone(), slot.owner.clone());
-            self.finish(
-                &op,
-                async move { ctl.build_root(&key, &image, owner).await },
-            );
-            resumed += 1;
+            self.finish(&op, async move {
+                let done = ctl.build_root(&key, &image, owner).await?;
+                Ok(format!("{done} (resumed after a restart)"))
+            });
+            resumed.push(op.id);
         }
-        Ok(resumed)
+        let failed = self.store.fail_interrupted_ops(&resumed).await?;
+        if failed > 0 {
+            tracing::warn!("{failed} operation(s) were cut short by a restart");
+        }
+        Ok(resumed.len())
     }
 
     /// Gives `owner`, a customer the site knows, a free slot (or the named one)

@@ -84,8 +84,9 @@ impl Controller {
     /// another controller holds it), the YAML ledger's allocations the store lacks
     /// imported, the plan against the stored ledger (new allocations recorded, and
     /// the YAML ledger rewritten to match), the store synced with the inventory,
-    /// the boards as the store knows them, and operations a crash left running
-    /// failed. `drivers` power the slots the PoE switches do not.
+    /// and the boards as the store knows them (operations a stop cut short are
+    /// [`Controller::resume`]d or failed). `drivers` power the slots the PoE
+    /// switches do not.
     pub async fn open(
         site: Site,
         profiles: &Profiles,
@@ -117,10 +118,6 @@ impl Controller {
             }
         }
         store.sync_inventory(&site).await?;
-        let failed = store.fail_interrupted_ops().await?;
-        if failed > 0 {
-            tracing::warn!("{failed} operation(s) were cut short by a restart");
-        }
         let poe = PoeDriver {
             fleet: Fleet::new(&site, profiles)?,
         };

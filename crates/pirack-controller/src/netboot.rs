@@ -55,6 +55,19 @@ fn counted(event: &Event) -> Option<(&'static str, &'static str, &'static str)> 
     })
 }
 
+/// The lifecycle step an event is: a DHCP request; a boot file started; the
+/// kernel (`kernel`, the file the slot's config.txt boots) only once its transfer
+/// completed — a Pi that stalls mid-kernel is still fetching, not booting Linux.
+fn trigger(event: &Event, kernel: Option<&str>) -> Option<Trigger> {
+    let is_kernel = |file: &str| kernel.is_some_and(|k| file.trim_start_matches('/').ends_with(k));
+    match event {
+        Event::DhcpDiscover { .. } | Event::DhcpRequest { .. } => Some(Trigger::DhcpSeen),
+        Event::TftpStarted { .. } => Some(Trigger::TftpSeen),
+        Event::TftpFinished { file, .. } if is_kernel(file) => Some(Trigger::KernelServed),
+        _ => None,
+    }
+}
+
 async fn observe(ctl: &Controller, kernels: &HashMap<String, String>, rec: &Record) {
     if let Some((name, label, value)) = counted(&rec.event) {
         ctl.metrics.count(name, &[(label, value)]);
@@ -62,20 +75,7 @@ async fn observe(ctl: &Controller, kernels: &HashMap<String, String>, rec: &Reco
     let Some(position) = rec.slot.as_deref() else {
         return;
     };
-    let trigger = match &rec.event {
-        Event::DhcpDiscover { .. } | Event::DhcpRequest { .. } => Some(Trigger::DhcpSeen),
-        Event::TftpStarted { file, .. } => {
-            let kernel = kernels
-                .get(position)
-                .is_some_and(|k| file.trim_start_matches('/').ends_with(k.as_str()));
-            Some(if kernel {
-                Trigger::KernelServed
-            } else {
-                Trigger::TftpSeen
-            })
-        }
-        _ => None,
-    };
+    let trigger = trigger(&rec.event, kernels.get(position).map(String::as_str));
     // Boot files and refusals are kept as observations; offers, acks and probes
     // are only counted, without a trip to the store.
     let kept = matches!(
@@ -137,5 +137,46 @@ async fn observe(ctl: &Controller, kernels: &HashMap<String, String>, rec: &Reco
             )
             .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_slot_is_kernel_loaded_only_once_its_kernel_transfer_completed() {
+        let peer = "10.46.189.2:49152".parse().unwrap();
+        let file = "7285c0f2/kernel8.img".to_string();
+        let started = Event::TftpStarted {
+            peer,
+            file: file.clone(),
+            size: 8 << 20,
+        };
+        let failed = Event::TftpFailed {
+            peer,
+            file: file.clone(),
+            bytes: 4 << 20,
+            duration: Duration::from_secs(3),
+            error: "timed out".into(),
+        };
+        let finished = Event::TftpFinished {
+            peer,
+            file,
+            bytes: 8 << 20,
+            duration: Duration::from_secs(2),
+        };
+        let k = Some("kernel8.img");
+        assert_eq!(trigger(&started, k), Some(Trigger::TftpSeen));
+        assert_eq!(trigger(&failed, k), None);
+        assert_eq!(trigger(&finished, k), Some(Trigger::KernelServed));
+        let other = Event::TftpFinished {
+            peer,
+            file: "7285c0f2/start.elf".into(),
+            bytes: 1,
+            duration: Duration::ZERO,
+        };
+        assert_eq!(trigger(&other, k), None);
     }
 }

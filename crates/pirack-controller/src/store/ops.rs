@@ -123,18 +123,40 @@ impl Store {
         }))
     }
 
-    /// Operations a crash left running: they will never end on their own.
-    pub async fn fail_interrupted_ops(&self) -> Result<u64, StoreError> {
+    /// Operations still marked running (at start: those a stop cut short).
+    pub async fn running_ops(&self) -> Result<Vec<Operation>, StoreError> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM operations WHERE status = 'running' ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out = Vec::new();
+        for id in ids {
+            out.extend(self.op(&id).await?);
+        }
+        Ok(out)
+    }
+
+    /// Operations a stop left running that will never end on their own: every
+    /// running one but `resumed`.
+    pub async fn fail_interrupted_ops(&self, resumed: &[String]) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
-            "UPDATE operations SET status = 'failed', detail = 'interrupted: the controller stopped', \
-             error = 'interrupted', updated_at = $1 \
-             WHERE status = 'running'",
-        )
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+        let mut failed = 0;
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM operations WHERE status = 'running'")
+                .fetch_all(&mut *tx)
+                .await?;
+        for id in ids.iter().filter(|id| !resumed.contains(id)) {
+            let done = sqlx::query(
+                "UPDATE operations SET status = 'failed', detail = 'interrupted: the controller stopped', \
+                 error = 'interrupted', updated_at = $1 WHERE id = $2 AND status = 'running'",
+            )
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            failed += done.rows_affected();
+        }
         tx.commit().await?;
-        Ok(done.rows_affected())
+        Ok(failed)
     }
 }
