@@ -764,3 +764,95 @@ fn one_power_operation_at_a_time_and_the_drain_is_kept() {
     }
     assert!(drains >= 1, "{port7:?}");
 }
+
+#[test]
+fn a_tenant_reads_only_its_own_history_and_a_revoked_stream_ends() {
+    if !is_root("a_tenant_reads_only_its_own_history_and_a_revoked_stream_ends") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inventory = common::example_site_in(tmp.path(), None, "");
+    let rig = start(tmp, &inventory, false);
+    let (a, staff, acme) = (rig.addr, Some(rig.admin.as_str()), Some(rig.acme.as_str()));
+    // A-07's first tenant, initech, comes and goes.
+    let op = post(
+        a,
+        "/v1/slots",
+        staff,
+        r#"{"image":"tiny-1","owner":"initech","slot":"A-07"}"#,
+    );
+    assert_eq!(rig.wait(&op.json())["status"], "succeeded");
+    let op = request(a, "DELETE", "/v1/slots/A-07", staff, None);
+    assert_eq!(rig.wait(&op.json())["status"], "succeeded");
+    // Then acme takes it: its history of A-07 starts there.
+    let op = post(a, "/v1/slots", acme, r#"{"image":"tiny-1","slot":"A-07"}"#);
+    assert_eq!(rig.wait(&op.json())["status"], "succeeded");
+    let mine = get(a, "/v1/events?slot=A-07", acme);
+    assert_eq!(
+        common::strings(&mine.json(), "kind"),
+        ["provision", "root_built"]
+    );
+    assert!(
+        !mine.body.contains("initech")
+            && !mine.body.contains("(ops)")
+            && !mine.body.contains("token "),
+        "nothing of the previous tenant, nor staff's token names: {}",
+        mine.body
+    );
+    let all = get(a, "/v1/events?slot=A-07", staff).json();
+    assert_eq!(
+        common::strings(&all, "kind"),
+        [
+            "provision",
+            "root_built",
+            "decommission",
+            "provision",
+            "root_built"
+        ]
+    );
+    assert!(
+        all[2]["actor"].as_str().unwrap().contains("(ops)"),
+        "staff see who: {all}"
+    );
+
+    // acme follows its events; its token is revoked; the next event ends the
+    // stream instead of reaching it.
+    let mut stream = std::net::TcpStream::connect(a).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        stream,
+        "GET /v1/events/stream?after={} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        all[4]["id"],
+        rig.acme
+    )
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut got = String::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got += &String::from_utf8_lossy(&buf[..n]);
+        }
+        let _ = tx.send(got);
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let id = get(a, "/v1/whoami", acme).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = common::pirack(&["token", "revoke", "--db", &rig.db, &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let op = post(a, "/v1/slots/A-07/reimage", staff, r#"{"image":"tiny-2"}"#);
+    assert_eq!(op.status, 202, "{}", op.body);
+    let got = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the stream ends once its token is revoked");
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(
+        !got.contains("reimage"),
+        "no event after the revocation: {got}"
+    );
+}

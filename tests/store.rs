@@ -364,9 +364,15 @@ fn operations_and_event_pages() {
                 kind: "tftp_seen".into(),
                 cause: "test".into(),
                 detail: format!("file {i}"),
+                // The first slot's events: one tenant's, then another's.
+                owner: Some(if i < 12 { "acme" } else { "globex" }.to_string()),
+                actor: None,
             };
             store.event(&e).await.unwrap();
         }
+        let acme = store.events_of(0, 100, None, Some("acme")).await.unwrap();
+        assert_eq!(acme.len(), 12, "a tenant reads its own events only");
+        assert!(acme.iter().all(|e| e.owner.as_deref() == Some("acme")));
         let first = store.events(0, 10, None).await.unwrap();
         assert_eq!(first.len(), 10);
         let next = store

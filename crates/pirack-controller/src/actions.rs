@@ -43,6 +43,14 @@ impl Operations {
     }
 }
 
+/// Who asks for an action: `name` as every tenant of the slot may read it in
+/// causes (`staff`, `customer acme`), `token` (`token ID (NAME)`) for staff only.
+#[derive(Debug, Clone)]
+pub struct By {
+    pub name: String,
+    pub token: Option<String>,
+}
+
 /// A new operation's id.
 fn op_id() -> Result<String, OpError> {
     let id = random_hex(8).map_err(|e| OpError::Internal(format!("no randomness: {e}")))?;
@@ -319,7 +327,7 @@ impl Controller {
         self: &Arc<Self>,
         slot: &SlotRow,
         action: PowerAction,
-        who: &str,
+        by: &By,
     ) -> Result<Operation, OpError> {
         let trigger = match action {
             PowerAction::On => Trigger::PowerOn,
@@ -344,11 +352,11 @@ impl Controller {
                 slot.owner.as_deref(),
             )
             .await?;
-        let (ctl, key, who) = (Arc::clone(self), slot.key.clone(), who.to_string());
+        let (ctl, key, by) = (Arc::clone(self), slot.key.clone(), by.clone());
         self.finish(&op, async move {
             let _claim = claim;
-            ctl.switch_power(&key, action, &format!("{} by {who}", action.as_str()))
-                .await
+            let cause = format!("{} by {}", action.as_str(), by.name);
+            ctl.switch_power(&key, action, &cause, by.token).await
         });
         Ok(op)
     }
@@ -395,12 +403,14 @@ impl Controller {
         Ok(self.drivers.of(plan)?.read(plan).await?)
     }
 
-    /// Switches the slot's port, then records the state the port now implies.
+    /// Switches the slot's port, then records the state the port now implies
+    /// (and who asked, `actor`).
     pub async fn switch_power(
         &self,
         key: &str,
         action: PowerAction,
         cause: &str,
+        actor: Option<String>,
     ) -> Result<String, OpError> {
         let status = self.cycle_port(key, action, cause).await?;
         let (trigger, changes) = match action {
@@ -414,6 +424,7 @@ impl Controller {
             PowerAction::Off => (Trigger::PowerOff, Changes::default()),
             PowerAction::Cycle => (Trigger::Recover, Changes::default()),
         };
+        let changes = Changes { actor, ..changes };
         self.apply(key, trigger, cause, changes).await?;
         Ok(format!(
             "{key}: port {} {}, {}",
@@ -425,11 +436,12 @@ impl Controller {
         self: &Arc<Self>,
         slot: &SlotRow,
         image_id: &str,
-        who: &str,
+        by: &By,
     ) -> Result<Operation, OpError> {
         self.check_image(image_id).await?;
         let changes = Changes {
             image: Some(Some(image_id.to_string())),
+            actor: by.token.clone(),
             ..Changes::default()
         };
         let row = self
@@ -437,7 +449,7 @@ impl Controller {
             .transition(
                 slot,
                 Trigger::Reimage,
-                &format!("reimage to {image_id} by {who}"),
+                &format!("reimage to {image_id} by {}", by.name),
                 changes,
             )
             .await?;
@@ -453,19 +465,18 @@ impl Controller {
         Ok(op)
     }
 
-    pub async fn rollback(
-        self: &Arc<Self>,
-        slot: &SlotRow,
-        who: &str,
-    ) -> Result<Operation, OpError> {
+    pub async fn rollback(self: &Arc<Self>, slot: &SlotRow, by: &By) -> Result<Operation, OpError> {
         let plan = self.plan_of(&slot.key)?;
         let row = self
             .store
             .transition(
                 slot,
                 Trigger::Rollback,
-                &format!("rollback by {who}"),
-                Changes::default(),
+                &format!("rollback by {}", by.name),
+                Changes {
+                    actor: by.token.clone(),
+                    ..Changes::default()
+                },
             )
             .await?;
         let op = self
@@ -487,12 +498,13 @@ impl Controller {
     pub async fn decommission(
         self: &Arc<Self>,
         slot: &SlotRow,
-        who: &str,
+        by: &By,
     ) -> Result<Operation, OpError> {
         let plan = self.plan_of(&slot.key)?;
         let changes = Changes {
             owner: Some(None),
             image: Some(None),
+            actor: by.token.clone(),
             ..Changes::default()
         };
         let row = self
@@ -500,7 +512,7 @@ impl Controller {
             .transition(
                 slot,
                 Trigger::Decommission,
-                &format!("decommissioned by {who}"),
+                &format!("decommissioned by {}", by.name),
                 changes,
             )
             .await?;

@@ -4,6 +4,7 @@
 //! board is still the slot's after a restart and a held one boots once accepted.
 
 use crate::Controller;
+use crate::actions::By;
 use crate::error::OpError;
 use crate::store::boards::BoardRow;
 use crate::store::slots::{Changes, SlotRow};
@@ -88,7 +89,7 @@ pub async fn seen(
             "board {id} ({mac}) in slot {} is held, not served; accept it with `pirack board accept {}`",
             slot.position, slot.position
         );
-        ctl.note(&slot.key, Some(id), "alert", "site policy: hold", &detail)
+        ctl.note(slot, Some(id), "alert", "site policy: hold", &detail)
             .await;
     }
 }
@@ -96,7 +97,7 @@ pub async fn seen(
 impl Controller {
     /// Staff confirm the board the site policy held in `slot`: it becomes the
     /// slot's board in the store and the netboot services serve it from now on.
-    pub async fn accept_board(&self, slot: &SlotRow, who: &str) -> Result<SlotRow, OpError> {
+    pub async fn accept_board(&self, slot: &SlotRow, by: &By) -> Result<SlotRow, OpError> {
         let (id, mac, _) = self
             .store
             .boards_in(&slot.key)
@@ -106,9 +107,10 @@ impl Controller {
             .ok_or_else(|| OpError::NoHeldBoard(slot.position.clone()))?;
         let changes = Changes {
             board: Some(Some(id.clone())),
+            actor: by.token.clone(),
             ..Changes::default()
         };
-        let cause = format!("board {id} ({mac}) accepted by {who}");
+        let cause = format!("board {id} ({mac}) accepted by {}", by.name);
         let row = self
             .apply(&slot.key, Trigger::BoardKnown, &cause, changes)
             .await?;

@@ -30,6 +30,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use store::events::NewEvent;
 use store::lease::Lease;
+use store::slots::SlotRow;
 use store::{Store, StoreError, now_ms};
 use switch::power::{Fleet, PowerError};
 
@@ -141,10 +142,11 @@ impl Controller {
     }
 
     /// Records an event about a slot that changes no state (an observation, an
-    /// alert); a store that cannot take it is logged, not fatal.
+    /// alert), as its current tenant's; a store that cannot take it is logged,
+    /// not fatal.
     pub async fn note(
         &self,
-        slot: &str,
+        slot: &SlotRow,
         board: Option<&str>,
         kind: &str,
         cause: &str,
@@ -152,14 +154,16 @@ impl Controller {
     ) {
         let e = NewEvent {
             at: now_ms(),
-            slot: Some(slot.to_string()),
+            slot: Some(slot.key.clone()),
             board: board.map(str::to_string),
             kind: kind.into(),
             cause: cause.into(),
             detail: detail.into(),
+            owner: slot.owner.clone(),
+            actor: None,
         };
         if let Err(err) = self.store.event(&e).await {
-            tracing::warn!("{slot}: {kind} not recorded: {err}");
+            tracing::warn!("{}: {kind} not recorded: {err}", slot.position);
         }
     }
 

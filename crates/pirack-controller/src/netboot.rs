@@ -100,13 +100,7 @@ async fn observe(ctl: &Controller, kernels: &HashMap<String, String>, rec: &Reco
     let Some(trigger) = trigger else {
         let detail = rec.event.to_string();
         return ctl
-            .note(
-                &slot.key,
-                slot.board.as_deref(),
-                "observed",
-                "netboot",
-                &detail,
-            )
+            .note(&slot, slot.board.as_deref(), "observed", "netboot", &detail)
             .await;
     };
     match lifecycle::next(slot.state, trigger) {
@@ -128,14 +122,8 @@ async fn observe(ctl: &Controller, kernels: &HashMap<String, String>, rec: &Reco
         }
         Err(illegal) => {
             let (cause, detail) = (rec.event.to_string(), illegal.to_string());
-            ctl.note(
-                &slot.key,
-                slot.board.as_deref(),
-                "unexpected",
-                &cause,
-                &detail,
-            )
-            .await
+            ctl.note(&slot, slot.board.as_deref(), "unexpected", &cause, &detail)
+                .await
         }
     }
 }

@@ -114,14 +114,8 @@ async fn recover(ctl: &Controller, slot: SlotRow, stalled_ms: i64) {
 
 /// An alert event about `slot`, from the watchdog.
 async fn alert(ctl: &Controller, slot: &SlotRow, detail: &str) {
-    ctl.note(
-        &slot.key,
-        slot.board.as_deref(),
-        "alert",
-        "watchdog",
-        detail,
-    )
-    .await;
+    ctl.note(slot, slot.board.as_deref(), "alert", "watchdog", detail)
+        .await;
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use super::error::ApiError;
 use crate::Controller;
+use crate::actions::By;
 use crate::store::slots::SlotRow;
 use crate::store::tokens::{Scope, TokenRow};
 use axum::extract::FromRequestParts;
@@ -38,9 +39,16 @@ impl Caller {
         }
     }
 
-    /// How the caller is named in events.
-    pub fn who(&self) -> String {
-        format!("token {} ({})", self.0.id, self.0.name)
+    /// How the caller is named in what it causes: every tenant of the slot may
+    /// read the name (`staff`, `customer acme`); the token only staff.
+    pub fn by(&self) -> By {
+        By {
+            name: match self.owner() {
+                None => "staff".into(),
+                Some(o) => format!("customer {o}"),
+            },
+            token: Some(format!("token {} ({})", self.0.id, self.0.name)),
+        }
     }
 }
 

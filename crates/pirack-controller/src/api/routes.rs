@@ -8,6 +8,7 @@ use super::model::{
     EventsQuery, Health, Port, PowerRequest, ProvisionRequest, ReimageRequest, Slot, Whoami,
 };
 use crate::Controller;
+use crate::store::StoreError;
 use crate::store::events::EventRow;
 use crate::store::ops::Operation;
 use crate::store::slots::SlotRow;
@@ -140,7 +141,7 @@ pub async fn power(
     Body(req): Body<PowerRequest>,
 ) -> Result<(StatusCode, Json<Operation>), ApiError> {
     let row = slot_for(&ctl, &caller, &slot).await?;
-    Ok(accepted(ctl.power(&row, req.action, &caller.who()).await?))
+    Ok(accepted(ctl.power(&row, req.action, &caller.by()).await?))
 }
 
 /// Builds a new root from an image beside the old one (the slot must be off).
@@ -156,9 +157,7 @@ pub async fn reimage(
     Body(req): Body<ReimageRequest>,
 ) -> Result<(StatusCode, Json<Operation>), ApiError> {
     let row = slot_for(&ctl, &caller, &slot).await?;
-    Ok(accepted(
-        ctl.reimage(&row, &req.image, &caller.who()).await?,
-    ))
+    Ok(accepted(ctl.reimage(&row, &req.image, &caller.by()).await?))
 }
 
 /// Puts the root the last reimage replaced back in service (the slot must be off).
@@ -173,7 +172,7 @@ pub async fn rollback(
     Path(slot): Path<String>,
 ) -> Result<(StatusCode, Json<Operation>), ApiError> {
     let row = slot_for(&ctl, &caller, &slot).await?;
-    Ok(accepted(ctl.rollback(&row, &caller.who()).await?))
+    Ok(accepted(ctl.rollback(&row, &caller.by()).await?))
 }
 
 /// Ends the hosted Pi: its root is deleted and the slot freed (the slot must be off).
@@ -188,7 +187,7 @@ pub async fn decommission(
     Path(slot): Path<String>,
 ) -> Result<(StatusCode, Json<Operation>), ApiError> {
     let row = slot_for(&ctl, &caller, &slot).await?;
-    Ok(accepted(ctl.decommission(&row, &caller.who()).await?))
+    Ok(accepted(ctl.decommission(&row, &caller.by()).await?))
 }
 
 /// Accepts the board the site's policy held in the slot (admins only): it becomes
@@ -205,7 +204,7 @@ pub async fn accept_board(
 ) -> Result<Json<Slot>, ApiError> {
     caller.admin()?;
     let row = slot_for(&ctl, &caller, &slot).await?;
-    let row = ctl.accept_board(&row, &caller.who()).await?;
+    let row = ctl.accept_board(&row, &caller.by()).await?;
     Ok(Json(Slot::new(&ctl, row)))
 }
 
@@ -232,25 +231,49 @@ pub async fn operation(
     }
 }
 
-/// The slots whose events this caller may read: `None` for all.
-async fn visible_slots(
-    ctl: &Controller,
-    caller: &Caller,
-    only: Option<&str>,
-) -> Result<Option<Vec<String>>, ApiError> {
-    if let Some(slot) = only {
-        return Ok(Some(vec![slot_for(ctl, caller, slot).await?.key]));
+/// Which events a caller reads: a customer only those of their own tenancies
+/// (and of the named slot, which must be theirs now), without who caused them;
+/// staff every one.
+struct EventScope {
+    slots: Option<Vec<String>>,
+    owner: Option<String>,
+    /// The caller's token, checked again before each event streamed.
+    token: String,
+}
+
+impl EventScope {
+    async fn of(
+        ctl: &Controller,
+        caller: &Caller,
+        only: Option<&str>,
+    ) -> Result<EventScope, ApiError> {
+        let slots = match only {
+            Some(slot) => Some(vec![slot_for(ctl, caller, slot).await?.key]),
+            None => None,
+        };
+        Ok(EventScope {
+            slots,
+            owner: caller.owner().map(str::to_string),
+            token: caller.0.id.clone(),
+        })
     }
-    match caller.owner() {
-        None => Ok(None),
-        Some(me) => Ok(Some(
-            ctl.store
-                .slots(Some(me))
-                .await?
-                .into_iter()
-                .map(|s| s.key)
-                .collect(),
-        )),
+
+    async fn read(
+        &self,
+        ctl: &Controller,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let mut rows = ctl
+            .store
+            .events_of(after, limit, self.slots.as_deref(), self.owner.as_deref())
+            .await?;
+        if self.owner.is_some() {
+            for r in &mut rows {
+                r.actor = None;
+            }
+        }
+        Ok(rows)
     }
 }
 
@@ -264,20 +287,16 @@ pub async fn events(
     caller: Caller,
     Params(q): Params<EventsQuery>,
 ) -> Result<Json<Vec<EventRow>>, ApiError> {
-    let slots = visible_slots(&ctl, &caller, q.slot.as_deref()).await?;
-    let rows = ctl
-        .store
-        .events(
-            q.after.unwrap_or(0).max(0),
-            q.limit.unwrap_or(100),
-            slots.as_deref(),
-        )
+    let scope = EventScope::of(&ctl, &caller, q.slot.as_deref()).await?;
+    let rows = scope
+        .read(&ctl, q.after.unwrap_or(0).max(0), q.limit.unwrap_or(100))
         .await?;
     Ok(Json(rows))
 }
 
 /// Events as they happen, as server-sent events (`id` is the event id: reconnect
-/// with `after` set to the last one).
+/// with `after` set to the last one). The token is checked before every event: a
+/// revoked one ends the stream.
 #[utoipa::path(get, path = "/v1/events/stream", tag = "events", params(EventsQuery),
     responses((status = 200, content_type = "text/event-stream", body = String), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)),
@@ -287,22 +306,30 @@ pub async fn events_stream(
     caller: Caller,
     Params(q): Params<EventsQuery>,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let slots = visible_slots(&ctl, &caller, q.slot.as_deref()).await?;
+    let scope = EventScope::of(&ctl, &caller, q.slot.as_deref()).await?;
     let start = q.after.unwrap_or(0).max(0);
     let stream = futures_util::stream::unfold(
-        (ctl, slots, start, Vec::<EventRow>::new()),
-        |(ctl, slots, mut after, mut queue)| async move {
+        (ctl, scope, start, Vec::<EventRow>::new()),
+        |(ctl, scope, mut after, mut queue)| async move {
             loop {
                 if let Some(e) = queue.pop() {
+                    match ctl.store.token_live(&scope.token).await {
+                        Ok(true) => {}
+                        Ok(false) => return None,
+                        Err(err) => {
+                            tracing::warn!("event stream: {err}");
+                            return None;
+                        }
+                    }
                     after = after.max(e.id);
                     let data = serde_json::to_string(&e).unwrap_or_default();
                     let item = SseEvent::default()
                         .id(e.id.to_string())
                         .event(e.kind.clone())
                         .data(data);
-                    return Some((Ok(item), (ctl, slots, after, queue)));
+                    return Some((Ok(item), (ctl, scope, after, queue)));
                 }
-                match ctl.store.events(after, 100, slots.as_deref()).await {
+                match scope.read(&ctl, after, 100).await {
                     Ok(rows) if !rows.is_empty() => queue = rows.into_iter().rev().collect(),
                     Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
                     Err(e) => {

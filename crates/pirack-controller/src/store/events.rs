@@ -1,5 +1,7 @@
 //! Events: every transition and observation, with time, slot, board and cause, in
 //! the order written; read back in pages after an id (for the API and `--follow`).
+//! Each belongs to the slot's tenant of its time: a customer reads the history of
+//! their own use of a slot, never a previous tenant's.
 
 use super::{Store, StoreError};
 use serde::Serialize;
@@ -13,6 +15,10 @@ pub struct NewEvent {
     pub kind: String,
     pub cause: String,
     pub detail: String,
+    /// The slot's tenant when it happened.
+    pub owner: Option<String>,
+    /// The token that caused it, for staff.
+    pub actor: Option<String>,
 }
 
 /// An event as stored, and as the API shows it.
@@ -30,6 +36,10 @@ pub struct EventRow {
     pub kind: String,
     pub cause: String,
     pub detail: String,
+    /// The slot's tenant when it happened.
+    pub owner: Option<String>,
+    /// The token that caused it (`token ID (NAME)`); shown to admins only.
+    pub actor: Option<String>,
 }
 
 /// Writes one event inside the caller's transaction.
@@ -38,7 +48,8 @@ pub async fn append(
     e: &NewEvent,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO events (at, slot_key, board_serial, kind, cause, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO events (at, slot_key, board_serial, kind, cause, detail, owner, actor) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(e.at)
     .bind(&e.slot)
@@ -46,6 +57,8 @@ pub async fn append(
     .bind(&e.kind)
     .bind(&e.cause)
     .bind(&e.detail)
+    .bind(&e.owner)
+    .bind(&e.actor)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -61,27 +74,41 @@ impl Store {
     }
 
     /// Up to `limit` events after id `after`, oldest first; only those of `slots`
-    /// when given (a customer sees their own slots' events only).
+    /// when given.
     pub async fn events(
         &self,
         after: i64,
         limit: i64,
         slots: Option<&[String]>,
     ) -> Result<Vec<EventRow>, StoreError> {
+        self.events_of(after, limit, slots, None).await
+    }
+
+    /// As [`Store::events`], and only those that belonged to `owner` when given
+    /// (what a customer reads).
+    pub async fn events_of(
+        &self,
+        after: i64,
+        limit: i64,
+        slots: Option<&[String]>,
+        owner: Option<&str>,
+    ) -> Result<Vec<EventRow>, StoreError> {
         let mut sql = String::from(
-            "SELECT id, at, slot_key, board_serial, kind, cause, detail FROM events WHERE id > $1",
+            "SELECT id, at, slot_key, board_serial, kind, cause, detail, owner, actor FROM events \
+             WHERE id > $1 AND ($3 IS NULL OR owner = $3)",
         );
         if let Some(mine) = slots {
             if mine.is_empty() {
                 return Ok(Vec::new());
             }
-            let marks: Vec<String> = (0..mine.len()).map(|i| format!("${}", i + 3)).collect();
+            let marks: Vec<String> = (0..mine.len()).map(|i| format!("${}", i + 4)).collect();
             sql += &format!(" AND slot_key IN ({})", marks.join(", "));
         }
         sql += " ORDER BY id LIMIT $2";
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(after)
-            .bind(limit.clamp(1, 1000));
+            .bind(limit.clamp(1, 1000))
+            .bind(owner);
         for s in slots.unwrap_or_default() {
             q = q.bind(s);
         }
@@ -96,6 +123,8 @@ impl Store {
                     kind: r.try_get("kind")?,
                     cause: r.try_get("cause")?,
                     detail: r.try_get("detail")?,
+                    owner: r.try_get("owner")?,
+                    actor: r.try_get("actor")?,
                 })
             })
             .collect()

@@ -113,7 +113,7 @@ fn create_private(url: &str) -> Result<(), StoreError> {
 /// The schema's migrations, compiled in: one text per step, its integer and key
 /// types spelt for the backend.
 fn migrator(backend: Backend) -> Migrator {
-    const STEPS: [(i64, &str, &str); 4] = [
+    const STEPS: [(i64, &str, &str); 5] = [
         (1, "init", include_str!("schema/0001_init.sql")),
         (
             2,
@@ -122,6 +122,11 @@ fn migrator(backend: Backend) -> Migrator {
         ),
         (3, "leases", include_str!("schema/0003_leases.sql")),
         (4, "owners", include_str!("schema/0004_owners.sql")),
+        (
+            5,
+            "event tenants",
+            include_str!("schema/0005_event_tenants.sql"),
+        ),
     ];
     let (int, id) = match backend {
         Backend::Sqlite => ("INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),

@@ -57,6 +57,8 @@ pub struct Changes {
     pub board: Option<Option<String>>,
     /// Count one more watchdog recovery, or start counting again.
     pub recoveries: Option<i64>,
+    /// Who asked for it (`token ID (NAME)`), recorded with its event for staff.
+    pub actor: Option<String>,
 }
 
 impl Store {
@@ -250,6 +252,9 @@ async fn transition_in(
             kind: trigger.as_str().to_string(),
             cause: cause.to_string(),
             detail,
+            // A decommission's event is the departing tenant's; a provision's the new one's.
+            owner: owner.clone().or_else(|| seen.owner.clone()),
+            actor: changes.actor,
         },
     )
     .await?;

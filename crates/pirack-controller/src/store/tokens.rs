@@ -112,6 +112,16 @@ impl Store {
     }
 
     /// Revokes a token by id; false if there is no such live token.
+    /// Whether token `id` exists and is not revoked.
+    pub async fn token_live(&self, id: &str) -> Result<bool, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n > 0)
+    }
+
     pub async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
         let done =
