@@ -5,6 +5,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use pirack_controller::api::client::Client;
+use pirack_core::text::printable;
 use serde::Deserialize;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -73,8 +74,10 @@ impl Remote {
     }
 }
 
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or("-")
+/// A string of the API's answer as a terminal may show it: what came from a Pi's
+/// wire is escaped already, and is again here.
+fn s(v: &Value) -> String {
+    v.as_str().map_or_else(|| "-".into(), printable)
 }
 
 pub fn slots(remote: &Remote, json: bool) -> Result<ExitCode> {

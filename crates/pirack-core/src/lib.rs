@@ -9,3 +9,4 @@ pub mod lifecycle;
 pub mod plan;
 pub mod switch;
 pub mod template;
+pub mod text;

@@ -8,6 +8,7 @@ use dhcproto::v4::{
 };
 use pirack_core::inventory::MacAddr;
 use pirack_core::plan::SlotPlan;
+use pirack_core::text::printable;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -67,9 +68,9 @@ pub enum Ignored {
 impl Request {
     /// Decodes and checks a packet from a client.
     pub fn parse(bytes: &[u8]) -> Result<Request, Ignored> {
-        super::wire::check(bytes).map_err(Ignored::Malformed)?;
+        super::wire::check(bytes).map_err(|e| Ignored::Malformed(printable(&e)))?;
         let msg = Message::decode(&mut Decoder::new(bytes))
-            .map_err(|e| Ignored::Malformed(e.to_string()))?;
+            .map_err(|e| Ignored::Malformed(printable(&e.to_string())))?;
         if msg.opcode() != Opcode::BootRequest {
             return Err(Ignored::NotRequest);
         }

@@ -9,6 +9,7 @@ use super::wire::{ErrorCode, Repr};
 use crate::boards::Boards;
 use crate::events::{Bus, Event};
 use crate::netif;
+use pirack_core::text::printable;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -68,7 +69,7 @@ impl Server {
                     pos.as_deref(),
                     Event::TftpRefused {
                         peer,
-                        file: file.to_string(),
+                        file: printable(file),
                         reason: why.to_string(),
                     },
                 );
@@ -86,7 +87,7 @@ impl Server {
                             let start = Start {
                                 peer,
                                 slot: tree.slot.position.clone(),
-                                file: filename.to_string(),
+                                file: printable(filename),
                                 content,
                                 asked: options,
                             };
@@ -104,7 +105,7 @@ impl Server {
                         pos.as_deref(),
                         Event::TftpRefused {
                             peer,
-                            file: filename.to_string(),
+                            file: printable(filename),
                             reason: why.into(),
                         },
                     );

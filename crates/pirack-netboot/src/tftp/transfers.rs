@@ -10,6 +10,7 @@
 
 use super::wire::{self, ErrorCode, Options, Repr};
 use crate::events::{Bus, Event};
+use pirack_core::text::printable;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
@@ -293,7 +294,11 @@ impl Engine {
             }
             Ok(Repr::Error { .. }) if t.oack.is_some() => self.finish(peer, End::Probed),
             Ok(Repr::Error { code, message }) => {
-                let why = format!("client sent ERROR {}: {message}", code.to_u16());
+                let why = format!(
+                    "client sent ERROR {}: {}",
+                    code.to_u16(),
+                    printable(message)
+                );
                 self.finish(peer, End::Failed(why));
             }
             _ => {}
