@@ -36,6 +36,18 @@ fn example_8_matches_golden_and_the_original_cluster() {
     let tree = rendered("hardware/example-8.yaml");
     golden(&tree, "tests/golden/example-8");
 
+    // Every storage interface filters reverse paths strictly, however it is made.
+    let sysctl = &tree["fileserver/sysctl.d/90-pirack-rp-filter.conf"];
+    let ifupdown = &tree["fileserver/ifupdown/pirack"];
+    for vlan in 10..=17 {
+        let key = format!("net.ipv4.conf.eth0/{vlan}.rp_filter");
+        assert!(sysctl.contains(&format!("{key} = 1\n")), "{sysctl}");
+        assert!(
+            ifupdown.contains(&format!("post-up sysctl -qw {key}=1\n")),
+            "{ifupdown}"
+        );
+    }
+
     let cmdline = &tree["slots/A-01/boot/cmdline.txt"];
     assert_eq!(
         cmdline,

@@ -134,3 +134,215 @@ fn text_from_a_pis_wire_never_reaches_a_terminal_or_forges_a_log_line() {
     assert!(out.contains("FORGED"), "{out}{}", text(&cli.stderr));
     no_forgery("pirack events", &out);
 }
+
+/// Two slots' links, A-01 (eth0.10) and A-05 (eth0.14), as `SlotLink` makes one;
+/// the controller's namespace checks no reverse path, so what the controller
+/// itself does is what is tested.
+struct TwoSlots {
+    ctl: common::Netns,
+    a01: common::Netns,
+    a05: common::Netns,
+}
+
+impl TwoSlots {
+    fn new() -> TwoSlots {
+        let ctl = common::netns("twoc");
+        let a01 = common::netns("two1");
+        let a05 = common::netns("two5");
+        for (pi, ifname, mac, fs, addr) in [
+            (
+                &a01,
+                "eth0.10",
+                "b8:27:eb:85:c0:f2",
+                "10.46.189.1/30",
+                "10.46.189.2/30",
+            ),
+            (
+                &a05,
+                "eth0.14",
+                "b8:27:eb:1b:2c:3d",
+                "10.46.189.17/30",
+                "10.46.189.18/30",
+            ),
+        ] {
+            let out = std::process::Command::new("ip")
+                .args(["link", "add", ifname, "netns", ctl.name(), "type", "veth"])
+                .args(["peer", "name", "eth0", "netns", pi.name(), "address", mac])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            ctl.ip(&["addr", "add", fs, "dev", ifname]).unwrap();
+            ctl.ip(&["link", "set", ifname, "up"]).unwrap();
+            pi.ip(&["addr", "add", addr, "dev", "eth0"]).unwrap();
+            pi.ip(&["link", "set", "eth0", "up"]).unwrap();
+        }
+        // sysctl(8) writes an interface's dots as slashes.
+        for knob in ["all", "default", "eth0/10", "eth0/14"] {
+            let out = ctl
+                .command("sysctl")
+                .args(["-qw", &format!("net.ipv4.conf.{knob}.rp_filter=0")])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", text(&out.stderr));
+        }
+        TwoSlots { ctl, a01, a05 }
+    }
+}
+
+/// Runs `work` in namespace `ns`.
+fn inside<T: Send + 'static>(ns: &common::Netns, work: impl FnOnce() -> T + Send + 'static) -> T {
+    let ns = ns.name().to_string();
+    std::thread::spawn(move || {
+        pirack_lab::testbed::netns::enter(&ns).unwrap();
+        work()
+    })
+    .join()
+    .unwrap()
+}
+
+/// An RRQ for bootcode.bin from `from` to `to`; whether block 1 came back.
+fn fetch_first_block(from: &str, to: &str) -> bool {
+    let sock = UdpSocket::bind(from).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut rrq = vec![0, 1];
+    rrq.extend_from_slice(b"bootcode.bin\0octet\0");
+    let mut buf = [0u8; 1024];
+    (0..6).any(|_| {
+        sock.send_to(&rrq, to).unwrap();
+        matches!(sock.recv_from(&mut buf), Ok((n, _)) if n > 4 && buf[1] == 3)
+    })
+}
+
+#[test]
+fn a_pi_posing_as_another_slots_address_is_dropped_and_reported_on_its_own_slot() {
+    if !can_use_netns(
+        "a_pi_posing_as_another_slots_address_is_dropped_and_reported_on_its_own_slot",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let boot = boot_files(64 * 1024);
+    let two = TwoSlots::new();
+    let db = format!("sqlite://{}/state.db", dir.path().display());
+    let token = common::controller::token(&db, &["--name", "staff", "--admin"]);
+    let mut server = Child(
+        two.ctl
+            .command(env!("CARGO_BIN_EXE_pirack"))
+            .args(["serve", "--inventory", "hardware/example-8.yaml"])
+            .args(["--db", &db, "--api", API, "--json-events", "--no-export"])
+            .arg("--boot-files")
+            .arg(boot.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, events) = mpsc::channel::<serde_json::Value>();
+    let out = server.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line)
+                && tx.send(v).is_err()
+            {
+                return;
+            }
+        }
+    });
+    // A-05's own Pi is served (which also shows the controller is up).
+    assert!(inside(&two.a05, || fetch_first_block(
+        "10.46.189.18:0",
+        "10.46.189.17:69"
+    )));
+
+    // A-01's Pi takes A-05's address, asks for A-05's boot files on A-05's
+    // server address, and sends DHCP as A-05: all of it down A-01's own wire.
+    two.a01
+        .ip(&["addr", "add", "10.46.189.18/32", "dev", "eth0"])
+        .unwrap();
+    two.a01
+        .ip(&[
+            "route",
+            "add",
+            "10.46.189.17/32",
+            "dev",
+            "eth0",
+            "src",
+            "10.46.189.18",
+        ])
+        .unwrap();
+    let (served, _) = inside(&two.a01, || {
+        let dhcp = UdpSocket::bind("10.46.189.18:68").unwrap();
+        dhcp.set_broadcast(true).unwrap();
+        let request = pirack_lab::sim::frames::bootp_request(
+            "b8:27:eb:1b:2c:3d".parse().unwrap(),
+            7,
+            &pirack_lab::sim::frames::linux_options(dhcproto::v4::MessageType::Request, None),
+        );
+        dhcp.send_to(&request, "255.255.255.255:67").unwrap();
+        (fetch_first_block("10.46.189.18:0", "10.46.189.17:69"), ())
+    });
+    assert!(!served, "no boot file for a Pi posing as another");
+
+    // A-05 saw nothing of it; A-01 is reported, once per protocol.
+    std::thread::sleep(Duration::from_secs(2));
+    let seen: Vec<serde_json::Value> = events.try_iter().collect();
+    let starts_for_a05 = seen
+        .iter()
+        .filter(|e| e["slot"] == "A-05" && e["kind"] == "tftp_started")
+        .count();
+    assert_eq!(
+        starts_for_a05, 1,
+        "only A-05's own request started a transfer: {seen:?}"
+    );
+    for protocol in ["TFTP", "DHCP"] {
+        assert!(
+            seen.iter().any(|e| e["kind"] == "spoofed"
+                && e["slot"] == "A-01"
+                && e["claimed"] == "10.46.189.18"
+                && e["protocol"] == protocol),
+            "{protocol}: {seen:?}"
+        );
+    }
+    let cli = two
+        .ctl
+        .command(env!("CARGO_BIN_EXE_pirack"))
+        .args([
+            "events",
+            "--slot",
+            "A-01",
+            "--url",
+            &format!("http://{API}"),
+            "--token",
+            &token,
+        ])
+        .output()
+        .unwrap();
+    let out = text(&cli.stdout);
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.contains("alert") && l.contains("an address not its own"))
+            .count(),
+        2,
+        "one alert per protocol on the slot whose wire it came from: {out}"
+    );
+    let a05 = two
+        .ctl
+        .command(env!("CARGO_BIN_EXE_pirack"))
+        .args([
+            "events",
+            "--slot",
+            "A-05",
+            "--url",
+            &format!("http://{API}"),
+            "--token",
+            &token,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !text(&a05.stdout).contains("alert"),
+        "{}",
+        text(&a05.stdout)
+    );
+}

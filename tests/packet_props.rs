@@ -11,6 +11,7 @@ use pirack_netboot::boards::{Boards, Known};
 use pirack_netboot::dhcp::{self, Request};
 use pirack_netboot::events::{Bus, Event};
 use pirack_netboot::tftp::{self, SlotTree, wire::Repr};
+use pirack_netboot::{Shared, wires};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use std::net::Ipv4Addr;
@@ -128,6 +129,7 @@ async fn send_garbage(port: u16) -> tokio::net::UdpSocket {
 fn tftp_on_loopback(rt: &tokio::runtime::Runtime, boot: &Path) -> u16 {
     let (site, p) = example();
     let mut slot = p.slots[0].clone();
+    slot.interface = "lo".into();
     slot.pi_ip = Ipv4Addr::LOCALHOST;
     slot.fileserver_ip = Ipv4Addr::LOCALHOST;
     let one = Plan {
@@ -135,15 +137,25 @@ fn tftp_on_loopback(rt: &tokio::runtime::Runtime, boot: &Path) -> u16 {
         slots: vec![slot.clone()],
     };
     let boards = Arc::new(Boards::new(BoardPolicy::Hold, planned(&one)));
+    let net = Arc::new(Shared::new(boards, Bus::default()));
     let cfg = tftp::Config {
         port: 0,
         ..tftp::Config::default()
     };
     let trees = vec![SlotTree::new(&site, &slot, boot)];
-    let server = Arc::new(tftp::Server::new(trees, boards, Bus::default(), cfg));
+    let server = Arc::new(tftp::Server::new(trees, Arc::clone(&net), cfg));
     let _guard = rt.enter();
     let sock = server.bind().unwrap();
     let port = sock.local_addr().unwrap().port();
+    rt.spawn(wires::watch(
+        slot.clone(),
+        Arc::clone(&net),
+        Duration::from_millis(100),
+    ));
+    // The slot's wire (loopback here) is known before requests come.
+    while net.wires.index_of(&slot.position).is_none() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     rt.spawn(server.run(sock));
     port
 }
@@ -194,6 +206,8 @@ fn dhcp_server_survives_garbage() {
     let mut slot = p.slots[0].clone();
     slot.interface = "lo".into();
     slot.fileserver_ip = Ipv4Addr::LOCALHOST;
+    // The garbage and the DISCOVER come from loopback's address, as the Pi's.
+    slot.pi_ip = Ipv4Addr::LOCALHOST;
     let one = Plan {
         site: p.site.clone(),
         slots: vec![slot.clone()],
@@ -213,7 +227,10 @@ fn dhcp_server_survives_garbage() {
             retry: Duration::from_millis(100),
             ..Default::default()
         });
-        tokio::spawn(dhcp::server::serve_slot(slot, boards, bus, cfg));
+        let net = Arc::new(Shared::new(boards, bus));
+        let sock = dhcp::server::bind(&cfg).unwrap();
+        tokio::spawn(wires::watch(slot.clone(), Arc::clone(&net), cfg.retry));
+        tokio::spawn(dhcp::server::run(sock, vec![slot], net, cfg));
         loop {
             if matches!(
                 events.recv().await.unwrap().event,

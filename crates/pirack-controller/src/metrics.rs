@@ -13,7 +13,7 @@ struct Family {
     kind: &'static str,
 }
 
-const FAMILIES: [(&str, Family); 6] = [
+const FAMILIES: [(&str, Family); 7] = [
     (
         "pirack_dhcp_packets_total",
         Family {
@@ -50,6 +50,13 @@ const FAMILIES: [(&str, Family); 6] = [
         },
     ),
     (
+        "pirack_spoofed_datagrams_total",
+        Family {
+            help: "Datagrams dropped for claiming another slot's address on a slot's wire, by protocol.",
+            kind: "counter",
+        },
+    ),
+    (
         "pirack_boot_stage_seconds",
         Family {
             help: "Time slots spent in each boot stage.",
@@ -82,13 +89,18 @@ fn labels(pairs: &[(&str, &str)]) -> String {
 impl Metrics {
     /// Adds one to a counter of [`FAMILIES`].
     pub fn count(&self, name: &'static str, pairs: &[(&str, &str)]) {
+        self.add(name, pairs, 1);
+    }
+
+    /// Adds `n` to a counter of [`FAMILIES`].
+    pub fn add(&self, name: &'static str, pairs: &[(&str, &str)], n: u64) {
         debug_assert!(FAMILIES.iter().any(|(n, _)| *n == name), "{name}");
         *self
             .counters
             .lock()
             .expect("metrics poisoned")
             .entry((name, labels(pairs)))
-            .or_default() += 1;
+            .or_default() += n;
     }
 
     /// Records the time a slot spent in a boot stage.

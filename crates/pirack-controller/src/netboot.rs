@@ -11,7 +11,8 @@ use pirack_core::inventory::Model;
 use pirack_core::lifecycle::{self, Trigger};
 use pirack_core::plan::render::slot::config_txt;
 use pirack_netboot::events::{Event, Record};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -29,12 +30,58 @@ pub async fn follow(ctl: Arc<Controller>) {
             (s.position.clone(), kernel)
         })
         .collect();
+    // Wires already reported for each address they claimed: one alert each.
+    let mut alerted = HashSet::new();
     loop {
         match rx.recv().await {
-            Ok(rec) => observe(&ctl, &kernels, &rec).await,
+            Ok(rec) => {
+                if let Event::Spoofed {
+                    claimed,
+                    protocol,
+                    dropped,
+                    ..
+                } = &rec.event
+                {
+                    spoofed(&ctl, &rec, (*claimed, protocol), *dropped, &mut alerted).await;
+                    continue;
+                }
+                observe(&ctl, &kernels, &rec).await
+            }
             Err(RecvError::Lagged(n)) => tracing::warn!("lifecycle driver missed {n} events"),
             Err(RecvError::Closed) => return,
         }
+    }
+}
+
+/// Datagrams dropped for claiming another slot's address on this slot's wire:
+/// counted, and an alert on the slot they came from the first time it claims that
+/// address with that protocol.
+async fn spoofed(
+    ctl: &Controller,
+    rec: &Record,
+    (claimed, protocol): (IpAddr, &str),
+    dropped: u64,
+    alerted: &mut HashSet<(String, IpAddr, String)>,
+) {
+    ctl.metrics.add(
+        "pirack_spoofed_datagrams_total",
+        &[("protocol", protocol)],
+        dropped,
+    );
+    let Some(position) = rec.slot.as_deref() else {
+        tracing::warn!("{}", rec.event);
+        return;
+    };
+    if !alerted.insert((position.to_string(), claimed, protocol.to_string())) {
+        return;
+    }
+    tracing::warn!(slot = position, "{}", rec.event);
+    if let Ok(slot) = ctl.store.slot(position).await {
+        let detail = format!(
+            "the Pi in {position} sends {protocol} as {claimed}, an address not its own; dropped"
+        );
+        ctl.note(&slot, slot.board.as_deref(), "alert", "isolation", &detail)
+            .await;
     }
 }
 

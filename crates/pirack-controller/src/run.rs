@@ -44,8 +44,8 @@ pub enum RunError {
     Controller(#[from] ControllerError),
     #[error("resuming root builds: {0}")]
     Resume(#[from] crate::error::OpError),
-    #[error("cannot bind TFTP port {port}: {source}")]
-    Tftp { port: u16, source: std::io::Error },
+    #[error(transparent)]
+    Netboot(#[from] pirack_netboot::NetbootError),
     #[error("API on {addr}: {source}")]
     Api {
         addr: SocketAddr,
@@ -120,12 +120,12 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         keep_lease(c).await;
         "lease renewal"
     });
-    let tftp_port = config.netboot.tftp.port;
     tracing::info!(
-        "serving {} slot(s) of site {}: DHCP port {}, TFTP port {tftp_port}, boot files {}",
+        "serving {} slot(s) of site {}: DHCP port {}, TFTP port {}, boot files {}",
         ctl.plan.slots.len(),
         ctl.site.name,
         config.netboot.dhcp.server_port,
+        config.netboot.tftp.port,
         config.netboot.boot_files.display()
     );
     let netboot = pirack_netboot::start(
@@ -134,11 +134,7 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         config.netboot,
         Arc::clone(&ctl.boards),
         &ctl.bus,
-    )
-    .map_err(|source| RunError::Tftp {
-        port: tftp_port,
-        source,
-    })?;
+    )?;
     let listener = tokio::net::TcpListener::bind(config.api)
         .await
         .map_err(|source| RunError::Api {

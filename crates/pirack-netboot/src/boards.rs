@@ -91,7 +91,8 @@ impl Boards {
         }
     }
 
-    /// A board seen by the serial directory it asks TFTP for.
+    /// A board seen by the serial directory it asks TFTP for: the slot's own, one
+    /// the slot's MAC vouches for, or not served.
     pub fn check_serial(&self, slot: &str, serial: Serial) -> Verdict {
         let mut slots = self.slots.lock().expect("boards lock");
         if let Some((other, _)) = slots
@@ -108,16 +109,9 @@ impl Boards {
                 known.serial = Some(serial);
                 Verdict::Own
             }
-            _ => match self.policy {
-                BoardPolicy::Adopt => {
-                    known.serial = Some(serial);
-                    if known.mac.is_some_and(|m| m != MacAddr::of_pi3(serial)) {
-                        known.mac = None;
-                    }
-                    Verdict::Adopted
-                }
-                BoardPolicy::Hold => Verdict::Held,
-            },
+            // Adopted only from the boot ROM's DHCP on the slot's own wire, never
+            // from a path a Pi can ask for (any Pi can name any serial).
+            _ => Verdict::Held,
         }
     }
 }

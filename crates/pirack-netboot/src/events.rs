@@ -2,7 +2,7 @@
 //! read by whoever subscribes (the log today, the lifecycle store later).
 
 use serde::Serialize;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::broadcast;
@@ -78,6 +78,14 @@ pub enum Event {
         duration: Duration,
         error: String,
     },
+    /// Datagrams that came in on one slot's wire (`ifindex`; the event's slot)
+    /// claiming another address, dropped unanswered: a Pi posing as another.
+    Spoofed {
+        ifindex: u32,
+        claimed: IpAddr,
+        protocol: String,
+        dropped: u64,
+    },
     /// A request refused before any transfer: not found, not allowed, malformed.
     TftpRefused {
         peer: SocketAddr,
@@ -149,6 +157,16 @@ impl std::fmt::Display for Event {
                     "TFTP {file} to {peer}: failed after {bytes} bytes: {error}"
                 )
             }
+            Event::Spoofed {
+                ifindex,
+                claimed,
+                protocol,
+                dropped,
+            } => write!(
+                f,
+                "{dropped} {protocol} datagram(s) from {claimed} dropped: they came in on \
+                 interface #{ifindex}, not on {claimed}'s own"
+            ),
             Event::TftpRefused { peer, file, reason } => {
                 write!(f, "TFTP {file:?} for {peer} refused: {reason}")
             }

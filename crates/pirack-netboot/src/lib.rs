@@ -9,11 +9,12 @@ pub mod dhcp;
 pub mod events;
 pub mod netif;
 pub mod tftp;
+pub mod wires;
 
 use crate::boards::Boards;
-
 use crate::events::Bus;
 use crate::tftp::SlotTree;
+use crate::wires::{Spoofs, Wires};
 use pirack_core::inventory::Site;
 use pirack_core::plan::Plan;
 use std::io;
@@ -47,43 +48,80 @@ impl Settings {
     }
 }
 
-/// Starts DHCP for every slot and the TFTP server, serving each slot the board
-/// `boards` knows in it; the tasks run until aborted. Fails only if the TFTP port
-/// cannot be bound: a missing slot interface is reported on the bus and retried
-/// while the other slots are served.
+/// What the DHCP and TFTP servers share: who is in which slot, where events go,
+/// which wire is whose, and what was dropped for coming in on the wrong one.
+pub struct Shared {
+    pub boards: Arc<Boards>,
+    pub bus: Bus,
+    pub wires: Wires,
+    pub spoofs: Spoofs,
+}
+
+impl Shared {
+    pub fn new(boards: Arc<Boards>, bus: Bus) -> Shared {
+        Shared {
+            boards,
+            bus,
+            wires: Wires::default(),
+            spoofs: Spoofs::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetbootError {
+    #[error("cannot bind the TFTP port {port}: {source}")]
+    Tftp { port: u16, source: io::Error },
+    #[error("cannot bind the DHCP port {port}: {source}")]
+    Dhcp { port: u16, source: io::Error },
+}
+
+/// Starts the netboot services: a watcher per slot interface, DHCP and TFTP,
+/// serving each slot the board `boards` knows in it; the tasks run until aborted.
+/// Fails only if a port cannot be bound (both are this process's alone): a
+/// missing slot interface is reported on the bus and looked for again while the
+/// other slots are served.
 pub fn start(
     site: &Site,
     plan: &Plan,
     settings: Settings,
     boards: Arc<Boards>,
     bus: &Bus,
-) -> io::Result<JoinSet<()>> {
+) -> Result<JoinSet<()>, NetbootError> {
+    let net = Arc::new(Shared::new(boards, bus.clone()));
     let trees = plan
         .slots
         .iter()
         .map(|s| SlotTree::new(site, s, &settings.boot_files))
         .collect();
-    let server = Arc::new(tftp::Server::new(
-        trees,
-        Arc::clone(&boards),
-        bus.clone(),
-        settings.tftp,
-    ));
-    let sock = server.bind()?;
+    let tftp_port = settings.tftp.port;
+    let server = Arc::new(tftp::Server::new(trees, Arc::clone(&net), settings.tftp));
+    let tftp = server.bind().map_err(|source| NetbootError::Tftp {
+        port: tftp_port,
+        source,
+    })?;
+    let dhcp = dhcp::server::bind(&settings.dhcp).map_err(|source| NetbootError::Dhcp {
+        port: settings.dhcp.server_port,
+        source,
+    })?;
     let mut tasks = JoinSet::new();
+    for slot in &plan.slots {
+        tasks.spawn(wires::watch(
+            slot.clone(),
+            Arc::clone(&net),
+            settings.dhcp.retry,
+        ));
+    }
     tasks.spawn(async move {
-        if let Err(e) = server.run(sock).await {
+        if let Err(e) = server.run(tftp).await {
             tracing::error!("TFTP server stopped: {e}");
         }
     });
-    let dhcp_cfg = Arc::new(settings.dhcp);
-    for slot in &plan.slots {
-        tasks.spawn(dhcp::server::serve_slot(
-            slot.clone(),
-            Arc::clone(&boards),
-            bus.clone(),
-            Arc::clone(&dhcp_cfg),
-        ));
-    }
+    let (slots, cfg) = (plan.slots.clone(), Arc::new(settings.dhcp));
+    tasks.spawn(async move {
+        if let Err(e) = dhcp::server::run(dhcp, slots, net, cfg).await {
+            tracing::error!("DHCP server stopped: {e}");
+        }
+    });
     Ok(tasks)
 }

@@ -1,14 +1,17 @@
-//! The DHCP server's sockets: one per slot, bound to the slot's storage interface
-//! (SO_BINDTODEVICE), so the interface a packet came in on names the slot and
-//! nothing is ever answered on an interface that is not a slot's.
+//! The DHCP server: one socket for every slot, each datagram's arrival interface
+//! (IP_PKTINFO) naming its slot, each reply sent out of that interface; nothing is
+//! answered on an interface that is not a slot's, nor to a Pi posing as another.
 
 use super::reply::{self, Ignored, Policy, Request};
-use crate::boards::{Boards, Verdict};
-use crate::events::{Bus, Event};
+use crate::Shared;
+use crate::boards::Verdict;
+use crate::events::Event;
 use crate::netif;
 use dhcproto::v4::MessageType;
 use pirack_core::plan::SlotPlan;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -17,7 +20,7 @@ use tokio::net::UdpSocket;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub policy: Policy,
-    /// How often a missing or unready interface is looked at again.
+    /// How often the slots' interfaces are looked at again.
     pub retry: Duration,
     /// Server and client ports (67 and 68 on a real network).
     pub server_port: u16,
@@ -35,95 +38,53 @@ impl Default for Config {
     }
 }
 
-/// Serves one slot forever: waits for its interface, answers on it, and goes back
-/// to waiting if the interface goes away.
-pub async fn serve_slot(slot: SlotPlan, boards: Arc<Boards>, bus: Bus, cfg: Arc<Config>) {
-    let mut last_reason = String::new();
-    loop {
-        match open(&slot, &cfg) {
-            Ok((sock, index)) => {
-                last_reason.clear();
-                bus.publish(
-                    Some(&slot.position),
-                    Event::InterfaceUp {
-                        interface: slot.interface.clone(),
-                    },
-                );
-                let why = run(&slot, Arc::new(sock), index, &boards, &bus, &cfg).await;
-                bus.publish(
-                    Some(&slot.position),
-                    Event::InterfaceDown {
-                        interface: slot.interface.clone(),
-                        reason: why,
-                    },
-                );
-            }
-            Err(reason) => {
-                // Report a changed reason once, not every retry.
-                if reason != last_reason {
-                    bus.publish(
-                        Some(&slot.position),
-                        Event::InterfaceDown {
-                            interface: slot.interface.clone(),
-                            reason: reason.clone(),
-                        },
-                    );
-                    last_reason = reason;
-                }
-            }
-        }
-        tokio::time::sleep(cfg.retry).await;
-    }
+/// The DHCP socket: one for every slot, port `server_port` on every interface,
+/// shared with no other socket; each datagram says its interface.
+pub fn bind(cfg: &Config) -> io::Result<UdpSocket> {
+    let sock = netif::udp(SocketAddr::from(([0, 0, 0, 0], cfg.server_port)), 0)?;
+    sock.set_broadcast(true)?;
+    Ok(sock)
 }
 
-/// The socket and the index of the interface it is bound to.
-fn open(slot: &SlotPlan, cfg: &Config) -> Result<(UdpSocket, u32), String> {
-    let index = netif::check(&slot.interface, slot.fileserver_ip)?;
-    let sock = netif::udp_on_device(
-        &slot.interface,
-        SocketAddr::from(([0, 0, 0, 0], cfg.server_port)),
-    )
-    .map_err(|e| format!("cannot listen for DHCP on {}: {e}", slot.interface))?;
-    sock.set_broadcast(true).map_err(|e| e.to_string())?;
-    Ok((sock, index))
-}
-
-/// Answers packets until the interface stops being usable; returns why.
-async fn run(
-    slot: &SlotPlan,
-    sock: Arc<UdpSocket>,
-    index: u32,
-    boards: &Boards,
-    bus: &Bus,
-    cfg: &Config,
-) -> String {
+/// Answers DHCP on `sock` until it fails. A datagram is a slot's when it came in
+/// on the slot's interface from no address yet (the ROM, a DISCOVER) or from the
+/// slot's Pi address; one on no slot's interface is not answered, one claiming
+/// another address is dropped and reported on the slot it came from.
+pub async fn run(
+    sock: UdpSocket,
+    slots: Vec<SlotPlan>,
+    net: Arc<Shared>,
+    cfg: Arc<Config>,
+) -> io::Result<()> {
+    let slots: HashMap<String, SlotPlan> =
+        slots.into_iter().map(|s| (s.position.clone(), s)).collect();
+    let sock = Arc::new(sock);
     let mut buf = vec![0u8; 1500];
-    let mut check = tokio::time::interval(cfg.retry.max(Duration::from_millis(200)));
     loop {
-        tokio::select! {
-            r = sock.recv_from(&mut buf) => match r {
-                Ok((n, _)) => handle(slot, &sock, &buf[..n], boards, bus, cfg),
-                Err(e) => return format!("receive failed: {e}"),
-            },
-            _ = check.tick() => {
-                match netif::check(&slot.interface, slot.fileserver_ip) {
-                    Ok(i) if i == index => {}
-                    Ok(_) => return format!("interface {} was re-created", slot.interface),
-                    Err(reason) => return reason,
-                }
+        let a = netif::recv(&sock, &mut buf).await?;
+        let Some(slot) = net.wires.slot_on(a.ifindex).and_then(|p| slots.get(&p)) else {
+            continue;
+        };
+        match a.from.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() || ip == slot.pi_ip => {
+                handle(slot, a.ifindex, &sock, &buf[..a.len], &net, &cfg);
             }
+            claimed => net
+                .spoofs
+                .drop(&net.wires, &net.bus, a.ifindex, claimed, "DHCP"),
         }
     }
 }
 
 fn handle(
     slot: &SlotPlan,
+    ifindex: u32,
     sock: &Arc<UdpSocket>,
     packet: &[u8],
-    boards: &Boards,
-    bus: &Bus,
+    net: &Shared,
     cfg: &Config,
 ) {
+    let (boards, bus) = (&net.boards, &net.bus);
     let pos = Some(slot.position.as_str());
     let ignored = |mac: String, why: &Ignored| {
         bus.publish(
@@ -184,19 +145,20 @@ fn handle(
             reason: "requested another address".into(),
         },
     };
-    // The Pi has no address yet: broadcast on the slot's interface, whose only
-    // address (the fileserver's) becomes the source, matching option 54.
-    let to = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::BROADCAST, cfg.client_port));
+    // The Pi has no address yet: broadcast out of the slot's interface, from the
+    // fileserver's address there, matching option 54.
+    let to = SocketAddrV4::new(Ipv4Addr::BROADCAST, cfg.client_port);
     let sock = Arc::clone(sock);
     let bus = bus.clone();
-    let (position, interface, mac) = (
+    let (position, interface, mac, from) = (
         slot.position.clone(),
         slot.interface.clone(),
         req.mac.to_string(),
+        slot.fileserver_ip,
     );
     tokio::spawn(async move {
         tokio::time::sleep(reply.delay).await;
-        match sock.send_to(&reply.bytes, to).await {
+        match netif::send_via(&sock, &reply.bytes, to, ifindex, from).await {
             Ok(_) => bus.publish(Some(&position), event),
             Err(e) => bus.publish(
                 Some(&position),

@@ -6,8 +6,8 @@
 use super::transfers::{self, Limits, Start};
 use super::tree::{FileCache, Refusal, SlotTree, Source};
 use super::wire::{ErrorCode, Repr};
-use crate::boards::Boards;
-use crate::events::{Bus, Event};
+use crate::Shared;
+use crate::events::Event;
 use crate::netif;
 use pirack_core::text::printable;
 use std::collections::HashMap;
@@ -30,42 +30,57 @@ pub struct Config {
 /// Everything a transfer needs, shared by all of them.
 pub struct Server {
     trees: HashMap<IpAddr, Arc<SlotTree>>,
-    boards: Arc<Boards>,
+    net: Arc<Shared>,
     cache: FileCache,
-    bus: Bus,
     cfg: Config,
 }
 
 impl Server {
-    pub fn new(trees: Vec<SlotTree>, boards: Arc<Boards>, bus: Bus, cfg: Config) -> Server {
+    pub fn new(trees: Vec<SlotTree>, net: Arc<Shared>, cfg: Config) -> Server {
         Server {
             trees: trees
                 .into_iter()
                 .map(|t| (IpAddr::V4(t.slot.pi_ip), Arc::new(t)))
                 .collect(),
-            boards,
+            net,
             cache: FileCache::default(),
-            bus,
             cfg,
         }
     }
 
+    /// The request socket, shared with no other socket.
     pub fn bind(&self) -> io::Result<UdpSocket> {
-        netif::udp(SocketAddr::from(([0, 0, 0, 0], self.cfg.port)))
+        netif::udp(SocketAddr::from(([0, 0, 0, 0], self.cfg.port)), 0)
     }
 
-    /// Serves requests arriving on `sock` until the socket fails.
+    /// Serves requests arriving on `sock` until the socket fails. A request is a
+    /// slot's only when it comes from the slot's Pi address and in on the slot's
+    /// interface; one claiming a Pi's address on another wire is dropped unanswered.
     pub async fn run(self: Arc<Self>, sock: UdpSocket) -> io::Result<()> {
-        let data = netif::udp_buffered(SocketAddr::from(([0, 0, 0, 0], 0)), DATA_BUFFER)?;
+        let data = netif::udp(SocketAddr::from(([0, 0, 0, 0], 0)), DATA_BUFFER)?;
         let (starts, rx) = mpsc::unbounded_channel();
-        tokio::spawn(transfers::run(data, rx, self.cfg.limits, self.bus.clone()));
+        tokio::spawn(transfers::run(
+            data,
+            rx,
+            self.cfg.limits,
+            Arc::clone(&self.net),
+        ));
         let mut buf = vec![0u8; 2048];
         loop {
-            let (n, peer) = sock.recv_from(&mut buf).await?;
+            let arrived = netif::recv(&sock, &mut buf).await?;
+            let (n, peer) = (arrived.len, arrived.from);
             let tree = self.trees.get(&peer.ip()).cloned();
+            if let Some(t) = &tree
+                && self.net.wires.index_of(&t.slot.position) != Some(arrived.ifindex)
+            {
+                let net = &self.net;
+                net.spoofs
+                    .drop(&net.wires, &net.bus, arrived.ifindex, peer.ip(), "TFTP");
+                continue;
+            }
             let pos = tree.as_ref().map(|t| t.slot.position.clone());
             let refuse = |file: &str, why: Refusal| {
-                self.bus.publish(
+                self.net.bus.publish(
                     pos.as_deref(),
                     Event::TftpRefused {
                         peer,
@@ -86,6 +101,7 @@ impl Server {
                         Ok(content) => {
                             let start = Start {
                                 peer,
+                                ifindex: arrived.ifindex,
                                 slot: tree.slot.position.clone(),
                                 file: printable(filename),
                                 content,
@@ -101,7 +117,7 @@ impl Server {
                 },
                 Ok(Repr::Write { filename, .. }) => {
                     let why = "pirack serves boot files read-only";
-                    self.bus.publish(
+                    self.net.bus.publish(
                         pos.as_deref(),
                         Event::TftpRefused {
                             peer,
@@ -120,7 +136,7 @@ impl Server {
                 // Stray packets for finished transfers: nothing to say.
                 Ok(_) => None,
                 Err(e) => {
-                    self.bus.publish(
+                    self.net.bus.publish(
                         pos.as_deref(),
                         Event::TftpRefused {
                             peer,
@@ -150,7 +166,7 @@ impl Server {
             "netascii" => true,
             _ => return Err(Refusal::BadName("unsupported transfer mode")),
         };
-        let bytes = match tree.resolve(name, &self.boards)? {
+        let bytes = match tree.resolve(name, &self.net.boards)? {
             Source::Generated(b) => b,
             Source::File(path) => self.cache.get(&path, tree.boot_dir()).await?,
         };

@@ -9,7 +9,8 @@
 //! the fileserver address of the Pi's own storage interface.
 
 use super::wire::{self, ErrorCode, Options, Repr};
-use crate::events::{Bus, Event};
+use crate::events::Event;
+use crate::{Shared, netif};
 use pirack_core::text::printable;
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -27,6 +28,8 @@ const BATCH: usize = 64;
 #[derive(Debug)]
 pub struct Start {
     pub peer: SocketAddr,
+    /// The interface the request came in on: the slot's.
+    pub ifindex: u32,
     pub slot: String,
     pub file: String,
     pub content: Arc<[u8]>,
@@ -58,6 +61,8 @@ impl Default for Limits {
 
 struct Transfer {
     slot: String,
+    /// The slot's interface: ACKs from anywhere else are not the Pi's.
+    ifindex: u32,
     file: String,
     content: Arc<[u8]>,
     blksize: usize,
@@ -91,6 +96,7 @@ impl Transfer {
         let now = Instant::now();
         Transfer {
             slot: s.slot.clone(),
+            ifindex: s.ifindex,
             file: s.file.clone(),
             content: s.content.clone(),
             blksize,
@@ -123,13 +129,13 @@ pub async fn run(
     sock: UdpSocket,
     mut starts: mpsc::UnboundedReceiver<Start>,
     limits: Limits,
-    bus: Bus,
+    net: Arc<Shared>,
 ) {
     let mut e = Engine {
         sock,
         transfers: HashMap::new(),
         limits,
-        bus,
+        net,
         out: Vec::with_capacity(4 + usize::from(limits.max_blksize)),
         backlog: VecDeque::new(),
     };
@@ -148,8 +154,8 @@ pub async fn run(
                 // empties, and the request listener shares this thread.
                 let mut handled = 0;
                 while handled < BATCH {
-                    match e.sock.try_recv_from(&mut buf) {
-                        Ok((n, peer)) => e.packet(peer, &buf[..n]),
+                    match netif::try_recv(&e.sock, &mut buf) {
+                        Ok(a) => e.packet(a.from, a.ifindex, &buf[..a.len]),
                         Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
                         Err(err) => {
                             tracing::warn!("TFTP data socket: {err}");
@@ -187,7 +193,7 @@ struct Engine {
     sock: UdpSocket,
     transfers: HashMap<SocketAddr, Transfer>,
     limits: Limits,
-    bus: Bus,
+    net: Arc<Shared>,
     out: Vec<u8>,
     /// Packets the socket had no room for, sent in order once it has. A datagram
     /// sits in the data socket's send buffer until its Pi reads it, so many slow
@@ -225,7 +231,7 @@ impl Engine {
 
     fn start(&mut self, s: Start) {
         let t = Transfer::new(&s, &self.limits);
-        self.bus.publish(
+        self.net.bus.publish(
             Some(&t.slot),
             Event::TftpStarted {
                 peer: s.peer,
@@ -266,11 +272,18 @@ impl Engine {
         self.out = out;
     }
 
-    fn packet(&mut self, peer: SocketAddr, bytes: &[u8]) {
+    fn packet(&mut self, peer: SocketAddr, ifindex: u32, bytes: &[u8]) {
         let Some(t) = self.transfers.get_mut(&peer) else {
             // A stray packet for a finished transfer, or from a stranger.
             return;
         };
+        if t.ifindex != ifindex {
+            // Another wire claiming this Pi's address: it drives nothing.
+            let net = &self.net;
+            net.spoofs
+                .drop(&net.wires, &net.bus, ifindex, peer.ip(), "TFTP");
+            return;
+        }
         match Repr::parse(bytes) {
             Ok(Repr::Ack { block: 0 }) if t.oack.is_some() => {
                 t.oack = None;
@@ -358,6 +371,6 @@ impl Engine {
                 }
             }
         };
-        self.bus.publish(Some(&t.slot), event);
+        self.net.bus.publish(Some(&t.slot), event);
     }
 }

@@ -1,4 +1,7 @@
-//! The fileserver's storage VLAN interfaces, for ifupdown and for systemd-networkd.
+//! The fileserver's storage VLAN interfaces, for ifupdown and for systemd-networkd,
+//! each with strict reverse-path filtering: a packet that claims a source address
+//! another interface routes to (a Pi posing as another slot's) is dropped by the
+//! kernel before pirack sees it.
 
 use super::{Tree, header};
 use crate::inventory::Site;
@@ -13,16 +16,36 @@ pub fn render(site: &Site, plan: &Plan, tree: &mut Tree) {
     ifupdown += "# Install as /etc/network/interfaces.d/pirack.\n";
     for s in &plan.slots {
         ifupdown += &format!(
-            "\n# slot {} ({}), VLAN {}\nauto {if}\niface {if} inet static\n    address {}\n    netmask {}\n    vlan-raw-device {trunk}\n",
+            "\n# slot {} ({}), VLAN {}\nauto {if}\niface {if} inet static\n    address {}\n    netmask {}\n    vlan-raw-device {trunk}\n    post-up sysctl -qw {}=1\n",
             s.position,
             s.key,
             s.vlan,
             s.fileserver_ip,
             s.netmask(),
+            rp_filter(&s.interface),
             if = s.interface,
         );
     }
     tree.insert("fileserver/ifupdown/pirack".into(), ifupdown);
+
+    // systemd applies sysctl.d to each interface as it appears, whichever of
+    // ifupdown or systemd-networkd made it; an explicit key overrides the
+    // distribution's loose `*` default.
+    let mut sysctl = header(
+        "#",
+        &format!(
+            "Strict reverse-path filtering on site {}'s storage VLANs",
+            site.name
+        ),
+    );
+    sysctl += "# Install in /etc/sysctl.d/.\n";
+    for s in &plan.slots {
+        sysctl += &format!("{} = 1\n", rp_filter(&s.interface));
+    }
+    tree.insert(
+        "fileserver/sysctl.d/90-pirack-rp-filter.conf".into(),
+        sysctl,
+    );
 
     let dir = "fileserver/systemd-networkd";
     let mut trunk_net = header("#", &format!("Trunk {trunk} carrying the storage VLANs"));
@@ -55,4 +78,9 @@ pub fn render(site: &Site, plan: &Plan, tree: &mut Tree) {
             ),
         );
     }
+}
+
+/// The interface's rp_filter key, its dots written as slashes (sysctl.d(5)).
+fn rp_filter(interface: &str) -> String {
+    format!("net.ipv4.conf.{}.rp_filter", interface.replace('.', "/"))
 }
