@@ -624,3 +624,39 @@ fn one_operation_per_port_at_a_time() {
     );
     assert_eq!(agent.admin(3), 2);
 }
+
+#[test]
+fn a_set_without_a_reply_is_read_back_before_it_is_sent_again() {
+    if !have_snmpd("a_set_without_a_reply_is_read_back_before_it_is_sent_again") {
+        return;
+    }
+    let Rig {
+        agent,
+        dir: _dir,
+        inv,
+    } = rig(None, "generic", Creds::V2c);
+    let inv = inv.as_str();
+    let sets_on = |port: i64| {
+        agent.state()["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h[0] == port)
+            .count()
+    };
+    // The agent applies the SET at once but answers after the timeout (400 ms):
+    // read back, it is off, and it is not sent again.
+    agent.fault(&["stall_next=1", "stall_ms=600"]);
+    let out = ok(&pirack_snmp(&["power", "off", "--inventory", inv, "A-05"]));
+    assert!(row(&out, "A-05").contains("off"), "{out}");
+    assert_eq!(sets_on(5), 1, "one SET reached the port");
+
+    // Slower than the timeout every time: the SET is reported as unknown, with
+    // the warning that the switch may still apply it.
+    agent.fault(&["delay_ms=900"]);
+    fails_with(
+        &pirack_snmp(&["power", "on", "--inventory", inv, "A-06"]),
+        "the switch may still apply it",
+    );
+    agent.fault(&["clear=1"]);
+}

@@ -199,6 +199,14 @@ pub enum SnmpErrorKind {
         timeout: Duration,
         hint: &'static str,
     },
+    #[error(
+        "no reply to SET attempt {attempt}, and reading it back failed too ({read}): the switch may still apply it"
+    )]
+    SetUnknown { attempt: u32, read: String },
+    #[error(
+        "no reply to {attempts} SET attempt(s), and the switch does not read as asked: it reads {reads} (it may still apply the SET)"
+    )]
+    SetUnconfirmed { attempts: u32, reads: String },
     #[error("agent unreachable: nothing answers SNMP there (connection refused)")]
     Unreachable,
     #[error(
@@ -299,11 +307,57 @@ impl Session {
         Ok(out)
     }
 
-    /// SET of the given instances in one PDU (the agent applies all or none).
+    /// SET of the given instances in one PDU (the agent applies all or none). A
+    /// SET without a reply may still be applied by a slow agent, so it is never
+    /// sent again blindly: the objects are read back first, and the SET is done if
+    /// they read as asked, sent again if retries remain, or reported with what the
+    /// switch reads now.
     pub async fn set(&mut self, binds: &[(Oid, Value)]) -> Result<(), SnmpError> {
-        let echoed = self.request(Request::Set(binds)).await?;
-        // Some agents answer a SET they did not apply with an exception value and no
-        // error-status.
+        self.requests += 1;
+        let attempts = self.target.retries + 1;
+        let oids: Vec<Oid> = binds.iter().map(|(o, _)| o.clone()).collect();
+        let mut reads = Vec::new();
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                tokio::time::sleep(self.target.timeout / 8).await;
+            }
+            match tokio::time::timeout(self.target.timeout, self.attempt(&Request::Set(binds)))
+                .await
+            {
+                Ok(Ok(echoed)) => return self.check_echo(&echoed),
+                Ok(Err(Retry::No(kind))) => return Err(self.err(kind)),
+                Ok(Err(Retry::Yes(_))) | Err(_) => {}
+            }
+            // A lost or late reply must not meet the next request: new socket.
+            self.live = None;
+            let now = self.get(&oids).await.map_err(|e| {
+                self.err(SnmpErrorKind::SetUnknown {
+                    attempt: attempt + 1,
+                    read: e.kind.to_string(),
+                })
+            })?;
+            if binds
+                .iter()
+                .zip(&now)
+                .all(|((_, want), vb)| applied(want, &vb.value))
+            {
+                return Ok(());
+            }
+            reads = now;
+        }
+        Err(self.err(SnmpErrorKind::SetUnconfirmed {
+            attempts,
+            reads: reads
+                .iter()
+                .map(|vb| format!("{} = {}", vb.oid, vb.value))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }))
+    }
+
+    /// Some agents answer a SET they did not apply with an exception value and no
+    /// error-status.
+    fn check_echo(&self, echoed: &[Varbind]) -> Result<(), SnmpError> {
         match echoed
             .iter()
             .find(|vb| matches!(vb.value, Value::NoSuchObject | Value::NoSuchInstance))
@@ -447,6 +501,17 @@ impl Session {
                 Ok(s)
             }
         }
+    }
+}
+
+/// Whether a read-back shows a SET of `want` applied: the value itself, or for a
+/// RowStatus, the state the asked action leads to (createAndGo → active,
+/// createAndWait → notInService or notReady).
+fn applied(want: &Value, read: &Value) -> bool {
+    match (want, read) {
+        (Value::Integer(4), Value::Integer(1)) => true,
+        (Value::Integer(5), Value::Integer(2 | 3)) => true,
+        _ => want == read,
     }
 }
 
