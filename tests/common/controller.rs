@@ -22,8 +22,9 @@ pub struct Rig {
     pub dir: PathBuf,
     /// The store's URL.
     pub db: String,
-    /// How to start the controller again: its command line.
+    /// How to start the controller again: its command line and environment.
     serve_args: Vec<String>,
+    env: Vec<(String, String)>,
     _tmp: tempfile::TempDir,
     serve: Child,
 }
@@ -57,6 +58,29 @@ pub fn start(tmp: tempfile::TempDir, inventory: &Path, ssh: bool) -> Rig {
 
 /// As [`start`], with the store at `db`.
 pub fn start_on(tmp: tempfile::TempDir, inventory: &Path, ssh: bool, db: String) -> Rig {
+    start_full(tmp, inventory, ssh, db, false, Vec::new())
+}
+
+/// As [`start`], with exports following the roots (the inventory names the NFS
+/// server) and `env` set for the controller.
+pub fn start_exporting(
+    tmp: tempfile::TempDir,
+    inventory: &Path,
+    ssh: bool,
+    env: Vec<(String, String)>,
+) -> Rig {
+    let db = format!("sqlite://{}/state.db", tmp.path().display());
+    start_full(tmp, inventory, ssh, db, true, env)
+}
+
+fn start_full(
+    tmp: tempfile::TempDir,
+    inventory: &Path,
+    ssh: bool,
+    db: String,
+    export: bool,
+    env: Vec<(String, String)>,
+) -> Rig {
     let dir = tmp.path().to_path_buf();
     let yaml = std::fs::read_to_string(inventory).unwrap().replace(
         "export_root: /export",
@@ -72,7 +96,7 @@ pub fn start_on(tmp: tempfile::TempDir, inventory: &Path, ssh: bool, db: String)
     let acme = token(&db, &["--name", "acme", "--owner", "acme"]);
     let globex = token(&db, &["--name", "globex", "--owner", "globex"]);
     let port = free_tcp_port();
-    let serve_args: Vec<String> = [
+    let mut serve_args: Vec<String> = [
         "serve",
         "--inventory",
         inventory.to_str().unwrap(),
@@ -80,7 +104,6 @@ pub fn start_on(tmp: tempfile::TempDir, inventory: &Path, ssh: bool, db: String)
         &db,
         "--api",
         &format!("127.0.0.1:{port}"),
-        "--no-export",
         "--images",
         images.to_str().unwrap(),
         "--dhcp-port",
@@ -90,8 +113,11 @@ pub fn start_on(tmp: tempfile::TempDir, inventory: &Path, ssh: bool, db: String)
     ]
     .map(String::from)
     .to_vec();
+    if !export {
+        serve_args.push("--no-export".into());
+    }
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let serve = spawn_serve(&dir, &serve_args, addr);
+    let serve = spawn_serve(&dir, &serve_args, &env, addr);
     Rig {
         addr,
         db,
@@ -100,12 +126,13 @@ pub fn start_on(tmp: tempfile::TempDir, inventory: &Path, ssh: bool, db: String)
         globex,
         dir,
         serve_args,
+        env,
         _tmp: tmp,
         serve,
     }
 }
 
-fn spawn_serve(dir: &Path, args: &[String], addr: SocketAddr) -> Child {
+fn spawn_serve(dir: &Path, args: &[String], env: &[(String, String)], addr: SocketAddr) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -114,6 +141,7 @@ fn spawn_serve(dir: &Path, args: &[String], addr: SocketAddr) -> Child {
     let child = Child(
         Command::new(env!("CARGO_BIN_EXE_pirack"))
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("PIRACK_SW_A_COMMUNITY", super::snmp::COMMUNITY)
             .stdout(std::process::Stdio::null())
             .stderr(log)
@@ -137,7 +165,7 @@ impl Rig {
     pub fn kill_and_restart(&mut self) {
         self.serve.0.kill().unwrap();
         self.serve.0.wait().unwrap();
-        self.serve = spawn_serve(&self.dir, &self.serve_args, self.addr);
+        self.serve = spawn_serve(&self.dir, &self.serve_args, &self.env, self.addr);
     }
 
     /// Polls an operation until it ends; its final JSON.

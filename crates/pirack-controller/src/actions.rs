@@ -5,7 +5,7 @@
 use crate::Controller;
 use crate::error::OpError;
 use crate::power::PowerAction;
-use crate::roots::{exports, image, slot_root};
+use crate::roots::{image, slot_root};
 use crate::store::ops::{OpStatus, Operation};
 use crate::store::records::PowerOp;
 use crate::store::slots::{Changes, SlotRow};
@@ -220,7 +220,18 @@ impl Controller {
         };
         // A root that replaced another was exchanged in place.
         let swapped = (!rec.previous.is_empty()).then_some(key);
-        self.export(swapped).await?;
+        if let Err(e) = self.export(swapped).await {
+            // A root its Pi cannot mount: failed, and staff told.
+            let cause = format!("{what}: the root is built but {e}");
+            if let Ok(slot) = self
+                .apply(key, Trigger::RootFailed, &cause, Changes::default())
+                .await
+            {
+                self.note(&slot, slot.board.as_deref(), "alert", "exports", &cause)
+                    .await;
+            }
+            return Err(e);
+        }
         let previous = rec.previous.first().map(|p| p.image.as_str());
         self.store.record_root(key, &rec.image, previous).await?;
         let changes = Changes {
@@ -232,20 +243,13 @@ impl Controller {
         Ok(format!("{key}: {cause}"))
     }
 
-    /// Exports every root; `swapped` names a slot whose root was just exchanged.
+    /// Exports every root, through the one exporter; `swapped` names a slot whose
+    /// root was just exchanged.
     async fn export(&self, swapped: Option<&str>) -> Result<(), OpError> {
         if !self.paths.export {
             return Ok(());
         }
-        let (site, plan) = (self.site.clone(), self.plan.clone());
-        let swapped = swapped.and_then(|k| self.slot_plan(k)).cloned();
-        tokio::task::spawn_blocking(move || match &swapped {
-            Some(s) => exports::apply_after_swap(&site, &plan, &[s]),
-            None => exports::apply(&site, &plan),
-        })
-        .await
-        .map_err(|e| OpError::Internal(format!("exports panicked: {e}")))??;
-        Ok(())
+        Ok(self.exporter.export(swapped).await?)
     }
 
     /// Starts again the root builds a stopped controller left half done (roots are
@@ -531,7 +535,11 @@ impl Controller {
                 Err(e) => return Err(e.into()),
             }
             ctl.store.forget_root(&row.key).await?;
-            ctl.export(None).await?;
+            if let Err(e) = ctl.export(None).await {
+                let detail = format!("decommissioned, but {e}");
+                ctl.note(&row, None, "alert", "exports", &detail).await;
+                return Err(e);
+            }
             Ok(format!("{}: decommissioned", row.key))
         });
         Ok(op)

@@ -2,8 +2,8 @@
 //! kept with a failed operation in the store, and the API maps each to an HTTP
 //! status in one place (`api::error`).
 
+use crate::exporter::ExporterError;
 use crate::power::DriverError;
-use crate::roots::exports::ExportError;
 use crate::roots::image::ImageError;
 use crate::roots::slot_root::RootError;
 use crate::store::StoreError;
@@ -37,7 +37,7 @@ pub enum OpError {
     #[error(transparent)]
     Root(#[from] RootError),
     #[error("exports: {0}")]
-    Export(#[from] ExportError),
+    Export(#[from] ExporterError),
     /// The controller itself failed (no randomness, a task that panicked).
     #[error("{0}")]
     Internal(String),

@@ -8,6 +8,7 @@ pub mod actions;
 pub mod api;
 pub mod boards;
 pub mod error;
+pub mod exporter;
 pub mod metrics;
 pub mod netboot;
 pub mod observe;
@@ -78,6 +79,10 @@ pub struct Controller {
     pub power_claims: Arc<actions::PowerClaims>,
     /// This controller's hold on the store.
     pub lease: Lease,
+    /// The one writer of the NFS exports.
+    pub exporter: exporter::Exporter,
+    /// Its queue, until [`run`] starts serving it.
+    pub export_queue: std::sync::Mutex<Option<exporter::Queue>>,
 }
 
 impl Controller {
@@ -126,6 +131,7 @@ impl Controller {
             .with(pirack_core::inventory::SlotKind::Pi3, Arc::new(poe))
             .merged(drivers);
         let boards = Arc::new(boards::table(&store, &site, &plan).await?);
+        let (exporter, export_queue) = exporter::Exporter::new();
         Ok(Controller {
             store,
             site,
@@ -137,6 +143,8 @@ impl Controller {
             boards,
             operations: actions::Operations::default(),
             power_claims: Arc::default(),
+            exporter,
+            export_queue: std::sync::Mutex::new(Some(export_queue)),
             lease,
         })
     }

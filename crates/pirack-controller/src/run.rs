@@ -7,7 +7,7 @@
 use crate::api;
 use crate::power::Drivers;
 use crate::store::{Store, StoreError, lease};
-use crate::{Controller, ControllerError, Paths, netboot, observe, watchdog};
+use crate::{Controller, ControllerError, Paths, exporter, netboot, observe, watchdog};
 use pirack_core::inventory::Site;
 use pirack_core::switch::Profiles;
 use pirack_netboot::events::Event;
@@ -94,6 +94,14 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         tracing::info!("resumed {resumed} root build(s) a stop cut short");
     }
     let mut followers = JoinSet::new();
+    let queue = ctl.export_queue.lock().expect("not poisoned").take();
+    if let Some(queue) = queue {
+        let (site, plan) = (ctl.site.clone(), ctl.plan.clone());
+        followers.spawn(async move {
+            exporter::serve(queue, site, plan).await;
+            "exporter"
+        });
+    }
     let c = Arc::clone(&ctl);
     followers.spawn(async move {
         log_events(c, config.json_events).await;

@@ -13,8 +13,12 @@ use pirack_core::lifecycle::{State, Trigger};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a slot may stay in `state` after `recoveries` power cycles.
+/// How long a slot may stay in `state` after `recoveries` power cycles (a root
+/// build's deadline does not back off: no power cycle helps it).
 pub fn deadline(w: &Watchdog, state: State, recoveries: i64) -> Option<Duration> {
+    if matches!(state, State::BuildingRoot | State::Reimaging) {
+        return Some(Duration::from_secs(w.root_build_s));
+    }
     let base = match state {
         State::PoweringOn => w.powering_on_s,
         State::Dhcp => w.dhcp_s,
@@ -61,6 +65,18 @@ async fn recover(ctl: &Controller, slot: SlotRow, stalled_ms: i64) {
         slot.state,
         stalled_ms as f64 / 1000.0
     );
+    if matches!(slot.state, State::BuildingRoot | State::Reimaging) {
+        let cause = format!("{stalled}: the root build never ended");
+        if let Ok(failed) = ctl
+            .store
+            .transition(&slot, Trigger::RootFailed, &cause, Changes::default())
+            .await
+        {
+            ctl.metrics.count("pirack_slot_failures_total", &[]);
+            alert(ctl, &failed, &format!("{} failed: {cause}", slot.position)).await;
+        }
+        return;
+    }
     if slot.recoveries >= i64::from(w.max_recoveries) {
         let cause = format!(
             "{stalled} after {} power cycle(s): giving up",
@@ -130,5 +146,10 @@ mod tests {
         assert_eq!(deadline(&w, State::Dhcp, 9), Some(Duration::from_secs(240)));
         assert_eq!(deadline(&w, State::Up, 0), None);
         assert_eq!(deadline(&w, State::Ready, 0), None);
+        assert_eq!(
+            deadline(&w, State::BuildingRoot, 2),
+            Some(Duration::from_secs(1800)),
+            "a root build has a deadline, without backoff"
+        );
     }
 }

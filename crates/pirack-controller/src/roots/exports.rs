@@ -21,6 +21,8 @@ pub enum ExportError {
     Ganesha(String),
     #[error(transparent)]
     Root(#[from] RootError),
+    #[error("the export task panicked: {0}")]
+    Panicked(String),
 }
 
 /// What was exported where.
@@ -109,7 +111,11 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), ExportError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
-    let tmp = path.with_extension("pirack-tmp");
+    // Unique: another writer (`pirack exports` beside a stopped controller's
+    // last writes) never renames this one's file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("pirack-{}-{n}.tmp", std::process::id()));
     std::fs::write(&tmp, text).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
 }

@@ -191,6 +191,10 @@ pub struct Watchdog {
     /// TCP port on the Pi's public address that answers once it is up.
     #[serde(default = "d22")]
     pub reach_port: u16,
+    /// A root build or reimage that has not ended by then is marked failed (a
+    /// hung copy or key generation must not hold a slot for ever).
+    #[serde(default = "d1800")]
+    pub root_build_s: u64,
 }
 
 impl Default for Watchdog {
@@ -203,12 +207,17 @@ impl Default for Watchdog {
             nfs_mounted_s: d120(),
             max_recoveries: d3(),
             reach_port: d22(),
+            root_build_s: d1800(),
         }
     }
 }
 
 fn d30() -> u64 {
     30
+}
+
+fn d1800() -> u64 {
+    1800
 }
 fn d60() -> u64 {
     60
