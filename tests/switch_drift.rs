@@ -106,7 +106,7 @@ proptest! {
         let profile = common::profiles().get("generic").unwrap().clone();
         let plan = plan(&pi);
         let changes = drift(&plan, &profile, &before);
-        let after = simulate(&before, &changes).map_err(TestCaseError::fail)?;
+        let after = simulate(&before, &changes).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert!(drift(&plan, &profile, &after).is_empty(), "drift remains");
         let pi: Ports = pi.iter().map(|p| u32::from(*p)).collect();
         for v in &plan.vlans {

@@ -660,3 +660,56 @@ fn a_set_without_a_reply_is_read_back_before_it_is_sent_again() {
     );
     agent.fault(&["clear=1"]);
 }
+
+#[test]
+fn a_vlan_apply_that_fails_part_way_is_undone_and_says_what_it_did() {
+    if !have_snmpd("a_vlan_apply_that_fails_part_way_is_undone_and_says_what_it_did") {
+        return;
+    }
+    let Rig { agent, dir, inv } = rig(None, "generic", Creds::V2c);
+    let apply = |inv: &str| pirack_snmp(&["switch", "apply", "--inventory", inv]);
+    let factory = agent.state();
+    // A switch whose VLAN names cannot be written, under a profile that says they can.
+    agent.fault(&["vlan_names=\"read-only\""]);
+    let out = apply(&inv);
+    let all = text(&out.stdout) + &text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("writing `~ VLAN 10 name"), "{all}");
+    assert!(
+        all.contains("written before it:\n  + VLAN 10: create"),
+        "{all}"
+    );
+    assert!(all.contains("restored, as it was before:"), "{all}");
+    assert!(all.contains("- VLAN 10: destroy"), "{all}");
+    let now = agent.state();
+    assert_eq!(now["vlans"], factory["vlans"], "every VLAN as it was");
+    assert_eq!(now["pvid"], factory["pvid"], "every PVID as it was");
+
+    // The profile says names are not written: the plan goes on, names aside.
+    let profiles = dir.path().join("switch-profiles");
+    let generic = std::fs::read_to_string(profiles.join("generic.yaml")).unwrap();
+    std::fs::write(
+        profiles.join("unnamed.yaml"),
+        generic.replace("name: generic", "name: unnamed") + "vlan_names: false\n",
+    )
+    .unwrap();
+    let yaml = std::fs::read_to_string(&inv)
+        .unwrap()
+        .replace("profile: generic", "profile: unnamed");
+    std::fs::write(&inv, &yaml).unwrap();
+    let out = ok(&apply(&inv));
+    assert!(out.contains("no drift remains"), "{out}");
+    assert!(!out.contains("name:"), "no name written: {out}");
+    assert_eq!(agent.state()["vlans"]["10"]["untagged"], "8000");
+
+    // A switch that holds fewer rows than the plan needs: refused before any write.
+    let (dir2, agent2) = (tempfile::tempdir().unwrap(), Agent::start(10, 10, None));
+    let inv2 = site_for(dir2.path(), agent2.port, "generic", Creds::V2c, FAST);
+    agent2.fault(&["max_vlans=3"]);
+    let sets = agent2.state()["sets"].clone();
+    fails_with(
+        &apply(inv2.to_str().unwrap()),
+        "it holds at most 3 VLANs and has 1: the plan needs 9 more",
+    );
+    assert_eq!(agent2.state()["sets"], sets, "nothing was written");
+}

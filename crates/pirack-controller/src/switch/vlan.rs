@@ -1,5 +1,7 @@
 //! Pushing the port VLAN plan to a switch over Q-BRIDGE-MIB: read the switch's
-//! state, work out the drift, write only what differs, and read back to prove it.
+//! state, work out the drift, check the switch can take it, write only what
+//! differs (make before break), read back to prove it; and if a write fails
+//! part-way, read back and undo what was written.
 
 use super::power::SwitchControl;
 use super::snmp::{SnmpError, Value, Varbind};
@@ -25,8 +27,19 @@ pub enum VlanError {
         oid: Oid,
         got: String,
     },
-    #[error("switch {switch}: the planned changes would be refused ({0}); nothing was written", .reason)]
+    #[error("switch {switch}: the planned changes would be refused: {reason}; nothing was written")]
     Inconsistent { switch: String, reason: String },
+    #[error("switch {switch}: {limit}; nothing was written")]
+    Capacity { switch: String, limit: String },
+    /// A write failed part-way: the switch was read back and what was written
+    /// undone, as `report` says.
+    #[error("switch {switch}: writing `{failed}` failed: {error}\n{report}")]
+    Failed {
+        switch: String,
+        failed: String,
+        error: SnmpError,
+        report: String,
+    },
     #[error("switch {switch}: after writing, {} change(s) still differ, first: {first}", .remaining)]
     Remains {
         switch: String,
@@ -120,12 +133,115 @@ fn writes(change: &Change, octets: usize) -> Vec<(Oid, Value)> {
             Value::Octets(portlist::encode(to.iter().copied(), octets)),
         )],
         Change::Activate { vid } => vec![(col(column::ROW_STATUS, *vid), Value::Integer(1))],
+        Change::Destroy { vid } => vec![(col(column::ROW_STATUS, *vid), Value::Integer(6))],
         Change::Pvid { port, to, .. } => vec![(pvid_column().at(&[*port]), Value::Unsigned(*to))],
     }
 }
 
+/// Q-BRIDGE-MIB's dot1qMaxVlanId, dot1qMaxSupportedVlans and dot1qNumVlans.
+const LIMITS: [&str; 3] = [
+    "1.3.6.1.2.1.17.7.1.1.2.0",
+    "1.3.6.1.2.1.17.7.1.1.3.0",
+    "1.3.6.1.2.1.17.7.1.1.4.0",
+];
+
+/// Refuses, before the first write, rows the switch cannot create: an id above
+/// its highest VLAN id, or more rows than it holds. A switch without these
+/// objects is not checked.
+async fn check_capacity(sw: &SwitchControl, changes: &[Change]) -> Result<(), VlanError> {
+    let created: Vec<u16> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Create { vid } => Some(*vid),
+            _ => None,
+        })
+        .collect();
+    if created.is_empty() {
+        return Ok(());
+    }
+    let oids: Vec<Oid> = LIMITS
+        .iter()
+        .map(|o| o.parse().expect("constant OID"))
+        .collect();
+    let read = sw.session().lock().await.get(&oids).await?;
+    let value = |i: usize| match read.get(i).map(|vb| &vb.value) {
+        Some(Value::Integer(v)) => u64::try_from(*v).ok(),
+        Some(Value::Unsigned(v)) => Some(u64::from(*v)),
+        _ => None,
+    };
+    let limit = |limit: String| VlanError::Capacity {
+        switch: sw.name.clone(),
+        limit,
+    };
+    if let Some(max_id) = value(0)
+        && let Some(vid) = created.iter().find(|v| u64::from(**v) > max_id)
+    {
+        return Err(limit(format!(
+            "VLAN {vid} is above the highest id it supports ({max_id})"
+        )));
+    }
+    if let (Some(max), Some(now)) = (value(1), value(2))
+        && now + created.len() as u64 > max
+    {
+        return Err(limit(format!(
+            "it holds at most {max} VLANs and has {now}: the plan needs {} more",
+            created.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Writes one change.
+async fn write(sw: &SwitchControl, change: &Change) -> Result<(), SnmpError> {
+    let octets = portlist::octets(&sw.profile, sw.ports);
+    sw.session().lock().await.set(&writes(change, octets)).await
+}
+
+/// After a failed write: reads the switch back and writes what brings it back to
+/// `before`; says what was written and what was restored.
+async fn restore(sw: &SwitchControl, before: &VlanState, written: &[Change]) -> String {
+    let shown = |c: &Change| format!("  {}", drift::Shown(c, &sw.profile));
+    let mut report = match written.is_empty() {
+        true => "written before it: nothing".to_string(),
+        false => format!(
+            "written before it:\n{}",
+            written.iter().map(shown).collect::<Vec<_>>().join("\n")
+        ),
+    };
+    let now = match read_state(sw).await {
+        Ok(now) => now,
+        Err(e) => {
+            report += &format!("\nnot restored: reading the switch back failed: {e}");
+            return report;
+        }
+    };
+    let back = drift::diff(&now, before);
+    let mut restored = Vec::new();
+    for change in &back {
+        if let Err(e) = write(sw, change).await {
+            report += &format!(
+                "\nrestore stopped at `{}`: {e}; restored before it:\n{}",
+                drift::Shown(change, &sw.profile),
+                restored.iter().map(shown).collect::<Vec<_>>().join("\n")
+            );
+            return report;
+        }
+        restored.push(change.clone());
+    }
+    report += &match restored.is_empty() {
+        true => "\nrestored: nothing to undo (the switch reads as before)".to_string(),
+        false => format!(
+            "\nrestored, as it was before:\n{}",
+            restored.iter().map(shown).collect::<Vec<_>>().join("\n")
+        ),
+    };
+    report
+}
+
 /// Reads the switch, and unless `dry_run` writes the drift and checks it is gone.
-/// Returns the drift found (empty: the switch already matched).
+/// Returns the drift found (empty: the switch already matched). A plan the switch
+/// would refuse, or could not hold, is refused before the first write; a write
+/// that fails part-way is undone.
 pub async fn apply(
     sw: &SwitchControl,
     plan: &SwitchPlan,
@@ -139,17 +255,24 @@ pub async fn apply(
     }
     let state = read_state(sw).await?;
     let changes = drift::drift(plan, &sw.profile, &state);
-    drift::simulate(&state, &changes).map_err(|reason| VlanError::Inconsistent {
+    drift::simulate(&state, &changes).map_err(|r| VlanError::Inconsistent {
         switch: sw.name.clone(),
-        reason,
+        reason: r.shown(&sw.profile),
     })?;
     if dry_run || changes.is_empty() {
         return Ok(changes);
     }
-    let octets = portlist::octets(&sw.profile, sw.ports);
-    for change in &changes {
-        let binds = writes(change, octets);
-        sw.session().lock().await.set(&binds).await?;
+    check_capacity(sw, &changes).await?;
+    for (i, change) in changes.iter().enumerate() {
+        if let Err(error) = write(sw, change).await {
+            let report = restore(sw, &state, &changes[..i]).await;
+            return Err(VlanError::Failed {
+                switch: sw.name.clone(),
+                failed: drift::Shown(change, &sw.profile).to_string(),
+                error,
+                report,
+            });
+        }
     }
     let after = read_state(sw).await?;
     let remaining = drift::drift(plan, &sw.profile, &after);

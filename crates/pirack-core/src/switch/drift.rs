@@ -1,6 +1,7 @@
 //! VLAN drift: what a switch's Q-BRIDGE-MIB state lacks against the plan, as the
-//! ordered changes that close the gap. Pure: the state comes in read, the changes go
-//! out to be written (`vlan.rs` does both).
+//! ordered changes that close the gap, and the same between any two states (the
+//! restore after a failed write). Pure: the state comes in read, the changes go
+//! out to be written (the controller's `switch::vlan` does both).
 //!
 //! The plan owns its VLANs outright (a storage VLAN holds exactly its Pi's port and
 //! the trunk) and owns the Pi ports: a Pi port found in any other VLAN is taken out,
@@ -62,193 +63,309 @@ pub enum Change {
         from: Option<u32>,
         to: u32,
     },
+    /// A row a failed run created, removed again by the restore.
+    Destroy {
+        vid: u16,
+    },
 }
 
-/// The plan as this switch numbers it.
-struct Wanted {
-    vlans: BTreeMap<u16, VlanRow>,
-    pi_ports: Ports,
-    pvid: BTreeMap<u32, u32>,
-}
-
-fn wanted(plan: &SwitchPlan, profile: &Profile) -> Wanted {
+/// What the switch should end as: the plan's VLANs exactly, every other VLAN
+/// without the Pi ports (never deleted, never renamed), the Pi ports' PVIDs as
+/// planned and every other PVID as it is.
+pub fn target(plan: &SwitchPlan, profile: &Profile, state: &VlanState) -> VlanState {
     let bp = |p: &u16| profile.ports.bridge_port(*p);
-    Wanted {
-        vlans: plan
-            .vlans
-            .iter()
-            .map(|v| {
-                let row = VlanRow {
-                    name: v.name.clone(),
-                    egress: v.egress.iter().map(bp).collect(),
-                    untagged: v.untagged.iter().map(bp).collect(),
-                    status: 1,
-                };
-                (v.id, row)
-            })
-            .collect(),
-        pi_ports: plan.pi_ports.iter().map(|p| bp(&p.port)).collect(),
-        pvid: plan
-            .pi_ports
-            .iter()
-            .map(|p| (bp(&p.port), u32::from(p.pvid)))
-            .collect(),
+    let pi_ports: Ports = plan.pi_ports.iter().map(|p| bp(&p.port)).collect();
+    let mut vlans: BTreeMap<u16, VlanRow> = state
+        .vlans
+        .iter()
+        .map(|(vid, row)| {
+            let kept = VlanRow {
+                egress: &row.egress - &pi_ports,
+                untagged: &row.untagged - &pi_ports,
+                ..row.clone()
+            };
+            (*vid, kept)
+        })
+        .collect();
+    for v in &plan.vlans {
+        let name = match profile.vlan_names {
+            true => v.name.clone(),
+            // An unnamed switch keeps whatever name it shows.
+            false => state
+                .vlans
+                .get(&v.id)
+                .map(|r| r.name.clone())
+                .unwrap_or_default(),
+        };
+        let row = VlanRow {
+            name,
+            egress: v.egress.iter().map(bp).collect(),
+            untagged: v.untagged.iter().map(bp).collect(),
+            status: 1,
+        };
+        vlans.insert(v.id, row);
     }
+    let mut pvid = state.pvid.clone();
+    for p in &plan.pi_ports {
+        pvid.insert(bp(&p.port), u32::from(p.pvid));
+    }
+    VlanState { vlans, pvid }
 }
 
-/// The changes that bring `state` to the plan, in an order every switch accepts:
-/// untagged sets shrink first (a port is untagged in one VLAN only, and untagged
-/// ports must stay egress ports), then rows are created, named and given their
-/// egress ports, untagged sets grow, rows go active, and PVIDs move last.
+/// The changes that bring `state` to the plan ([`target`], then [`diff`]).
 pub fn drift(plan: &SwitchPlan, profile: &Profile, state: &VlanState) -> Vec<Change> {
-    let want = wanted(plan, profile);
-    // What every existing VLAN should end as.
-    let target = |vid: &u16, row: &VlanRow| -> VlanRow {
-        match want.vlans.get(vid) {
-            Some(w) => w.clone(),
-            None => VlanRow {
-                egress: &row.egress - &want.pi_ports,
-                untagged: &row.untagged - &want.pi_ports,
-                ..row.clone()
-            },
-        }
-    };
+    diff(state, &target(plan, profile, state))
+}
+
+/// The changes from `from` to `to`, ordered so that a strict switch takes each one
+/// and no port ever loses its last VLAN on the way (make before break): rows are
+/// created, named and their egress sets grown first; untagged sets shrink, then
+/// grow (a port is untagged in one VLAN only); rows go active; PVIDs move; egress
+/// sets shrink to what `to` has; and rows `to` lacks are destroyed last (a restore
+/// of rows a failed run created).
+pub fn diff(from: &VlanState, to: &VlanState) -> Vec<Change> {
+    let mut build = Vec::new();
     let mut shrink = Vec::new();
     let mut grow = Vec::new();
-    let mut build = Vec::new();
     let mut activate = Vec::new();
-    for (vid, row) in &state.vlans {
-        let to = target(vid, row);
-        let kept: Ports = &row.untagged & &to.untagged;
-        if kept != row.untagged {
-            shrink.push(Change::Untagged {
-                vid: *vid,
-                from: row.untagged.clone(),
-                to: kept.clone(),
-            });
+    let mut prune = Vec::new();
+    let mut destroy = Vec::new();
+    for (vid, t) in &to.vlans {
+        let vid = *vid;
+        let Some(f) = from.vlans.get(&vid) else {
+            build.push(Change::Create { vid });
+            if !t.name.is_empty() {
+                let (from, to) = (String::new(), t.name.clone());
+                build.push(Change::Name { vid, from, to });
+            }
+            let (from, to) = (Ports::new(), t.egress.clone());
+            build.push(Change::Egress { vid, from, to });
+            if !t.untagged.is_empty() {
+                let (from, to) = (Ports::new(), t.untagged.clone());
+                grow.push(Change::Untagged { vid, from, to });
+            }
+            continue;
+        };
+        if f.name != t.name {
+            let (from, to) = (f.name.clone(), t.name.clone());
+            build.push(Change::Name { vid, from, to });
         }
-        if to.name != row.name {
-            build.push(Change::Name {
-                vid: *vid,
-                from: row.name.clone(),
-                to: to.name.clone(),
-            });
+        let wide: Ports = &f.egress | &t.egress;
+        if wide != f.egress {
+            let (from, to) = (f.egress.clone(), wide.clone());
+            build.push(Change::Egress { vid, from, to });
         }
-        if to.egress != row.egress {
-            build.push(Change::Egress {
-                vid: *vid,
-                from: row.egress.clone(),
-                to: to.egress.clone(),
-            });
+        let kept: Ports = &f.untagged & &t.untagged;
+        if kept != f.untagged {
+            let (from, to) = (f.untagged.clone(), kept.clone());
+            shrink.push(Change::Untagged { vid, from, to });
         }
-        if to.untagged != kept {
+        if t.untagged != kept {
+            let to = t.untagged.clone();
             grow.push(Change::Untagged {
-                vid: *vid,
+                vid,
                 from: kept,
-                to: to.untagged.clone(),
+                to,
             });
         }
-        if want.vlans.contains_key(vid) && row.status != 1 {
-            activate.push(Change::Activate { vid: *vid });
+        if t.status == 1 && f.status != 1 {
+            activate.push(Change::Activate { vid });
+        }
+        if t.egress != wide {
+            let to = t.egress.clone();
+            prune.push(Change::Egress {
+                vid,
+                from: wide,
+                to,
+            });
         }
     }
-    for (vid, w) in &want.vlans {
-        if state.vlans.contains_key(vid) {
+    for (vid, f) in &from.vlans {
+        if to.vlans.contains_key(vid) {
             continue;
         }
-        build.push(Change::Create { vid: *vid });
-        build.push(Change::Name {
-            vid: *vid,
-            from: String::new(),
-            to: w.name.clone(),
-        });
-        build.push(Change::Egress {
-            vid: *vid,
-            from: Ports::new(),
-            to: w.egress.clone(),
-        });
-        if !w.untagged.is_empty() {
-            grow.push(Change::Untagged {
+        if !f.untagged.is_empty() {
+            let (from, to) = (f.untagged.clone(), Ports::new());
+            shrink.push(Change::Untagged {
                 vid: *vid,
-                from: Ports::new(),
-                to: w.untagged.clone(),
+                from,
+                to,
             });
         }
+        destroy.push(Change::Destroy { vid: *vid });
     }
-    let pvids = want.pvid.iter().filter_map(|(port, to)| {
-        let from = state.pvid.get(port).copied();
+    let pvids = to.pvid.iter().filter_map(|(port, to)| {
+        let from = from.pvid.get(port).copied();
         (from != Some(*to)).then_some(Change::Pvid {
             port: *port,
             from,
             to: *to,
         })
     });
-    shrink
+    build
         .into_iter()
-        .chain(build)
+        .chain(shrink)
         .chain(grow)
         .chain(activate)
-        .chain(pvids)
+        .chain(pvids.collect::<Vec<_>>())
+        .chain(prune)
+        .chain(destroy)
         .collect()
 }
 
+/// What a strict switch refuses, and what make-before-break forbids.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("VLAN {0} created twice")]
+    CreatedTwice(u16),
+    #[error("VLAN {0} does not exist")]
+    NoVlan(u16),
+    #[error("VLAN {vid}: egress would drop its untagged bridge port(s) {ports:?}")]
+    EgressDropsUntagged { vid: u16, ports: Vec<u32> },
+    #[error("VLAN {vid}: untagged bridge port(s) {ports:?} are not egress ports")]
+    UntaggedOutsideEgress { vid: u16, ports: Vec<u32> },
+    #[error("bridge port {port} untagged in VLAN {other} and VLAN {vid}")]
+    UntaggedTwice { port: u32, other: u16, vid: u16 },
+    #[error("bridge port {port}: PVID {vid} is no VLAN")]
+    PvidNoVlan { port: u32, vid: u32 },
+    #[error("VLAN {vid} is still bridge port {port}'s PVID or holds untagged ports")]
+    DestroyInUse { vid: u16, port: u32 },
+    #[error("bridge port {port} would be in no VLAN on the way")]
+    Stranded { port: u32 },
+}
+
+impl Refusal {
+    /// The refusal with front-panel port numbers, for people.
+    pub fn shown(&self, profile: &Profile) -> String {
+        let front = |bp: u32| {
+            profile
+                .ports
+                .front_port(bp)
+                .map_or(format!("bridge port {bp}"), |n| format!("port {n}"))
+        };
+        match self {
+            Refusal::UntaggedTwice { port, other, vid } => {
+                format!("{} untagged in VLAN {other} and VLAN {vid}", front(*port))
+            }
+            Refusal::PvidNoVlan { port, vid } => format!("{}: PVID {vid} is no VLAN", front(*port)),
+            Refusal::Stranded { port } => {
+                format!("{} would be in no VLAN on the way", front(*port))
+            }
+            Refusal::DestroyInUse { vid, port } => {
+                format!(
+                    "VLAN {vid} is still {}'s PVID or holds untagged ports",
+                    front(*port)
+                )
+            }
+            Refusal::EgressDropsUntagged { vid, ports }
+            | Refusal::UntaggedOutsideEgress { vid, ports } => {
+                let ports: Ports = ports.iter().copied().collect();
+                let what = match self {
+                    Refusal::EgressDropsUntagged { .. } => "egress would drop its untagged",
+                    _ => "untagged outside egress:",
+                };
+                format!("VLAN {vid}: {what} ports {}", show_ports(&ports, profile))
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Applies changes to a state as a strict switch would, refusing what a switch
-/// refuses (for tests of the ordering, and to predict the result of a dry run).
-pub fn simulate(state: &VlanState, changes: &[Change]) -> Result<VlanState, String> {
+/// refuses and any step that leaves a port in no VLAN (for tests of the ordering,
+/// and to check a plan before the first write).
+pub fn simulate(state: &VlanState, changes: &[Change]) -> Result<VlanState, Refusal> {
     let mut s = state.clone();
+    // Ports that were in no VLAN at some step: refused if they end in one (break
+    // before make), fine if the plan takes them out for good.
+    let mut stranded = Ports::new();
     for c in changes {
+        let members_before = members(&s);
         match c {
             Change::Create { vid } => {
-                if s.vlans
-                    .insert(
-                        *vid,
-                        VlanRow {
-                            status: 1,
-                            ..VlanRow::default()
-                        },
-                    )
-                    .is_some()
-                {
-                    return Err(format!("VLAN {vid} created twice"));
+                let fresh = VlanRow {
+                    status: 1,
+                    ..VlanRow::default()
+                };
+                if s.vlans.insert(*vid, fresh).is_some() {
+                    return Err(Refusal::CreatedTwice(*vid));
                 }
             }
             Change::Name { vid, to, .. } => row(&mut s, *vid)?.name = to.clone(),
             Change::Egress { vid, to, .. } => {
                 let r = row(&mut s, *vid)?;
-                if !r.untagged.is_subset(to) {
-                    return Err(format!("VLAN {vid}: egress would drop untagged ports"));
+                let dropped: Vec<u32> = r.untagged.difference(to).copied().collect();
+                if !dropped.is_empty() {
+                    return Err(Refusal::EgressDropsUntagged {
+                        vid: *vid,
+                        ports: dropped,
+                    });
                 }
                 r.egress = to.clone();
             }
             Change::Untagged { vid, to, .. } => {
-                if !to.is_subset(&row(&mut s, *vid)?.egress) {
-                    return Err(format!("VLAN {vid}: untagged ports outside egress"));
+                let outside: Vec<u32> =
+                    to.difference(&row(&mut s, *vid)?.egress).copied().collect();
+                if !outside.is_empty() {
+                    return Err(Refusal::UntaggedOutsideEgress {
+                        vid: *vid,
+                        ports: outside,
+                    });
                 }
-                let clash = s
-                    .vlans
-                    .iter()
-                    .any(|(other, r)| other != vid && !r.untagged.is_disjoint(to));
-                if clash {
-                    return Err(format!("VLAN {vid}: a port untagged in two VLANs"));
+                for (other, r) in &s.vlans {
+                    if let Some(port) = r.untagged.intersection(to).next().filter(|_| other != vid)
+                    {
+                        return Err(Refusal::UntaggedTwice {
+                            port: *port,
+                            other: *other,
+                            vid: *vid,
+                        });
+                    }
                 }
                 row(&mut s, *vid)?.untagged = to.clone();
             }
             Change::Activate { vid } => row(&mut s, *vid)?.status = 1,
             Change::Pvid { port, to, .. } => {
                 if !s.vlans.contains_key(&(*to as u16)) {
-                    return Err(format!("port {port}: PVID {to} is no VLAN"));
+                    return Err(Refusal::PvidNoVlan {
+                        port: *port,
+                        vid: *to,
+                    });
                 }
                 s.pvid.insert(*port, *to);
             }
+            Change::Destroy { vid } => {
+                let r = row(&mut s, *vid)?;
+                let port = r.untagged.iter().next().copied().or_else(|| {
+                    s.pvid
+                        .iter()
+                        .find(|(_, v)| **v == u32::from(*vid))
+                        .map(|(p, _)| *p)
+                });
+                if let Some(port) = port {
+                    return Err(Refusal::DestroyInUse { vid: *vid, port });
+                }
+                s.vlans.remove(vid);
+            }
         }
+        stranded.extend(members_before.difference(&members(&s)));
     }
-    Ok(s)
+    match stranded.intersection(&members(&s)).next() {
+        Some(port) => Err(Refusal::Stranded { port: *port }),
+        None => Ok(s),
+    }
 }
 
-fn row(s: &mut VlanState, vid: u16) -> Result<&mut VlanRow, String> {
+/// Every port some VLAN carries.
+fn members(s: &VlanState) -> Ports {
     s.vlans
-        .get_mut(&vid)
-        .ok_or(format!("VLAN {vid} does not exist"))
+        .values()
+        .flat_map(|r| r.egress.iter().copied())
+        .collect()
+}
+
+fn row(s: &mut VlanState, vid: u16) -> Result<&mut VlanRow, Refusal> {
+    s.vlans.get_mut(&vid).ok_or(Refusal::NoVlan(vid))
 }
 
 /// Ports as people read them: front-panel numbers, runs collapsed (`1-8, 10`).
@@ -296,6 +413,7 @@ impl fmt::Display for Shown<'_> {
                 write!(f, "~ VLAN {vid} untagged ports: {} -> {}", p(from), p(to))
             }
             Change::Activate { vid } => write!(f, "~ VLAN {vid} row: -> active"),
+            Change::Destroy { vid } => write!(f, "- VLAN {vid}: destroy"),
             Change::Pvid { port, from, to } => {
                 let front = self
                     .1
@@ -308,5 +426,88 @@ impl fmt::Display for Shown<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ports(p: &[u32]) -> Ports {
+        p.iter().copied().collect()
+    }
+
+    fn vlan(egress: &[u32], untagged: &[u32]) -> VlanRow {
+        VlanRow {
+            name: String::new(),
+            egress: ports(egress),
+            untagged: ports(untagged),
+            status: 1,
+        }
+    }
+
+    #[test]
+    fn a_port_moves_vlan_without_a_moment_in_none() {
+        // Port 1 untagged in VLAN 1, to be untagged in VLAN 10 (with the trunk, 10).
+        let from = VlanState {
+            vlans: BTreeMap::from([(1, vlan(&[1, 10], &[1, 10]))]),
+            pvid: BTreeMap::from([(1, 1)]),
+        };
+        let to = VlanState {
+            vlans: BTreeMap::from([(1, vlan(&[10], &[10])), (10, vlan(&[1, 10], &[1]))]),
+            pvid: BTreeMap::from([(1, 10)]),
+        };
+        let changes = diff(&from, &to);
+        assert_eq!(simulate(&from, &changes), Ok(to.clone()));
+        // And back: the row made is destroyed, last.
+        let back = diff(&to, &from);
+        assert_eq!(back.last(), Some(&Change::Destroy { vid: 10 }));
+        assert_eq!(simulate(&to, &back), Ok(from));
+    }
+
+    #[test]
+    fn breaking_before_making_is_refused_naming_the_port() {
+        let from = VlanState {
+            vlans: BTreeMap::from([(1, vlan(&[1], &[1]))]),
+            pvid: BTreeMap::new(),
+        };
+        let break_first = [
+            Change::Untagged {
+                vid: 1,
+                from: ports(&[1]),
+                to: ports(&[]),
+            },
+            Change::Egress {
+                vid: 1,
+                from: ports(&[1]),
+                to: ports(&[]),
+            },
+            Change::Create { vid: 10 },
+            Change::Egress {
+                vid: 10,
+                from: ports(&[]),
+                to: ports(&[1]),
+            },
+        ];
+        assert_eq!(
+            simulate(&from, &break_first),
+            Err(Refusal::Stranded { port: 1 })
+        );
+        let two = VlanState {
+            vlans: BTreeMap::from([(1, vlan(&[50], &[50])), (10, vlan(&[50], &[]))]),
+            pvid: BTreeMap::new(),
+        };
+        let both = [Change::Untagged {
+            vid: 10,
+            from: ports(&[]),
+            to: ports(&[50]),
+        }];
+        let refused = simulate(&two, &both).unwrap_err();
+        let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../../switch-profiles");
+        let profiles = crate::switch::Profiles::load_dir(std::path::Path::new(shipped)).unwrap();
+        assert_eq!(
+            refused.shown(profiles.get("generic").unwrap()),
+            "port 50 untagged in VLAN 1 and VLAN 10"
+        );
     }
 }

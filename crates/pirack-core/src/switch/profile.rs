@@ -17,6 +17,10 @@ pub struct Profile {
     pub poe: Poe,
     /// How port VLAN membership is set over SNMP.
     pub vlans: VlanControl,
+    /// Whether `dot1qVlanStaticName` may be written: many switches keep it
+    /// read-only, or lack it; then VLANs are left unnamed (names are optional).
+    #[serde(default = "yes")]
+    pub vlan_names: bool,
 }
 
 /// Where front-panel port `n` appears in the standard tables.
@@ -104,6 +108,10 @@ pub enum VlanControl {
 
 fn one() -> u32 {
     1
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl PortMapping {
