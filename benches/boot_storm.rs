@@ -2,7 +2,8 @@
 //! first against `pirack serve`, then against dnsmasq serving the same files to
 //! the same namespaces (same 1 s reply delay; its TFTP limit at the default 50 and
 //! raised), all in one run. Boot files: the real firmware from Debian's
-//! raspi-firmware package and a kernel of realistic size. Needs root.
+//! raspi-firmware package and a kernel of realistic size, imported as an image
+//! whose roots the slots boot. Needs root.
 //!
 //!     cargo bench --bench boot_storm -- [--slots 96] [--kernel-mib 8]
 
@@ -10,7 +11,7 @@ mod common;
 
 use common::{arg, sh};
 use pirack_core::inventory::{self, Site};
-use pirack_core::plan::{Ledger, Plan, plan, render::slot as rendered};
+use pirack_core::plan::{Ledger, Plan, plan};
 use pirack_core::switch::Profiles;
 use pirack_lab::sim::{self, Report};
 use pirack_lab::testbed::netns::Netns;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 static NEVER: AtomicBool = AtomicBool::new(false);
 const INVENTORY: &str = "hardware/shelf-96.yaml";
+const IMAGE: &str = "bench-1";
 
 struct Server {
     name: String,
@@ -109,13 +111,58 @@ fn boot_files(kernel_mib: u64) -> PathBuf {
     dir
 }
 
+/// A copy of the shelf whose export root is under target/, the image `bench-1`
+/// (boot files `boot`) in its store, and the roots of the first `n` slots built
+/// from it (offline, as `pirack root build` does); the inventory and the store.
+fn booting_site(boot: &Path, n: usize, plan: &Plan) -> (PathBuf, PathBuf) {
+    let dir = std::path::absolute("target/bench-site").unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    for sub in ["hardware", "switch-profiles", "root/etc"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    for f in std::fs::read_dir("switch-profiles").unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.join("switch-profiles").join(f.file_name().unwrap())).unwrap();
+    }
+    let ledger = Ledger::path_for(Path::new(INVENTORY));
+    std::fs::copy(&ledger, dir.join(&ledger)).unwrap();
+    let inventory = dir.join(INVENTORY);
+    let yaml = std::fs::read_to_string(INVENTORY).unwrap().replace(
+        "export_root: /export",
+        &format!("export_root: {}", dir.join("export").display()),
+    );
+    std::fs::write(&inventory, yaml).unwrap();
+    std::fs::write(dir.join("root/etc/os-release"), "NAME=bench\n").unwrap();
+    let store = dir.join("images");
+    let import = pirack_controller::roots::image::Import {
+        name: "bench".into(),
+        version: "1".into(),
+        root: dir.join("root"),
+        boot: boot.to_path_buf(),
+        cmdline: "console=ttyAMA0,115200".into(),
+    };
+    pirack_controller::roots::image::import(&store, &import, &|_, _| {}).unwrap();
+    sh(Command::new(env!("CARGO_BIN_EXE_pirack"))
+        .arg("root")
+        .arg("--inventory")
+        .arg(&inventory)
+        .arg("--store")
+        .arg(&store)
+        .arg("--db")
+        .arg(format!("sqlite://{}/build.db", dir.display()))
+        .args(["--no-export", "build", "--image", IMAGE])
+        .args(plan.slots.iter().take(n).map(|s| &s.position)));
+    (inventory, store)
+}
+
 /// dnsmasq's TFTP root: bootcode.bin at the top, a directory per serial holding
-/// links to the boot files and the slot's generated cmdline.txt and config.txt.
-fn dnsmasq_root(site: &Site, plan: &Plan, boot: &Path, n: usize) -> PathBuf {
+/// links to the image's boot files and the slot's cmdline.txt and config.txt as
+/// pirack renders them for it.
+fn dnsmasq_root(site: &Site, plan: &Plan, store: &Path, n: usize) -> PathBuf {
     let root = PathBuf::from("target/bench-dnsmasq-root");
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
-    let boot = std::fs::canonicalize(boot).unwrap();
+    let boot = std::fs::canonicalize(store.join(IMAGE).join("boot")).unwrap();
     std::os::unix::fs::symlink(boot.join("bootcode.bin"), root.join("bootcode.bin")).unwrap();
     for s in plan.slots.iter().take(n) {
         let dir = root.join(&s.board.as_ref().unwrap().serial);
@@ -129,8 +176,9 @@ fn dnsmasq_root(site: &Site, plan: &Plan, boot: &Path, n: usize) -> PathBuf {
         ] {
             std::os::unix::fs::symlink(boot.join(f), dir.join(f)).unwrap();
         }
-        std::fs::write(dir.join("cmdline.txt"), rendered::cmdline(site, s)).unwrap();
-        std::fs::write(dir.join("config.txt"), rendered::config_txt(site, s)).unwrap();
+        let ours = pirack_controller::boot::of(site, s, store, IMAGE).unwrap();
+        std::fs::write(dir.join("cmdline.txt"), &ours.cmdline).unwrap();
+        std::fs::write(dir.join("config.txt"), &ours.config).unwrap();
     }
     std::fs::canonicalize(root).unwrap()
 }
@@ -226,15 +274,23 @@ fn main() {
     let n = arg("--slots", 96) as usize;
     let kernel_mib = arg("--kernel-mib", 8);
     let profiles = Profiles::load_dir(Path::new("switch-profiles")).unwrap();
-    let site = inventory::load(Path::new(INVENTORY), &profiles.names()).unwrap();
     let ledger = Ledger::load(&Ledger::path_for(Path::new(INVENTORY))).unwrap();
-    let (plan, _) = plan(&site, &ledger).unwrap();
     let boot = boot_files(kernel_mib);
-    let root = dnsmasq_root(&site, &plan, &boot, n);
+    let (shelf, _) = plan(
+        &inventory::load(Path::new(INVENTORY), &profiles.names()).unwrap(),
+        &ledger,
+    )
+    .unwrap();
+    let (inventory, store) = booting_site(&boot, n, &shelf);
+    let site = inventory::load(&inventory, &profiles.names()).unwrap();
+    let (plan, _) = plan(&site, &ledger).unwrap();
+    let root = dnsmasq_root(&site, &plan, &store, n);
     let ctl = Netns::new(&format!("pirack-bench-{}", std::process::id())).unwrap();
     let opts = sim::Options {
         controller_netns: Some(ctl.name().to_string()),
         boot_files: boot.clone(),
+        images: store.clone(),
+        image: Some(IMAGE.into()),
         only: plan
             .slots
             .iter()
@@ -265,9 +321,11 @@ fn main() {
             &[
                 "serve",
                 "--inventory",
-                INVENTORY,
+                inventory.to_str().unwrap(),
                 "--boot-files",
                 boot.to_str().unwrap(),
+                "--images",
+                store.to_str().unwrap(),
                 "--db",
                 &db_url,
                 "--api",

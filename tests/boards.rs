@@ -7,7 +7,7 @@
 mod common;
 
 use common::controller::token;
-use common::{Child, Netns, boot_files, can_use_netns, site_in, text};
+use common::{Child, Netns, boot_files, booting_site, can_use_netns, site_in, text};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -16,12 +16,18 @@ use std::time::Duration;
 
 const API: &str = "127.0.0.1:18080";
 
+/// Where the slots' roots and their image are.
+struct Booting<'a> {
+    boot: &'a Path,
+    images: &'a Path,
+}
+
 /// `pirack serve` in `ctl` on `inventory` and the store `db`; its JSON events.
 fn serve(
     ctl: &Netns,
     inventory: &Path,
     db: &str,
-    boot: &Path,
+    b: &Booting,
 ) -> (Child, mpsc::Receiver<serde_json::Value>) {
     let mut child = Child(
         ctl.command(env!("CARGO_BIN_EXE_pirack"))
@@ -30,7 +36,9 @@ fn serve(
             .arg(inventory)
             .args(["--db", db, "--api", API, "--json-events", "--no-export"])
             .arg("--boot-files")
-            .arg(boot)
+            .arg(b.boot)
+            .arg("--images")
+            .arg(b.images)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -68,7 +76,7 @@ fn wait_event(
 
 /// `pirack sim` of `slots` against the controller in `ctl`, as `inventory` places
 /// boards (the controller's may differ: a swapped board).
-fn sim(ctl: &Netns, inventory: &Path, slots: &str, boot: &Path) -> Command {
+fn sim(ctl: &Netns, inventory: &Path, slots: &str, b: &Booting) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pirack"));
     c.arg("sim")
         .arg("--inventory")
@@ -76,7 +84,10 @@ fn sim(ctl: &Netns, inventory: &Path, slots: &str, boot: &Path) -> Command {
         .args(["--slots", slots, "--json", "--power-on", "0.5"])
         .args(["--controller-netns", ctl.name()])
         .arg("--boot-files")
-        .arg(boot);
+        .arg(b.boot)
+        .arg("--images")
+        .arg(b.images)
+        .args(["--image", "tiny-1"]);
     c
 }
 
@@ -103,15 +114,26 @@ fn adopted_boards_outlive_a_restart_and_held_ones_boot_once_accepted() {
     let boot = boot_files(256 * 1024);
     // The controller's inventory names the original boards; the Pis' has new ones
     // in A-01 (a 3B+, which tells its serial over DHCP) and A-02.
-    let adopt = site_in(&tmp.path().join("adopt"), "example-8", None, "");
+    // have roots built from image tiny-1, which every copy shares.
+    let (adopt, images) = booting_site(
+        &tmp.path().join("adopt"),
+        "example-8",
+        boot.path(),
+        &["A-01", "A-02"],
+    );
+    let export = tmp.path().join("adopt/export");
+    let b = Booting {
+        boot: boot.path(),
+        images: &images,
+    };
     let text_of = |p: &Path| std::fs::read_to_string(p).unwrap();
     std::fs::write(
         &adopt,
         text_of(&adopt).replace("unknown_board: hold", "unknown_board: adopt"),
     )
     .unwrap();
-    let hold = site_in(&tmp.path().join("hold"), "example-8", None, "");
-    let swapped = site_in(&tmp.path().join("swapped"), "example-8", None, "");
+    let hold = site_in(&tmp.path().join("hold"), "example-8", Some(&export), "");
+    let swapped = site_in(&tmp.path().join("swapped"), "example-8", Some(&export), "");
     std::fs::write(
         &swapped,
         text_of(&swapped)
@@ -130,8 +152,8 @@ fn adopted_boards_outlive_a_restart_and_held_ones_boot_once_accepted() {
     let ctl = common::netns("boards");
 
     // Adopted by site policy: the new board in A-01 boots at once.
-    let (server, events) = serve(&ctl, &adopt, &db, boot.path());
-    let out = sim(&ctl, &swapped, "A-01", boot.path()).output().unwrap();
+    let (server, events) = serve(&ctl, &adopt, &db, &b);
+    let out = sim(&ctl, &swapped, "A-01", &b).output().unwrap();
     assert!(booted(&out), "the adopted board boots");
     let seen = wait_event(&events, "A-01", "unknown_board");
     assert_eq!(
@@ -148,7 +170,7 @@ fn adopted_boards_outlive_a_restart_and_held_ones_boot_once_accepted() {
         "--db",
         &db,
         "--store",
-        tmp.path().join("images").to_str().unwrap(),
+        images.to_str().unwrap(),
         "build",
         "--image",
         "tiny-1",
@@ -191,8 +213,8 @@ fn adopted_boards_outlive_a_restart_and_held_ones_boot_once_accepted() {
     // Restarted under a `hold` policy, the controller still knows the adopted
     // board from its store: it boots, and is no stranger.
     drop(server);
-    let (server, events) = serve(&ctl, &hold, &db, boot.path());
-    let out = sim(&ctl, &swapped, "A-01", boot.path()).output().unwrap();
+    let (server, events) = serve(&ctl, &hold, &db, &b);
+    let out = sim(&ctl, &swapped, "A-01", &b).output().unwrap();
     assert!(
         booted(&out),
         "the adopted board still boots after the restart"
@@ -200,7 +222,7 @@ fn adopted_boards_outlive_a_restart_and_held_ones_boot_once_accepted() {
 
     // A new board in A-02 is held, and boots once staff accept it: the simulated
     // ROM keeps asking while the board waits.
-    let pi = sim(&ctl, &swapped, "A-02", boot.path())
+    let pi = sim(&ctl, &swapped, "A-02", &b)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

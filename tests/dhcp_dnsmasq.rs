@@ -118,7 +118,13 @@ fn pirack_and_dnsmasq_offer_the_same_boot() {
     let theirs_frame = rom_exchange(link.pi.name(), Model::Pi3B);
     drop(dnsmasq);
 
-    let server = common::serve(&link.ctl, "hardware/example-8.yaml", boot.path());
+    let no_images = tempfile::tempdir().unwrap();
+    let server = common::serve(
+        &link.ctl,
+        std::path::Path::new("hardware/example-8.yaml"),
+        boot.path(),
+        no_images.path(),
+    );
     let ours_frame = rom_exchange(link.pi.name(), Model::Pi3B);
     drop(server);
 

@@ -27,6 +27,9 @@ fn serve(
             .args(["--db", &db, "--api", API, "--json-events", "--no-export"])
             .arg("--boot-files")
             .arg(boot)
+            // No roots built: nothing but bootcode.bin is served.
+            .arg("--images")
+            .arg(dir.join("images"))
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.join("serve.log")).unwrap())
             .spawn()
@@ -233,6 +236,8 @@ fn a_pi_posing_as_another_slots_address_is_dropped_and_reported_on_its_own_slot(
             .args(["--db", &db, "--api", API, "--json-events", "--no-export"])
             .arg("--boot-files")
             .arg(boot.path())
+            .arg("--images")
+            .arg(dir.path().join("images"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{boot_files, can_use_netns, serve};
+use common::{boot_files, booting_site, can_use_netns, serve};
 use std::io::{BufRead, BufReader};
 use std::process::Command;
 
@@ -15,25 +15,31 @@ fn simulator_boots_every_example_slot_against_serve() {
     let boot = boot_files(2 << 20);
     let ctl = common::netns("sim8");
     // serve starts before the slots' interfaces exist: it must wait for them.
-    let mut server = serve(&ctl, "hardware/example-8.yaml", boot.path());
+    let d = tempfile::tempdir().unwrap();
+    let all = [
+        "A-01", "A-02", "A-03", "A-04", "A-05", "A-06", "A-07", "A-08",
+    ];
+    let (inventory, images) = booting_site(d.path(), "example-8", boot.path(), &all);
+    let mut server = serve(&ctl, &inventory, boot.path(), &images);
     let mut lines = BufReader::new(server.child.0.stdout.take().unwrap()).lines();
     // Its first event: a slot interface it cannot serve yet. Then the Pis come.
     let first = lines.next().expect("serve reports events").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pirack"))
+        .arg("sim")
+        .arg("--inventory")
+        .arg(&inventory)
         .args([
-            "sim",
-            "--inventory",
-            "hardware/example-8.yaml",
             "--json",
             "--power-on",
             "1.5",
-        ])
-        .args([
             "--controller-netns",
             ctl.name(),
-            "--boot-files",
-            boot.path().to_str().unwrap(),
         ])
+        .arg("--boot-files")
+        .arg(boot.path())
+        .arg("--images")
+        .arg(&images)
+        .args(["--image", "tiny-1"])
         .output()
         .unwrap();
     let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {

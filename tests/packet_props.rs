@@ -5,12 +5,14 @@
 mod common;
 
 use pirack_core::inventory::{BoardPolicy, MacAddr, Model};
+use pirack_core::plan::render::slot::{cmdline_for, config_txt_for};
 use pirack_core::plan::{Ledger, Plan, SlotPlan, plan};
 use pirack_lab::sim::frames::{self, Asker};
 use pirack_netboot::boards::{Boards, Known};
+use pirack_netboot::boots::{Boots, SlotBoot};
 use pirack_netboot::dhcp::{self, Request};
 use pirack_netboot::events::{Bus, Event};
-use pirack_netboot::tftp::{self, SlotTree, wire::Repr};
+use pirack_netboot::tftp::{self, wire::Repr};
 use pirack_netboot::{Shared, wires};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -137,13 +139,29 @@ fn tftp_on_loopback(rt: &tokio::runtime::Runtime, boot: &Path) -> u16 {
         slots: vec![slot.clone()],
     };
     let boards = Arc::new(Boards::new(BoardPolicy::Hold, planned(&one)));
-    let net = Arc::new(Shared::new(boards, Bus::default()));
+    let boots = Arc::new(Boots::default());
+    boots.set_bootcode(Some(boot.join("bootcode.bin")));
+    boots.set(
+        &slot.position,
+        Some(SlotBoot {
+            image: "tiny-1".into(),
+            dir: boot.to_path_buf(),
+            cmdline: cmdline_for(&site, &slot, "").into_bytes().into(),
+            config: config_txt_for(&site, &slot, Some("kernel8.img"))
+                .into_bytes()
+                .into(),
+        }),
+    );
+    let net = Arc::new(Shared::new(boards, boots, Bus::default()));
     let cfg = tftp::Config {
         port: 0,
         ..tftp::Config::default()
     };
-    let trees = vec![SlotTree::new(&site, &slot, boot)];
-    let server = Arc::new(tftp::Server::new(trees, Arc::clone(&net), cfg));
+    let server = Arc::new(tftp::Server::new(
+        std::slice::from_ref(&slot),
+        Arc::clone(&net),
+        cfg,
+    ));
     let _guard = rt.enter();
     let sock = server.bind().unwrap();
     let port = sock.local_addr().unwrap().port();
@@ -227,7 +245,7 @@ fn dhcp_server_survives_garbage() {
             retry: Duration::from_millis(100),
             ..Default::default()
         });
-        let net = Arc::new(Shared::new(boards, bus));
+        let net = Arc::new(Shared::new(boards, Arc::default(), bus));
         let sock = dhcp::server::bind(&cfg).unwrap();
         tokio::spawn(wires::watch(slot.clone(), Arc::clone(&net), cfg.retry));
         tokio::spawn(dhcp::server::run(sock, vec![slot], net, cfg));

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{SlotLink, boot_files, can_use_netns, have, serve, text};
+use common::{SlotLink, boot_files, booting_site, can_use_netns, have, serve, text};
 use std::process::Output;
 
 const SERVER: &str = "10.46.189.1";
@@ -20,18 +20,21 @@ fn real_clients_fetch_static_and_generated_files_and_are_refused_the_rest() {
     }
     let boot = boot_files(3 << 20);
     let link = SlotLink::new("tftp", Some("10.46.189.2/30"));
-    let _server = serve(&link.ctl, "hardware/example-8.yaml", boot.path());
+    let d = tempfile::tempdir().unwrap();
+    let (inventory, images) = booting_site(d.path(), "example-8", boot.path(), &["A-01"]);
+    let _server = serve(&link.ctl, &inventory, boot.path(), &images);
     let out = tempfile::tempdir().unwrap();
     let dest = |f: &str| out.path().join(f).to_str().unwrap().to_string();
-    let site = common::site("hardware/example-8.yaml");
-    let (plan, _) = pirack_core::plan::plan(
-        &site,
-        &pirack_core::plan::Ledger::load(std::path::Path::new("hardware/example-8.ledger.yaml"))
-            .unwrap(),
-    )
-    .unwrap();
-    let cmdline = pirack_core::plan::render::slot::cmdline(&site, &plan.slots[0]);
-    let config = pirack_core::plan::render::slot::config_txt(&site, &plan.slots[0]);
+    let site = common::site(inventory.to_str().unwrap());
+    let ledger = d.path().join("hardware/example-8.ledger.yaml");
+    let (plan, _) =
+        pirack_core::plan::plan(&site, &pirack_core::plan::Ledger::load(&ledger).unwrap()).unwrap();
+    // A-01 boots the image its root was built from: its cmdline and kernel.
+    let slot = pirack_controller::boot::of(&site, &plan.slots[0], &images, "tiny-1").unwrap();
+    let cmdline = String::from_utf8(slot.cmdline.to_vec()).unwrap();
+    let config = String::from_utf8(slot.config.to_vec()).unwrap();
+    assert!(cmdline.starts_with("console=ttyAMA0,115200 "), "{cmdline}");
+    assert!(config.contains("\nkernel=kernel8.img\n"), "{config}");
     let file = |f: &str| std::fs::read(boot.path().join(f)).unwrap();
 
     // Wait for the server to bind (it starts in parallel with this test).

@@ -17,9 +17,21 @@ pub struct SimArgs {
     /// Network namespace the controller runs in [default: this one].
     #[arg(long)]
     pub controller_netns: Option<String>,
-    /// The boot files the controller serves [default: the inventory's].
+    /// The site's boot files the controller serves bootcode.bin from [default: the
+    /// inventory's].
     #[arg(long)]
     pub boot_files: Option<PathBuf>,
+    /// The image store the controller boots slots from.
+    #[arg(
+        long,
+        env = "PIRACK_IMAGE_STORE",
+        default_value = "/var/lib/pirack/images"
+    )]
+    pub images: PathBuf,
+    /// The image the simulated slots boot (what they receive is checked against
+    /// it) [default: none: only bootcode.bin].
+    #[arg(long)]
+    pub image: Option<String>,
     /// Seconds from power-on to the first DISCOVER (a real Pi 3: about 5).
     #[arg(long, default_value_t = 2.0)]
     pub power_on: f64,
@@ -47,6 +59,8 @@ pub fn sim(args: &SimArgs) -> Result<ExitCode> {
             .boot_files
             .clone()
             .unwrap_or_else(|| PathBuf::from(&l.site.netboot.boot_files)),
+        images: args.images.clone(),
+        image: args.image.clone(),
         only: args.slots.clone(),
         prefix: format!("pirack-sim-{}", std::process::id()),
         power_on: std::time::Duration::from_secs_f64(args.power_on),

@@ -8,6 +8,7 @@ use pirack_controller::Paths;
 use pirack_controller::power::Drivers;
 use pirack_core::inventory::SlotKind;
 use pirack_lab::qemu::driver::{Qemu, Settings as QemuSettings};
+use pirack_netboot::boots::Boots;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,7 +40,8 @@ pub struct ServeArgs {
     /// Leave the NFS exports alone when roots change.
     #[arg(long)]
     pub no_export: bool,
-    /// Boot files directory [default: the inventory's netboot.boot_files].
+    /// The site's boot files, where bootcode.bin is served from first (else from
+    /// the newest image) [default: the inventory's netboot.boot_files].
     #[arg(long)]
     pub boot_files: Option<PathBuf>,
     /// DHCP server port (clients are answered on port + 1).
@@ -64,33 +66,35 @@ pub struct ServeArgs {
 pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
     let l = load(&args.inputs)?;
     let mut netboot = pirack_netboot::Settings::from_site(&l.site);
-    if let Some(dir) = &args.boot_files {
-        netboot.boot_files = dir.clone();
-    }
     netboot.dhcp.server_port = args.dhcp_port;
     netboot.dhcp.client_port = args.dhcp_port.wrapping_add(1);
     netboot.tftp.port = args.tftp_port;
+    let boots = Arc::new(Boots::default());
     let qemu = Qemu::new(
         QemuSettings {
             dir: args.hil_dir.clone(),
             netns_prefix: args.hil_netns_prefix.clone(),
-            boot_files: netboot.boot_files.clone(),
             qemu: args.qemu.clone(),
         },
-        l.site.clone(),
+        Arc::clone(&boots),
     );
     let config = pirack_controller::Config {
-        site: l.site,
-        profiles: l.profiles,
-        db: args.db.clone(),
         paths: Paths {
             images: args.images.clone(),
             ledger_yaml: Some(l.ledger_path.clone()),
             export: !args.no_export,
+            boot_files: args
+                .boot_files
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(&l.site.netboot.boot_files)),
         },
+        site: l.site,
+        profiles: l.profiles,
+        db: args.db.clone(),
         netboot,
         api: args.api,
         drivers: Drivers::default().with(SlotKind::QemuRaspi3b, Arc::new(qemu)),
+        boots,
         json_events: args.json_events,
         tick: Duration::from_secs(1),
     };

@@ -131,28 +131,25 @@ pub fn boot_files(kernel_bytes: usize) -> tempfile::TempDir {
     dir
 }
 
-/// Starts `pirack serve` for `inventory` inside `netns`, printing events as JSON.
-/// `pirack serve` in `netns`, with its own state store; JSON events on its stdout.
+/// `pirack serve` in `netns` on `inventory`, booting slots from the image store
+/// `images`, with its own state store; JSON events on its stdout.
 pub struct Served {
     pub child: Child,
     pub _db: tempfile::TempDir,
 }
 
-pub fn serve(netns: &Netns, inventory: &str, boot: &Path) -> Served {
+pub fn serve(netns: &Netns, inventory: &Path, boot: &Path, images: &Path) -> Served {
     let db = tempfile::tempdir().unwrap();
     let child = netns
         .command(env!("CARGO_BIN_EXE_pirack"))
-        .args([
-            "serve",
-            "--inventory",
-            inventory,
-            "--boot-files",
-            boot.to_str().unwrap(),
-            "--json-events",
-            "--no-export",
-            "--api",
-            "127.0.0.1:0",
-        ])
+        .arg("serve")
+        .arg("--inventory")
+        .arg(inventory)
+        .arg("--boot-files")
+        .arg(boot)
+        .arg("--images")
+        .arg(images)
+        .args(["--json-events", "--no-export", "--api", "127.0.0.1:0"])
         .arg("--db")
         .arg(format!("sqlite://{}/state.db", db.path().display()))
         .stdout(std::process::Stdio::piped())
@@ -255,6 +252,12 @@ pub fn site_in(
 /// A small image (`tiny-<version>`) in `store`: a root tree and Pi 3 boot files;
 /// with an sshd configuration when `ssh`, so each root gets its own host keys.
 pub fn tiny_image(store: &Path, version: &str, ssh: bool) -> String {
+    let boot = boot_files(64 * 1024);
+    image_from(store, version, ssh, boot.path())
+}
+
+/// As [`tiny_image`], with the boot files in `boot`.
+pub fn image_from(store: &Path, version: &str, ssh: bool, boot: &Path) -> String {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("root");
     std::fs::create_dir_all(root.join("etc")).unwrap();
@@ -266,14 +269,46 @@ pub fn tiny_image(store: &Path, version: &str, ssh: bool) -> String {
         format!("NAME=tiny\nVERSION={version}\n"),
     )
     .unwrap();
-    let boot = boot_files(64 * 1024);
     let import = pirack_controller::roots::image::Import {
         name: "tiny".into(),
         version: version.into(),
         root,
-        boot: boot.path().to_path_buf(),
+        boot: boot.to_path_buf(),
         cmdline: "console=ttyAMA0,115200".into(),
     };
     pirack_controller::roots::image::import(store, &import, &|_, _| {}).unwrap();
     format!("tiny-{version}")
+}
+
+/// A site whose slots boot: hardware/`name`.yaml copied into `dir` with its
+/// export root there, image `tiny-1` in `dir/images` from the boot files `boot`,
+/// and the roots of `slots` built from it (offline, as `pirack root build` does).
+/// Returns the inventory and the image store.
+pub fn booting_site(
+    dir: &Path,
+    name: &str,
+    boot: &Path,
+    slots: &[&str],
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let inventory = site_in(dir, name, Some(&dir.join("export")), "");
+    let store = dir.join("images");
+    image_from(&store, "1", false, boot);
+    let out = Command::new(env!("CARGO_BIN_EXE_pirack"))
+        .arg("root")
+        .arg("--inventory")
+        .arg(&inventory)
+        .arg("--store")
+        .arg(&store)
+        .arg("--db")
+        .arg(format!("sqlite://{}/no-controller.db", dir.display()))
+        .args(["--no-export", "build", "--image", "tiny-1"])
+        .args(slots)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pirack root build: {}",
+        text(&out.stderr)
+    );
+    (inventory, store)
 }

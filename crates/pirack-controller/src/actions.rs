@@ -218,6 +218,19 @@ impl Controller {
                 return Err(e.into());
             }
         };
+        // The root is in place: its image's boot files go with it.
+        let plan = self.plan_of(key)?;
+        if let Err(e) = self.boot_image(&plan, Some(&rec.image)) {
+            let cause = format!("{what}: the root is built but its boot is not: {e}");
+            if let Ok(slot) = self
+                .apply(key, Trigger::RootFailed, &cause, Changes::default())
+                .await
+            {
+                self.note(&slot, slot.board.as_deref(), "alert", "boot", &cause)
+                    .await;
+            }
+            return Err(e);
+        }
         // A root that replaced another was exchanged in place.
         let swapped = (!rec.previous.is_empty()).then_some(key);
         if let Err(e) = self.export(swapped).await {
@@ -505,6 +518,7 @@ impl Controller {
         by: &By,
     ) -> Result<Operation, OpError> {
         let plan = self.plan_of(&slot.key)?;
+        let plan_of_slot = plan.clone();
         let changes = Changes {
             owner: Some(None),
             image: Some(None),
@@ -534,6 +548,7 @@ impl Controller {
                 Ok(()) | Err(slot_root::RootError::NoRoot(_)) => {}
                 Err(e) => return Err(e.into()),
             }
+            ctl.boot_image(&plan_of_slot, None)?;
             ctl.store.forget_root(&row.key).await?;
             if let Err(e) = ctl.export(None).await {
                 let detail = format!("decommissioned, but {e}");

@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod api;
 pub mod boards;
+pub mod boot;
 pub mod error;
 pub mod exporter;
 pub mod metrics;
@@ -59,6 +60,8 @@ pub struct Paths {
     pub ledger_yaml: Option<PathBuf>,
     /// Whether exports follow root changes (off where no NFS server runs).
     pub export: bool,
+    /// The site's boot files: where `bootcode.bin` comes from first.
+    pub boot_files: PathBuf,
 }
 
 pub struct Controller {
@@ -73,6 +76,8 @@ pub struct Controller {
     /// Which board the netboot services serve in which slot, kept in step with
     /// the store.
     pub boards: Arc<Boards>,
+    /// What each slot boots, kept with its root.
+    pub boots: Arc<pirack_netboot::boots::Boots>,
     /// Operations under way.
     pub operations: actions::Operations,
     /// Slots whose power is being switched.
@@ -90,15 +95,16 @@ impl Controller {
     /// another controller holds it), the YAML ledger's allocations the store lacks
     /// imported, the plan against the stored ledger (new allocations recorded, and
     /// the YAML ledger rewritten to match), the store synced with the inventory,
-    /// and the boards as the store knows them (operations a stop cut short are
-    /// [`Controller::resume`]d or failed). `drivers` power the slots the PoE
-    /// switches do not.
+    /// the boards as the store knows them, and `boots` filled from the roots on
+    /// disk (operations a stop cut short are [`Controller::resume`]d or failed).
+    /// `drivers` power the slots the PoE switches do not.
     pub async fn open(
         site: Site,
         profiles: &Profiles,
         store: Store,
         paths: Paths,
         drivers: Drivers,
+        boots: Arc<pirack_netboot::boots::Boots>,
     ) -> Result<Controller, ControllerError> {
         let lease = Lease::mine("pirack serve");
         store.take_lease(&lease).await?;
@@ -131,6 +137,7 @@ impl Controller {
             .with(pirack_core::inventory::SlotKind::Pi3, Arc::new(poe))
             .merged(drivers);
         let boards = Arc::new(boards::table(&store, &site, &plan).await?);
+        boot::fill(&boots, &site, &plan.slots, &paths.images, &paths.boot_files);
         let (exporter, export_queue) = exporter::Exporter::new();
         Ok(Controller {
             store,
@@ -141,6 +148,7 @@ impl Controller {
             metrics: metrics::Metrics::default(),
             drivers,
             boards,
+            boots,
             operations: actions::Operations::default(),
             power_claims: Arc::default(),
             exporter,

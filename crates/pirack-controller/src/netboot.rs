@@ -9,9 +9,8 @@ use crate::store::slots::Changes;
 use pirack_core::firmware::Config;
 use pirack_core::inventory::Model;
 use pirack_core::lifecycle::{self, Trigger};
-use pirack_core::plan::render::slot::config_txt;
 use pirack_netboot::events::{Event, Record};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
@@ -19,17 +18,6 @@ use tokio::sync::broadcast::error::RecvError;
 /// Follows the event bus until it closes.
 pub async fn follow(ctl: Arc<Controller>) {
     let mut rx = ctl.bus.subscribe();
-    // The file the firmware boots as the kernel, per slot (from its config.txt).
-    let kernels: HashMap<String, String> = ctl
-        .plan
-        .slots
-        .iter()
-        .map(|s| {
-            let model = s.board.as_ref().map_or(Model::Pi3B, |b| b.model);
-            let kernel = Config::parse(&config_txt(&ctl.site, s), model).kernel;
-            (s.position.clone(), kernel)
-        })
-        .collect();
     // Wires already reported for each address they claimed: one alert each.
     let mut alerted = HashSet::new();
     loop {
@@ -45,7 +33,7 @@ pub async fn follow(ctl: Arc<Controller>) {
                     spoofed(&ctl, &rec, (*claimed, protocol), *dropped, &mut alerted).await;
                     continue;
                 }
-                observe(&ctl, &kernels, &rec).await
+                observe(&ctl, &rec).await
             }
             Err(RecvError::Lagged(n)) => tracing::warn!("lifecycle driver missed {n} events"),
             Err(RecvError::Closed) => return,
@@ -115,14 +103,22 @@ fn trigger(event: &Event, kernel: Option<&str>) -> Option<Trigger> {
     }
 }
 
-async fn observe(ctl: &Controller, kernels: &HashMap<String, String>, rec: &Record) {
+async fn observe(ctl: &Controller, rec: &Record) {
     if let Some((name, label, value)) = counted(&rec.event) {
         ctl.metrics.count(name, &[(label, value)]);
     }
     let Some(position) = rec.slot.as_deref() else {
         return;
     };
-    let trigger = trigger(&rec.event, kernels.get(position).map(String::as_str));
+    // The kernel of what the slot boots now, as its config.txt names it.
+    let kernel = ctl.boots.get(position).map(|b| {
+        let model = ctl
+            .slot_plan(position)
+            .and_then(|s| s.board.as_ref())
+            .map_or(Model::Pi3B, |b| b.model);
+        Config::parse(&String::from_utf8_lossy(&b.config), model).kernel
+    });
+    let trigger = trigger(&rec.event, kernel.as_deref());
     // Boot files and refusals are kept as observations; offers, acks and probes
     // are only counted, without a trip to the store.
     let kept = matches!(

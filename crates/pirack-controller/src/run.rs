@@ -10,6 +10,7 @@ use crate::store::{Store, StoreError, lease};
 use crate::{Controller, ControllerError, Paths, exporter, netboot, observe, watchdog};
 use pirack_core::inventory::Site;
 use pirack_core::switch::Profiles;
+use pirack_netboot::boots::Boots;
 use pirack_netboot::events::Event;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,6 +31,9 @@ pub struct Config {
     pub api: SocketAddr,
     /// Power drivers for slots the PoE switches do not power, by slot kind.
     pub drivers: Drivers,
+    /// What each slot boots: filled from the roots on disk at start and kept with
+    /// them; shared with drivers that boot slots themselves (virtual ones).
+    pub boots: Arc<Boots>,
     /// Print every netboot event as a JSON line on stdout (the log has them too).
     pub json_events: bool,
     /// How often the watchdog and the observer look at the slots.
@@ -86,6 +90,7 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         store,
         config.paths,
         config.drivers,
+        config.boots,
     )
     .await?;
     let ctl = Arc::new(ctl);
@@ -129,18 +134,20 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         "lease renewal"
     });
     tracing::info!(
-        "serving {} slot(s) of site {}: DHCP port {}, TFTP port {}, boot files {}",
+        "serving {} slot(s) of site {}: DHCP port {}, TFTP port {}, bootcode.bin from {}",
         ctl.plan.slots.len(),
         ctl.site.name,
         config.netboot.dhcp.server_port,
         config.netboot.tftp.port,
-        config.netboot.boot_files.display()
+        ctl.boots
+            .bootcode()
+            .map_or("nowhere yet".into(), |p| p.display().to_string())
     );
     let netboot = pirack_netboot::start(
-        &ctl.site,
         &ctl.plan,
         config.netboot,
         Arc::clone(&ctl.boards),
+        Arc::clone(&ctl.boots),
         &ctl.bus,
     )?;
     let listener = tokio::net::TcpListener::bind(config.api)

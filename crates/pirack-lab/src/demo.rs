@@ -99,6 +99,7 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
     })?;
 
     let mut sim = lab.pirack(false, &["sim", "--controller-netns", ns, "--follow"])?;
+    sim.arg("--images").arg(&lab.store).args(["--image", IMAGE]);
     if let Some(p) = &stall {
         sim.args(["--stall", &format!("{p}:1")]);
     }

@@ -5,6 +5,7 @@
 //! their events.
 
 pub mod boards;
+pub mod boots;
 pub mod dhcp;
 pub mod events;
 pub mod netif;
@@ -12,13 +13,12 @@ pub mod tftp;
 pub mod wires;
 
 use crate::boards::Boards;
+use crate::boots::Boots;
 use crate::events::Bus;
-use crate::tftp::SlotTree;
 use crate::wires::{Spoofs, Wires};
 use pirack_core::inventory::Site;
 use pirack_core::plan::Plan;
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -26,7 +26,6 @@ use tokio::task::JoinSet;
 /// What `serve` needs beyond the site and its plan.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub boot_files: PathBuf,
     pub dhcp: dhcp::server::Config,
     pub tftp: tftp::Config,
 }
@@ -38,7 +37,6 @@ impl Settings {
         dhcp.policy.rom_delay = Duration::from_millis(site.netboot.reply_delay_ms);
         dhcp.policy.serve_non_pi = site.netboot.serve_non_pi;
         Settings {
-            boot_files: PathBuf::from(&site.netboot.boot_files),
             dhcp,
             tftp: tftp::Config {
                 port: 69,
@@ -48,19 +46,22 @@ impl Settings {
     }
 }
 
-/// What the DHCP and TFTP servers share: who is in which slot, where events go,
-/// which wire is whose, and what was dropped for coming in on the wrong one.
+/// What the DHCP and TFTP servers share: who is in which slot and what it boots,
+/// where events go, which wire is whose, and what was dropped for coming in on the
+/// wrong one.
 pub struct Shared {
     pub boards: Arc<Boards>,
+    pub boots: Arc<Boots>,
     pub bus: Bus,
     pub wires: Wires,
     pub spoofs: Spoofs,
 }
 
 impl Shared {
-    pub fn new(boards: Arc<Boards>, bus: Bus) -> Shared {
+    pub fn new(boards: Arc<Boards>, boots: Arc<Boots>, bus: Bus) -> Shared {
         Shared {
             boards,
+            boots,
             bus,
             wires: Wires::default(),
             spoofs: Spoofs::default(),
@@ -77,25 +78,25 @@ pub enum NetbootError {
 }
 
 /// Starts the netboot services: a watcher per slot interface, DHCP and TFTP,
-/// serving each slot the board `boards` knows in it; the tasks run until aborted.
+/// serving each slot the board `boards` knows in it what `boots` says it boots;
+/// the tasks run until aborted.
 /// Fails only if a port cannot be bound (both are this process's alone): a
 /// missing slot interface is reported on the bus and looked for again while the
 /// other slots are served.
 pub fn start(
-    site: &Site,
     plan: &Plan,
     settings: Settings,
     boards: Arc<Boards>,
+    boots: Arc<Boots>,
     bus: &Bus,
 ) -> Result<JoinSet<()>, NetbootError> {
-    let net = Arc::new(Shared::new(boards, bus.clone()));
-    let trees = plan
-        .slots
-        .iter()
-        .map(|s| SlotTree::new(site, s, &settings.boot_files))
-        .collect();
+    let net = Arc::new(Shared::new(boards, boots, bus.clone()));
     let tftp_port = settings.tftp.port;
-    let server = Arc::new(tftp::Server::new(trees, Arc::clone(&net), settings.tftp));
+    let server = Arc::new(tftp::Server::new(
+        &plan.slots,
+        Arc::clone(&net),
+        settings.tftp,
+    ));
     let tftp = server.bind().map_err(|source| NetbootError::Tftp {
         port: tftp_port,
         source,

@@ -5,9 +5,9 @@
 use super::{Loaded, firmware_netns, qemu_args, tap};
 use crate::sim::pi::{self, Board};
 use pirack_controller::power::{DriverError, PowerAction, PowerDriver, PowerFuture};
-use pirack_core::inventory::Site;
 use pirack_core::plan::SlotPlan;
 use pirack_core::switch::port::{Admin, Detection, PortStatus};
+use pirack_netboot::boots::{Boots, SlotBoot};
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -36,9 +36,6 @@ pub struct Settings {
     pub dir: PathBuf,
     /// Prefix of the firmware namespaces ([`firmware_netns`]).
     pub netns_prefix: String,
-    /// The boot files the controller serves (what the firmware stage checks
-    /// its downloads against).
-    pub boot_files: PathBuf,
     pub qemu: PathBuf,
 }
 
@@ -55,7 +52,9 @@ const DRAIN: Duration = Duration::from_millis(500);
 /// The virtual slots' power, by slot key.
 pub struct Qemu {
     settings: Settings,
-    site: Site,
+    /// What each slot boots (the controller's): the firmware stage checks its
+    /// downloads against it.
+    boots: Arc<Boots>,
     vms: Mutex<HashMap<String, Vm>>,
 }
 
@@ -65,10 +64,10 @@ fn io(slot: &str, what: &str) -> impl FnOnce(std::io::Error) -> HilError {
 }
 
 impl Qemu {
-    pub fn new(settings: Settings, site: Site) -> Qemu {
+    pub fn new(settings: Settings, boots: Arc<Boots>) -> Qemu {
         Qemu {
             settings,
-            site,
+            boots,
             vms: Mutex::default(),
         }
     }
@@ -104,9 +103,8 @@ impl Qemu {
             console: self.console(&slot.position),
             dir,
             board,
-            site: self.site.clone(),
-            slot: slot.clone(),
-            boot_files: self.settings.boot_files.clone(),
+            boot: self.boots.get(&slot.position),
+            bootcode: self.boots.bootcode(),
             halted: Arc::clone(&vm.halted),
             qemu: Arc::clone(&vm.qemu),
         };
@@ -165,9 +163,9 @@ struct Boot {
     console: PathBuf,
     dir: PathBuf,
     board: Board,
-    site: Site,
-    slot: SlotPlan,
-    boot_files: PathBuf,
+    /// What the slot boots now, and the site's bootcode.bin.
+    boot: Option<Arc<SlotBoot>>,
+    bootcode: Option<PathBuf>,
     halted: Arc<AtomicBool>,
     qemu: Arc<Mutex<Option<Child>>>,
 }
@@ -185,17 +183,16 @@ impl Boot {
         self.say(&format!("power on: firmware stage from {}", self.netns));
         // What the firmware should receive, read here rather than on the
         // controller's event loop: the boot files are tens of megabytes.
-        let files = match crate::sim::read_tree(&self.boot_files) {
-            Ok(f) => f,
+        if let Some(b) = &self.boot {
+            self.say(&format!("booting image {}", b.image));
+        }
+        let expected = match crate::sim::expected(self.boot.as_deref(), self.bootcode.as_deref()) {
+            Ok(e) => e,
             Err(e) => {
-                self.say(&format!(
-                    "reading the boot files {}: {e}",
-                    self.boot_files.display()
-                ));
+                self.say(&format!("reading what the slot boots: {e}"));
                 return;
             }
         };
-        let expected = crate::sim::expected(&self.site, &self.slot, &files);
         // The stage runs on a thread of its own inside the firmware namespace;
         // QEMU starts from this one, in the controller's (where its tap is).
         let (netns, board, halted) = (

@@ -14,8 +14,8 @@ pub use lab::{Lab, PiLink};
 pub use pi::Report;
 
 use pirack_core::inventory::Site;
-use pirack_core::plan::render::slot as rendered;
-use pirack_core::plan::{Plan, SlotPlan};
+use pirack_core::plan::Plan;
+use pirack_netboot::boots::SlotBoot;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -27,8 +27,13 @@ use std::time::Duration;
 pub struct Options {
     /// Namespace the controller runs in (`None`: this process's).
     pub controller_netns: Option<String>,
-    /// The boot files the controller serves, to check what arrives against.
+    /// The site's boot files: where the controller's `bootcode.bin` comes from
+    /// (else the newest image in `images`).
     pub boot_files: PathBuf,
+    /// The image store, and the image every simulated slot boots: what arrives is
+    /// checked against it, rendered for each slot as the controller renders it.
+    pub images: PathBuf,
+    pub image: Option<String>,
     /// Positions to boot; empty: every slot with a board.
     pub only: Vec<String>,
     /// Namespace name prefix, unique per run.
@@ -45,6 +50,8 @@ pub enum SimError {
     NoBoard(String),
     #[error("reading boot files {}: {source}", path.display())]
     BootFiles { path: PathBuf, source: io::Error },
+    #[error("the image to boot: {0}")]
+    Image(String),
     #[error("building the simulator's network")]
     Lab(#[source] crate::testbed::TestbedError),
     #[error("simulated power from the switch: {0}")]
@@ -64,19 +71,24 @@ pub fn read_tree(dir: &Path) -> io::Result<BTreeMap<String, Arc<[u8]>>> {
     Ok(out)
 }
 
-/// What `slot`'s Pi should receive over TFTP: the boot files `files`, with the
-/// slot's own cmdline.txt and config.txt.
-pub fn expected(site: &Site, slot: &SlotPlan, files: &BTreeMap<String, Arc<[u8]>>) -> pi::Expected {
-    let mut expected = files.clone();
-    expected.insert(
-        "cmdline.txt".into(),
-        rendered::cmdline(site, slot).into_bytes().into(),
-    );
-    expected.insert(
-        "config.txt".into(),
-        rendered::config_txt(site, slot).into_bytes().into(),
-    );
-    Arc::new(expected)
+/// What a Pi should receive over TFTP: `bootcode.bin`, and what its slot boots
+/// (its image's boot files with the slot's cmdline.txt and config.txt), when it
+/// boots anything.
+pub fn expected(boot: Option<&SlotBoot>, bootcode: Option<&Path>) -> io::Result<pi::Expected> {
+    let mut expected = match boot {
+        Some(b) => {
+            let mut files = read_tree(&b.dir)?;
+            files.insert("cmdline.txt".into(), b.cmdline.clone());
+            files.insert("config.txt".into(), b.config.clone());
+            files
+        }
+        None => BTreeMap::new(),
+    };
+    match bootcode {
+        Some(path) => expected.insert("bootcode.bin".into(), std::fs::read(path)?.into()),
+        None => expected.remove("bootcode.bin"),
+    };
+    Ok(Arc::new(expected))
 }
 
 /// The simulated Pis of a run, their network built, not yet powered on.
@@ -100,10 +112,7 @@ pub fn prepare(site: &Site, plan: &Plan, opts: &Options) -> Result<Prepared, Sim
         .filter(|s| opts.only.is_empty() || opts.only.contains(&s.position))
         .filter(|s| !opts.only.is_empty() || s.board.is_some())
         .collect();
-    let files = read_tree(&opts.boot_files).map_err(|source| SimError::BootFiles {
-        path: opts.boot_files.clone(),
-        source,
-    })?;
+    let bootcode = pirack_controller::boot::bootcode(&opts.boot_files, &opts.images);
     let mut pis = Vec::new();
     let mut links = Vec::new();
     for (i, slot) in chosen.iter().enumerate() {
@@ -116,7 +125,21 @@ pub fn prepare(site: &Site, plan: &Plan, opts: &Options) -> Result<Prepared, Sim
             mac: board.mac.to_string(),
             public: slot.ipv6.to_string(),
         });
-        pis.push((netns, board, expected(site, slot, &files)));
+        let boot = match &opts.image {
+            Some(id) => Some(
+                pirack_controller::boot::of(site, slot, &opts.images, id)
+                    .map_err(|e| SimError::Image(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let files =
+            expected(boot.as_ref(), bootcode.as_deref()).map_err(|source| SimError::BootFiles {
+                path: boot
+                    .as_ref()
+                    .map_or(opts.boot_files.clone(), |b| b.dir.clone()),
+                source,
+            })?;
+        pis.push((netns, board, files));
     }
     let lab = Lab::build(&links, opts.controller_netns.as_deref()).map_err(SimError::Lab)?;
     Ok(Prepared {

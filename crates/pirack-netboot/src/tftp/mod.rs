@@ -14,4 +14,4 @@ pub mod tree;
 pub mod wire;
 
 pub use server::{Config, Server};
-pub use tree::{FileCache, Refusal, SlotTree, Source};
+pub use tree::{FileCache, Refusal, Source};

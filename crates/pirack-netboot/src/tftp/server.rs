@@ -4,11 +4,12 @@
 //! costs one round trip.
 
 use super::transfers::{self, Limits, Start};
-use super::tree::{FileCache, Refusal, SlotTree, Source};
+use super::tree::{self, FileCache, Refusal, Source};
 use super::wire::{ErrorCode, Repr};
 use crate::Shared;
 use crate::events::Event;
 use crate::netif;
+use pirack_core::plan::SlotPlan;
 use pirack_core::text::printable;
 use std::collections::HashMap;
 use std::io;
@@ -29,18 +30,19 @@ pub struct Config {
 
 /// Everything a transfer needs, shared by all of them.
 pub struct Server {
-    trees: HashMap<IpAddr, Arc<SlotTree>>,
+    /// The slots, by their Pi's address.
+    slots: HashMap<IpAddr, Arc<SlotPlan>>,
     net: Arc<Shared>,
     cache: FileCache,
     cfg: Config,
 }
 
 impl Server {
-    pub fn new(trees: Vec<SlotTree>, net: Arc<Shared>, cfg: Config) -> Server {
+    pub fn new(slots: &[SlotPlan], net: Arc<Shared>, cfg: Config) -> Server {
         Server {
-            trees: trees
-                .into_iter()
-                .map(|t| (IpAddr::V4(t.slot.pi_ip), Arc::new(t)))
+            slots: slots
+                .iter()
+                .map(|s| (IpAddr::V4(s.pi_ip), Arc::new(s.clone())))
                 .collect(),
             net,
             cache: FileCache::default(),
@@ -69,16 +71,16 @@ impl Server {
         loop {
             let arrived = netif::recv(&sock, &mut buf).await?;
             let (n, peer) = (arrived.len, arrived.from);
-            let tree = self.trees.get(&peer.ip()).cloned();
+            let tree = self.slots.get(&peer.ip()).cloned();
             if let Some(t) = &tree
-                && self.net.wires.index_of(&t.slot.position) != Some(arrived.ifindex)
+                && self.net.wires.index_of(&t.position) != Some(arrived.ifindex)
             {
                 let net = &self.net;
                 net.spoofs
                     .drop(&net.wires, &net.bus, arrived.ifindex, peer.ip(), "TFTP");
                 continue;
             }
-            let pos = tree.as_ref().map(|t| t.slot.position.clone());
+            let pos = tree.as_ref().map(|t| t.position.clone());
             let refuse = |file: &str, why: Refusal| {
                 self.net.bus.publish(
                     pos.as_deref(),
@@ -102,7 +104,7 @@ impl Server {
                             let start = Start {
                                 peer,
                                 ifindex: arrived.ifindex,
-                                slot: tree.slot.position.clone(),
+                                slot: tree.position.clone(),
                                 file: printable(filename),
                                 content,
                                 asked: options,
@@ -160,15 +162,16 @@ impl Server {
         }
     }
 
-    async fn source(&self, tree: &SlotTree, name: &str, mode: &str) -> Result<Arc<[u8]>, Refusal> {
+    async fn source(&self, slot: &SlotPlan, name: &str, mode: &str) -> Result<Arc<[u8]>, Refusal> {
         let netascii = match mode.to_ascii_lowercase().as_str() {
             "octet" => false,
             "netascii" => true,
             _ => return Err(Refusal::BadName("unsupported transfer mode")),
         };
-        let bytes = match tree.resolve(name, &self.net.boards)? {
+        let (source, root) = tree::resolve(slot, name, &self.net.boards, &self.net.boots)?;
+        let bytes = match source {
             Source::Generated(b) => b,
-            Source::File(path) => self.cache.get(&path, tree.boot_dir()).await?,
+            Source::File(path) => self.cache.get(&path, &root).await?,
         };
         Ok(if netascii {
             to_netascii(&bytes).into()

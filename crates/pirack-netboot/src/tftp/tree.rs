@@ -1,11 +1,11 @@
 //! Each slot's virtual boot tree: `bootcode.bin` at the root, and under the board's
-//! serial directory the slot's boot files with `cmdline.txt` and `config.txt`
-//! generated from the plan. A Pi is only ever served its own tree.
+//! serial directory the boot files of the slot's image with `cmdline.txt` and
+//! `config.txt` generated for it. A Pi is only ever served its own tree.
 
 use crate::boards::{Boards, Verdict};
-use pirack_core::inventory::{Serial, Site};
+use crate::boots::Boots;
+use pirack_core::inventory::Serial;
 use pirack_core::plan::SlotPlan;
-use pirack_core::plan::render::slot as rendered;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -59,62 +59,49 @@ pub fn components(name: &str) -> Result<Vec<&str>, Refusal> {
     Ok(parts)
 }
 
-/// One slot's tree.
-#[derive(Debug)]
-pub struct SlotTree {
-    pub slot: SlotPlan,
-    boot_dir: PathBuf,
-    cmdline: Arc<[u8]>,
-    config: Arc<[u8]>,
-}
-
-impl SlotTree {
-    pub fn new(site: &Site, slot: &SlotPlan, boot_dir: &Path) -> SlotTree {
-        SlotTree {
-            slot: slot.clone(),
-            boot_dir: boot_dir.to_path_buf(),
-            cmdline: rendered::cmdline(site, slot).into_bytes().into(),
-            config: rendered::config_txt(site, slot).into_bytes().into(),
-        }
-    }
-
-    /// The directory the slot's boot files come from.
-    pub fn boot_dir(&self) -> &Path {
-        &self.boot_dir
-    }
-
-    /// Maps a request onto a source, checking the board through `boards`.
-    pub fn resolve(&self, name: &str, boards: &Boards) -> Result<Source, Refusal> {
-        let parts = components(name)?;
-        let (first, rest) = parts.split_first().expect("at least one component");
-        if rest.is_empty() {
-            // Only bootcode.bin lives at the root; bootsig.bin is the ROM's probe
-            // and is meant to fail.
-            return match *first {
-                "bootcode.bin" => Ok(Source::File(self.boot_dir.join(first))),
-                _ => Err(Refusal::NotFound),
-            };
-        }
-        let serial: Serial = first.parse().map_err(|_| Refusal::NotFound)?;
-        match boards.check_serial(&self.slot.position, serial) {
-            Verdict::Own | Verdict::Adopted => {}
-            Verdict::Held => return Err(Refusal::Held(serial.to_string())),
-            Verdict::OtherSlot(owner) => {
-                return Err(Refusal::OtherSlot {
-                    serial: serial.to_string(),
-                    owner,
-                });
+/// A request mapped onto what a slot's Pi gets: `bootcode.bin` at the root for any
+/// slot; under the board's serial directory the slot's boot (`boots`: its
+/// image's files and its generated cmdline.txt and config.txt), once `boards`
+/// says the serial is the slot's.
+pub fn resolve(
+    slot: &SlotPlan,
+    name: &str,
+    boards: &Boards,
+    boots: &Boots,
+) -> Result<(Source, PathBuf), Refusal> {
+    let parts = components(name)?;
+    let (first, rest) = parts.split_first().expect("at least one component");
+    if rest.is_empty() {
+        // Only bootcode.bin lives at the root; bootsig.bin is the ROM's probe
+        // and is meant to fail.
+        return match (*first, boots.bootcode()) {
+            ("bootcode.bin", Some(path)) => {
+                let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                Ok((Source::File(path), dir))
             }
-        }
-        match rest {
-            ["cmdline.txt"] => Ok(Source::Generated(self.cmdline.clone())),
-            ["config.txt"] => Ok(Source::Generated(self.config.clone())),
-            ["bootsig.bin"] => Err(Refusal::NotFound),
-            _ => Ok(Source::File(
-                rest.iter().fold(self.boot_dir.clone(), |p, c| p.join(c)),
-            )),
+            _ => Err(Refusal::NotFound),
+        };
+    }
+    let serial: Serial = first.parse().map_err(|_| Refusal::NotFound)?;
+    match boards.check_serial(&slot.position, serial) {
+        Verdict::Own | Verdict::Adopted => {}
+        Verdict::Held => return Err(Refusal::Held(serial.to_string())),
+        Verdict::OtherSlot(owner) => {
+            return Err(Refusal::OtherSlot {
+                serial: serial.to_string(),
+                owner,
+            });
         }
     }
+    // A slot without an image has nothing to boot.
+    let boot = boots.get(&slot.position).ok_or(Refusal::NotFound)?;
+    let source = match rest {
+        ["cmdline.txt"] => Source::Generated(boot.cmdline.clone()),
+        ["config.txt"] => Source::Generated(boot.config.clone()),
+        ["bootsig.bin"] => return Err(Refusal::NotFound),
+        _ => Source::File(rest.iter().fold(boot.dir.clone(), |p, c| p.join(c))),
+    };
+    Ok((source, boot.dir.clone()))
 }
 
 /// Boot file contents, read once and shared by every transfer until the file
@@ -168,6 +155,89 @@ impl FileCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::boards::Known;
+    use crate::boots::SlotBoot;
+    use pirack_core::inventory::BoardPolicy;
+    use pirack_core::plan::{Ledger, Plan};
+
+    fn example() -> Plan {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let profiles =
+            pirack_core::switch::Profiles::load_dir(&repo.join("switch-profiles")).unwrap();
+        let inventory = repo.join("hardware/example-8.yaml");
+        let site = pirack_core::inventory::load(&inventory, &profiles.names()).unwrap();
+        let ledger = Ledger::load(&Ledger::path_for(&inventory)).unwrap();
+        pirack_core::plan::plan(&site, &ledger).unwrap().0
+    }
+
+    fn boot(image: &str, cmdline: &str) -> SlotBoot {
+        SlotBoot {
+            image: image.into(),
+            dir: PathBuf::from(format!("/images/{image}/boot")),
+            cmdline: cmdline.as_bytes().into(),
+            config: format!("kernel={image}.img\n").as_bytes().into(),
+        }
+    }
+
+    #[test]
+    fn a_slot_gets_its_images_files_switched_with_its_root() {
+        let plan = example();
+        let a01 = &plan.slots[0];
+        let boards = Boards::new(
+            BoardPolicy::Hold,
+            plan.slots
+                .iter()
+                .map(|s| (s.position.clone(), Known::planned(s))),
+        );
+        let boots = Boots::default();
+        let get = |name: &str| resolve(a01, name, &boards, &boots).map(|(s, _)| s);
+        // Before a root is built: no bootcode.bin anywhere, nothing under the serial.
+        assert_eq!(get("bootcode.bin"), Err(Refusal::NotFound));
+        assert_eq!(get("7285c0f2/start.elf"), Err(Refusal::NotFound));
+        boots.set_bootcode(Some("/site/boot/bootcode.bin".into()));
+        assert_eq!(
+            get("bootcode.bin"),
+            Ok(Source::File("/site/boot/bootcode.bin".into()))
+        );
+        assert_eq!(get("7285c0f2/cmdline.txt"), Err(Refusal::NotFound));
+
+        boots.set("A-01", Some(boot("old-1", "old")));
+        assert_eq!(
+            get("7285c0f2/start.elf"),
+            Ok(Source::File("/images/old-1/boot/start.elf".into()))
+        );
+        assert_eq!(
+            get("7285c0f2/cmdline.txt"),
+            Ok(Source::Generated(b"old".as_slice().into()))
+        );
+        assert_eq!(
+            get("7285c0f2/overlays/x.dtbo"),
+            Ok(Source::File("/images/old-1/boot/overlays/x.dtbo".into()))
+        );
+        // Another slot's serial, and A-02 (no image), get nothing of it.
+        assert!(matches!(
+            get("b66c4c16/start.elf"),
+            Err(Refusal::OtherSlot { .. })
+        ));
+        assert_eq!(
+            resolve(&plan.slots[1], "b66c4c16/start.elf", &boards, &boots).map(|(s, _)| s),
+            Err(Refusal::NotFound)
+        );
+
+        // Reimaged: the new image's files and lines, together.
+        boots.set("A-01", Some(boot("new-2", "new")));
+        assert_eq!(
+            get("7285c0f2/kernel8.img"),
+            Ok(Source::File("/images/new-2/boot/kernel8.img".into()))
+        );
+        assert_eq!(
+            get("7285c0f2/config.txt"),
+            Ok(Source::Generated(b"kernel=new-2.img\n".as_slice().into()))
+        );
+        // Decommissioned: nothing again.
+        boots.set("A-01", None);
+        assert_eq!(get("7285c0f2/kernel8.img"), Err(Refusal::NotFound));
+    }
 
     #[test]
     fn names_are_checked() {

@@ -23,8 +23,14 @@ pub fn render(site: &Site, s: &SlotPlan, tree: &mut Tree) {
 }
 
 /// The kernel command line: a static `ip=` (no third DHCP exchange) and the NFS root
-/// over NFSv3/TCP, between the image's console and extra arguments.
+/// over NFSv3/TCP, between the site's console and extra arguments.
 pub fn cmdline(site: &Site, s: &SlotPlan) -> String {
+    cmdline_for(site, s, "")
+}
+
+/// As [`cmdline`], for a slot booting an image whose own part of the command line
+/// is `image_part`: the image's first, then the site's, which override it.
+pub fn cmdline_for(site: &Site, s: &SlotPlan, image_part: &str) -> String {
     let own = format!(
         "root=/dev/nfs rootfstype=nfs ip={}::{}:{}::eth0:off nfsroot={}:{},vers=3,tcp",
         s.pi_ip,
@@ -34,6 +40,7 @@ pub fn cmdline(site: &Site, s: &SlotPlan) -> String {
         s.root
     );
     let parts = [
+        image_part,
         site.boot.console.as_str(),
         &own,
         &site.boot.kernel_args,
@@ -45,10 +52,19 @@ pub fn cmdline(site: &Site, s: &SlotPlan) -> String {
 
 /// config.txt: the site's lines under a header naming the slot.
 pub fn config_txt(site: &Site, s: &SlotPlan) -> String {
+    config_txt_for(site, s, None)
+}
+
+/// As [`config_txt`], for a slot booting an image whose kernel file is `kernel`:
+/// `kernel=` first, then the site's lines, which override it.
+pub fn config_txt_for(site: &Site, s: &SlotPlan, kernel: Option<&str>) -> String {
     let mut config = header(
         "#",
         &format!("config.txt of slot {} ({})", s.position, s.key),
     );
+    if let Some(k) = kernel {
+        config += &format!("kernel={k}\n");
+    }
     for line in &site.boot.config_txt {
         config += line;
         config.push('\n');

@@ -1,0 +1,87 @@
+//! What each slot boots, kept with its root: the boot files of the image the root
+//! came from (as the root's own record on disk says), with the slot's cmdline.txt
+//! and config.txt rendered for that image; switched when a root build, reimage or
+//! rollback puts a root in place, cleared when the root goes.
+
+use crate::Controller;
+use crate::error::OpError;
+use crate::roots::{image, slot_root};
+use pirack_core::inventory::Site;
+use pirack_core::plan::SlotPlan;
+use pirack_core::plan::render::slot as rendered;
+use pirack_netboot::boots::{Boots, SlotBoot};
+use std::path::{Path, PathBuf};
+
+/// The boot of `slot` from image `id` in the image store `images`.
+pub fn of(
+    site: &Site,
+    slot: &SlotPlan,
+    images: &Path,
+    id: &str,
+) -> Result<SlotBoot, image::ImageError> {
+    let m = image::show(images, id)?;
+    Ok(SlotBoot {
+        image: id.to_string(),
+        dir: images.join(id).join("boot"),
+        cmdline: rendered::cmdline_for(site, slot, &m.cmdline)
+            .into_bytes()
+            .into(),
+        config: rendered::config_txt_for(site, slot, Some(&m.kernel))
+            .into_bytes()
+            .into(),
+    })
+}
+
+/// Where `bootcode.bin` comes from: the site's boot files, else the image
+/// imported last.
+pub fn bootcode(site_boot: &Path, images: &Path) -> Option<PathBuf> {
+    let site = site_boot.join("bootcode.bin");
+    if site.is_file() {
+        return Some(site);
+    }
+    let ids = image::list(images).ok()?;
+    ids.iter()
+        .map(|m| images.join(m.id()).join("boot/bootcode.bin"))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
+}
+
+/// Sets every slot's boot as the roots on disk are now.
+pub fn fill(boots: &Boots, site: &Site, slots: &[SlotPlan], images: &Path, site_boot: &Path) {
+    for s in slots {
+        let built = match slot_root::record(site, s) {
+            Ok(rec) => rec,
+            Err(e) => {
+                tracing::warn!("{}: its root's record: {e}", s.position);
+                None
+            }
+        };
+        if let Some(rec) = built {
+            match of(site, s, images, &rec.image) {
+                Ok(b) => boots.set(&s.position, Some(b)),
+                Err(e) => tracing::warn!("{}: cannot boot image {}: {e}", s.position, rec.image),
+            }
+        }
+    }
+    boots.set_bootcode(bootcode(site_boot, images));
+}
+
+impl Controller {
+    /// The slot boots `image` from now on (`None`: nothing but bootcode.bin).
+    pub fn boot_image(&self, slot: &SlotPlan, image: Option<&str>) -> Result<(), OpError> {
+        let boot = match image {
+            Some(id) => Some(
+                of(&self.site, slot, &self.paths.images, id).map_err(|source| OpError::Image {
+                    id: id.to_string(),
+                    source,
+                })?,
+            ),
+            None => None,
+        };
+        self.boots.set(&slot.position, boot);
+        self.boots
+            .set_bootcode(bootcode(&self.paths.boot_files, &self.paths.images));
+        Ok(())
+    }
+}
