@@ -3,7 +3,9 @@
 //! stage over DHCP and TFTP, the kernel's NFS root from ganesha, the public address
 //! answering. It checks each root is its own, power-cycles one, reimages the other,
 //! has the watchdog recover one whose QEMU died mid-boot, and prints every Pi's
-//! stage timings (`cargo test --test hil -- --nocapture`).
+//! stage timings (`cargo test --test hil -- --nocapture`). The reimage is to an
+//! image with its own kernel and command line, which the Pi boots, and a rollback
+//! boots the old image's again.
 
 mod common;
 
@@ -47,7 +49,8 @@ fn two_virtual_pis_boot_to_up_and_power_cycles_a_reimage_and_the_watchdog_boot_t
         "every virtual Pi is up",
         "each Pi wrote to its own root only",
         "A-01 booted again after its power cycle",
-        "A-02 booted its new image (hil-2) after a reimage and power-on",
+        "A-02 booted its new image (hil-2: kernel vmlinuz-hil-2, its command line) after a reimage and power-on",
+        "A-02 booted hil-1 again after a rollback: its kernel, command line and root",
         "A-01 was power-cycled by the watchdog and booted again",
         "HIL passed: 2 virtual Pi 3s",
     ] {
@@ -61,8 +64,8 @@ fn two_virtual_pis_boot_to_up_and_power_cycles_a_reimage_and_the_watchdog_boot_t
         .collect();
     assert_eq!(
         timings.len(),
-        5,
-        "two first boots, the cycled one, the reimaged one, the recovered one: {stdout}"
+        6,
+        "two first boots, the cycled one, the reimaged one, the rolled back one, the recovered one: {stdout}"
     );
     for t in timings {
         for stage in [

@@ -5,7 +5,7 @@
 mod common;
 
 use pirack_core::inventory::{BoardPolicy, MacAddr, Model};
-use pirack_core::plan::render::slot::{cmdline_for, config_txt_for};
+use pirack_core::plan::render::slot::{ImageFiles, cmdline_for, config_txt_for};
 use pirack_core::plan::{Ledger, Plan, SlotPlan, plan};
 use pirack_lab::sim::frames::{self, Asker};
 use pirack_netboot::boards::{Boards, Known};
@@ -147,9 +147,16 @@ fn tftp_on_loopback(rt: &tokio::runtime::Runtime, boot: &Path) -> u16 {
             image: "tiny-1".into(),
             dir: boot.to_path_buf(),
             cmdline: cmdline_for(&site, &slot, "").into_bytes().into(),
-            config: config_txt_for(&site, &slot, Some("kernel8.img"))
-                .into_bytes()
-                .into(),
+            config: config_txt_for(
+                &site,
+                &slot,
+                Some(ImageFiles {
+                    kernel: "kernel8.img",
+                    initramfs: None,
+                }),
+            )
+            .into_bytes()
+            .into(),
         }),
     );
     let net = Arc::new(Shared::new(boards, boots, Bus::default()));

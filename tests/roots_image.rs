@@ -55,6 +55,7 @@ fn import_checks_records_and_verifies() {
         ["bcm2710-rpi-3-b-plus.dtb", "bcm2710-rpi-3-b.dtb"]
     );
     assert_eq!(m.checksums.boot.len(), 6);
+    assert_eq!(m.initramfs, None);
     let tarball = work.path().join("rootfs.tar.gz");
     assert!(
         Command::new("tar")
@@ -108,6 +109,53 @@ fn import_checks_records_and_verifies() {
     assert_eq!(image::list(&store).unwrap().len(), 2);
     image::import(&store, &import_of(&root, boot.path(), "3"), &|_, _| {}).unwrap();
     assert!(!store.join(".tiny-3.partial-1").exists());
+}
+
+/// An image's own kernel and initramfs are what config.txt names for its slots.
+#[test]
+fn the_images_kernel_and_initramfs_are_recorded_and_named_in_config_txt() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("rootfs");
+    tree(&root);
+    let boot = work.path().join("boot");
+    fs::create_dir_all(&boot).unwrap();
+    for f in [
+        "bootcode.bin",
+        "start.elf",
+        "fixup.dat",
+        "bcm2837-rpi-3-b.dtb",
+        "vmlinuz-6.1.0-rpi",
+        "initrd.img-6.1.0-rpi",
+    ] {
+        fs::write(boot.join(f), f).unwrap();
+    }
+    let store = work.path().join("store");
+    let m = image::import(&store, &import_of(&root, &boot, "1"), &|_, _| {}).unwrap();
+    assert_eq!(
+        (m.kernel.as_str(), m.initramfs.as_deref()),
+        ("vmlinuz-6.1.0-rpi", Some("initrd.img-6.1.0-rpi"))
+    );
+    assert_eq!(
+        image::show(&store, "tiny-1").unwrap(),
+        m,
+        "kept in the manifest"
+    );
+    let site = common::site("hardware/example-8.yaml");
+    let ledger =
+        pirack_core::plan::Ledger::load(Path::new("hardware/example-8.ledger.yaml")).unwrap();
+    let (plan, _) = pirack_core::plan::plan(&site, &ledger).unwrap();
+    let b = pirack_controller::boot::of(&site, &plan.slots[0], &store, "tiny-1").unwrap();
+    let config = String::from_utf8(b.config.to_vec()).unwrap();
+    let body: Vec<&str> = config.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        body[..2],
+        [
+            "kernel=vmlinuz-6.1.0-rpi",
+            "initramfs initrd.img-6.1.0-rpi followkernel"
+        ],
+        "the image's lines first, the site's after: {config}"
+    );
+    assert_eq!(b.dir, store.join("tiny-1/boot"));
 }
 
 #[test]

@@ -186,6 +186,7 @@ impl Controller {
     ) -> Result<String, OpError> {
         let mut plan = self.plan_of(key)?;
         plan.owner = owner;
+        self.boot_ready(key, &plan, image_id, "root build").await?;
         let (site, images, image_id2) = (
             self.site.clone(),
             self.paths.images.clone(),
@@ -501,6 +502,13 @@ impl Controller {
             .await?;
         let (ctl, key) = (Arc::clone(self), row.key);
         self.finish(&op, async move {
+            let previous = slot_root::record(&ctl.site, &plan)
+                .ok()
+                .flatten()
+                .and_then(|r| r.previous.first().map(|p| p.image.clone()));
+            if let Some(image) = previous {
+                ctl.boot_ready(&key, &plan, &image, "rollback").await?;
+            }
             let site = ctl.site.clone();
             let done =
                 tokio::task::spawn_blocking(move || slot_root::rollback(&site, &plan, false))

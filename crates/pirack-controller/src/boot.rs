@@ -6,7 +6,9 @@
 use crate::Controller;
 use crate::error::OpError;
 use crate::roots::{image, slot_root};
+use crate::store::slots::Changes;
 use pirack_core::inventory::Site;
+use pirack_core::lifecycle::Trigger;
 use pirack_core::plan::SlotPlan;
 use pirack_core::plan::render::slot as rendered;
 use pirack_netboot::boots::{Boots, SlotBoot};
@@ -26,9 +28,16 @@ pub fn of(
         cmdline: rendered::cmdline_for(site, slot, &m.cmdline)
             .into_bytes()
             .into(),
-        config: rendered::config_txt_for(site, slot, Some(&m.kernel))
-            .into_bytes()
-            .into(),
+        config: rendered::config_txt_for(
+            site,
+            slot,
+            Some(rendered::ImageFiles {
+                kernel: &m.kernel,
+                initramfs: m.initramfs.as_deref(),
+            }),
+        )
+        .into_bytes()
+        .into(),
     })
 }
 
@@ -68,6 +77,34 @@ pub fn fill(boots: &Boots, site: &Site, slots: &[SlotPlan], images: &Path, site_
 }
 
 impl Controller {
+    /// Checks the slot can boot `image` before its root changes to it (a root is
+    /// never put in place without its boot); if not, the slot is failed with an
+    /// alert and the root left as it is.
+    pub(crate) async fn boot_ready(
+        &self,
+        key: &str,
+        slot: &SlotPlan,
+        image: &str,
+        what: &str,
+    ) -> Result<(), OpError> {
+        let Err(source) = of(&self.site, slot, &self.paths.images, image) else {
+            return Ok(());
+        };
+        let e = OpError::Image {
+            id: image.to_string(),
+            source,
+        };
+        let cause = format!("{what}: image {image} cannot be booted: {e}");
+        if let Ok(row) = self
+            .apply(key, Trigger::RootFailed, &cause, Changes::default())
+            .await
+        {
+            self.note(&row, row.board.as_deref(), "alert", "boot", &cause)
+                .await;
+        }
+        Err(e)
+    }
+
     /// The slot boots `image` from now on (`None`: nothing but bootcode.bin).
     pub fn boot_image(&self, slot: &SlotPlan, image: Option<&str>) -> Result<(), OpError> {
         let boot = match image {

@@ -13,6 +13,7 @@ use crate::setup::{Controller, Lab, Options, step};
 use crate::signals::STOP;
 use anyhow::{Context, Result, bail};
 use pirack_controller::api::client::Client;
+use pirack_controller::roots::image as roots_image;
 use pirack_core::plan::SlotPlan;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -21,6 +22,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const IMAGE: &str = "hil-1";
+/// The image a reimage moves to, and a rollback away from.
+const SECOND: &str = "hil-2";
+const SECOND_KERNEL: &str = "vmlinuz-hil-2";
+const SECOND_MARK: &str = "pirack.image=hil-2";
 const COMMUNITY_ENV: &str = "PIRACK_HIL_COMMUNITY";
 
 #[derive(clap::Args)]
@@ -227,6 +232,97 @@ fn boots(root: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Imports [`SECOND`] once per image cache: the HIL image's root and boot files
+/// with its kernel gzip-compressed as [`SECOND_KERNEL`] (other bytes under
+/// another name; QEMU unpacks it as the Pi's firmware does) and [`SECOND_MARK`]
+/// in its command line, so each boot shows whose kernel and command line it ran.
+fn second_image(lab: &Lab) -> Result<()> {
+    if roots_image::show(&lab.store, SECOND).is_ok() {
+        return Ok(());
+    }
+    let built = lab.boot.parent().context("the image's build directory")?;
+    let boot = built.join("boot-2");
+    if boot.exists() {
+        std::fs::remove_dir_all(&boot)?;
+    }
+    std::fs::create_dir_all(&boot)?;
+    for f in std::fs::read_dir(&lab.boot)? {
+        let f = f?;
+        if f.file_name() != "kernel8.img" && f.file_type()?.is_file() {
+            std::fs::copy(f.path(), boot.join(f.file_name()))?;
+        }
+    }
+    let gzipped = std::fs::File::create(boot.join(SECOND_KERNEL))?;
+    let status = std::process::Command::new("gzip")
+        .args(["-1", "-c"])
+        .arg(lab.boot.join("kernel8.img"))
+        .stdout(gzipped)
+        .status()
+        .context("gzip")?;
+    if !status.success() {
+        bail!("gzip of the kernel: {status}");
+    }
+    let import = roots_image::Import {
+        name: "hil".into(),
+        version: "2".into(),
+        root: built.join("root.tar.gz"),
+        boot,
+        cmdline: format!("console=ttyAMA0,115200 {SECOND_MARK}"),
+    };
+    step(
+        &format!("importing {SECOND} (its own kernel and command line)"),
+        || {
+            roots_image::import(&lab.store, &import, &|_, _| {})?;
+            Ok(())
+        },
+    )
+}
+
+/// Checks the slot's last boot ran `image`: the kernel served (as the lifecycle
+/// saw it) and the kernel start.elf loaded are `kernel`, and the command line the
+/// kernel booted with has [`SECOND_MARK`] exactly when `image` is [`SECOND`].
+fn booted_image(
+    api: &Client,
+    console: &Path,
+    position: &str,
+    image: &str,
+    kernel: &str,
+) -> Result<()> {
+    let events = api.call(
+        "GET",
+        &format!("/v1/events?slot={position}&limit=1000"),
+        None,
+    )?;
+    let served = events
+        .as_array()
+        .and_then(|e| e.iter().rev().find(|e| e["kind"] == "kernel_served"))
+        .and_then(|e| e["cause"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    if !served.contains(&format!("/{kernel} ")) {
+        bail!("{position}: the kernel served last was not {kernel}: {served}");
+    }
+    let log = std::fs::read_to_string(console)
+        .with_context(|| format!("reading {}", console.display()))?;
+    let last = log
+        .rfind("[pirack] power on")
+        .map_or(log.as_str(), |i| &log[i..]);
+    let line = |start: &str| last.lines().find(|l| l.contains(start)).unwrap_or_default();
+    let said = line("[pirack] booting image ");
+    let loaded = line("[pirack] start.elf loads ");
+    let ran = line("Kernel command line:");
+    if !said.ends_with(&format!("booting image {image}"))
+        || !loaded.contains(&format!("loads {kernel} "))
+        || ran.is_empty()
+        || ran.contains(SECOND_MARK) != (image == SECOND)
+    {
+        bail!(
+            "{position} did not boot {image}'s kernel {kernel} and command line:\n{said}\n{loaded}\n{ran}"
+        );
+    }
+    Ok(())
+}
+
 pub fn hil(args: &HilArgs) -> Result<ExitCode> {
     if !(1..=8).contains(&args.slots) {
         bail!("--slots {}: between 1 and 8", args.slots);
@@ -238,11 +334,12 @@ pub fn hil(args: &HilArgs) -> Result<ExitCode> {
         no_install: args.no_install,
         packages: &["qemu-system-arm", "cpio"],
         image: "hil",
-        versions: &["1", "2"],
+        versions: &["1"],
         slots: args.slots,
         virtual_pis: true,
         community_env: COMMUNITY_ENV,
     })?;
+    second_image(&lab)?;
     let run = &lab.run;
     let profiles = pirack_core::switch::Profiles::load_dir(&lab.profiles)?;
     let site = pirack_core::inventory::load(&lab.inventory, &profiles.names())?;
@@ -346,30 +443,55 @@ pub fn hil(args: &HilArgs) -> Result<ExitCode> {
         }
         println!("{} booted again after its power cycle", first[0]);
 
-        // A reimage of a powered-off Pi, then power: it boots the new image's root.
+        // A reimage of a powered-off Pi, then power: it boots the new image's
+        // kernel, command line and root; a rollback, the old image's again.
         if let (Some(p), Some(root)) = (positions.get(1), roots.get(1)) {
+            let console = run.join("hil").join(p).join("console.log");
             let power = |action: &str| -> Result<()> {
                 let body = json!({ "action": action });
                 api.wait(&api.call("POST", &format!("/v1/slots/{p}/power"), Some(&body))?)?;
                 Ok(())
             };
+            let second = &positions[1..2];
             power("off")?;
-            let body = json!({ "image": "hil-2" });
+            let body = json!({ "image": SECOND });
             api.wait(&api.call("POST", &format!("/v1/slots/{p}/reimage"), Some(&body))?)?;
             power("on")?;
-            let second = &positions[1..2];
             let s = wait_for(&api, second, within, "booting the new image", |s| {
                 s["state"] == "up"
             })?;
             let lines = boots(root);
-            if s[0]["image"] != "hil-2" || lines.len() != 1 {
+            if s[0]["image"] != SECOND || lines.len() != 1 {
                 bail!(
                     "{p} after its reimage: image {}, boots {lines:?} (a fresh root has one)",
                     s[0]["image"]
                 );
             }
+            booted_image(&api, &console, p, SECOND, SECOND_KERNEL)?;
             println!("  {p}: {}", timings(&api, p)?);
-            println!("{p} booted its new image (hil-2) after a reimage and power-on");
+            println!(
+                "{p} booted its new image ({SECOND}: kernel {SECOND_KERNEL}, its command line) \
+                 after a reimage and power-on"
+            );
+
+            power("off")?;
+            api.wait(&api.call("POST", &format!("/v1/slots/{p}/rollback"), None)?)?;
+            power("on")?;
+            let s = wait_for(&api, second, within, "booting the old image again", |s| {
+                s["state"] == "up"
+            })?;
+            let lines = boots(root);
+            if s[0]["image"] != IMAGE || lines.len() != 2 {
+                bail!(
+                    "{p} after its rollback: image {}, boots {lines:?} (the old root's first and this)",
+                    s[0]["image"]
+                );
+            }
+            booted_image(&api, &console, p, IMAGE, "kernel8.img")?;
+            println!("  {p}: {}", timings(&api, p)?);
+            println!(
+                "{p} booted {IMAGE} again after a rollback: its kernel, command line and root"
+            );
         }
 
         // A Pi that hangs while booting (its QEMU dies once the kernel is served)

@@ -137,6 +137,8 @@ pub(crate) struct Lab {
     pub(crate) source: PathBuf,
     pub(crate) run: PathBuf,
     pub(crate) store: PathBuf,
+    /// The built image's boot directory (also the site's boot files).
+    pub(crate) boot: PathBuf,
     pub(crate) site: site::DemoSite,
     pub(crate) inventory: PathBuf,
     pub(crate) profiles: PathBuf,
@@ -204,6 +206,7 @@ impl Lab {
             source,
             run,
             store,
+            boot,
             site,
             inventory,
             exports,

@@ -127,12 +127,9 @@ pub fn derive(name: &str, example: &str, slots: usize, l: &Layout) -> Result<Dem
         for s in site["slots"].as_sequence_mut().into_iter().flatten() {
             set(s, "kind", "qemu-raspi3b");
         }
-        // The PL011 is the console QEMU keeps; the HIL image's initramfs is
-        // loaded the way start.elf loads one.
+        // The PL011 is the console QEMU keeps (the HIL image's initramfs comes
+        // with the image, in the config.txt rendered for it).
         set(&mut site["boot"], "console", "console=ttyAMA0,115200");
-        if let Some(lines) = site["boot"]["config_txt"].as_sequence_mut() {
-            lines.push("initramfs initrd.img followkernel".into());
-        }
     }
     set(&mut site, "watchdog", watchdog);
     let mut exports = Mapping::new();
@@ -203,7 +200,7 @@ mod tests {
     }
 
     #[test]
-    fn virtual_pis_boot_under_qemu_with_the_initramfs_and_a_patient_watchdog() {
+    fn virtual_pis_boot_under_qemu_with_a_patient_watchdog() {
         let name = example_for(2).unwrap();
         let l = Layout {
             virtual_pis: true,
@@ -213,8 +210,6 @@ mod tests {
         let site: Value = serde_yaml::from_str(&d.yaml).unwrap();
         assert_eq!(site["slots"][1]["kind"], "qemu-raspi3b");
         assert_eq!(site["boot"]["console"], "console=ttyAMA0,115200");
-        let lines = site["boot"]["config_txt"].as_sequence().unwrap();
-        assert_eq!(lines.last().unwrap(), "initramfs initrd.img followkernel");
         assert_eq!(site["watchdog"]["nfs_mounted_s"], 75);
     }
 }

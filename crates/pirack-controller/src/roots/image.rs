@@ -31,6 +31,9 @@ pub struct Manifest {
     pub cmdline: String,
     /// The kernel file, as config.txt's `kernel=` names it.
     pub kernel: String,
+    /// The initramfs among the boot files, as config.txt's `initramfs` names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initramfs: Option<String>,
     /// The Pi 3 device trees among the boot files.
     pub device_trees: Vec<String>,
     /// sha256 of every boot file, and one over the whole root tree.
@@ -107,11 +110,28 @@ const PI3_DTBS: &[&str] = &[
     "bcm2837-rpi-3-b-plus.dtb",
 ];
 const KERNELS: &[&str] = &["kernel8.img", "kernel7.img", "vmlinuz", "Image"];
+const INITRAMFS: &[&str] = &["initramfs8", "initramfs7", "initrd.img", "initramfs.img"];
 
-/// Checks a boot directory has what a Pi 3 needs; names the kernel and device trees.
-pub fn check_boot(dir: &Path) -> Result<(String, Vec<String>), ImageError> {
+/// What a boot directory boots: found by [`check_boot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootFiles {
+    pub kernel: String,
+    pub initramfs: Option<String>,
+    pub device_trees: Vec<String>,
+}
+
+/// Checks a boot directory has what a Pi 3 needs; names the kernel, the
+/// initramfs if there is one, and the device trees.
+pub fn check_boot(dir: &Path) -> Result<BootFiles, ImageError> {
     let files = list_files(dir)?;
     let has = |f: &str| files.iter().any(|(p, _)| p == f);
+    let top = |prefix: &str| {
+        files
+            .iter()
+            .map(|(p, _)| p)
+            .find(|p| !p.contains('/') && p.starts_with(prefix))
+            .cloned()
+    };
     let mut missing: Vec<String> = ["bootcode.bin", "start.elf", "fixup.dat"]
         .iter()
         .filter(|f| !has(f))
@@ -121,13 +141,13 @@ pub fn check_boot(dir: &Path) -> Result<(String, Vec<String>), ImageError> {
         .iter()
         .find(|k| has(k))
         .map(|k| k.to_string())
-        .or_else(|| {
-            files
-                .iter()
-                .map(|(p, _)| p)
-                .find(|p| !p.contains('/') && p.starts_with("vmlinuz-"))
-                .cloned()
-        });
+        .or_else(|| top("vmlinuz-"));
+    let initramfs = INITRAMFS
+        .iter()
+        .find(|k| has(k))
+        .map(|k| k.to_string())
+        .or_else(|| top("initrd.img-"))
+        .or_else(|| top("initramfs-"));
     if kernel.is_none() {
         missing.push(format!("a kernel ({} or vmlinuz-*)", KERNELS.join(", ")));
     }
@@ -141,7 +161,11 @@ pub fn check_boot(dir: &Path) -> Result<(String, Vec<String>), ImageError> {
         missing.push(format!("a Pi 3 device tree ({})", PI3_DTBS.join(", ")));
     }
     match missing.is_empty() {
-        true => Ok((kernel.expect("checked"), dtbs)),
+        true => Ok(BootFiles {
+            kernel: kernel.expect("checked"),
+            initramfs,
+            device_trees: dtbs,
+        }),
         false => Err(ImageError::BootFiles {
             dir: dir.to_path_buf(),
             missing,
@@ -233,7 +257,7 @@ pub fn import(
 ) -> Result<Manifest, ImageError> {
     check_name(&what.name)?;
     check_name(&what.version)?;
-    let (kernel, device_trees) = check_boot(&what.boot)?;
+    let files = check_boot(&what.boot)?;
     let id = format!("{}-{}", what.name, what.version);
     let final_dir = store.join(&id);
     if final_dir.exists() {
@@ -242,7 +266,7 @@ pub fn import(
     std::fs::create_dir_all(store).map_err(io_err(store))?;
     clear_partials(store, &id);
     let partial = store.join(format!(".{id}.partial-{}", std::process::id()));
-    let result = build(&partial, what, kernel, device_trees, progress);
+    let result = build(&partial, what, files, progress);
     let manifest = match result {
         Ok(m) => m,
         Err(e) => {
@@ -257,8 +281,7 @@ pub fn import(
 fn build(
     dir: &Path,
     what: &Import,
-    kernel: String,
-    device_trees: Vec<String>,
+    files: BootFiles,
     progress: &dyn Fn(u64, u64),
 ) -> Result<Manifest, ImageError> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
@@ -329,8 +352,9 @@ fn build(
             boot: what.boot.display().to_string(),
         },
         cmdline: what.cmdline.clone(),
-        kernel,
-        device_trees,
+        kernel: files.kernel,
+        initramfs: files.initramfs,
+        device_trees: files.device_trees,
         checksums: Checksums { boot, root: digest },
     };
     let path = dir.join("manifest.yaml");

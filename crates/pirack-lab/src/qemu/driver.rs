@@ -236,6 +236,19 @@ impl Boot {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+        // What start.elf hands over, as config.txt and cmdline.txt said: which
+        // image's kernel a boot ran is on the console.
+        self.say(&format!(
+            "start.elf loads {} ({} bytes){}; command line: {}",
+            h.config.kernel,
+            h.kernel.len(),
+            h.config
+                .initramfs
+                .as_deref()
+                .map(|i| format!(" with initramfs {i}"))
+                .unwrap_or_default(),
+            h.cmdline
+        ));
         if let Err(e) = self.start_qemu(&h) {
             self.say(&format!("QEMU did not start: {e}"));
         }

@@ -55,15 +55,25 @@ pub fn config_txt(site: &Site, s: &SlotPlan) -> String {
     config_txt_for(site, s, None)
 }
 
-/// As [`config_txt`], for a slot booting an image whose kernel file is `kernel`:
-/// `kernel=` first, then the site's lines, which override it.
-pub fn config_txt_for(site: &Site, s: &SlotPlan, kernel: Option<&str>) -> String {
+/// The boot files of an image that config.txt names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageFiles<'a> {
+    pub kernel: &'a str,
+    pub initramfs: Option<&'a str>,
+}
+
+/// As [`config_txt`], for a slot booting an image: its `kernel=` and
+/// `initramfs` first, then the site's lines, which override them.
+pub fn config_txt_for(site: &Site, s: &SlotPlan, image: Option<ImageFiles>) -> String {
     let mut config = header(
         "#",
         &format!("config.txt of slot {} ({})", s.position, s.key),
     );
-    if let Some(k) = kernel {
-        config += &format!("kernel={k}\n");
+    if let Some(i) = image {
+        config += &format!("kernel={}\n", i.kernel);
+        if let Some(initramfs) = i.initramfs {
+            config += &format!("initramfs {initramfs} followkernel\n");
+        }
     }
     for line in &site.boot.config_txt {
         config += line;
