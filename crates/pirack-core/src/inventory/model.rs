@@ -142,8 +142,10 @@ fn default_config_txt() -> Vec<String> {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Netboot {
-    /// Directory of the boot files (bootcode.bin, start.elf, kernel, DTBs) served to
-    /// every slot until images exist; relative to the inventory file.
+    /// The site's boot files, where `bootcode.bin` (the one file served before a
+    /// Pi's slot is known) comes from; without one there, from the image imported
+    /// last. Each slot's other boot files come from its image. Relative to the
+    /// inventory file.
     #[serde(default = "default_boot_files")]
     pub boot_files: String,
     /// Delay before answering a Pi's PXE DISCOVER: the 3B ROM wedges on fast replies.
