@@ -122,7 +122,9 @@ fn booting_site(boot: &Path, n: usize, plan: &Plan) -> (PathBuf, PathBuf) {
     }
     for f in std::fs::read_dir("switch-profiles").unwrap() {
         let f = f.unwrap().path();
-        std::fs::copy(&f, dir.join("switch-profiles").join(f.file_name().unwrap())).unwrap();
+        if f.is_file() {
+            std::fs::copy(&f, dir.join("switch-profiles").join(f.file_name().unwrap())).unwrap();
+        }
     }
     let ledger = Ledger::path_for(Path::new(INVENTORY));
     std::fs::copy(&ledger, dir.join(&ledger)).unwrap();
