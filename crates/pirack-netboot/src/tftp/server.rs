@@ -71,8 +71,8 @@ impl Server {
         loop {
             let arrived = netif::recv(&sock, &mut buf).await?;
             let (n, peer) = (arrived.len, arrived.from);
-            let tree = self.slots.get(&peer.ip()).cloned();
-            if let Some(t) = &tree
+            let slot = self.slots.get(&peer.ip()).cloned();
+            if let Some(t) = &slot
                 && self.net.wires.index_of(&t.position) != Some(arrived.ifindex)
             {
                 let net = &self.net;
@@ -80,7 +80,7 @@ impl Server {
                     .drop(&net.wires, &net.bus, arrived.ifindex, peer.ip(), "TFTP");
                 continue;
             }
-            let pos = tree.as_ref().map(|t| t.position.clone());
+            let pos = slot.as_ref().map(|t| t.position.clone());
             let refuse = |file: &str, why: Refusal| {
                 self.net.bus.publish(
                     pos.as_deref(),
@@ -97,14 +97,14 @@ impl Server {
                     filename,
                     mode,
                     options,
-                }) => match tree {
+                }) => match slot {
                     None => Some(refuse(filename, Refusal::UnknownClient(peer.ip()))),
-                    Some(tree) => match self.source(&tree, filename, mode).await {
+                    Some(slot) => match self.source(&slot, filename, mode).await {
                         Ok(content) => {
                             let start = Start {
                                 peer,
                                 ifindex: arrived.ifindex,
-                                slot: tree.position.clone(),
+                                slot: slot.position.clone(),
                                 file: printable(filename),
                                 content,
                                 asked: options,
@@ -183,7 +183,7 @@ impl Server {
 
 fn error_packet(why: &Refusal) -> Vec<u8> {
     let code = match why {
-        Refusal::NotFound => ErrorCode::FileNotFound,
+        Refusal::NotFound | Refusal::NothingToBoot => ErrorCode::FileNotFound,
         _ => ErrorCode::AccessViolation,
     };
     Repr::Error {

@@ -16,6 +16,8 @@ use std::time::SystemTime;
 pub enum Refusal {
     #[error("file not found")]
     NotFound,
+    #[error("file not found: the slot has no root built, so nothing to boot")]
+    NothingToBoot,
     #[error("illegal file name: {0}")]
     BadName(&'static str),
     #[error("serial {serial} belongs to slot {owner}")]
@@ -93,8 +95,7 @@ pub fn resolve(
             });
         }
     }
-    // A slot without an image has nothing to boot.
-    let boot = boots.get(&slot.position).ok_or(Refusal::NotFound)?;
+    let boot = boots.get(&slot.position).ok_or(Refusal::NothingToBoot)?;
     let source = match rest {
         ["cmdline.txt"] => Source::Generated(boot.cmdline.clone()),
         ["config.txt"] => Source::Generated(boot.config.clone()),
@@ -193,13 +194,13 @@ mod tests {
         let get = |name: &str| resolve(a01, name, &boards, &boots).map(|(s, _)| s);
         // Before a root is built: no bootcode.bin anywhere, nothing under the serial.
         assert_eq!(get("bootcode.bin"), Err(Refusal::NotFound));
-        assert_eq!(get("7285c0f2/start.elf"), Err(Refusal::NotFound));
+        assert_eq!(get("7285c0f2/start.elf"), Err(Refusal::NothingToBoot));
         boots.set_bootcode(Some("/site/boot/bootcode.bin".into()));
         assert_eq!(
             get("bootcode.bin"),
             Ok(Source::File("/site/boot/bootcode.bin".into()))
         );
-        assert_eq!(get("7285c0f2/cmdline.txt"), Err(Refusal::NotFound));
+        assert_eq!(get("7285c0f2/cmdline.txt"), Err(Refusal::NothingToBoot));
 
         boots.set("A-01", Some(boot("old-1", "old")));
         assert_eq!(
@@ -221,7 +222,7 @@ mod tests {
         ));
         assert_eq!(
             resolve(&plan.slots[1], "b66c4c16/start.elf", &boards, &boots).map(|(s, _)| s),
-            Err(Refusal::NotFound)
+            Err(Refusal::NothingToBoot)
         );
 
         // Reimaged: the new image's files and lines, together.
@@ -236,7 +237,7 @@ mod tests {
         );
         // Decommissioned: nothing again.
         boots.set("A-01", None);
-        assert_eq!(get("7285c0f2/kernel8.img"), Err(Refusal::NotFound));
+        assert_eq!(get("7285c0f2/kernel8.img"), Err(Refusal::NothingToBoot));
     }
 
     #[test]
