@@ -172,8 +172,8 @@ fn tftp_on_loopback(rt: &tokio::runtime::Runtime, boot: &Path) -> u16 {
     let _guard = rt.enter();
     let sock = server.bind().unwrap();
     let port = sock.local_addr().unwrap().port();
-    rt.spawn(wires::watch(
-        slot.clone(),
+    rt.spawn(wires::keep(
+        vec![slot.clone()],
         Arc::clone(&net),
         Duration::from_millis(100),
     ));
@@ -254,7 +254,7 @@ fn dhcp_server_survives_garbage() {
         });
         let net = Arc::new(Shared::new(boards, Arc::default(), bus));
         let sock = dhcp::server::bind(&cfg).unwrap();
-        tokio::spawn(wires::watch(slot.clone(), Arc::clone(&net), cfg.retry));
+        tokio::spawn(wires::keep(vec![slot.clone()], Arc::clone(&net), cfg.retry));
         tokio::spawn(dhcp::server::run(sock, vec![slot], net, cfg));
         loop {
             if matches!(

@@ -3,6 +3,7 @@
 
 mod common;
 
+use pirack_controller::store::events::Page;
 use pirack_controller::store::ops::OpStatus;
 use pirack_controller::store::slots::Changes;
 use pirack_controller::store::tokens::Scope;
@@ -370,7 +371,10 @@ fn operations_and_event_pages() {
             };
             store.event(&e).await.unwrap();
         }
-        let acme = store.events_of(0, 100, None, Some("acme")).await.unwrap();
+        let acme = store
+            .events_of(Page::After(0), 100, None, Some("acme"))
+            .await
+            .unwrap();
         assert_eq!(acme.len(), 12, "a tenant reads its own events only");
         assert!(acme.iter().all(|e| e.owner.as_deref() == Some("acme")));
         let first = store.events(0, 10, None).await.unwrap();

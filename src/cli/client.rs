@@ -109,7 +109,8 @@ pub fn slots(remote: &Remote, json: bool) -> Result<ExitCode> {
 pub fn show(remote: &Remote, slot: &str, json: bool) -> Result<ExitCode> {
     let c = remote.connect()?;
     let x = c.call("GET", &format!("/v1/slots/{slot}"), None)?;
-    let events = c.call("GET", &format!("/v1/events?slot={slot}&limit=1000"), None)?;
+    // The newest first: the slot's latest history, however long its life.
+    let events = c.call("GET", &format!("/v1/events?slot={slot}&limit=20"), None)?;
     if json {
         println!(
             "{}",
@@ -133,7 +134,7 @@ pub fn show(remote: &Remote, slot: &str, json: bool) -> Result<ExitCode> {
     println!("{:<11} {}", "recoveries", x["recoveries"]);
     let all = events.as_array().cloned().unwrap_or_default();
     println!("\nlast events:");
-    for e in all.iter().rev().take(20).rev() {
+    for e in all.iter().rev() {
         println!(
             "  {} {:<14} {} ({})",
             e["at"],

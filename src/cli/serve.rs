@@ -5,6 +5,8 @@
 use super::inputs::{Inputs, load};
 use anyhow::{Context, Result};
 use pirack_controller::Paths;
+use pirack_controller::api::limits::Limits;
+use pirack_controller::api::server::tls_config;
 use pirack_controller::power::Drivers;
 use pirack_core::inventory::SlotKind;
 use pirack_lab::qemu::driver::{Qemu, Settings as QemuSettings};
@@ -47,6 +49,7 @@ pub struct ServeArgs {
     /// DHCP server port (clients are answered on port + 1).
     #[arg(long, default_value_t = 67)]
     pub dhcp_port: u16,
+    /// TFTP server port.
     #[arg(long, default_value_t = 69)]
     pub tftp_port: u16,
     /// Print every netboot event as a JSON line on stdout (logs stay on stderr).
@@ -61,6 +64,25 @@ pub struct ServeArgs {
     /// Virtual slots: the QEMU that boots them.
     #[arg(long, default_value = "qemu-system-aarch64")]
     pub qemu: PathBuf,
+    /// Serve the API and rack view over HTTPS with this PEM certificate chain
+    /// (with --tls-key).
+    #[arg(long, env = "PIRACK_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "PIRACK_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// API connections served at once (fitted under the file limit); beyond, 503.
+    #[arg(long, default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request head (and finish a TLS handshake).
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout_s: u64,
+    /// Seconds an API connection may stay silent before it is closed.
+    #[arg(long, default_value_t = 60)]
+    pub idle_timeout_s: u64,
+    /// Event streams one token may hold open (429 beyond).
+    #[arg(long, default_value_t = 16)]
+    pub streams_per_token: usize,
 }
 
 pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
@@ -93,15 +115,24 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
         db: args.db.clone(),
         netboot,
         api: args.api,
+        limits: Limits {
+            max_connections: args.max_connections,
+            header_timeout: Duration::from_secs(args.header_timeout_s),
+            idle_timeout: Duration::from_secs(args.idle_timeout_s),
+            streams_per_token: args.streams_per_token,
+        },
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
+            _ => None,
+        },
         drivers: Drivers::default().with(SlotKind::QemuRaspi3b, Arc::new(qemu)),
         boots,
         json_events: args.json_events,
         tick: Duration::from_secs(1),
     };
-    // One thread: every transfer is a short wait for the next ACK, and a single
-    // event loop serves a boot storm with less CPU than threads handing wakeups
-    // to each other (measured by benches/boot_storm.rs).
-    let rt = tokio::runtime::Builder::new_current_thread()
+    // The API, the store and the controller's tasks on every core; DHCP and TFTP
+    // keep a thread and event loop of their own (see pirack_netboot::Thread).
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {

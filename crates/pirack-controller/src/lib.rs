@@ -88,6 +88,10 @@ pub struct Controller {
     pub exporter: exporter::Exporter,
     /// Its queue, until [`run`] starts serving it.
     pub export_queue: std::sync::Mutex<Option<exporter::Queue>>,
+    /// Event streams open, per token.
+    pub streams: api::limits::Streams,
+    /// The slot listings the API sends.
+    pub listings: api::listing::Listings,
 }
 
 impl Controller {
@@ -97,7 +101,8 @@ impl Controller {
     /// the YAML ledger rewritten to match), the store synced with the inventory,
     /// the boards as the store knows them, and `boots` filled from the roots on
     /// disk (operations a stop cut short are [`Controller::resume`]d or failed).
-    /// `drivers` power the slots the PoE switches do not.
+    /// `drivers` power the slots the PoE switches do not; `streams` bounds the
+    /// API's event streams per token.
     pub async fn open(
         site: Site,
         profiles: &Profiles,
@@ -105,6 +110,7 @@ impl Controller {
         paths: Paths,
         drivers: Drivers,
         boots: Arc<pirack_netboot::boots::Boots>,
+        streams: api::limits::Streams,
     ) -> Result<Controller, ControllerError> {
         let lease = Lease::mine("pirack serve");
         store.take_lease(&lease).await?;
@@ -154,6 +160,8 @@ impl Controller {
             exporter,
             export_queue: std::sync::Mutex::new(Some(export_queue)),
             lease,
+            streams,
+            listings: api::listing::Listings::default(),
         })
     }
 

@@ -29,6 +29,10 @@ pub struct Config {
     pub netboot: pirack_netboot::Settings,
     /// Where the API listens (port 0: any; [`Running::api`] tells).
     pub api: SocketAddr,
+    /// The API's bounds on connections, timeouts and streams.
+    pub limits: api::limits::Limits,
+    /// Serve the API over TLS with this configuration ([`api::server::tls_config`]).
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// Power drivers for slots the PoE switches do not power, by slot kind.
     pub drivers: Drivers,
     /// What each slot boots: filled from the roots on disk at start and kept with
@@ -69,8 +73,8 @@ pub struct Running {
     /// Watchdog, observer and the lease's renewal: they start power actions or
     /// vouch for them, so they stop first. Each task ends with its name.
     watchers: JoinSet<&'static str>,
-    /// DHCP and TFTP.
-    netboot: JoinSet<()>,
+    /// DHCP and TFTP, on their own thread.
+    netboot: pirack_netboot::Thread,
     /// The lifecycle driver and the event log, which follow the netboot services.
     followers: JoinSet<&'static str>,
 }
@@ -91,6 +95,7 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         config.paths,
         config.drivers,
         config.boots,
+        api::limits::Streams::new(config.limits.streams_per_token),
     )
     .await?;
     let ctl = Arc::new(ctl);
@@ -133,6 +138,11 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         keep_lease(c).await;
         "lease renewal"
     });
+    let c = Arc::clone(&ctl);
+    watchers.spawn(async move {
+        refresh_tokens(c).await;
+        "token refresh"
+    });
     tracing::info!(
         "serving {} slot(s) of site {}: DHCP port {}, TFTP port {}, bootcode.bin from {}",
         ctl.plan.slots.len(),
@@ -143,13 +153,14 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
             .bootcode()
             .map_or("nowhere yet".into(), |p| p.display().to_string())
     );
-    let netboot = pirack_netboot::start(
+    let netboot = pirack_netboot::Thread::spawn(
         &ctl.plan,
         config.netboot,
         Arc::clone(&ctl.boards),
         Arc::clone(&ctl.boots),
         &ctl.bus,
-    )?;
+    )
+    .await?;
     let listener = tokio::net::TcpListener::bind(config.api)
         .await
         .map_err(|source| RunError::Api {
@@ -160,11 +171,23 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         addr: config.api,
         source,
     })?;
-    tracing::info!("API on http://{api}");
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!("API on {scheme}://{api}");
     let (api_stop, stopped) = oneshot::channel::<()>();
-    let api_task = tokio::spawn(api::serve(listener, Arc::clone(&ctl), async {
-        let _ = stopped.await;
-    }));
+    let limits = config.limits.fitted();
+    let api_task = tokio::spawn(api::serve(
+        listener,
+        Arc::clone(&ctl),
+        limits,
+        config.tls,
+        async {
+            let _ = stopped.await;
+        },
+    ));
     Ok(Running {
         ctl,
         api,
@@ -191,7 +214,7 @@ impl Running {
                 Ok(Err(source)) => RunError::Api { addr: self.api, source },
                 _ => RunError::TaskEnded("API"),
             }),
-            Some(_) = self.netboot.join_next() => Some(RunError::TaskEnded("netboot")),
+            () = self.netboot.ended() => Some(RunError::TaskEnded("netboot")),
             Some(done) = self.watchers.join_next() => Some(RunError::TaskEnded(done.unwrap_or("a watcher"))),
             Some(done) = self.followers.join_next() => Some(RunError::TaskEnded(done.unwrap_or("a follower"))),
         };
@@ -214,7 +237,7 @@ impl Running {
         }
         self.watchers.shutdown().await;
         self.ctl.stop_operations().await;
-        self.netboot.shutdown().await;
+        self.netboot.stop().await;
         self.followers.shutdown().await;
         self.ctl.drivers.shutdown();
         if let Err(e) = self.ctl.store.drop_lease(&self.ctl.lease).await {
@@ -237,6 +260,18 @@ async fn keep_lease(ctl: Arc<Controller>) {
                 return;
             }
             Err(e) => tracing::warn!("cannot renew the store's lease: {e}"),
+        }
+    }
+}
+
+/// Reloads the live tokens every second: `pirack token revoke` writes the store
+/// from another process, and the API checks tokens against its mirror.
+async fn refresh_tokens(ctl: Arc<Controller>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Err(e) = ctl.store.refresh_tokens().await {
+            tracing::warn!("cannot reload the tokens: {e}");
         }
     }
 }

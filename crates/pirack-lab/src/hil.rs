@@ -169,7 +169,9 @@ fn timings(api: &Client, position: &str) -> Result<String> {
         &format!("/v1/events?slot={position}&limit=1000"),
         None,
     )?;
-    let events = events.as_array().cloned().unwrap_or_default();
+    // Newest first from the API; oldest first here.
+    let mut events = events.as_array().cloned().unwrap_or_default();
+    events.reverse();
     let start = events
         .iter()
         .rposition(|e| e["kind"] == "power_on" || e["kind"] == "recover")
@@ -295,7 +297,8 @@ fn booted_image(
     )?;
     let served = events
         .as_array()
-        .and_then(|e| e.iter().rev().find(|e| e["kind"] == "kernel_served"))
+        // Newest first: the first is the latest boot's.
+        .and_then(|e| e.iter().find(|e| e["kind"] == "kernel_served"))
         .and_then(|e| e["cause"].as_str())
         .unwrap_or_default()
         .to_string();

@@ -8,6 +8,7 @@ pub mod boards;
 pub mod boots;
 pub mod dhcp;
 pub mod events;
+pub mod links;
 pub mod netif;
 pub mod tftp;
 pub mod wires;
@@ -75,9 +76,12 @@ pub enum NetbootError {
     Tftp { port: u16, source: io::Error },
     #[error("cannot bind the DHCP port {port}: {source}")]
     Dhcp { port: u16, source: io::Error },
+    #[error("cannot start the netboot thread: {source}")]
+    Thread { source: io::Error },
 }
 
-/// Starts the netboot services: a watcher per slot interface, DHCP and TFTP,
+/// Starts the netboot services on the current runtime: one watcher of the slots'
+/// interfaces, DHCP and TFTP,
 /// serving each slot the board `boards` knows in it what `boots` says it boots;
 /// the tasks run until aborted.
 /// Fails only if a port cannot be bound (both are this process's alone): a
@@ -106,13 +110,11 @@ pub fn start(
         source,
     })?;
     let mut tasks = JoinSet::new();
-    for slot in &plan.slots {
-        tasks.spawn(wires::watch(
-            slot.clone(),
-            Arc::clone(&net),
-            settings.dhcp.retry,
-        ));
-    }
+    tasks.spawn(wires::keep(
+        plan.slots.clone(),
+        Arc::clone(&net),
+        settings.dhcp.retry,
+    ));
     tasks.spawn(async move {
         if let Err(e) = server.run(tftp).await {
             tracing::error!("TFTP server stopped: {e}");
@@ -125,4 +127,87 @@ pub fn start(
         }
     });
     Ok(tasks)
+}
+
+/// The netboot services on a thread and runtime of their own, so that nothing the
+/// controller or its API does (a burst of requests, a slow store) delays a boot.
+pub struct Thread {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    ended: tokio::sync::oneshot::Receiver<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Thread {
+    /// [`start`]s the services on a new thread; fails as [`start`] does.
+    pub async fn spawn(
+        plan: &Plan,
+        settings: Settings,
+        boards: Arc<Boards>,
+        boots: Arc<Boots>,
+        bus: &Bus,
+    ) -> Result<Thread, NetbootError> {
+        let (plan, bus) = (plan.clone(), bus.clone());
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ended_tx, ended) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("netboot".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(source) => {
+                        let port = settings.dhcp.server_port;
+                        let _ = ready_tx.send(Err(NetbootError::Dhcp { port, source }));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let mut tasks = match start(&plan, settings, boards, boots, &bus) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    tokio::select! {
+                        _ = stopped => {}
+                        _ = tasks.join_next() => {
+                            let _ = ended_tx.send(());
+                        }
+                    }
+                    tasks.shutdown().await;
+                });
+            })
+            .map_err(|source| NetbootError::Thread { source })?;
+        match ready.await {
+            Ok(Ok(())) => Ok(Thread {
+                stop: Some(stop),
+                ended,
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(NetbootError::Thread {
+                source: io::Error::other("the netboot thread died starting"),
+            }),
+        }
+    }
+
+    /// Resolves if a service stops on its own (none should).
+    pub async fn ended(&mut self) {
+        let _ = (&mut self.ended).await;
+    }
+
+    /// Stops the services and waits for their thread.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
 }

@@ -1,10 +1,6 @@
-//! Network interfaces as the services need them: a storage interface must exist,
-//! be up and carry the fileserver's address before a slot is served on it; and
 //! UDP sockets that say which interface each datagram came in on (IP_PKTINFO), so
 //! a Pi is known by its wire, not by the address it claims.
 
-use nix::ifaddrs::getifaddrs;
-use nix::net::if_::InterfaceFlags;
 use nix::sys::socket::{
     ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg, sendmsg, setsockopt,
     sockopt,
@@ -13,31 +9,6 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, RawFd};
-
-/// The interface's index when `name` exists, is up and holds `addr`; otherwise
-/// why not. The index tells a re-created interface from the one a socket was
-/// bound to.
-pub fn check(name: &str, addr: Ipv4Addr) -> Result<u32, String> {
-    let addrs = getifaddrs().map_err(|e| format!("cannot list interfaces: {e}"))?;
-    let mut exists = false;
-    let mut up = false;
-    let mut has = false;
-    for a in addrs.filter(|a| a.interface_name == name) {
-        exists = true;
-        up |= a.flags.contains(InterfaceFlags::IFF_UP);
-        has |= a
-            .address
-            .as_ref()
-            .and_then(|s| s.as_sockaddr_in())
-            .is_some_and(|s| s.ip() == addr);
-    }
-    match (exists, up, has) {
-        (false, ..) => Err(format!("interface {name} does not exist")),
-        (true, false, _) => Err(format!("interface {name} is down")),
-        (true, true, false) => Err(format!("interface {name} lacks address {addr}")),
-        _ => nix::net::if_::if_nametoindex(name).map_err(|e| format!("interface {name}: {e}")),
-    }
-}
 
 /// A UDP socket bound to `addr` (no device, not shared with any other socket),
 /// non-blocking, for tokio, reporting each datagram's arrival interface; with

@@ -7,7 +7,7 @@
 
 use crate::Shared;
 use crate::events::{Bus, Event};
-use crate::netif;
+use crate::links::Links;
 use pirack_core::plan::SlotPlan;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -53,16 +53,28 @@ impl Wires {
     }
 }
 
-/// Keeps `slot`'s entry in `wires` in step with its interface, looking every
-/// `retry`, and reports each change on the bus (a missing one once per reason).
-pub async fn watch(slot: SlotPlan, net: std::sync::Arc<Shared>, retry: Duration) {
+/// Watches the host's interfaces (listing them again at least every
+/// `fallback`) and keeps `slots`' wires in step with them.
+pub async fn keep(slots: Vec<SlotPlan>, net: std::sync::Arc<Shared>, fallback: Duration) {
+    let (links, follow) = crate::links::start(fallback);
+    tokio::join!(follow, watch(slots, net, links));
+}
+
+/// Keeps every slot's entry in `wires` in step with its interface as `links`
+/// lists them, and reports each change on the bus (a missing one once per
+/// reason).
+async fn watch(slots: Vec<SlotPlan>, net: std::sync::Arc<Shared>, mut links: Links) {
     let (wires, bus) = (&net.wires, &net.bus);
-    let mut last: Option<Result<u32, String>> = None;
+    let mut last: HashMap<String, Result<u32, String>> = HashMap::new();
     loop {
-        let now = netif::check(&slot.interface, slot.fileserver_ip);
-        if last.as_ref() != Some(&now) {
+        let now = std::sync::Arc::clone(&links.borrow_and_update());
+        for slot in &slots {
+            let state = now.check(&slot.interface, slot.fileserver_ip);
+            if last.get(&slot.position) == Some(&state) {
+                continue;
+            }
             let interface = slot.interface.clone();
-            let event = match &now {
+            let event = match &state {
                 Ok(i) => {
                     wires.set(&slot.position, Some(*i));
                     Event::InterfaceUp { interface }
@@ -76,9 +88,11 @@ pub async fn watch(slot: SlotPlan, net: std::sync::Arc<Shared>, retry: Duration)
                 }
             };
             bus.publish(Some(&slot.position), event);
-            last = Some(now);
+            last.insert(slot.position.clone(), state);
         }
-        tokio::time::sleep(retry).await;
+        if links.changed().await.is_err() {
+            return;
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 pub struct ErrorBody {
     /// Stable, for programs: `unauthorized`, `forbidden`, `not_found`, `bad_request`,
     /// `conflict`, `method_not_allowed`, `payload_too_large`, `uri_too_long`,
-    /// `bad_gateway`, `internal`.
+    /// `too_many_requests`, `bad_gateway`, `unavailable`, `internal`.
     pub code: String,
     /// For people.
     pub message: String,
@@ -62,6 +62,12 @@ impl ApiError {
     }
     pub fn uri_too_long(m: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::URI_TOO_LONG, "uri_too_long", m)
+    }
+    pub fn too_many_requests(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", m)
+    }
+    pub fn unavailable(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
     }
     pub fn internal(m: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)

@@ -6,8 +6,11 @@ pub mod auth;
 pub mod client;
 pub mod error;
 pub mod guard;
+pub mod limits;
+pub mod listing;
 pub mod model;
 pub mod routes;
+pub mod server;
 
 use crate::Controller;
 use axum::Json;
@@ -78,13 +81,14 @@ pub fn router(ctl: Arc<Controller>) -> axum::Router {
         .with_state(ctl)
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` (over TLS when given) under `limits` until
+/// `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     ctl: Arc<Controller>,
+    limits: limits::Limits,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(ctl))
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve(listener, router(ctl), limits, tls, shutdown).await
 }

@@ -83,8 +83,11 @@ pub struct ReimageRequest {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
-    /// Only events with a larger id.
+    /// Oldest first, only events with a larger id (to follow what happens).
     pub after: Option<i64>,
+    /// Newest first, only events with a smaller id: pass the last id of a page
+    /// to read the one before it. Without `after` or `before`: the newest.
+    pub before: Option<i64>,
     /// At most this many (1..=1000, default 100).
     pub limit: Option<i64>,
     /// Only this slot's (position or key).

@@ -9,7 +9,7 @@ use super::model::{
 };
 use crate::Controller;
 use crate::store::StoreError;
-use crate::store::events::EventRow;
+use crate::store::events::{EventRow, Page};
 use crate::store::ops::Operation;
 use crate::store::slots::SlotRow;
 use axum::Json;
@@ -75,9 +75,14 @@ fn accepted(op: Operation) -> (StatusCode, Json<Operation>) {
 #[utoipa::path(get, path = "/v1/slots", tag = "slots",
     responses((status = 200, body = [Slot]), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list_slots(State(ctl): Ctl, caller: Caller) -> Result<Json<Vec<Slot>>, ApiError> {
-    let rows = ctl.store.slots(caller.owner()).await?;
-    Ok(Json(rows.into_iter().map(|r| Slot::new(&ctl, r)).collect()))
+pub async fn list_slots(State(ctl): Ctl, caller: Caller) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = ctl.listings.get(&ctl, caller.owner());
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// One slot, by position (`A-07`) or key (`sw-a/7`).
@@ -261,23 +266,40 @@ impl EventScope {
     async fn read(
         &self,
         ctl: &Controller,
-        after: i64,
+        page: Page,
         limit: i64,
     ) -> Result<Vec<EventRow>, StoreError> {
         let mut rows = ctl
             .store
-            .events_of(after, limit, self.slots.as_deref(), self.owner.as_deref())
+            .events_of(page, limit, self.slots.as_deref(), self.owner.as_deref())
             .await?;
-        if self.owner.is_some() {
-            for r in &mut rows {
-                r.actor = None;
-            }
+        for r in &mut rows {
+            self.shape(r);
         }
         Ok(rows)
     }
+
+    /// Whether the caller may read `e`.
+    fn sees(&self, e: &EventRow) -> bool {
+        self.owner
+            .as_deref()
+            .is_none_or(|me| e.owner.as_deref() == Some(me))
+            && self
+                .slots
+                .as_ref()
+                .is_none_or(|s| e.slot.as_ref().is_some_and(|k| s.contains(k)))
+    }
+
+    /// What the caller reads of an event: customers never see who caused it.
+    fn shape(&self, e: &mut EventRow) {
+        if self.owner.is_some() {
+            e.actor = None;
+        }
+    }
 }
 
-/// Events, oldest first, in pages: pass the last id seen as `after`.
+/// Events: the newest first, older pages with `before` (the last id of a page);
+/// or, with `after`, oldest first from there (to follow).
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(EventsQuery),
     responses((status = 200, body = [EventRow]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)),
@@ -288,18 +310,24 @@ pub async fn events(
     Params(q): Params<EventsQuery>,
 ) -> Result<Json<Vec<EventRow>>, ApiError> {
     let scope = EventScope::of(&ctl, &caller, q.slot.as_deref()).await?;
-    let rows = scope
-        .read(&ctl, q.after.unwrap_or(0).max(0), q.limit.unwrap_or(100))
-        .await?;
-    Ok(Json(rows))
+    let page = match (q.after, q.before) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request("give `after` or `before`, not both"));
+        }
+        (Some(after), None) => Page::After(after.max(0)),
+        (None, before) => Page::Before(before.unwrap_or(i64::MAX)),
+    };
+    Ok(Json(scope.read(&ctl, page, q.limit.unwrap_or(100)).await?))
 }
 
 /// Events as they happen, as server-sent events (`id` is the event id: reconnect
-/// with `after` set to the last one). The token is checked before every event: a
-/// revoked one ends the stream.
+/// with `after` set to the last one). Those after `after` are read from the store
+/// first, then each is sent as it is committed. The token is checked before every
+/// event: a revoked one ends the stream. A token has a bounded number of streams
+/// open (429 beyond).
 #[utoipa::path(get, path = "/v1/events/stream", tag = "events", params(EventsQuery),
     responses((status = 200, content_type = "text/event-stream", body = String), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody)),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn events_stream(
     State(ctl): Ctl,
@@ -307,40 +335,120 @@ pub async fn events_stream(
     Params(q): Params<EventsQuery>,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let scope = EventScope::of(&ctl, &caller, q.slot.as_deref()).await?;
-    let start = q.after.unwrap_or(0).max(0);
-    let stream = futures_util::stream::unfold(
-        (ctl, scope, start, Vec::<EventRow>::new()),
-        |(ctl, scope, mut after, mut queue)| async move {
-            loop {
-                if let Some(e) = queue.pop() {
-                    match ctl.store.token_live(&scope.token).await {
-                        Ok(true) => {}
-                        Ok(false) => return None,
-                        Err(err) => {
-                            tracing::warn!("event stream: {err}");
-                            return None;
-                        }
+    let held = ctl.streams.open(&scope.token).ok_or_else(|| {
+        ApiError::too_many_requests(format!(
+            "this token has {} event streams open already",
+            ctl.streams.per_token()
+        ))
+    })?;
+    // Subscribed before the backlog is read, so nothing falls between the two.
+    let live = ctl.store.mirror().subscribe();
+    let follow = Follow {
+        ctl,
+        scope,
+        live,
+        backlog: Vec::new(),
+        after: q.after.unwrap_or(0).max(0),
+        boundary: 0,
+        caught_up: false,
+        _held: held,
+    };
+    let stream = futures_util::stream::unfold(follow, |mut f| async move {
+        let e = f.next().await?;
+        let data = serde_json::to_string(&e).unwrap_or_default();
+        let item = SseEvent::default()
+            .id(f.after.to_string())
+            .event(e.kind.clone())
+            .data(data);
+        Some((Ok(item), f))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// One event stream's place: the store's backlog first, then the broadcast.
+struct Follow {
+    ctl: Arc<Controller>,
+    scope: EventScope,
+    live: tokio::sync::broadcast::Receiver<Arc<EventRow>>,
+    /// Read from the store, newest last.
+    backlog: Vec<EventRow>,
+    /// The largest id read (or asked to start after).
+    after: i64,
+    /// The largest id read from the store: the broadcast's older ones were sent.
+    boundary: i64,
+    /// Whether the store has nothing after `after` the broadcast lacks.
+    caught_up: bool,
+    _held: super::limits::StreamHeld,
+}
+
+impl Follow {
+    /// The next event the caller may read; `None` ends the stream (token revoked).
+    async fn next(&mut self) -> Option<EventRow> {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let e = if let Some(e) = self.backlog.pop() {
+                e
+            } else if !self.caught_up {
+                match self
+                    .scope
+                    .read(&self.ctl, Page::After(self.after), 500)
+                    .await
+                {
+                    Ok(rows) if rows.is_empty() => {
+                        self.caught_up = true;
+                        self.boundary = self.after;
                     }
-                    after = after.max(e.id);
-                    let data = serde_json::to_string(&e).unwrap_or_default();
-                    let item = SseEvent::default()
-                        .id(e.id.to_string())
-                        .event(e.kind.clone())
-                        .data(data);
-                    return Some((Ok(item), (ctl, scope, after, queue)));
-                }
-                match scope.read(&ctl, after, 100).await {
-                    Ok(rows) if !rows.is_empty() => queue = rows.into_iter().rev().collect(),
-                    Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                    Ok(rows) => {
+                        self.after = self.after.max(rows.last().map_or(0, |e| e.id));
+                        self.backlog = rows.into_iter().rev().collect();
+                    }
                     Err(e) => {
                         tracing::warn!("event stream: {e}");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
+                continue;
+            } else {
+                let received = tokio::select! {
+                    r = self.live.recv() => r,
+                    // A quiet stream still ends soon after its token is revoked.
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {
+                        if !self.ctl.store.token_live(&self.scope.token) {
+                            return None;
+                        }
+                        continue;
+                    }
+                };
+                match received {
+                    // Committed before the backlog was read: sent already.
+                    Ok(e) if e.id <= self.boundary => continue,
+                    Ok(e) => {
+                        self.after = self.after.max(e.id);
+                        if !self.scope.sees(&e) {
+                            continue;
+                        }
+                        let mut e = EventRow::clone(&e);
+                        self.scope.shape(&mut e);
+                        e
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        // Too slow for the broadcast: read what was missed.
+                        self.caught_up = false;
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            };
+            match self.ctl.store.token_live_at(&self.scope.token, e.at).await {
+                Ok(true) => return Some(e),
+                Ok(false) => return None,
+                Err(err) => {
+                    tracing::warn!("event stream: {err}");
+                    return None;
+                }
             }
-        },
-    );
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+        }
+    }
 }
 
 /// The address plan (admins only).
@@ -471,6 +579,7 @@ pub async fn rack() -> impl axum::response::IntoResponse {
 /// Whether the controller and its store answer.
 #[utoipa::path(get, path = "/healthz", tag = "site", responses((status = 200, body = Health), (status = 500, body = ErrorBody)))]
 pub async fn healthz(State(ctl): Ctl) -> Result<Json<Health>, ApiError> {
+    ctl.store.ping().await?;
     let slots = ctl.store.slots(None).await?.len();
     Ok(Json(Health {
         status: "ok".into(),

@@ -1,5 +1,6 @@
 //! Events: every transition and observation, with time, slot, board and cause, in
-//! the order written; read back in pages after an id (for the API and `--follow`).
+//! the order written; read back in pages, newest first before an id (history) or
+//! oldest first after one (for streams and `--follow`).
 //! Each belongs to the slot's tenant of its time: a customer reads the history of
 //! their own use of a slot, never a previous tenant's.
 
@@ -42,14 +43,32 @@ pub struct EventRow {
     pub actor: Option<String>,
 }
 
-/// Writes one event inside the caller's transaction.
+/// Where a page of events starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// Oldest first, ids above this one (following what happens).
+    After(i64),
+    /// Newest first, ids below this one (`i64::MAX`: the newest).
+    Before(i64),
+}
+
+impl Page {
+    fn id(self) -> i64 {
+        match self {
+            Page::After(id) | Page::Before(id) => id,
+        }
+    }
+}
+
+/// Writes one event inside the caller's transaction; the row to publish once
+/// the transaction commits.
 pub async fn append(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     e: &NewEvent,
-) -> Result<(), StoreError> {
-    sqlx::query(
+) -> Result<EventRow, StoreError> {
+    let id: i64 = sqlx::query_scalar(
         "INSERT INTO events (at, slot_key, board_serial, kind, cause, detail, owner, actor) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .bind(e.at)
     .bind(&e.slot)
@@ -59,17 +78,28 @@ pub async fn append(
     .bind(&e.detail)
     .bind(&e.owner)
     .bind(&e.actor)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(())
+    Ok(EventRow {
+        id,
+        at: e.at,
+        slot: e.slot.clone(),
+        board: e.board.clone(),
+        kind: e.kind.clone(),
+        cause: e.cause.clone(),
+        detail: e.detail.clone(),
+        owner: e.owner.clone(),
+        actor: e.actor.clone(),
+    })
 }
 
 impl Store {
     /// Records an observation that changes no state (a TFTP file, a refused board).
     pub async fn event(&self, e: &NewEvent) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        append(&mut tx, e).await?;
+        let row = append(&mut tx, e).await?;
         tx.commit().await?;
+        self.mirror.publish(row);
         Ok(())
     }
 
@@ -81,21 +111,25 @@ impl Store {
         limit: i64,
         slots: Option<&[String]>,
     ) -> Result<Vec<EventRow>, StoreError> {
-        self.events_of(after, limit, slots, None).await
+        self.events_of(Page::After(after), limit, slots, None).await
     }
 
-    /// As [`Store::events`], and only those that belonged to `owner` when given
-    /// (what a customer reads).
+    /// A page of events (see [`Page`]), only those of `slots` when given and only
+    /// those that belonged to `owner` when given (what a customer reads).
     pub async fn events_of(
         &self,
-        after: i64,
+        page: Page,
         limit: i64,
         slots: Option<&[String]>,
         owner: Option<&str>,
     ) -> Result<Vec<EventRow>, StoreError> {
-        let mut sql = String::from(
+        let (cursor, order) = match page {
+            Page::After(_) => ("id > $1", "ASC"),
+            Page::Before(_) => ("id < $1", "DESC"),
+        };
+        let mut sql = format!(
             "SELECT id, at, slot_key, board_serial, kind, cause, detail, owner, actor FROM events \
-             WHERE id > $1 AND ($3 IS NULL OR owner = $3)",
+             WHERE {cursor} AND ($3 IS NULL OR owner = $3)"
         );
         if let Some(mine) = slots {
             if mine.is_empty() {
@@ -104,9 +138,9 @@ impl Store {
             let marks: Vec<String> = (0..mine.len()).map(|i| format!("${}", i + 4)).collect();
             sql += &format!(" AND slot_key IN ({})", marks.join(", "));
         }
-        sql += " ORDER BY id LIMIT $2";
+        sql += &format!(" ORDER BY id {order} LIMIT $2");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(after)
+            .bind(page.id())
             .bind(limit.clamp(1, 1000))
             .bind(owner);
         for s in slots.unwrap_or_default() {

@@ -7,6 +7,7 @@ pub mod boards;
 pub mod events;
 pub mod lease;
 pub mod ledger;
+pub mod mirror;
 pub mod ops;
 pub mod owners;
 pub mod records;
@@ -46,11 +47,12 @@ pub enum StoreError {
     Held(Box<lease::Lease>),
 }
 
-/// The store, cheap to clone (a pool).
+/// The store, cheap to clone (a pool and the mirror of what the API reads).
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    mirror: std::sync::Arc<mirror::Mirror>,
 }
 
 /// Milliseconds since the Unix epoch, the store's clock.
@@ -188,7 +190,25 @@ impl Store {
             .connect(&url)
             .await?;
         migrator(backend).run(&pool).await?;
-        Ok(Store { pool, backend })
+        let store = Store {
+            pool,
+            backend,
+            mirror: std::sync::Arc::default(),
+        };
+        store.reload_slots().await?;
+        store.refresh_tokens().await?;
+        Ok(store)
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// What the API reads, in memory.
+    pub fn mirror(&self) -> &mirror::Mirror {
+        &self.mirror
     }
 
     pub fn backend(&self) -> Backend {

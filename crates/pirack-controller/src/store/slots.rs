@@ -116,29 +116,31 @@ impl Store {
             }
         }
         tx.commit().await?;
+        self.reload_slots().await
+    }
+
+    /// Loads every slot into the mirror (at open, and after an inventory sync).
+    pub(super) async fn reload_slots(&self) -> Result<(), StoreError> {
+        let q = format!("SELECT {COLUMNS} FROM slots");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+            .fetch_all(&self.pool)
+            .await?;
+        self.mirror
+            .load_slots(rows.iter().map(row).collect::<Result<_, _>>()?);
         Ok(())
     }
 
+    /// A slot by key or position, as last committed (from the mirror).
     pub async fn slot(&self, key: &str) -> Result<SlotRow, StoreError> {
-        let q = format!("SELECT {COLUMNS} FROM slots WHERE slot_key = $1 OR position = $1");
-        let r = sqlx::query(sqlx::AssertSqlSafe(q))
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NoSlot(key.to_string()))?;
-        row(&r)
+        self.mirror
+            .slot(key)
+            .ok_or_else(|| StoreError::NoSlot(key.to_string()))
     }
 
-    /// Every slot still in the inventory, by position; only `owner`'s when given.
+    /// Every slot still in the inventory, by position; only `owner`'s when given
+    /// (from the mirror).
     pub async fn slots(&self, owner: Option<&str>) -> Result<Vec<SlotRow>, StoreError> {
-        let q = format!(
-            "SELECT {COLUMNS} FROM slots WHERE in_inventory = 1 AND ($1 IS NULL OR owner = $1) ORDER BY position"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(q))
-            .bind(owner)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(row).collect()
+        Ok(self.mirror.slots(owner))
     }
 
     /// Applies `trigger` to the slot: checks the lifecycle allows it, writes the new
@@ -153,8 +155,10 @@ impl Store {
     ) -> Result<SlotRow, StoreError> {
         let to = lifecycle::next(seen.state, trigger)?;
         let mut tx = self.write().await?;
-        let row = transition_in(&mut tx, seen, to, trigger, cause, changes).await?;
+        let (row, event) = transition_in(&mut tx, seen, to, trigger, cause, changes).await?;
         tx.commit().await?;
+        self.mirror.slot_changed(&row);
+        self.mirror.publish(event);
         Ok(row)
     }
 
@@ -199,8 +203,11 @@ impl Store {
         };
         let cause = format!("provisioned for {owner}");
         let to = lifecycle::next(slot.state, Trigger::Provision)?;
-        let taken = transition_in(&mut tx, &slot, to, Trigger::Provision, &cause, changes).await?;
+        let (taken, event) =
+            transition_in(&mut tx, &slot, to, Trigger::Provision, &cause, changes).await?;
         tx.commit().await?;
+        self.mirror.slot_changed(&taken);
+        self.mirror.publish(event);
         Ok(taken)
     }
 }
@@ -213,7 +220,7 @@ async fn transition_in(
     trigger: Trigger,
     cause: &str,
     changes: Changes,
-) -> Result<SlotRow, StoreError> {
+) -> Result<(SlotRow, events::EventRow), StoreError> {
     let now = now_ms();
     let since = if to == seen.state {
         seen.state_since
@@ -243,7 +250,7 @@ async fn transition_in(
         return Err(StoreError::Conflict(seen.key.clone()));
     }
     let detail = format!("{} -> {}", seen.state, to);
-    events::append(
+    let event = events::append(
         tx,
         &NewEvent {
             at: now,
@@ -258,7 +265,7 @@ async fn transition_in(
         },
     )
     .await?;
-    Ok(SlotRow {
+    let row = SlotRow {
         state: to,
         state_since: since,
         owner,
@@ -267,5 +274,6 @@ async fn transition_in(
         recoveries,
         version: seen.version + 1,
         ..seen.clone()
-    })
+    };
+    Ok((row, event))
 }

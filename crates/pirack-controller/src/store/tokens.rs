@@ -90,18 +90,63 @@ impl Store {
             created_at: now,
             revoked_at: None,
         };
+        self.mirror.add_token(hash(&token), row.clone());
         Ok((row, token))
     }
 
-    /// The scope of a presented token, if it is one of ours and not revoked.
+    /// The scope of a presented token, if it is one of ours and not revoked: from
+    /// the mirror, else (a token made a moment ago by another process) from the
+    /// store, at most a few lookups a second.
     pub async fn authenticate(&self, token: &str) -> Result<Option<TokenRow>, StoreError> {
+        let hash = hash(token);
+        if let Some(row) = self.mirror.token(&hash) {
+            return Ok(Some(row));
+        }
+        if !self.mirror.may_look_up() {
+            return Ok(None);
+        }
         let r = sqlx::query(
             "SELECT id, name, scope, owner, created_at, revoked_at FROM tokens WHERE hash = $1 AND revoked_at IS NULL",
         )
-        .bind(hash(token))
+        .bind(&hash)
         .fetch_optional(&self.pool)
         .await?;
-        r.as_ref().map(token_row).transpose()
+        let row = r.as_ref().map(token_row).transpose()?;
+        if let Some(row) = &row {
+            self.mirror.add_token(hash, row.clone());
+        }
+        Ok(row)
+    }
+
+    /// Reloads the live tokens into the mirror: revocations by another process
+    /// (`pirack token revoke`) take effect within the controller's refresh.
+    pub async fn refresh_tokens(&self) -> Result<(), StoreError> {
+        let started = now_ms();
+        let rows = sqlx::query(
+            "SELECT hash, id, name, scope, owner, created_at, revoked_at FROM tokens WHERE revoked_at IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let live = rows
+            .iter()
+            .map(|r| Ok((r.try_get("hash")?, token_row(r)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.mirror.load_tokens(live, started);
+        Ok(())
+    }
+
+    /// Whether token `id` was live at `at` (Unix ms) or later: from the mirror
+    /// when it was reloaded since, else after one reload shared by every caller
+    /// waiting (an event stream checks its token against each event's time, so
+    /// a revocation by another process is seen before the next event goes out).
+    pub async fn token_live_at(&self, id: &str, at: i64) -> Result<bool, StoreError> {
+        if self.mirror.tokens_at() < at {
+            let _one = self.mirror.reloading.lock().await;
+            if self.mirror.tokens_at() < at {
+                self.refresh_tokens().await?;
+            }
+        }
+        Ok(self.mirror.token_live(id))
     }
 
     pub async fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
@@ -111,17 +156,12 @@ impl Store {
         rows.iter().map(token_row).collect()
     }
 
-    /// Revokes a token by id; false if there is no such live token.
-    /// Whether token `id` exists and is not revoked.
-    pub async fn token_live(&self, id: &str) -> Result<bool, StoreError> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(n > 0)
+    /// Whether token `id` exists and is not revoked (as the mirror knows it).
+    pub fn token_live(&self, id: &str) -> bool {
+        self.mirror.token_live(id)
     }
 
+    /// Revokes a token by id; false if there is no such live token.
     pub async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
         let done =
@@ -131,6 +171,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         tx.commit().await?;
+        self.refresh_tokens().await?;
         Ok(done.rows_affected() == 1)
     }
 }

@@ -20,7 +20,8 @@ use tokio::net::UdpSocket;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub policy: Policy,
-    /// How often the slots' interfaces are looked at again.
+    /// How often the slots' interfaces are listed even without a netlink change
+    /// (a safety net; every change is seen at once).
     pub retry: Duration,
     /// Server and client ports (67 and 68 on a real network).
     pub server_port: u16,
@@ -31,7 +32,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             policy: Policy::default(),
-            retry: Duration::from_secs(1),
+            retry: Duration::from_secs(10),
             server_port: 67,
             client_port: 68,
         }
