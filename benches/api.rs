@@ -118,7 +118,12 @@ fn ceiling(body: String) -> SocketAddr {
                 "/v1/slots",
                 axum::routing::get(move || {
                     let body = body.clone();
-                    async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+                    async move {
+                        (
+                            [(axum::http::header::CONTENT_TYPE, "application/json")],
+                            body,
+                        )
+                    }
                 }),
             );
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
@@ -207,9 +212,17 @@ fn main() {
     // Stream holders: a token per 16 streams (the default share per token).
     let stream_tokens: Vec<String> = (0..streams.div_ceil(16))
         .map(|i| {
-            pirack(&["token", "create", "--db", &db, "--name", &format!("streams-{i}"), "--admin"])
-                .trim()
-                .to_string()
+            pirack(&[
+                "token",
+                "create",
+                "--db",
+                &db,
+                "--name",
+                &format!("streams-{i}"),
+                "--admin",
+            ])
+            .trim()
+            .to_string()
         })
         .collect();
     let addr = free_addr();
@@ -274,7 +287,12 @@ fn main() {
     for _ in 0..200 {
         let t = Instant::now();
         let (status, _) = request(addr, "GET", "/v1/slots", &token, "");
-        assert_eq!(status, 200, "a fresh request among {} held connections", held.len());
+        assert_eq!(
+            status,
+            200,
+            "a fresh request among {} held connections",
+            held.len()
+        );
         fresh.push(t.elapsed());
     }
     fresh.sort();
@@ -286,25 +304,56 @@ fn main() {
     let cert = d.join("cert.pem");
     let key = d.join("key.pem");
     sh(Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
-        .args(["-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args([
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
         .arg(&cert));
     let tls_addr = free_addr();
     let (c, k) = (cert.display().to_string(), key.display().to_string());
-    let _tls = serve(&inventory, d, &db, tls_addr, &["--tls-cert", &c, "--tls-key", &k]);
+    let _tls = serve(
+        &inventory,
+        d,
+        &db,
+        tls_addr,
+        &["--tls-cert", &c, "--tls-key", &k],
+    );
     let https = wrk(&format!("https://{tls_addr}/v1/slots"), &token, seconds);
 
     println!("\nAPI on loopback, 96-slot shelf, SQLite store, wrk -c50 for {seconds} s, 2 cores\n");
-    println!("{:<46} {:>9} {:>9} {:>11} {:>9}", "", "p50 ms", "p99 ms", "req/s", "ratio");
+    println!(
+        "{:<46} {:>9} {:>9} {:>11} {:>9}",
+        "", "p50 ms", "p99 ms", "req/s", "ratio"
+    );
     let row = |label: &str, w: &Wrk, ratio: f64| {
-        println!("{label:<46} {:>9.2} {:>9.2} {:>11.0} {:>8.2}x", w.p50, w.p99, w.rps, ratio);
+        println!(
+            "{label:<46} {:>9.2} {:>9.2} {:>11.0} {:>8.2}x",
+            w.p50, w.p99, w.rps, ratio
+        );
     };
     row("axum, the same bytes (ceiling)", &axum, 1.0);
     row("pirack GET /v1/slots, HTTP", &http, http.rps / axum.rps);
-    row("pirack GET /v1/slots, HTTPS (vs HTTP)", &https, https.rps / http.rps);
+    row(
+        "pirack GET /v1/slots, HTTPS (vs HTTP)",
+        &https,
+        https.rps / http.rps,
+    );
     println!(
         "{:<46} {:>9.1} {:>9.1} {:>11.1}",
         "pirack POST /v1/slots (96 provisions)",

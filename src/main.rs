@@ -15,6 +15,7 @@ use cli::serve::{ServeArgs, serve};
 use cli::site::{LedgerAction, check, ledger_release, ledger_show, plan_cmd};
 use cli::switch::{PowerFlags, PowerVerb, Selection, SwitchAction, power, remote_power, switch};
 use cli::tokens::{OwnerAction, TokenAction, owner, token};
+use pirack_controller::api::client::segment;
 use pirack_core::inventory;
 use pirack_core::plan;
 use pirack_lab::demo::{DemoArgs, demo};
@@ -334,13 +335,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Reimage { slot, image, op } => {
             let body = serde_json::json!({ "image": image });
-            op.run(("POST", &format!("/v1/slots/{slot}/reimage")), Some(body))
+            op.run(
+                ("POST", &format!("/v1/slots/{}/reimage", segment(&slot))),
+                Some(body),
+            )
         }
-        Command::Rollback { slot, op } => {
-            op.run(("POST", &format!("/v1/slots/{slot}/rollback")), None)
-        }
+        Command::Rollback { slot, op } => op.run(
+            ("POST", &format!("/v1/slots/{}/rollback", segment(&slot))),
+            None,
+        ),
         Command::Decommission { slot, op } => {
-            op.run(("DELETE", &format!("/v1/slots/{slot}")), None)
+            op.run(("DELETE", &format!("/v1/slots/{}", segment(&slot))), None)
         }
         Command::Events {
             slot,

@@ -3,8 +3,8 @@
 //! inventory. The URL and token come from flags, the environment, or a config file
 //! (`~/.config/pirack/client.yaml`: `url:` and `token:` or `token_file:`).
 
-use anyhow::{Context, Result, anyhow, bail};
-use pirack_controller::api::client::Client;
+use anyhow::{Context, Result, bail};
+use pirack_controller::api::client::{Client, segment};
 use pirack_core::text::printable;
 use serde::Deserialize;
 use serde_json::Value;
@@ -23,6 +23,10 @@ pub struct Remote {
     /// Client config file [default: ~/.config/pirack/client.yaml].
     #[arg(long, env = "PIRACK_CLIENT_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Trust only this CA (PEM) for an https:// URL [default: from the config
+    /// file, else the web's roots].
+    #[arg(long, env = "PIRACK_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -31,6 +35,7 @@ struct ConfigFile {
     url: Option<String>,
     token: Option<String>,
     token_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
 }
 
 impl Remote {
@@ -65,12 +70,8 @@ impl Remote {
                 .to_string(),
             _ => bail!("no API token: give --token, PIRACK_TOKEN, or token in the client config"),
         };
-        let host = url
-            .strip_prefix("http://")
-            .ok_or_else(|| anyhow!("{url}: only http:// URLs (put TLS in front of the API)"))?
-            .trim_end_matches('/')
-            .to_string();
-        Ok(Client::new(host, token))
+        let ca = self.ca_file.clone().or(file.ca_file);
+        Ok(Client::new(&url, token, ca.as_deref())?)
     }
 }
 
@@ -108,9 +109,13 @@ pub fn slots(remote: &Remote, json: bool) -> Result<ExitCode> {
 
 pub fn show(remote: &Remote, slot: &str, json: bool) -> Result<ExitCode> {
     let c = remote.connect()?;
-    let x = c.call("GET", &format!("/v1/slots/{slot}"), None)?;
+    let x = c.call("GET", &format!("/v1/slots/{}", segment(slot)), None)?;
     // The newest first: the slot's latest history, however long its life.
-    let events = c.call("GET", &format!("/v1/events?slot={slot}&limit=20"), None)?;
+    let events = c.call(
+        "GET",
+        &format!("/v1/events?slot={}&limit=20", segment(slot)),
+        None,
+    )?;
     if json {
         println!(
             "{}",
@@ -177,7 +182,7 @@ pub fn events(remote: &Remote, slot: Option<&str>, follow: bool, json: bool) -> 
     loop {
         let mut path = format!("/v1/events?after={after}&limit=500");
         if let Some(s) = slot {
-            path += &format!("&slot={s}");
+            path += &format!("&slot={}", segment(s));
         }
         let page = c.call("GET", &path, None)?;
         let rows = page.as_array().cloned().unwrap_or_default();
@@ -220,7 +225,11 @@ pub enum BoardAction {
 
 pub fn accept_board(remote: &Remote, slot: &str, json: bool) -> Result<ExitCode> {
     let c = remote.connect()?;
-    let x = c.call("POST", &format!("/v1/slots/{slot}/board/accept"), None)?;
+    let x = c.call(
+        "POST",
+        &format!("/v1/slots/{}/board/accept", segment(slot)),
+        None,
+    )?;
     if json {
         println!("{}", serde_json::to_string_pretty(&x)?);
     } else {

@@ -74,7 +74,8 @@ pub struct ServeArgs {
     /// API connections served at once (fitted under the file limit); beyond, 503.
     #[arg(long, default_value_t = 4096)]
     pub max_connections: usize,
-    /// Seconds a client has to send a request head (and finish a TLS handshake).
+    /// Seconds a client has to send a request head (and finish a TLS handshake);
+    /// a kept-alive connection is closed after as long without a next request.
     #[arg(long, default_value_t = 10)]
     pub header_timeout_s: u64,
     /// Seconds an API connection may stay silent before it is closed.

@@ -3,7 +3,7 @@
 use super::client::Remote;
 use super::inputs::{Inputs, load};
 use anyhow::{Result, bail};
-use pirack_controller::api::client::ClientError;
+use pirack_controller::api::client::{ClientError, segment};
 use pirack_controller::switch::many::{self, Action, Options, Outcome, PortRef};
 use pirack_controller::switch::power::Fleet;
 use pirack_controller::switch::vlan;
@@ -310,7 +310,7 @@ pub fn remote_power(
         PowerVerb::Status => {
             let rows: Vec<serde_json::Value> = slots
                 .iter()
-                .map(|s| c.call("GET", &format!("/v1/slots/{s}"), None))
+                .map(|s| c.call("GET", &format!("/v1/slots/{}", segment(s)), None))
                 .collect::<Result<_, _>>()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -332,7 +332,11 @@ pub fn remote_power(
         .map(|s| {
             (
                 s.clone(),
-                c.call("POST", &format!("/v1/slots/{s}/power"), Some(&body)),
+                c.call(
+                    "POST",
+                    &format!("/v1/slots/{}/power", segment(s)),
+                    Some(&body),
+                ),
             )
         })
         .collect();

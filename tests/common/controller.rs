@@ -58,7 +58,13 @@ pub fn start(tmp: tempfile::TempDir, inventory: &Path, ssh: bool) -> Rig {
 
 /// As [`start`], with the store at `db`.
 pub fn start_on(tmp: tempfile::TempDir, inventory: &Path, ssh: bool, db: String) -> Rig {
-    start_full(tmp, inventory, ssh, db, false, Vec::new())
+    start_full(tmp, inventory, ssh, db, false, Vec::new(), &[])
+}
+
+/// As [`start`], with `extra` arguments for `pirack serve`.
+pub fn start_with(tmp: tempfile::TempDir, inventory: &Path, extra: &[&str]) -> Rig {
+    let db = format!("sqlite://{}/state.db", tmp.path().display());
+    start_full(tmp, inventory, false, db, false, Vec::new(), extra)
 }
 
 /// As [`start`], with exports following the roots (the inventory names the NFS
@@ -70,7 +76,7 @@ pub fn start_exporting(
     env: Vec<(String, String)>,
 ) -> Rig {
     let db = format!("sqlite://{}/state.db", tmp.path().display());
-    start_full(tmp, inventory, ssh, db, true, env)
+    start_full(tmp, inventory, ssh, db, true, env, &[])
 }
 
 fn start_full(
@@ -80,6 +86,7 @@ fn start_full(
     db: String,
     export: bool,
     env: Vec<(String, String)>,
+    extra: &[&str],
 ) -> Rig {
     let dir = tmp.path().to_path_buf();
     let yaml = std::fs::read_to_string(inventory).unwrap().replace(
@@ -116,6 +123,7 @@ fn start_full(
     if !export {
         serve_args.push("--no-export".into());
     }
+    serve_args.extend(extra.iter().map(|a| a.to_string()));
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let serve = spawn_serve(&dir, &serve_args, &env, addr);
     Rig {

@@ -258,7 +258,11 @@ impl Lab {
         let log = self.run.join("serve.log");
         let mut proc = Proc::spawn("pirack serve", &mut serve, &log, false)?;
         let local = forward::start(port, self.ns.name(), API.parse()?)?;
-        let api = pirack_controller::api::client::Client::new(local.to_string(), admin.clone());
+        let api = pirack_controller::api::client::Client::new(
+            &format!("http://{local}"),
+            admin.clone(),
+            None,
+        )?;
         step("starting the controller", || {
             let started = Instant::now();
             while api.call("GET", "/healthz", None).is_err() {

@@ -1,21 +1,22 @@
-//! A small blocking client of the API, for the CLI and the labs: one HTTP/1.1
-//! request per call on a fresh connection, the JSON answer back, and an API error
-//! (status and message) as an error.
+//! A blocking client of the API, for the CLI and the labs: ureq over HTTP or
+//! HTTPS (rustls; the system's web roots, or only the CA a `--ca-file` names),
+//! the JSON answer back (chunked or not), and an API error (status and message)
+//! as an error. Path segments go through [`segment`], so a slot key such as
+//! `sw-a/7` stays one segment.
 
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::path::Path;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("{host}: {source}")]
-    Io {
-        host: String,
-        source: std::io::Error,
-    },
-    #[error("{0}: no HTTP answer")]
-    NoAnswer(String),
+    #[error("{url}: {message}")]
+    Http { url: String, message: String },
+    #[error("{0}: the URL must start with http:// or https://")]
+    Url(String),
+    #[error("CA file {path}: {message}")]
+    Ca { path: String, message: String },
     /// The API answered with an error.
     #[error("{method} {path}: {status}: {message}")]
     Api {
@@ -31,63 +32,124 @@ pub enum ClientError {
     Failed { kind: Value, detail: Value },
 }
 
-/// An API connection: `host:port` and a token.
+/// What a path segment may hold as it is: RFC 3986's unreserved characters.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'&')
+    .add(b'+')
+    .add(b'=')
+    .add(b';')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'|')
+    .add(b'[')
+    .add(b']');
+
+/// `s` percent-encoded as one path segment or query value.
+pub fn segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+/// An API connection: its base URL and a token.
 #[derive(Debug, Clone)]
 pub struct Client {
-    host: String,
+    base: String,
     token: String,
+    agent: ureq::Agent,
 }
 
 impl Client {
-    /// A client of the API at `host:port` with `token`.
-    pub fn new(host: String, token: String) -> Client {
-        Client { host, token }
+    /// A client of the API at `url` (`http://host:port` or `https://...`) with
+    /// `token`; over HTTPS the server is checked against the web roots, or only
+    /// against the CA in `ca_file` when given.
+    pub fn new(url: &str, token: String, ca_file: Option<&Path>) -> Result<Client, ClientError> {
+        use ureq::tls::{Certificate, RootCerts, TlsConfig};
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ClientError::Url(url.into()));
+        }
+        let roots = match ca_file {
+            None => RootCerts::WebPki,
+            Some(path) => {
+                let ca = |message: String| ClientError::Ca {
+                    path: path.display().to_string(),
+                    message,
+                };
+                let pem = std::fs::read(path).map_err(|e| ca(e.to_string()))?;
+                let certs = ureq::tls::parse_pem(&pem)
+                    .filter_map(|item| match item {
+                        Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                        Ok(_) => None,
+                        Err(e) => Some(Err(e)),
+                    })
+                    .collect::<Result<Vec<Certificate<'static>>, _>>()
+                    .map_err(|e| ca(e.to_string()))?;
+                if certs.is_empty() {
+                    return Err(ca("no PEM certificate in it".into()));
+                }
+                RootCerts::new_with_certs(&certs)
+            }
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
+            .build()
+            .into();
+        Ok(Client {
+            base: url.trim_end_matches('/').to_string(),
+            token,
+            agent,
+        })
     }
 
-    /// One request; the JSON answer, or the API's error as an error.
+    /// One request to `path` (its segments made with [`segment`]); the JSON
+    /// answer, or the API's error as an error.
     pub fn call(
         &self,
         method: &str,
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
-        let io = |source| ClientError::Io {
-            host: self.host.clone(),
-            source,
+        let url = format!("{}{path}", self.base);
+        let http = |message: String| ClientError::Http {
+            url: url.clone(),
+            message,
         };
-        let mut s = TcpStream::connect(&self.host).map_err(io)?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))
-            .map_err(io)?;
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.host,
-            self.token,
-            body.len()
-        );
-        if !body.is_empty() {
-            req += "Content-Type: application/json\r\n";
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("Authorization", format!("Bearer {}", self.token));
+        if body.is_some() {
+            req = req.header("Content-Type", "application/json");
         }
-        req += "\r\n";
-        s.write_all(req.as_bytes()).map_err(io)?;
-        s.write_all(body.as_bytes()).map_err(io)?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).map_err(io)?;
-        let text = String::from_utf8_lossy(&raw);
-        let no_answer = || ClientError::NoAnswer(self.host.clone());
-        let (head, body) = text.split_once("\r\n\r\n").ok_or_else(no_answer)?;
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(no_answer)?;
-        let value: Value = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
+        let req = req
+            .body(body.map(Value::to_string).unwrap_or_default())
+            .map_err(|e| http(e.to_string()))?;
+        let mut res = self.agent.run(req).map_err(|e| http(e.to_string()))?;
+        let status = res.status().as_u16();
+        let text = res
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|e| http(e.to_string()))?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
         if status >= 400 {
             return Err(ClientError::Api {
                 method: method.into(),
                 path: path.into(),
                 status,
-                message: value["message"].as_str().unwrap_or(body).to_string(),
+                message: value["message"].as_str().unwrap_or(&text).to_string(),
             });
         }
         Ok(value)

@@ -12,7 +12,8 @@ use std::time::Duration;
 pub struct Limits {
     /// Connections served at once; beyond, a connection is answered 503 and closed.
     pub max_connections: usize,
-    /// Time to send a request's head (and, over TLS, to finish the handshake).
+    /// Time to send a request's head (and, over TLS, to finish the handshake);
+    /// also how long a kept-alive connection waits for its next request.
     pub header_timeout: Duration,
     /// Time a connection may pass without a byte either way before it is closed.
     pub idle_timeout: Duration,

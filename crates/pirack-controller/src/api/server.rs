@@ -1,7 +1,9 @@
 //! The API's HTTP/1.1 server, plain or TLS (rustls), under [`Limits`]: at most
 //! `max_connections` at once (a connection beyond is answered 503 and closed at
-//! once), a request head within `header_timeout`, a connection closed after
-//! `idle_timeout` without a byte either way. Each connection is its own task.
+//! once), a request head within `header_timeout` (also the wait for the next
+//! one on a kept-alive connection), a connection closed after `idle_timeout`
+//! without a byte either way (a stalled body, an answer the client does not
+//! read). Each connection is its own task.
 
 use super::limits::Limits;
 use axum::Router;
@@ -162,8 +164,9 @@ where
             () = tokio::time::sleep(wait), if closing.is_none() => {
                 let idle = born.elapsed().saturating_sub(Duration::from_millis(seen.load(Ordering::Relaxed)));
                 if idle >= limits.idle_timeout {
-                    conn.as_mut().graceful_shutdown();
-                    closing = Some(Instant::now());
+                    // Silent both ways: a stalled body or an unread answer. Nothing
+                    // would finish gracefully, so the connection just ends.
+                    return;
                 }
             }
             _ = stopping.changed(), if closing.is_none() => {
@@ -171,7 +174,7 @@ where
                 closing = Some(Instant::now());
             }
             () = tokio::time::sleep(Duration::from_secs(5)), if closing.is_some() => {
-                // A response the client does not read (a stalled stream) ends here.
+                // An answer that does not end (an event stream) ends here.
                 return;
             }
         }
