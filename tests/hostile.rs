@@ -351,3 +351,103 @@ fn a_pi_posing_as_another_slots_address_is_dropped_and_reported_on_its_own_slot(
         text(&a05.stdout)
     );
 }
+
+#[test]
+fn a_flood_from_a_pi_adds_a_few_rows_and_its_made_up_boards_a_bounded_few() {
+    if !can_use_netns("a_flood_from_a_pi_adds_a_few_rows_and_its_made_up_boards_a_bounded_few") {
+        return;
+    }
+    use pirack_core::inventory::{MacAddr, Serial};
+    use pirack_lab::sim::frames::{Asker, loader_discover};
+    let dir = tempfile::tempdir().unwrap();
+    let boot = boot_files(64 * 1024);
+    let link = SlotLink::new("flood", Some("10.46.189.2/30"));
+    let db = format!("sqlite://{}/state.db", dir.path().display());
+    let token = common::controller::token(&db, &["--name", "staff", "--admin"]);
+    let (_server, events) = serve(&link, dir.path(), boot.path());
+    let sent = on_the_pi(&link, || {
+        // Up first: the slot's own bootcode.bin comes.
+        assert!((0..20).any(|_| fetch_first_block("10.46.189.2:0", "10.46.189.1:69")));
+        // 20,000 requests for another board's tree, as fast as the Pi can send.
+        let sock = UdpSocket::bind("10.46.189.2:0").unwrap();
+        let mut rrq = vec![0, 1];
+        rrq.extend_from_slice(b"deadbeef/start.elf\0octet\0");
+        for i in 0..20_000 {
+            sock.send_to(&rrq, "10.46.189.1:69").unwrap();
+            if i % 500 == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        // 300 boot ROM DISCOVERs, each from a board the Pi makes up.
+        let raw = pirack_lab::sim::link::RawLink::open("eth0").unwrap();
+        for i in 0..300u32 {
+            let serial = Serial::new(0x1000_0000 + i);
+            raw.send(&loader_discover(
+                Asker::Bootcode,
+                MacAddr::of_pi3(serial),
+                serial,
+            ))
+            .unwrap();
+        }
+        20_000
+    });
+    // The summaries come when the windows end.
+    std::thread::sleep(Duration::from_secs(12));
+    let seen: Vec<serde_json::Value> = events.try_iter().collect();
+    let refused = seen.iter().filter(|e| e["kind"] == "tftp_refused").count();
+    assert!(
+        refused > sent / 4,
+        "the flood reached the server: {refused} refusals"
+    );
+    let cli = link
+        .ctl
+        .command(env!("CARGO_BIN_EXE_pirack"))
+        .args(["events", "--json", "--slot", "A-01"])
+        .args(["--url", &format!("http://{API}"), "--token", &token])
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", text(&cli.stderr));
+    let rows: Vec<serde_json::Value> = text(&cli.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Records one by one (summaries aside) whose detail says `what`.
+    let about = |what: &str| {
+        rows.iter()
+            .filter(|e| e["cause"] != "rate limit")
+            .filter(|e| e["detail"].as_str().unwrap_or_default().contains(what))
+            .count()
+    };
+    let summaries: Vec<&serde_json::Value> =
+        rows.iter().filter(|e| e["cause"] == "rate limit").collect();
+    assert!(
+        rows.len() <= 40,
+        "{} rows for {sent} refusals and 300 boards: {rows:#?}",
+        rows.len()
+    );
+    assert!(about("refused") <= 8 + 3, "{rows:#?}");
+    assert!(
+        summaries
+            .iter()
+            .any(|e| e["detail"].as_str().unwrap().contains("more TFTP refusals")),
+        "the refusals held back are counted: {rows:#?}"
+    );
+    assert_eq!(about("is held, not served"), 1, "one alert: {rows:#?}");
+    assert!(
+        summaries
+            .iter()
+            .any(|e| e["kind"] == "alert" && e["detail"].as_str().unwrap().contains("more alerts")),
+        "the alerts held back are counted: {rows:#?}"
+    );
+    // The store keeps the slot's latest few held boards, not 300.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let boards = rt.block_on(async {
+        let store = pirack_controller::store::Store::open(&db).await.unwrap();
+        store.boards_in("sw-a/1").await.unwrap()
+    });
+    assert!(
+        boards.len() <= pirack_controller::store::boards::HELD_PER_SLOT as usize + 1,
+        "{} boards recorded",
+        boards.len()
+    );
+}

@@ -65,6 +65,10 @@ pub async fn seen(
     adopted: bool,
 ) {
     let id = serial.unwrap_or(mac);
+    // A board asking again (or a Pi making up MACs) is recorded once.
+    if !ctl.quiet.new_board(&slot.key, id) {
+        return;
+    }
     if let Err(e) = ctl
         .store
         .saw_board(id, mac, "pi3", &slot.key, !adopted)

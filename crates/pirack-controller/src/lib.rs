@@ -15,6 +15,7 @@ pub mod netboot;
 pub mod observe;
 pub mod output;
 pub mod power;
+pub mod quiet;
 pub mod roots;
 pub mod run;
 pub mod store;
@@ -92,6 +93,8 @@ pub struct Controller {
     pub streams: api::limits::Streams,
     /// The slot listings the API sends.
     pub listings: api::listing::Listings,
+    /// The bound on what a Pi's wire can make the controller write.
+    pub quiet: quiet::Quiet,
 }
 
 impl Controller {
@@ -162,13 +165,34 @@ impl Controller {
             lease,
             streams,
             listings: api::listing::Listings::default(),
+            quiet: quiet::Quiet::default(),
         })
     }
 
     /// Records an event about a slot that changes no state (an observation, an
     /// alert), as its current tenant's; a store that cannot take it is logged,
-    /// not fatal.
+    /// not fatal. An alert repeating its cause within [`quiet::INTERVAL`] is
+    /// counted into one summary instead.
     pub async fn note(
+        &self,
+        slot: &SlotRow,
+        board: Option<&str>,
+        kind: &str,
+        cause: &str,
+        detail: &str,
+    ) {
+        if kind == "alert"
+            && !self
+                .quiet
+                .admit(&slot.key, quiet::ALERTS, cause, kind, detail)
+        {
+            return;
+        }
+        self.record(slot, board, kind, cause, detail).await;
+    }
+
+    /// Records an event as [`Controller::note`] does, without the bound.
+    pub async fn record(
         &self,
         slot: &SlotRow,
         board: Option<&str>,
@@ -188,6 +212,31 @@ impl Controller {
         };
         if let Err(err) = self.store.event(&e).await {
             tracing::warn!("{}: {kind} not recorded: {err}", slot.position);
+        }
+    }
+
+    /// Writes a summary of each kind of record [`quiet`] held back in a window
+    /// that ended.
+    pub async fn summarise_held(&self) {
+        for held in self.quiet.due() {
+            let Ok(slot) = self.store.slot(&held.slot).await else {
+                continue;
+            };
+            let detail = format!(
+                "{} more {} in {} s, not recorded one by one; the last: {}",
+                held.count,
+                held.kind.name,
+                quiet::INTERVAL.as_secs(),
+                held.last
+            );
+            self.record(
+                &slot,
+                slot.board.as_deref(),
+                &held.record,
+                "rate limit",
+                &detail,
+            )
+            .await;
         }
     }
 

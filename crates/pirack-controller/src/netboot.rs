@@ -3,9 +3,9 @@
 //! board the slot did not know is recorded (`boards`). Observations a state does
 //! not expect are kept as events, never forced.
 
-use crate::Controller;
 use crate::store::now_ms;
 use crate::store::slots::Changes;
+use crate::{Controller, quiet};
 use pirack_core::firmware::Config;
 use pirack_core::inventory::Model;
 use pirack_core::lifecycle::{self, Trigger};
@@ -18,7 +18,8 @@ use tokio::sync::broadcast::error::RecvError;
 /// Follows the event bus until it closes.
 pub async fn follow(ctl: Arc<Controller>) {
     let mut rx = ctl.bus.subscribe();
-    // Wires already reported for each address they claimed: one alert each.
+    // Wires already reported for each protocol: one alert each (whatever
+    // addresses they go on to claim).
     let mut alerted = HashSet::new();
     loop {
         match rx.recv().await {
@@ -42,14 +43,14 @@ pub async fn follow(ctl: Arc<Controller>) {
 }
 
 /// Datagrams dropped for claiming another slot's address on this slot's wire:
-/// counted, and an alert on the slot they came from the first time it claims that
-/// address with that protocol.
+/// counted, and an alert on the slot they came from the first time it does so
+/// with that protocol.
 async fn spoofed(
     ctl: &Controller,
     rec: &Record,
     (claimed, protocol): (IpAddr, &str),
     dropped: u64,
-    alerted: &mut HashSet<(String, IpAddr, String)>,
+    alerted: &mut HashSet<(String, String)>,
 ) {
     ctl.metrics.add(
         "pirack_spoofed_datagrams_total",
@@ -60,7 +61,7 @@ async fn spoofed(
         tracing::warn!("{}", rec.event);
         return;
     };
-    if !alerted.insert((position.to_string(), claimed, protocol.to_string())) {
+    if !alerted.insert((position.to_string(), protocol.to_string())) {
         return;
     }
     tracing::warn!(slot = position, "{}", rec.event);
@@ -68,7 +69,8 @@ async fn spoofed(
         let detail = format!(
             "the Pi in {position} sends {protocol} as {claimed}, an address not its own; dropped"
         );
-        ctl.note(&slot, slot.board.as_deref(), "alert", "isolation", &detail)
+        let cause = format!("isolation ({protocol})");
+        ctl.note(&slot, slot.board.as_deref(), "alert", &cause, &detail)
             .await;
     }
 }
@@ -142,9 +144,15 @@ async fn observe(ctl: &Controller, rec: &Record) {
     }
     let Some(trigger) = trigger else {
         let detail = rec.event.to_string();
-        return ctl
-            .note(&slot, slot.board.as_deref(), "observed", "netboot", &detail)
-            .await;
+        let kind = match rec.event {
+            Event::TftpFinished { .. } => quiet::TFTP_FILES,
+            _ => quiet::TFTP_REFUSALS,
+        };
+        if ctl.quiet.admit(&slot.key, kind, "", "observed", &detail) {
+            ctl.record(&slot, slot.board.as_deref(), "observed", "netboot", &detail)
+                .await;
+        }
+        return;
     };
     match lifecycle::next(slot.state, trigger) {
         Ok(to) if to == slot.state => {}
@@ -165,8 +173,13 @@ async fn observe(ctl: &Controller, rec: &Record) {
         }
         Err(illegal) => {
             let (cause, detail) = (rec.event.to_string(), illegal.to_string());
-            ctl.note(&slot, slot.board.as_deref(), "unexpected", &cause, &detail)
-                .await
+            if ctl
+                .quiet
+                .admit(&slot.key, quiet::UNEXPECTED, "", "unexpected", &detail)
+            {
+                ctl.record(&slot, slot.board.as_deref(), "unexpected", &cause, &detail)
+                    .await
+            }
         }
     }
 }

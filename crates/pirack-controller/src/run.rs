@@ -143,6 +143,14 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         refresh_tokens(c).await;
         "token refresh"
     });
+    let c = Arc::clone(&ctl);
+    watchers.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            c.summarise_held().await;
+        }
+    });
     tracing::info!(
         "serving {} slot(s) of site {}: DHCP port {}, TFTP port {}, bootcode.bin from {}",
         ctl.plan.slots.len(),

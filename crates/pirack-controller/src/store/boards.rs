@@ -16,6 +16,9 @@ pub struct BoardRow {
     pub held: bool,
 }
 
+/// Held boards kept per slot (the newest).
+pub const HELD_PER_SLOT: i64 = 16;
+
 impl Store {
     /// Records a board seen in `slot` (by serial when the boot ROM sent one, else by
     /// MAC); `held` when the site policy refused to serve it there.
@@ -41,6 +44,15 @@ impl Store {
         .bind(slot)
         .bind(i64::from(held))
         .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // Held boards are what a Pi's wire can add: the slot keeps its latest few.
+        sqlx::query(
+            "DELETE FROM boards WHERE slot_key = $1 AND held = 1 AND serial NOT IN \
+             (SELECT serial FROM boards WHERE slot_key = $1 AND held = 1 ORDER BY last_seen DESC LIMIT $2)",
+        )
+        .bind(slot)
+        .bind(HELD_PER_SLOT)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
