@@ -62,9 +62,12 @@ pub struct Held {
     pub last: String,
 }
 
+/// A window's key: the slot, the kind's name, and the kind's own key.
+type WindowKey = (String, &'static str, String);
+
 #[derive(Debug, Default)]
 pub struct Quiet {
-    windows: Mutex<HashMap<(String, &'static str, String), (Kind, Window)>>,
+    windows: Mutex<HashMap<WindowKey, (Kind, Window)>>,
     boards: Mutex<HashMap<String, VecDeque<String>>>,
 }
 
