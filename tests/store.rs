@@ -390,6 +390,28 @@ fn operations_and_event_pages() {
             .unwrap();
         assert_eq!(mine.len(), 8);
         assert!(mine.iter().all(|e| e.slot.as_deref() == Some("sw-a/1")));
+        // Newest first, older pages before the last id of the one before.
+        let newest = store
+            .events_of(Page::Before(i64::MAX), 10, None, None)
+            .await
+            .unwrap();
+        assert_eq!(newest[0].detail, "file 24");
+        let older = store
+            .events_of(Page::Before(newest[9].id), 10, None, None)
+            .await
+            .unwrap();
+        assert_eq!(older[0].detail, "file 14");
+
+        // Retention: what is older than the cut goes; running operations stay.
+        let p = store.prune(20).await.unwrap();
+        assert_eq!((p.events, p.operations), (20, 0));
+        assert_eq!(store.events(0, 100, None).await.unwrap().len(), 5);
+        let p = store
+            .prune(pirack_controller::store::now_ms() + 1)
+            .await
+            .unwrap();
+        assert_eq!((p.events, p.operations), (5, 2), "op-1 and op-2 ended");
+        assert!(store.op("op-3").await.unwrap().is_some(), "op-3 runs");
     });
 }
 
@@ -465,6 +487,23 @@ fn boards_are_remembered_by_serial_and_slot() {
         assert_eq!(in2.len(), 2);
         assert!(in2.contains(&("1111aaaa".into(), "b8:27:eb:00:00:01".into(), true)));
         assert!(in2.contains(&("7285c0f2".into(), "b8:27:eb:85:c0:f2".into(), false)));
+        // A slot keeps its newest held boards only; its own board stays.
+        for i in 0..40 {
+            store
+                .saw_board(
+                    &format!("f{i:07x}"),
+                    "b8:27:eb:00:00:02",
+                    "pi3",
+                    "sw-a/2",
+                    true,
+                )
+                .await
+                .unwrap();
+        }
+        let in2 = store.boards_in("sw-a/2").await.unwrap();
+        let held = in2.iter().filter(|b| b.2).count();
+        assert_eq!(held as i64, pirack_controller::store::boards::HELD_PER_SLOT);
+        assert!(in2.iter().any(|b| b.0 == "7285c0f2"));
     });
 }
 
@@ -488,6 +527,13 @@ fn power_operations_images_and_roots_are_recorded() {
             [op(false), op(true)]
         );
         assert!(store.power_ops("sw-a/4").await.unwrap().is_empty());
+        assert_eq!(
+            store.prune(2).await.unwrap().power,
+            0,
+            "kept until old enough"
+        );
+        assert_eq!(store.prune(3).await.unwrap().power, 2);
+        assert!(store.power_ops("sw-a/3").await.unwrap().is_empty());
 
         store
             .record_image("tiny-1", "tiny", "1", "{}")

@@ -81,6 +81,9 @@ pub struct ServeArgs {
     /// Seconds an API connection may stay silent before it is closed.
     #[arg(long, default_value_t = 60)]
     pub idle_timeout_s: u64,
+    /// Days events, ended operations and power records are kept.
+    #[arg(long, default_value_t = 90)]
+    pub retention_days: u64,
     /// Event streams one token may hold open (429 beyond).
     #[arg(long, default_value_t = 16)]
     pub streams_per_token: usize,
@@ -130,6 +133,7 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
         boots,
         json_events: args.json_events,
         tick: Duration::from_secs(1),
+        retention: Duration::from_secs(args.retention_days * 86_400),
     };
     // The API, the store and the controller's tasks on every core; DHCP and TFTP
     // keep a thread and event loop of their own (see pirack_netboot::Thread).

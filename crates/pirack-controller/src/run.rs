@@ -42,6 +42,8 @@ pub struct Config {
     pub json_events: bool,
     /// How often the watchdog and the observer look at the slots.
     pub tick: Duration,
+    /// How long events, ended operations and power records are kept.
+    pub retention: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +152,11 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
             tick.tick().await;
             c.summarise_held().await;
         }
+    });
+    let c = Arc::clone(&ctl);
+    watchers.spawn(async move {
+        prune(c, config.retention).await;
+        "pruning"
     });
     tracing::info!(
         "serving {} slot(s) of site {}: DHCP port {}, TFTP port {}, bootcode.bin from {}",
@@ -280,6 +287,26 @@ async fn refresh_tokens(ctl: Arc<Controller>) {
         tick.tick().await;
         if let Err(e) = ctl.store.refresh_tokens().await {
             tracing::warn!("cannot reload the tokens: {e}");
+        }
+    }
+}
+
+/// Deletes what is older than `retention`, at start and every hour.
+async fn prune(ctl: Arc<Controller>, retention: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let before = crate::store::now_ms() - retention.as_millis() as i64;
+        match ctl.store.prune(before).await {
+            Ok(p) if p == Default::default() => {}
+            Ok(p) => tracing::info!(
+                "pruned what is older than {} days: {} events, {} operations, {} power records",
+                retention.as_secs() / 86_400,
+                p.events,
+                p.operations,
+                p.power
+            ),
+            Err(e) => tracing::warn!("cannot prune the store: {e}"),
         }
     }
 }

@@ -136,4 +136,40 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+
+    /// Deletes events, ended operations and power records older than `before`
+    /// (Unix ms); how many of each.
+    pub async fn prune(&self, before: i64) -> Result<Pruned, StoreError> {
+        let mut tx = self.write().await?;
+        let events = sqlx::query("DELETE FROM events WHERE at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let operations =
+            sqlx::query("DELETE FROM operations WHERE updated_at < $1 AND status <> 'running'")
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        let power = sqlx::query("DELETE FROM power_ops WHERE finished_at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(Pruned {
+            events,
+            operations,
+            power,
+        })
+    }
+}
+
+/// What [`Store::prune`] deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pruned {
+    pub events: u64,
+    pub operations: u64,
+    pub power: u64,
 }

@@ -11,7 +11,7 @@ use pirack_netboot::boots::{Boots, SlotBoot};
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -170,6 +170,21 @@ struct Boot {
     qemu: Arc<Mutex<Option<Child>>>,
 }
 
+/// A console log grows by every boot; past this size it is rotated at the next
+/// power-on (one older log kept, `<log>.1`).
+const CONSOLE_BYTES: u64 = 4 << 20;
+
+/// Moves `log` to `<log>.1` when it is over `max` bytes.
+fn rotate(log: &Path, max: u64) {
+    if std::fs::metadata(log).is_ok_and(|m| m.len() > max) {
+        let mut old = log.as_os_str().to_owned();
+        old.push(".1");
+        if let Err(e) = std::fs::rename(log, &old) {
+            tracing::warn!("cannot rotate {}: {e}", log.display());
+        }
+    }
+}
+
 impl Boot {
     fn say(&self, line: &str) {
         let _ = std::fs::OpenOptions::new()
@@ -180,6 +195,7 @@ impl Boot {
     }
 
     fn run(self) {
+        rotate(&self.console, CONSOLE_BYTES);
         self.say(&format!("power on: firmware stage from {}", self.netns));
         // What the firmware should receive, read here rather than on the
         // controller's event loop: the boot files are tens of megabytes.
@@ -359,5 +375,25 @@ impl PowerDriver for Qemu {
 
     fn shutdown(&self) {
         self.all_off();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_console_log_past_its_size_is_rotated_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("A-01.log");
+        std::fs::write(&log, vec![b'x'; 100]).unwrap();
+        rotate(&log, 200);
+        assert!(log.exists(), "under the size: left alone");
+        rotate(&log, 50);
+        assert!(!log.exists());
+        assert_eq!(
+            std::fs::read(dir.path().join("A-01.log.1")).unwrap().len(),
+            100
+        );
     }
 }

@@ -106,16 +106,47 @@ pub fn resolve(
 }
 
 /// Boot file contents, read once and shared by every transfer until the file
-/// changes: a boot storm reads each file from disk once, not once per Pi.
-#[derive(Debug, Default)]
+/// changes: a boot storm reads each file from disk once, not once per Pi. At most
+/// `capacity` bytes are held; the least recently served files go first.
+#[derive(Debug)]
 pub struct FileCache {
-    files: Mutex<HashMap<PathBuf, Cached>>,
+    capacity: usize,
+    files: Mutex<Files>,
 }
 
-/// A file's bytes and the modification time they were read at.
-type Cached = (SystemTime, Arc<[u8]>);
+#[derive(Debug, Default)]
+struct Files {
+    by_path: HashMap<PathBuf, Cached>,
+    bytes: usize,
+    /// Bumped on every use: the smallest is the least recently served.
+    clock: u64,
+}
+
+/// A file's bytes, the modification time they were read at, and its last use.
+#[derive(Debug)]
+struct Cached {
+    mtime: SystemTime,
+    bytes: Arc<[u8]>,
+    used: u64,
+}
+
+/// The cache's default bound: a few images' boot files.
+pub const CACHE_BYTES: usize = 512 << 20;
+
+impl Default for FileCache {
+    fn default() -> FileCache {
+        FileCache::new(CACHE_BYTES)
+    }
+}
 
 impl FileCache {
+    pub fn new(capacity: usize) -> FileCache {
+        FileCache {
+            capacity,
+            files: Mutex::default(),
+        }
+    }
+
     /// The file's bytes; only regular files are served (a symlink is followed
     /// only if it stays inside `root`).
     pub async fn get(&self, path: &Path, root: &Path) -> Result<Arc<[u8]>, Refusal> {
@@ -126,11 +157,17 @@ impl FileCache {
             return Err(Refusal::NotFound);
         }
         let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        if let Some((t, bytes)) = self.files.lock().expect("cache lock").get(path)
-            && *t == mtime
-            && bytes.len() as u64 == meta.len()
         {
-            return Ok(bytes.clone());
+            let mut files = self.files.lock().expect("cache lock");
+            files.clock += 1;
+            let now = files.clock;
+            if let Some(c) = files.by_path.get_mut(path)
+                && c.mtime == mtime
+                && c.bytes.len() as u64 == meta.len()
+            {
+                c.used = now;
+                return Ok(c.bytes.clone());
+            }
         }
         let real = tokio::fs::canonicalize(path)
             .await
@@ -145,11 +182,49 @@ impl FileCache {
             .await
             .map_err(|_| Refusal::NotFound)?
             .into();
-        self.files
-            .lock()
-            .expect("cache lock")
-            .insert(path.to_path_buf(), (mtime, bytes.clone()));
+        self.keep(path, mtime, &bytes);
         Ok(bytes)
+    }
+
+    /// Keeps `bytes` for `path`, making room by dropping the least recently
+    /// served; a file larger than the whole cache is served, not kept.
+    fn keep(&self, path: &Path, mtime: SystemTime, bytes: &Arc<[u8]>) {
+        if bytes.len() > self.capacity {
+            return;
+        }
+        let mut files = self.files.lock().expect("cache lock");
+        if let Some(old) = files.by_path.remove(path) {
+            files.bytes -= old.bytes.len();
+        }
+        while files.bytes + bytes.len() > self.capacity {
+            let Some(oldest) = files
+                .by_path
+                .iter()
+                .min_by_key(|(_, c)| c.used)
+                .map(|(p, _)| p.clone())
+            else {
+                break;
+            };
+            if let Some(c) = files.by_path.remove(&oldest) {
+                files.bytes -= c.bytes.len();
+            }
+        }
+        files.clock += 1;
+        let used = files.clock;
+        files.bytes += bytes.len();
+        files.by_path.insert(
+            path.to_path_buf(),
+            Cached {
+                mtime,
+                bytes: bytes.clone(),
+                used,
+            },
+        );
+    }
+
+    /// Bytes held now.
+    pub fn held(&self) -> usize {
+        self.files.lock().expect("cache lock").bytes
     }
 }
 
@@ -259,5 +334,24 @@ mod tests {
         ] {
             assert!(components(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_file_cache_keeps_to_its_bound_dropping_the_least_recently_served() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a", "b", "c"] {
+            std::fs::write(dir.path().join(name), vec![0u8; 400]).unwrap();
+        }
+        let cache = FileCache::new(1000);
+        let root = dir.path();
+        for n in ["a", "b", "a"] {
+            cache.get(&root.join(n), root).await.unwrap();
+        }
+        assert_eq!(cache.held(), 800);
+        cache.get(&root.join("c"), root).await.unwrap();
+        assert_eq!(cache.held(), 800, "b, the least recently served, went");
+        let files = cache.files.lock().unwrap();
+        assert!(files.by_path.contains_key(&dir.path().join("a")));
+        assert!(!files.by_path.contains_key(&dir.path().join("b")));
     }
 }
