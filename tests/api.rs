@@ -339,6 +339,21 @@ fn a_slot_s_life_through_the_api() {
         metrics.contains("pirack_power_operations_total{action=\"on\",result=\"failed\"} 1"),
         "{metrics}"
     );
+    // Slots per state, the switch's request latencies and the store's.
+    assert!(
+        metrics.contains("pirack_slots{state=\"empty\"} "),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "pirack_switch_request_seconds_count{switch=\"sw-a\",request=\"set\",result=\"ok\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pirack_store_seconds_count{op=\"transition\"}"),
+        "{metrics}"
+    );
 
     // The live stream replays from an id and follows.
     let out = Command::new("curl")

@@ -121,7 +121,7 @@ impl Controller {
                         && row.state == State::Failed
                         && seen.state != State::Failed
                     {
-                        self.metrics.count("pirack_slot_failures_total", &[]);
+                        self.metrics.failures.inc();
                     }
                     return done;
                 }
@@ -394,10 +394,13 @@ impl Controller {
             Err(e) => Err(e),
         };
         let outcome = if result.is_ok() { "ok" } else { "failed" };
-        self.metrics.count(
-            "pirack_power_operations_total",
-            &[("action", action.as_str()), ("result", outcome)],
-        );
+        self.metrics
+            .power
+            .get_or_create(&crate::metrics::PowerLabels {
+                action: action.as_str().into(),
+                result: outcome.into(),
+            })
+            .inc();
         let op = PowerOp {
             slot: key.to_string(),
             action: action.as_str().to_string(),

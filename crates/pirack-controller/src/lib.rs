@@ -71,7 +71,7 @@ pub struct Controller {
     pub plan: Plan,
     pub bus: Bus,
     pub paths: Paths,
-    pub metrics: metrics::Metrics,
+    pub metrics: &'static metrics::Metrics,
     /// Slots' power, by slot kind.
     pub drivers: Drivers,
     /// Which board the netboot services serve in which slot, kept in step with
@@ -154,7 +154,7 @@ impl Controller {
             plan,
             bus: Bus::default(),
             paths,
-            metrics: metrics::Metrics::default(),
+            metrics: metrics::global(),
             drivers,
             boards,
             boots,

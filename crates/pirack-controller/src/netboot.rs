@@ -36,7 +36,10 @@ pub async fn follow(ctl: Arc<Controller>) {
                 }
                 observe(&ctl, &rec).await
             }
-            Err(RecvError::Lagged(n)) => tracing::warn!("lifecycle driver missed {n} events"),
+            Err(RecvError::Lagged(n)) => {
+                ctl.metrics.lagged("lifecycle driver", n);
+                tracing::warn!("lifecycle driver missed {n} events")
+            }
             Err(RecvError::Closed) => return,
         }
     }
@@ -52,11 +55,12 @@ async fn spoofed(
     dropped: u64,
     alerted: &mut HashSet<(String, String)>,
 ) {
-    ctl.metrics.add(
-        "pirack_spoofed_datagrams_total",
-        &[("protocol", protocol)],
-        dropped,
-    );
+    ctl.metrics
+        .spoofed
+        .get_or_create(&crate::metrics::ProtocolLabel {
+            protocol: protocol.into(),
+        })
+        .inc_by(dropped);
     let Some(position) = rec.slot.as_deref() else {
         tracing::warn!("{}", rec.event);
         return;
@@ -75,21 +79,29 @@ async fn spoofed(
     }
 }
 
-/// The counter an event adds to: (metric, label, value).
-fn counted(event: &Event) -> Option<(&'static str, &'static str, &'static str)> {
-    const DHCP: &str = "pirack_dhcp_packets_total";
-    const TFTP: &str = "pirack_tftp_files_total";
-    Some(match event {
-        Event::DhcpDiscover { .. } => (DHCP, "kind", "discover"),
-        Event::DhcpRequest { .. } => (DHCP, "kind", "request"),
-        Event::DhcpOffer { .. } => (DHCP, "kind", "offer"),
-        Event::DhcpAck { .. } => (DHCP, "kind", "ack"),
-        Event::TftpFinished { .. } => (TFTP, "result", "done"),
-        Event::TftpProbed { .. } => (TFTP, "result", "probed"),
-        Event::TftpFailed { .. } => (TFTP, "result", "failed"),
-        Event::TftpRefused { .. } => (TFTP, "result", "refused"),
-        _ => return None,
-    })
+/// Counts an event where it has a counter: DHCP packets by kind, TFTP
+/// transfers by result.
+fn count(m: &crate::metrics::Metrics, event: &Event) {
+    use crate::metrics::{KindLabel, ResultLabel};
+    let dhcp = |kind: &str| m.dhcp.get_or_create(&KindLabel { kind: kind.into() }).inc();
+    let tftp = |result: &str| {
+        m.tftp
+            .get_or_create(&ResultLabel {
+                result: result.into(),
+            })
+            .inc()
+    };
+    match event {
+        Event::DhcpDiscover { .. } => dhcp("discover"),
+        Event::DhcpRequest { .. } => dhcp("request"),
+        Event::DhcpOffer { .. } => dhcp("offer"),
+        Event::DhcpAck { .. } => dhcp("ack"),
+        Event::TftpFinished { .. } => tftp("done"),
+        Event::TftpProbed { .. } => tftp("probed"),
+        Event::TftpFailed { .. } => tftp("failed"),
+        Event::TftpRefused { .. } => tftp("refused"),
+        _ => return,
+    };
 }
 
 /// The lifecycle step an event is: a DHCP request; a boot file started; the
@@ -106,9 +118,7 @@ fn trigger(event: &Event, kernel: Option<&str>) -> Option<Trigger> {
 }
 
 async fn observe(ctl: &Controller, rec: &Record) {
-    if let Some((name, label, value)) = counted(&rec.event) {
-        ctl.metrics.count(name, &[(label, value)]);
-    }
+    count(ctl.metrics, &rec.event);
     let Some(position) = rec.slot.as_deref() else {
         return;
     };

@@ -330,6 +330,7 @@ async fn log_events(ctl: Arc<Controller>, json: bool) {
                 }
             }
             Err(RecvError::Lagged(n)) => {
+                ctl.metrics.lagged("event log", n);
                 tracing::warn!("event log fell behind; {n} events not logged")
             }
             Err(RecvError::Closed) => return,

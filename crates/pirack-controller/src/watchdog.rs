@@ -72,7 +72,7 @@ async fn recover(ctl: &Controller, slot: SlotRow, stalled_ms: i64) {
             .transition(&slot, Trigger::RootFailed, &cause, Changes::default())
             .await
         {
-            ctl.metrics.count("pirack_slot_failures_total", &[]);
+            ctl.metrics.failures.inc();
             alert(ctl, &failed, &format!("{} failed: {cause}", slot.position)).await;
         }
         return;
@@ -88,7 +88,7 @@ async fn recover(ctl: &Controller, slot: SlotRow, stalled_ms: i64) {
             .await
         {
             Ok(_) => {
-                ctl.metrics.count("pirack_slot_failures_total", &[]);
+                ctl.metrics.failures.inc();
                 alert(ctl, &slot, &format!("{} failed: {cause}", slot.position)).await;
                 tracing::error!("{}: {cause}", slot.position);
             }
@@ -120,7 +120,7 @@ async fn recover(ctl: &Controller, slot: SlotRow, stalled_ms: i64) {
         tracing::debug!("{}: no recovery: {e}", slot.position);
         return;
     }
-    ctl.metrics.count("pirack_watchdog_recoveries_total", &[]);
+    ctl.metrics.recoveries.inc();
     tracing::warn!("{}: {cause}", slot.position);
     if let Err(e) = ctl.cycle_port(&slot.key, PowerAction::Cycle, &cause).await {
         let detail = format!("power cycle of {} failed: {e}", slot.position);

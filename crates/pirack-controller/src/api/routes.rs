@@ -431,7 +431,8 @@ impl Follow {
                         self.scope.shape(&mut e);
                         e
                     }
-                    Err(RecvError::Lagged(_)) => {
+                    Err(RecvError::Lagged(n)) => {
+                        self.ctl.metrics.lagged("event stream", n);
                         // Too slow for the broadcast: read what was missed.
                         self.caught_up = false;
                         continue;
@@ -465,7 +466,7 @@ pub async fn plan(State(ctl): Ctl, caller: Caller) -> Result<Json<serde_json::Va
 
 /// Prometheus metrics (admins only).
 #[utoipa::path(get, path = "/metrics", tag = "site",
-    responses((status = 200, content_type = "text/plain", body = String), (status = 401, body = ErrorBody),
+    responses((status = 200, content_type = "application/openmetrics-text", body = String), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn metrics(
@@ -476,9 +477,16 @@ pub async fn metrics(
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        ctl.metrics.render(),
+        ctl.metrics.render(
+            &ctl.store
+                .slots(None)
+                .await?
+                .iter()
+                .map(|s| s.state)
+                .collect::<Vec<_>>(),
+        ),
     ))
 }
 

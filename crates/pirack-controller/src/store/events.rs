@@ -96,9 +96,11 @@ pub async fn append(
 impl Store {
     /// Records an observation that changes no state (a TFTP file, a refused board).
     pub async fn event(&self, e: &NewEvent) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
         let mut tx = self.write().await?;
         let row = append(&mut tx, e).await?;
         tx.commit().await?;
+        crate::metrics::global().store_op("event", started.elapsed());
         self.mirror.publish(row);
         Ok(())
     }

@@ -154,9 +154,11 @@ impl Store {
         changes: Changes,
     ) -> Result<SlotRow, StoreError> {
         let to = lifecycle::next(seen.state, trigger)?;
+        let started = std::time::Instant::now();
         let mut tx = self.write().await?;
         let (row, event) = transition_in(&mut tx, seen, to, trigger, cause, changes).await?;
         tx.commit().await?;
+        crate::metrics::global().store_op("transition", started.elapsed());
         self.mirror.slot_changed(&row);
         self.mirror.publish(event);
         Ok(row)
@@ -172,6 +174,7 @@ impl Store {
         image: &str,
         wanted: Option<&str>,
     ) -> Result<SlotRow, StoreError> {
+        let started = std::time::Instant::now();
         let mut tx = self.allocating().await?;
         let q = format!("SELECT {COLUMNS} FROM slots WHERE in_inventory = 1 ORDER BY position");
         let rows = sqlx::query(sqlx::AssertSqlSafe(q))
@@ -206,6 +209,7 @@ impl Store {
         let (taken, event) =
             transition_in(&mut tx, &slot, to, Trigger::Provision, &cause, changes).await?;
         tx.commit().await?;
+        crate::metrics::global().store_op("claim", started.elapsed());
         self.mirror.slot_changed(&taken);
         self.mirror.publish(event);
         Ok(taken)

@@ -313,6 +313,28 @@ impl Session {
     /// they read as asked, sent again if retries remain, or reported with what the
     /// switch reads now.
     pub async fn set(&mut self, binds: &[(Oid, Value)]) -> Result<(), SnmpError> {
+        let started = std::time::Instant::now();
+        let done = self.set_once(binds).await;
+        self.measured("set", done.as_ref().err(), started);
+        done
+    }
+
+    /// Records a request's latency and result in the switch's metrics.
+    fn measured(&self, request: &str, failed: Option<&SnmpError>, started: std::time::Instant) {
+        let result = match failed {
+            None => "ok",
+            Some(e) if matches!(*e.kind, SnmpErrorKind::Timeout { .. }) => "timeout",
+            Some(_) => "error",
+        };
+        crate::metrics::global().switch_request(
+            &self.target.switch,
+            request,
+            result,
+            started.elapsed(),
+        );
+    }
+
+    async fn set_once(&mut self, binds: &[(Oid, Value)]) -> Result<(), SnmpError> {
         self.requests += 1;
         let attempts = self.target.retries + 1;
         let oids: Vec<Oid> = binds.iter().map(|(o, _)| o.clone()).collect();
@@ -397,6 +419,18 @@ impl Session {
     }
 
     async fn request(&mut self, req: Request<'_>) -> Result<Vec<Varbind>, SnmpError> {
+        let started = std::time::Instant::now();
+        let kind = match req {
+            Request::Get(_) => "get",
+            Request::GetBulk(_) => "getbulk",
+            Request::Set(_) => "set",
+        };
+        let done = self.request_once(req).await;
+        self.measured(kind, done.as_ref().err(), started);
+        done
+    }
+
+    async fn request_once(&mut self, req: Request<'_>) -> Result<Vec<Varbind>, SnmpError> {
         self.requests += 1;
         let attempts = self.target.retries + 1;
         let mut last = None;
