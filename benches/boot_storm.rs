@@ -3,11 +3,16 @@
 //! the same namespaces (same 1 s reply delay; its TFTP limit at the default 50 and
 //! raised), all in one run. Boot files: the real firmware from Debian's
 //! raspi-firmware package and a kernel of realistic size, imported as an image
-//! whose roots the slots boot. Needs root.
+//! whose roots the slots boot. Then pirack again under load, each beside the storm
+//! alone: wrk on `GET /v1/slots` (50 connections) throughout; 2,000 idle API
+//! connections and 500 event streams held open, with fresh requests timed; and
+//! one more slot's Pi flooding the TFTP port with 20,000 refused requests (the
+//! store's rows for it counted afterwards). Needs root and wrk.
 //!
 //!     cargo bench --bench boot_storm -- [--slots 96] [--kernel-mib 8]
 
 mod common;
+mod load;
 
 use common::{arg, sh};
 use pirack_core::inventory::{self, Site};
@@ -21,6 +26,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 static NEVER: AtomicBool = AtomicBool::new(false);
+/// The controller's API, inside the bench's controller namespace.
+const API: &str = "127.0.0.1:18088";
 const INVENTORY: &str = "hardware/shelf-96.yaml";
 const IMAGE: &str = "bench-1";
 
@@ -31,6 +38,8 @@ struct Server {
 
 struct Row {
     name: String,
+    /// What the load beside the storm measured.
+    note: String,
     wall: f64,
     p50: f64,
     p99: f64,
@@ -215,13 +224,25 @@ fn dnsmasq_conf(plan: &Plan, root: &Path, n: usize, tftp_max: Option<u32>, delay
     path
 }
 
-fn run_one(site: &Site, plan: &Plan, opts: &sim::Options, start: impl FnOnce() -> Server) -> Row {
+/// Load put on the controller during a storm: started before the Pis power on,
+/// ended (with what it measured) once they are done.
+type Load<'a> = Box<dyn FnOnce() -> Box<dyn FnOnce() -> String> + 'a>;
+
+fn run_one(
+    site: &Site,
+    plan: &Plan,
+    opts: &sim::Options,
+    start: impl FnOnce() -> Server,
+    load: Option<Load<'_>>,
+) -> Row {
     let prepared = sim::prepare(site, plan, opts).expect("simulator network");
     let mut server = start();
     std::thread::sleep(Duration::from_millis(1500));
     let pid = server.child.id();
     let cpu0 = cpu_seconds(pid);
+    let end = load.map(|l| l());
     let reports: Vec<Report> = prepared.boot(&NEVER);
+    let note = end.map(|e| e()).unwrap_or_default();
     let (user1, sys1) = cpu_seconds(pid);
     let (cpu, sys) = (user1 + sys1 - cpu0.0 - cpu0.1, sys1 - cpu0.1);
     let rss = peak_rss_mib(pid);
@@ -256,6 +277,7 @@ fn run_one(site: &Site, plan: &Plan, opts: &sim::Options, start: impl FnOnce() -
     }
     Row {
         name: std::mem::take(&mut server.name),
+        note,
         wall,
         p50: percentile(&done, 0.5),
         p99: percentile(&done, 0.99),
@@ -316,9 +338,14 @@ fn main() {
     let mut rows = Vec::new();
     let db = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}/state.db", db.path().display());
-    rows.push(run_one(&site, &plan, &opts, || {
+    let token = sh(Command::new(env!("CARGO_BIN_EXE_pirack")).args([
+        "token", "create", "--db", &db_url, "--name", "bench", "--admin",
+    ]))
+    .trim()
+    .to_string();
+    let pirack = |name: &str| {
         spawn(
-            "pirack",
+            name,
             env!("CARGO_BIN_EXE_pirack"),
             &[
                 "serve",
@@ -331,11 +358,41 @@ fn main() {
                 "--db",
                 &db_url,
                 "--api",
-                "127.0.0.1:0",
+                API,
                 "--no-export",
+                "--streams-per-token",
+                "1000",
             ],
         )
-    }));
+    };
+    rows.push(run_one(&site, &plan, &opts, || pirack("pirack"), None));
+    let wrk: Load = Box::new(|| load::wrk(&ctl, &token));
+    rows.push(run_one(
+        &site,
+        &plan,
+        &opts,
+        || pirack("pirack + wrk on the API"),
+        Some(wrk),
+    ));
+    let idle: Load = Box::new(|| load::idle(ctl.name(), &token, 2000, 500));
+    rows.push(run_one(
+        &site,
+        &plan,
+        &opts,
+        || pirack("pirack + 2,500 idle/streams"),
+        Some(idle),
+    ));
+    if n < plan.slots.len() {
+        let flooder = &plan.slots[n];
+        let flood: Load = Box::new(|| load::flood(ctl.name(), flooder, 20_000, &db_url));
+        rows.push(run_one(
+            &site,
+            &plan,
+            &opts,
+            || pirack("pirack + a TFTP flood"),
+            Some(flood),
+        ));
+    }
     // dnsmasq's reply delay blocks its whole event loop for each reply, so the
     // last variant leaves it out to compare TFTP work alone.
     for (max, delay) in [(None, true), (Some(1000), true), (Some(1000), false)] {
@@ -345,13 +402,19 @@ fn main() {
             max.unwrap_or(50),
             if delay { "" } else { " no-delay" }
         );
-        rows.push(run_one(&site, &plan, &opts, || {
-            spawn(
-                &name,
-                "dnsmasq",
-                &["--no-daemon", &format!("--conf-file={}", conf.display())],
-            )
-        }));
+        rows.push(run_one(
+            &site,
+            &plan,
+            &opts,
+            || {
+                spawn(
+                    &name,
+                    "dnsmasq",
+                    &["--no-daemon", &format!("--conf-file={}", conf.display())],
+                )
+            },
+            None,
+        ));
     }
     drop(ctl);
 
@@ -365,8 +428,18 @@ fn main() {
             r.name, r.wall, r.p50, r.p99, r.failed, r.cpu, r.sys, r.rss_mib
         );
     }
+    let alone = &rows[0];
+    for loaded in rows.iter().filter(|r| r.name.starts_with("pirack +")) {
+        println!(
+            "{}: storm wall {:.2}x the storm alone, {} failed; {}",
+            loaded.name,
+            loaded.wall / alone.wall,
+            loaded.failed,
+            loaded.note
+        );
+    }
     let ours = &rows[0];
-    for theirs in &rows[1..] {
+    for theirs in rows.iter().filter(|r| r.name.starts_with("dnsmasq")) {
         println!(
             "pirack / {}: wall {:.2}x, CPU {:.2}x, failed {} vs {}",
             theirs.name,

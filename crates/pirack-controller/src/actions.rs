@@ -164,8 +164,11 @@ impl Controller {
 
     /// The image must exist in the image store; the store notes it as used.
     async fn check_image(&self, image_id: &str) -> Result<(), OpError> {
-        let manifest =
-            image::show(&self.paths.images, image_id).map_err(|source| OpError::Image {
+        let (images, id) = (self.paths.images.clone(), image_id.to_string());
+        let manifest = tokio::task::spawn_blocking(move || image::show(&images, &id))
+            .await
+            .map_err(|e| OpError::Internal(e.to_string()))?
+            .map_err(|source| OpError::Image {
                 id: image_id.to_string(),
                 source,
             })?;
@@ -221,7 +224,7 @@ impl Controller {
         };
         // The root is in place: its image's boot files go with it.
         let plan = self.plan_of(key)?;
-        if let Err(e) = self.boot_image(&plan, Some(&rec.image)) {
+        if let Err(e) = self.boot_image(&plan, Some(&rec.image)).await {
             let cause = format!("{what}: the root is built but its boot is not: {e}");
             if let Ok(slot) = self
                 .apply(key, Trigger::RootFailed, &cause, Changes::default())
@@ -559,7 +562,7 @@ impl Controller {
                 Ok(()) | Err(slot_root::RootError::NoRoot(_)) => {}
                 Err(e) => return Err(e.into()),
             }
-            ctl.boot_image(&plan_of_slot, None)?;
+            ctl.boot_image(&plan_of_slot, None).await?;
             ctl.store.forget_root(&row.key).await?;
             if let Err(e) = ctl.export(None).await {
                 let detail = format!("decommissioned, but {e}");

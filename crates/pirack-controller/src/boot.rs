@@ -77,6 +77,26 @@ pub fn fill(boots: &Boots, site: &Site, slots: &[SlotPlan], images: &Path, site_
 }
 
 impl Controller {
+    /// [`of`] for this controller's site and image store, off the async threads
+    /// (it reads the image's manifest and lists its boot files).
+    async fn boot_of(&self, slot: &SlotPlan, image: &str) -> Result<SlotBoot, image::ImageError> {
+        let (site, slot, images, image) = (
+            self.site.clone(),
+            slot.clone(),
+            self.paths.images.clone(),
+            image.to_string(),
+        );
+        let store = images.clone();
+        tokio::task::spawn_blocking(move || of(&site, &slot, &images, &image))
+            .await
+            .unwrap_or_else(|e| {
+                Err(image::ImageError::Io {
+                    path: store,
+                    source: std::io::Error::other(e.to_string()),
+                })
+            })
+    }
+
     /// Checks the slot can boot `image` before its root changes to it (a root is
     /// never put in place without its boot); if not, the slot is failed with an
     /// alert and the root left as it is.
@@ -87,7 +107,7 @@ impl Controller {
         image: &str,
         what: &str,
     ) -> Result<(), OpError> {
-        let Err(source) = of(&self.site, slot, &self.paths.images, image) else {
+        let Err(source) = self.boot_of(slot, image).await else {
             return Ok(());
         };
         let e = OpError::Image {
@@ -106,13 +126,15 @@ impl Controller {
     }
 
     /// The slot boots `image` from now on (`None`: nothing but bootcode.bin).
-    pub fn boot_image(&self, slot: &SlotPlan, image: Option<&str>) -> Result<(), OpError> {
+    pub async fn boot_image(&self, slot: &SlotPlan, image: Option<&str>) -> Result<(), OpError> {
         let boot = match image {
             Some(id) => Some(
-                of(&self.site, slot, &self.paths.images, id).map_err(|source| OpError::Image {
-                    id: id.to_string(),
-                    source,
-                })?,
+                self.boot_of(slot, id)
+                    .await
+                    .map_err(|source| OpError::Image {
+                        id: id.to_string(),
+                        source,
+                    })?,
             ),
             None => None,
         };

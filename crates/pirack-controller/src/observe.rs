@@ -103,7 +103,9 @@ pub async fn run(ctl: Arc<Controller>, tick: Duration) {
         if watched.is_empty() {
             continue;
         }
-        let clients = nfs_clients();
+        let clients = tokio::task::spawn_blocking(nfs_clients)
+            .await
+            .unwrap_or_default();
         for slot in watched {
             let Some(plan) = ctl.slot_plan(&slot.key) else {
                 continue;
