@@ -7,26 +7,12 @@ mod common;
 use common::controller::{start, start_on};
 use common::http::{get, post, request};
 use common::snmp::{Agent, Creds, site_for};
-use common::text;
+use common::{is_root, text};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const FAST: &str =
     "snmp_timeout_ms: 500\nsnmp_retries: 1\npower: { drain_ms: 200, readback_ms: 2000 }";
-
-fn is_root(test: &str) -> bool {
-    // SAFETY: geteuid(2) cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "{test}: needs root under CI"
-        );
-        eprintln!("skipped {test}: root builds need root");
-    }
-    root
-}
 
 #[test]
 fn every_endpoint_under_every_caller() {

@@ -9,26 +9,12 @@ mod common;
 use common::controller::{start, start_with};
 use common::http::{get, post};
 use common::snmp::{Creds, free_udp_port, site_for};
-use common::text;
+use common::{is_root, text};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn is_root(test: &str) -> bool {
-    // SAFETY: geteuid(2) cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "{test}: needs root under CI"
-        );
-        eprintln!("skipped {test}: root builds need root");
-    }
-    root
-}
 
 /// How long until the server closes `s` (reads to EOF or a reset), at most `max`.
 fn closed_within(s: &mut TcpStream, max: Duration) -> Option<(Duration, String)> {

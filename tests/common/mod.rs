@@ -72,6 +72,22 @@ pub fn can_use_netns(test: &str) -> bool {
     false
 }
 
+/// Whether this test runs as root (root builds need it); outside CI it skips
+/// with a reason, under CI=true not being root fails it.
+pub fn is_root(test: &str) -> bool {
+    // SAFETY: geteuid(2) cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "{test}: needs root under CI"
+        );
+        eprintln!("skipped {test}: root builds need root");
+    }
+    root
+}
+
 /// Whether a peer program is installed; as above, missing fails under CI.
 pub fn have(test: &str, program: &str) -> bool {
     let found = std::env::var_os("PATH")

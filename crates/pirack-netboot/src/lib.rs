@@ -159,8 +159,7 @@ impl Thread {
                 {
                     Ok(rt) => rt,
                     Err(source) => {
-                        let port = settings.dhcp.server_port;
-                        let _ = ready_tx.send(Err(NetbootError::Dhcp { port, source }));
+                        let _ = ready_tx.send(Err(NetbootError::Thread { source }));
                         return;
                     }
                 };

@@ -4,7 +4,7 @@
 //! as an error. Path segments go through [`segment`], so a slot key such as
 //! `sw-a/7` stays one segment.
 
-use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -33,27 +33,11 @@ pub enum ClientError {
 }
 
 /// What a path segment may hold as it is: RFC 3986's unreserved characters.
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}')
-    .add(b'&')
-    .add(b'+')
-    .add(b'=')
-    .add(b';')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'|')
-    .add(b'[')
-    .add(b']');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// `s` percent-encoded as one path segment or query value.
 pub fn segment(s: &str) -> String {
@@ -173,5 +157,17 @@ impl Client {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segment;
+
+    #[test]
+    fn a_segment_keeps_only_unreserved_characters() {
+        assert_eq!(segment("sw-a/7"), "sw-a%2F7");
+        assert_eq!(segment("A-07_x.y~z"), "A-07_x.y~z");
+        assert_eq!(segment("a b?c#d&e"), "a%20b%3Fc%23d%26e");
     }
 }

@@ -147,12 +147,15 @@ where
         .serve_connection(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
     let mut closing: Option<Instant> = None;
+    // How long since a byte last went either way.
+    let idle = || {
+        born.elapsed()
+            .saturating_sub(Duration::from_millis(seen.load(Ordering::Relaxed)))
+    };
     loop {
-        let idle = Duration::from_millis(born.elapsed().as_millis() as u64)
-            .saturating_sub(Duration::from_millis(seen.load(Ordering::Relaxed)));
         let wait = limits
             .idle_timeout
-            .saturating_sub(idle)
+            .saturating_sub(idle())
             .max(Duration::from_millis(100));
         tokio::select! {
             done = conn.as_mut() => {
@@ -162,8 +165,7 @@ where
                 return;
             }
             () = tokio::time::sleep(wait), if closing.is_none() => {
-                let idle = born.elapsed().saturating_sub(Duration::from_millis(seen.load(Ordering::Relaxed)));
-                if idle >= limits.idle_timeout {
+                if idle() >= limits.idle_timeout {
                     // Silent both ways: a stalled body or an unread answer. Nothing
                     // would finish gracefully, so the connection just ends.
                     return;
