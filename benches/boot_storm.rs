@@ -7,9 +7,13 @@
 //! alone: wrk on `GET /v1/slots` (50 connections) throughout; 2,000 idle API
 //! connections and 500 event streams held open, with fresh requests timed; and
 //! one more slot's Pi flooding the TFTP port with 20,000 refused requests (the
-//! store's rows for it counted afterwards). Needs root and wrk.
+//! store's rows for it counted afterwards). wrk runs twice: beside the storm as
+//! is, and at nice 19, as a load generator on a machine of its own would take
+//! nothing from the storm's CPU. Needs root and wrk.
 //!
-//!     cargo bench --bench boot_storm -- [--slots 96] [--kernel-mib 8]
+//!     cargo bench --bench boot_storm -- [--slots 96] [--kernel-mib 8] [--only TEXT]
+//!
+//! `--only` runs the storm alone and the variants whose names hold TEXT.
 
 mod common;
 mod load;
@@ -365,37 +369,38 @@ fn main() {
             ],
         )
     };
+    let only: Option<String> = std::env::args().skip_while(|a| a != "--only").nth(1);
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
     rows.push(run_one(&site, &plan, &opts, || pirack("pirack"), None));
-    let wrk: Load = Box::new(|| load::wrk(&ctl, &token));
-    rows.push(run_one(
-        &site,
-        &plan,
-        &opts,
-        || pirack("pirack + wrk on the API"),
-        Some(wrk),
-    ));
-    let idle: Load = Box::new(|| load::idle(ctl.name(), &token, 2000, 500));
-    rows.push(run_one(
-        &site,
-        &plan,
-        &opts,
-        || pirack("pirack + 2,500 idle/streams"),
-        Some(idle),
-    ));
-    if n < plan.slots.len() {
-        let flooder = &plan.slots[n];
-        let flood: Load = Box::new(|| load::flood(ctl.name(), flooder, 20_000, &db_url));
-        rows.push(run_one(
-            &site,
-            &plan,
-            &opts,
-            || pirack("pirack + a TFTP flood"),
-            Some(flood),
+    let mut loads: Vec<(&str, Load)> = vec![
+        (
+            "pirack + wrk on the API",
+            Box::new(|| load::wrk(&ctl, &token, 0)),
+        ),
+        (
+            "pirack + wrk at nice 19",
+            Box::new(|| load::wrk(&ctl, &token, 19)),
+        ),
+        (
+            "pirack + 2,500 idle/streams",
+            Box::new(|| load::idle(ctl.name(), &token, 2000, 500)),
+        ),
+    ];
+    if let Some(flooder) = plan.slots.get(n) {
+        loads.push((
+            "pirack + a TFTP flood",
+            Box::new(|| load::flood(ctl.name(), flooder, 20_000, &db_url)),
         ));
+    }
+    for (name, l) in loads.into_iter().filter(|(name, _)| wanted(name)) {
+        rows.push(run_one(&site, &plan, &opts, || pirack(name), Some(l)));
     }
     // dnsmasq's reply delay blocks its whole event loop for each reply, so the
     // last variant leaves it out to compare TFTP work alone.
     for (max, delay) in [(None, true), (Some(1000), true), (Some(1000), false)] {
+        if !wanted("dnsmasq") {
+            break;
+        }
         let conf = dnsmasq_conf(&plan, &root, n, max, delay);
         let name = format!(
             "dnsmasq tftp-max={}{}",

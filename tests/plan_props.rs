@@ -66,6 +66,7 @@ fn site(slots: &[Spec]) -> Site {
             })
             .collect(),
         owners: vec![],
+        dns: None,
         slots: slots
             .iter()
             .map(|&(sw, port, vlan)| model::Slot {

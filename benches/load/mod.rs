@@ -15,11 +15,14 @@ use super::API;
 
 pub type End = Box<dyn FnOnce() -> String>;
 
-/// wrk on `GET /v1/slots` with 50 connections until the storm ends; its
-/// latencies and rate.
-pub fn wrk(ctl: &Netns, token: &str) -> End {
+/// wrk on `GET /v1/slots` with 50 connections, at `nice`, until the storm ends;
+/// its latencies and rate, and those of a caller beside it (wrk's own figures
+/// count the time wrk itself waits for a CPU).
+pub fn wrk(ctl: &Netns, token: &str, nice: u8) -> End {
+    let prober = probe(ctl.name(), token);
     let child = ctl
-        .command("wrk")
+        .command("nice")
+        .args(["-n", &nice.to_string(), "wrk"])
         .args(["-t2", "-c50", "-d600s", "--latency", "-H"])
         .arg(format!("Authorization: Bearer {token}"))
         .arg(format!("http://{API}/v1/slots"))
@@ -47,11 +50,12 @@ pub fn wrk(ctl: &Netns, token: &str) -> End {
             .find(|l| l.contains("Non-2xx") || l.contains("Socket errors"))
             .unwrap_or("no errors");
         format!(
-            "API under wrk -c50: p50 {}, p99 {}, {} req/s ({})",
+            "API under wrk -c50: p50 {}, p99 {}, {} req/s ({}); {}",
             value("50%"),
             value("99%"),
             value("Requests/sec:"),
-            errors.trim()
+            errors.trim(),
+            prober()
         )
     })
 }
@@ -59,9 +63,9 @@ pub fn wrk(ctl: &Netns, token: &str) -> End {
 /// `idle` connections and `streams` event streams held open in the controller's
 /// namespace, and a fresh `GET /v1/slots` every 100 ms, timed.
 pub fn idle(ns: &str, token: &str, idle: usize, streams: usize) -> End {
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ns, token, halt) = (ns.to_string(), token.to_string(), Arc::clone(&stop));
-    let worker = std::thread::spawn(move || {
+    let (ns, token) = (ns.to_string(), token.to_string());
+    let prober = probe(&ns, &token);
+    let held = std::thread::spawn(move || {
         pirack_lab::testbed::netns::enter(&ns).unwrap();
         let mut held = Vec::new();
         for _ in 0..idle {
@@ -76,6 +80,24 @@ pub fn idle(ns: &str, token: &str, idle: usize, streams: usize) -> End {
             .unwrap();
             held.push(s);
         }
+        held
+    })
+    .join()
+    .unwrap();
+    Box::new(move || {
+        let timed = prober();
+        drop(held);
+        format!("{idle} idle connections and {streams} streams held; {timed}")
+    })
+}
+
+/// A fresh `GET /v1/slots` every 100 ms from a thread at normal priority until
+/// the end: the API's latency as a caller on another machine sees it.
+fn probe(ns: &str, token: &str) -> End {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ns, token, halt) = (ns.to_string(), token.to_string(), Arc::clone(&stop));
+    let worker = std::thread::spawn(move || {
+        pirack_lab::testbed::netns::enter(&ns).unwrap();
         let mut took = Vec::new();
         let mut failed = 0;
         while !halt.load(Ordering::Relaxed) {
@@ -86,7 +108,6 @@ pub fn idle(ns: &str, token: &str, idle: usize, streams: usize) -> End {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        drop(held);
         took.sort_by(f64::total_cmp);
         (took, failed)
     });
@@ -95,8 +116,7 @@ pub fn idle(ns: &str, token: &str, idle: usize, streams: usize) -> End {
         let (took, failed) = worker.join().unwrap();
         let at = |p: f64| took[((took.len() - 1) as f64 * p).round() as usize];
         format!(
-            "{idle} idle connections and {streams} streams held; fresh GET /v1/slots \
-             p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} requests, {failed} failed",
+            "fresh GET /v1/slots p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} requests, {failed} failed",
             at(0.5),
             at(0.99),
             took.last().unwrap(),

@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// Event streams one token may hold open (429 beyond).
     #[arg(long, default_value_t = 16)]
     pub streams_per_token: usize,
+    /// How far below DHCP and TFTP the API and the controller's tasks are
+    /// scheduled (a nice increment, 0-19): when the CPU is short, boots win.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub api_nice: i32,
 }
 
 pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
@@ -135,10 +139,17 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
         tick: Duration::from_secs(1),
         retention: Duration::from_secs(args.retention_days * 86_400),
     };
-    // The API, the store and the controller's tasks on every core; DHCP and TFTP
-    // keep a thread and event loop of their own (see pirack_netboot::Thread).
+    // The API, the store and the controller's tasks on every core, at a lower
+    // priority; DHCP and TFTP keep a thread and event loop of their own (see
+    // pirack_netboot::Thread), started from this thread and so at its priority.
+    let nice = behind(args.api_nice);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(move || {
+            // SAFETY: setpriority has no memory effects; 0 is this thread (Linux
+            // keeps a nice value per thread).
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+        })
         .build()?;
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -153,4 +164,11 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
             .context("the controller")?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The nice value `by` steps below this thread's (which the process started with).
+fn behind(by: i32) -> i32 {
+    // SAFETY: getpriority only reads, and cannot fail for the calling thread.
+    let now = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    (now + by).min(19)
 }

@@ -8,6 +8,7 @@ pub mod actions;
 pub mod api;
 pub mod boards;
 pub mod boot;
+pub mod dns;
 pub mod error;
 pub mod exporter;
 pub mod metrics;
@@ -95,6 +96,8 @@ pub struct Controller {
     pub listings: api::listing::Listings,
     /// The bound on what a Pi's wire can make the controller write.
     pub quiet: quiet::Quiet,
+    /// The slots' names on the site's DNS servers.
+    pub dns: dns::Publisher,
 }
 
 impl Controller {
@@ -148,6 +151,7 @@ impl Controller {
         let boards = Arc::new(boards::table(&store, &site, &plan).await?);
         boot::fill(&boots, &site, &plan.slots, &paths.images, &paths.boot_files);
         let (exporter, export_queue) = exporter::Exporter::new();
+        let dns = dns::Publisher::new(&site);
         Ok(Controller {
             store,
             site,
@@ -166,6 +170,7 @@ impl Controller {
             streams,
             listings: api::listing::Listings::default(),
             quiet: quiet::Quiet::default(),
+            dns,
         })
     }
 

@@ -81,6 +81,13 @@ pub struct ConsumerLabel {
     pub consumer: String,
 }
 
+/// A zone's drift after the last reconciliation: `missing`, `stale` or `conflict`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DriftLabels {
+    pub zone: String,
+    pub kind: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub dhcp: Family<KindLabel, Counter>,
@@ -94,6 +101,9 @@ pub struct Metrics {
     pub switch: Histograms<SwitchLabels>,
     pub store: Histograms<OpLabel>,
     pub lagged: Family<ConsumerLabel, Counter>,
+    pub dns_drift: Family<DriftLabels, Gauge>,
+    pub dns_reconciles: Family<ResultLabel, Counter>,
+    pub dns_applied: Counter,
 }
 
 impl Default for Metrics {
@@ -111,6 +121,9 @@ impl Default for Metrics {
             switch: Family::new_with_constructor(io_histogram),
             store: Family::new_with_constructor(io_histogram),
             lagged: Family::default(),
+            dns_drift: Family::default(),
+            dns_reconciles: Family::default(),
+            dns_applied: Counter::default(),
         };
         let mut r = m.registry;
         r.register(
@@ -167,6 +180,21 @@ impl Default for Metrics {
             "pirack_event_bus_lagged",
             "Events a consumer of an event bus fell behind and missed or read again",
             m.lagged.clone(),
+        );
+        r.register(
+            "pirack_dns_drift",
+            "Names of each zone found missing, stale or in conflict by the last reconciliation",
+            m.dns_drift.clone(),
+        );
+        r.register(
+            "pirack_dns_reconciles",
+            "DNS reconciliations, by result",
+            m.dns_reconciles.clone(),
+        );
+        r.register(
+            "pirack_dns_changes_applied",
+            "Names the DNS servers took updates for",
+            m.dns_applied.clone(),
         );
         Metrics { registry: r, ..m }
     }

@@ -158,6 +158,11 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         prune(c, config.retention).await;
         "pruning"
     });
+    let c = Arc::clone(&ctl);
+    watchers.spawn(async move {
+        crate::dns::run(c).await;
+        "DNS publishing"
+    });
     tracing::info!(
         "serving {} slot(s) of site {}: DHCP port {}, TFTP port {}, bootcode.bin from {}",
         ctl.plan.slots.len(),

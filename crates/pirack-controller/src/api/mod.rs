@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod dns;
 pub mod error;
 pub mod guard;
 pub mod limits;
@@ -64,6 +65,8 @@ pub fn router(ctl: Arc<Controller>) -> axum::Router {
         .routes(routes!(routes::whoami))
         .routes(routes!(routes::port))
         .routes(routes!(routes::console))
+        .routes(routes!(dns::sync))
+        .routes(routes!(dns::status))
         .split_for_parts();
     let doc = Arc::new(doc);
     router

@@ -21,7 +21,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-type Ctl = State<Arc<Controller>>;
+pub(super) type Ctl = State<Arc<Controller>>;
 
 /// A JSON body whose rejection is a JSON error like every other.
 pub struct Body<T>(pub T);
@@ -322,9 +322,9 @@ pub async fn events(
 
 /// Events as they happen, as server-sent events (`id` is the event id: reconnect
 /// with `after` set to the last one). Those after `after` are read from the store
-/// first, then each is sent as it is committed. The token is checked before every
-/// event: a revoked one ends the stream. A token has a bounded number of streams
-/// open (429 beyond).
+/// first, then each is sent as it is committed; without `after`, from now on.
+/// The token is checked before every event: a revoked one ends the stream. A
+/// token has a bounded number of streams open (429 beyond).
 #[utoipa::path(get, path = "/v1/events/stream", tag = "events", params(EventsQuery),
     responses((status = 200, content_type = "text/event-stream", body = String), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)),
@@ -343,12 +343,16 @@ pub async fn events_stream(
     })?;
     // Subscribed before the backlog is read, so nothing falls between the two.
     let live = ctl.store.mirror().subscribe();
+    let after = match q.after {
+        Some(after) => after.max(0),
+        None => ctl.store.last_event_id().await?,
+    };
     let follow = Follow {
         ctl,
         scope,
         live,
         backlog: Vec::new(),
-        after: q.after.unwrap_or(0).max(0),
+        after,
         boundary: 0,
         caught_up: false,
         _held: held,

@@ -105,6 +105,14 @@ impl Store {
         Ok(())
     }
 
+    /// The id of the newest event (0 when there is none).
+    pub async fn last_event_id(&self) -> Result<i64, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id.unwrap_or(0))
+    }
+
     /// Up to `limit` events after id `after`, oldest first; only those of `slots`
     /// when given.
     pub async fn events(

@@ -37,7 +37,30 @@ pub struct Site {
     pub shelves: Vec<Shelf>,
     pub switches: Vec<Switch>,
     pub owners: Vec<Owner>,
+    pub dns: Option<SiteDns>,
     pub slots: Vec<Slot>,
+}
+
+/// The checked `dns:` section; every name absolute and lower-case.
+#[derive(Debug, Clone)]
+pub struct SiteDns {
+    pub servers: Vec<std::net::SocketAddr>,
+    pub zone: String,
+    pub reverse_zones: Vec<String>,
+    /// The key, its secret file resolved against the inventory's directory.
+    pub key: model::TsigKey,
+    pub ttl: u32,
+    pub proxy_ipv4: Option<std::net::Ipv4Addr>,
+    pub reconcile: std::time::Duration,
+}
+
+impl SiteDns {
+    /// The forward zone, then the reverse zones.
+    pub fn zones(&self) -> Vec<String> {
+        std::iter::once(self.zone.clone())
+            .chain(self.reverse_zones.iter().cloned())
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone)]

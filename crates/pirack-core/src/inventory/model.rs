@@ -29,6 +29,9 @@ pub struct Inventory {
     pub switches: Vec<Switch>,
     #[serde(default)]
     pub owners: Vec<Owner>,
+    /// Publishing the hosted Pis' names on the site's DNS servers.
+    #[serde(default)]
+    pub dns: Option<Dns>,
     pub slots: Vec<Slot>,
     #[serde(default)]
     pub boards: Vec<Board>,
@@ -535,6 +538,73 @@ impl<'de> Deserialize<'de> for SecretRef {
             Raw::Inline(_) => Ok(SecretRef::Inline),
         }
     }
+}
+
+/// The authoritative DNS servers pirack updates (RFC 2136, signed with TSIG) and
+/// what it publishes there.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    /// The zones' primary servers: zones are read (AXFR) and updated on the
+    /// first that answers.
+    pub servers: Vec<DnsServer>,
+    /// Forward zone of the slots' names [default: `site.domain`].
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// Reverse zones for the PTR records [default: one per shelf, its IPv6
+    /// prefix rounded down to a nibble under ip6.arpa].
+    #[serde(default)]
+    pub reverse_zones: Vec<String>,
+    /// The TSIG key that may update and transfer the zones.
+    pub key: TsigKey,
+    /// TTL of the records pirack writes, in seconds.
+    #[serde(default = "default_dns_ttl")]
+    pub ttl: u32,
+    /// The IPv4→IPv6 proxy's shared address: each slot's name gets it as A.
+    #[serde(default)]
+    pub proxy_ipv4: Option<String>,
+    /// Seconds between full reconciliations (lifecycle changes apply at once).
+    #[serde(default = "default_reconcile_s")]
+    pub reconcile_s: u64,
+}
+
+fn default_dns_ttl() -> u32 {
+    300
+}
+
+fn default_reconcile_s() -> u64 {
+    300
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DnsServer {
+    pub address: String,
+    #[serde(default = "default_dns_port")]
+    pub port: u16,
+}
+
+fn default_dns_port() -> u16 {
+    53
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TsigKey {
+    /// The key's name as the servers know it.
+    pub name: String,
+    pub algorithm: TsigAlgorithm,
+    /// The base64 secret, or a file holding `tsig-keygen`'s `key` clause.
+    pub secret: SecretRef,
+}
+
+/// HMAC algorithms that sign; MD5 and SHA-1 keys are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TsigAlgorithm {
+    HmacSha256,
+    HmacSha384,
+    HmacSha512,
 }
 
 /// A customer who owns slots.

@@ -87,12 +87,16 @@ impl Checker<'_> {
         out
     }
     /// Secret files named relative to the inventory are read from its directory.
-    fn resolve_secrets(&self, snmp: &model::Snmp) -> model::Snmp {
+    pub(super) fn resolve(&self, r: &SecretRef) -> SecretRef {
         let dir = self.file.parent().unwrap_or(Path::new(""));
-        let resolve = |r: &SecretRef| match r {
+        match r {
             SecretRef::File(p) => SecretRef::File(dir.join(p).to_string_lossy().into_owned()),
             other => other.clone(),
-        };
+        }
+    }
+
+    fn resolve_secrets(&self, snmp: &model::Snmp) -> model::Snmp {
+        let resolve = |r: &SecretRef| self.resolve(r);
         match snmp {
             model::Snmp::V2c { community } => model::Snmp::V2c {
                 community: resolve(community),
@@ -133,27 +137,32 @@ impl Checker<'_> {
             }
         };
         for (field, secret) in secrets {
-            match secret {
-                SecretRef::Env(v)
-                    if v.is_empty()
-                        || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
-                {
-                    self.problem(
-                        format!("{field}.env"),
-                        format!("`{v}` is not an environment variable name"),
-                    );
-                }
-                SecretRef::File(p) if p.is_empty() => {
-                    self.problem(format!("{field}.file"), "empty secret file path");
-                }
-                SecretRef::Inline => self.problem(
-                    field,
-                    "secrets are never written inline: use `{ env: VAR }` or `{ file: PATH }`",
-                ),
-                _ => {}
-            }
+            self.secret(&field, secret);
         }
     }
+
+    /// A secret reference: by environment variable or file, never inline.
+    pub(super) fn secret(&mut self, field: &str, secret: &SecretRef) {
+        match secret {
+            SecretRef::Env(v)
+                if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                self.problem(
+                    format!("{field}.env"),
+                    format!("`{v}` is not an environment variable name"),
+                );
+            }
+            SecretRef::File(p) if p.is_empty() => {
+                self.problem(format!("{field}.file"), "empty secret file path");
+            }
+            SecretRef::Inline => self.problem(
+                field,
+                "secrets are never written inline: use `{ env: VAR }` or `{ file: PATH }`",
+            ),
+            _ => {}
+        }
+    }
+
     pub(super) fn slots(
         &mut self,
         raw: &Inventory,

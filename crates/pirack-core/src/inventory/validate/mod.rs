@@ -2,6 +2,7 @@
 //! line and column of the offending value. The checks of the networks and of the
 //! hardware live in their own files.
 
+mod dns;
 mod hardware;
 mod network;
 
@@ -170,6 +171,10 @@ impl Checker<'_> {
         if hostname_ok {
             self.hostnames(raw, &hostname, &slots);
         }
+        let dns = raw
+            .dns
+            .as_ref()
+            .and_then(|d| self.dns(d, raw.site.domain.as_deref(), &shelves));
         Site {
             name: raw.site.name.clone(),
             domain: raw.site.domain.clone(),
@@ -192,6 +197,7 @@ impl Checker<'_> {
             shelves,
             switches,
             owners,
+            dns,
             slots,
         }
     }
@@ -216,6 +222,6 @@ fn is_hostname_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-fn is_dns_name(s: &str) -> bool {
+pub(super) fn is_dns_name(s: &str) -> bool {
     s.len() <= 253 && s.trim_end_matches('.').split('.').all(is_hostname_label)
 }

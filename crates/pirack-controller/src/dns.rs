@@ -1,0 +1,174 @@
+//! Publishing the slots' names: the site's zones reconciled with what the
+//! store says is in service, whenever that changes and every `reconcile_s`
+//! besides (someone may have edited a zone by hand). A slot's names exist from
+//! its provisioning (so a customer can point names and get certificates before
+//! the first boot) until its decommissioning; a board swap changes nothing.
+
+use crate::Controller;
+use pirack_core::dns::want::{self, Owned};
+use pirack_core::inventory::{Site, SiteDns};
+use pirack_core::lifecycle::State;
+use pirack_dns::DnsError;
+use pirack_dns::reconcile::{Report, reconcile};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a burst of lifecycle changes is gathered into one reconciliation.
+const SETTLE: Duration = Duration::from_millis(200);
+
+pub struct Publisher {
+    dns: Option<SiteDns>,
+    /// One reconciliation at a time, whoever asks.
+    one: tokio::sync::Mutex<()>,
+    last: Mutex<Option<Report>>,
+}
+
+impl Publisher {
+    pub fn new(site: &Site) -> Publisher {
+        Publisher {
+            dns: site.dns.clone(),
+            one: tokio::sync::Mutex::new(()),
+            last: Mutex::new(None),
+        }
+    }
+
+    pub fn configured(&self) -> bool {
+        self.dns.is_some()
+    }
+
+    /// The last applied reconciliation's report.
+    pub fn last(&self) -> Option<Report> {
+        self.last.lock().expect("not poisoned").clone()
+    }
+
+    /// Reads every zone and, with `apply`, closes the drift; `None` when the
+    /// site has no `dns:` section.
+    pub async fn sync(&self, ctl: &Controller, apply: bool) -> Option<Result<Report, DnsError>> {
+        let dns = self.dns.as_ref()?;
+        let _one = self.one.lock().await;
+        let wanted = wanted(ctl, dns, &published(ctl).await);
+        let result = reconcile(dns, &ctl.site.name, &wanted, apply).await;
+        let m = ctl.metrics;
+        match &result {
+            Ok(report) if apply => {
+                for z in &report.zones {
+                    for (kind, n) in [
+                        ("missing", z.drift.count("missing")),
+                        ("stale", z.drift.count("stale")),
+                        ("conflict", z.drift.conflicts.len()),
+                    ] {
+                        m.dns_drift
+                            .get_or_create(&crate::metrics::DriftLabels {
+                                zone: z.drift.zone.clone(),
+                                kind: kind.into(),
+                            })
+                            .set(n as i64);
+                    }
+                    m.dns_applied.inc_by(z.applied as u64);
+                    for c in &z.drift.conflicts {
+                        tracing::warn!("DNS {}: left alone, {}", c.name, c.reason);
+                    }
+                }
+                let outcome = if report.error().is_some() {
+                    "error"
+                } else {
+                    "ok"
+                };
+                count(ctl, outcome);
+                *self.last.lock().expect("not poisoned") = Some(report.clone());
+            }
+            Ok(_) => {}
+            Err(_) => count(ctl, "error"),
+        }
+        Some(result)
+    }
+}
+
+fn count(ctl: &Controller, result: &str) {
+    ctl.metrics
+        .dns_reconciles
+        .get_or_create(&crate::metrics::ResultLabel {
+            result: result.into(),
+        })
+        .inc();
+}
+
+/// The slots whose names are published: provisioned for an owner and not
+/// decommissioned.
+async fn published(ctl: &Controller) -> BTreeSet<String> {
+    match ctl.store.slots(None).await {
+        Ok(rows) => rows
+            .into_iter()
+            .filter(|r| {
+                r.in_inventory
+                    && r.owner.is_some()
+                    && !matches!(
+                        r.state,
+                        State::Empty | State::Registered | State::Decommissioned
+                    )
+            })
+            .map(|r| r.key)
+            .collect(),
+        Err(e) => {
+            tracing::warn!("DNS: cannot read the slots: {e}");
+            BTreeSet::new()
+        }
+    }
+}
+
+fn wanted(
+    ctl: &Controller,
+    dns: &SiteDns,
+    keys: &BTreeSet<String>,
+) -> BTreeMap<String, Vec<Owned>> {
+    want::slots(
+        dns,
+        ctl.plan
+            .slots
+            .iter()
+            .filter(|s| keys.contains(&s.key.to_string())),
+    )
+}
+
+/// Reconciles at start, after every change to the published slots, and every
+/// `reconcile_s`.
+pub async fn run(ctl: Arc<Controller>) {
+    let Some(every) = ctl.dns.dns.as_ref().map(|d| d.reconcile) else {
+        return std::future::pending().await;
+    };
+    let mut events = ctl.store.mirror().subscribe();
+    let mut tick = tokio::time::interval(every);
+    let mut done: Option<BTreeSet<String>> = None;
+    let mut last_error = String::new();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => done = None,
+            e = events.recv() => {
+                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = e {
+                    return;
+                }
+                tokio::time::sleep(SETTLE).await;
+                while events.try_recv().is_ok() {}
+                if done.as_ref() == Some(&published(&ctl).await) {
+                    continue;
+                }
+            }
+        }
+        let now = published(&ctl).await;
+        let error = match ctl.dns.sync(&ctl, true).await {
+            Some(Ok(report)) => report.error().unwrap_or_default(),
+            Some(Err(e)) => e.to_string(),
+            None => return,
+        };
+        if error.is_empty() {
+            done = Some(now);
+            if !last_error.is_empty() {
+                tracing::info!("DNS: the zones are reconciled again");
+            }
+        } else if error != last_error {
+            tracing::warn!("DNS: {error} (retried every {}s)", every.as_secs());
+        }
+        last_error = error;
+    }
+}

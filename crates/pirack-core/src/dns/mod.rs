@@ -1,0 +1,134 @@
+//! What pirack publishes in DNS and how far a zone is from it: pure functions
+//! from the plan and a zone's contents to the changes that close the gap. Each
+//! change becomes an RFC 2136 update whose prerequisites let it apply only to a
+//! name pirack holds, or to one nobody holds yet: pirack marks what it holds with
+//! a registry TXT record at `_pirack.<name>` (as Kubernetes external-dns does), so
+//! records someone else wrote are left alone and reported.
+
+pub mod drift;
+pub mod names;
+pub mod want;
+
+use serde::Serialize;
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+pub const A: u16 = 1;
+pub const PTR: u16 = 12;
+pub const TXT: u16 = 16;
+pub const AAAA: u16 = 28;
+
+/// The types pirack writes at the names it holds.
+pub const MANAGED: [u16; 3] = [A, AAAA, PTR];
+
+/// One resource record's data; other types are kept as text, to be shown.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(tag = "type", content = "data")]
+pub enum Data {
+    A(Ipv4Addr),
+    #[serde(rename = "AAAA")]
+    Aaaa(Ipv6Addr),
+    #[serde(rename = "PTR")]
+    Ptr(String),
+    #[serde(rename = "TXT")]
+    Txt(String),
+    #[serde(rename = "other")]
+    Other {
+        rtype: u16,
+        rdata: String,
+    },
+}
+
+impl Data {
+    pub fn rtype(&self) -> u16 {
+        match self {
+            Data::A(_) => A,
+            Data::Aaaa(_) => AAAA,
+            Data::Ptr(_) => PTR,
+            Data::Txt(_) => TXT,
+            Data::Other { rtype, .. } => *rtype,
+        }
+    }
+}
+
+impl fmt::Display for Data {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Data::A(a) => write!(f, "A {a}"),
+            Data::Aaaa(a) => write!(f, "AAAA {a}"),
+            Data::Ptr(n) => write!(f, "PTR {n}"),
+            Data::Txt(t) => write!(f, "TXT {t:?}"),
+            Data::Other { rtype, rdata } => write!(f, "TYPE{rtype} {rdata}"),
+        }
+    }
+}
+
+/// A resource record (class IN), its name absolute and lower-case.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Record {
+    pub name: String,
+    pub ttl: u32,
+    #[serde(flatten)]
+    pub data: Data,
+}
+
+impl fmt::Display for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.name, self.ttl, self.data)
+    }
+}
+
+/// Where pirack marks a name as its own.
+pub fn registry_name(name: &str) -> String {
+    format!("_pirack.{name}")
+}
+
+/// The mark: which site's controller holds the name, for what, and which types
+/// it wrote there (records of other types at the name are someone else's).
+pub fn registry_value(site: &str, holder: &str, types: &[u16]) -> String {
+    let types: Vec<&str> = types.iter().map(|t| type_name(*t)).collect();
+    format!(
+        "heritage=pirack,site={site},for={holder},types={}",
+        types.join("+")
+    )
+}
+
+/// The site a registry mark names, if it is pirack's.
+pub fn registry_site(value: &str) -> Option<&str> {
+    value
+        .strip_prefix("heritage=pirack,site=")?
+        .split(',')
+        .next()
+}
+
+/// The types a registry mark says pirack wrote (all it manages, if it does not say).
+pub fn registry_types(value: &str) -> Vec<u16> {
+    match value.rsplit_once(",types=") {
+        Some((_, list)) => list.split('+').filter_map(type_code).collect(),
+        None => MANAGED.to_vec(),
+    }
+}
+
+/// The distinct types of `records`, in a stable order.
+pub fn types_of(records: &[Record]) -> Vec<u16> {
+    let mut t: Vec<u16> = records.iter().map(|r| r.data.rtype()).collect();
+    t.sort_unstable();
+    t.dedup();
+    t
+}
+
+pub fn type_name(t: u16) -> &'static str {
+    match t {
+        A => "A",
+        AAAA => "AAAA",
+        PTR => "PTR",
+        TXT => "TXT",
+        _ => "?",
+    }
+}
+
+fn type_code(name: &str) -> Option<u16> {
+    [A, AAAA, PTR, TXT]
+        .into_iter()
+        .find(|t| type_name(*t) == name)
+}

@@ -1,0 +1,151 @@
+//! pirack-core's records and changes as hickory's records and RFC 2136 messages.
+
+use crate::DnsError;
+use hickory_proto::op::{Message, OpCode, Query, UpdateMessage};
+use hickory_proto::rr::rdata::{A, AAAA, PTR, TXT};
+use hickory_proto::rr::{DNSClass, Name, RData, Record as Rr, RecordType};
+use pirack_core::dns::drift::Change;
+use pirack_core::dns::names::absolute;
+use pirack_core::dns::{Data, Record, registry_name, registry_value, types_of};
+
+pub fn name(text: &str) -> Result<Name, DnsError> {
+    Name::from_ascii(text).map_err(|_| DnsError::Name(text.to_string()))
+}
+
+/// A record to write.
+pub fn to_wire(r: &Record) -> Result<Rr, DnsError> {
+    let data = match &r.data {
+        Data::A(a) => RData::A(A(*a)),
+        Data::Aaaa(a) => RData::AAAA(AAAA(*a)),
+        Data::Ptr(n) => RData::PTR(PTR(name(n)?)),
+        Data::Txt(t) => RData::TXT(TXT::new(vec![t.clone()])),
+        Data::Other { rtype, .. } => return Err(DnsError::Type(format!("TYPE{rtype}"))),
+    };
+    Ok(Rr::from_rdata(name(&r.name)?, r.ttl, data))
+}
+
+/// A record read from a zone.
+pub fn from_wire(r: &Rr) -> Record {
+    let data = match &r.data {
+        RData::A(a) => Data::A(a.0),
+        RData::AAAA(a) => Data::Aaaa(a.0),
+        RData::PTR(p) => Data::Ptr(absolute(&p.0.to_ascii())),
+        RData::TXT(t) => Data::Txt(
+            t.txt_data
+                .iter()
+                .map(|s| String::from_utf8_lossy(s))
+                .collect(),
+        ),
+        other => Data::Other {
+            rtype: u16::from(r.record_type()),
+            rdata: other.to_string(),
+        },
+    };
+    Record {
+        name: absolute(&r.name.to_ascii()),
+        ttl: r.ttl,
+        data,
+    }
+}
+
+/// One UPDATE for `zone` carrying `changes`: all apply, or none.
+pub fn update(zone: &str, site: &str, changes: &[&Change]) -> Result<Message, DnsError> {
+    let mut m = Message::query();
+    m.metadata.op_code = OpCode::Update;
+    m.metadata.recursion_desired = false;
+    m.add_zone(Query::query(name(zone)?, RecordType::SOA));
+    for c in changes {
+        change(&mut m, site, c)?;
+    }
+    Ok(m)
+}
+
+fn change(m: &mut Message, site: &str, c: &Change) -> Result<(), DnsError> {
+    match c {
+        Change::Create { owned } => {
+            let at = name(&owned.name)?;
+            m.add_pre_requisite(empty(
+                name(&registry_name(&owned.name))?,
+                RecordType::ANY,
+                DNSClass::NONE,
+            ));
+            for t in types_of(&owned.records) {
+                m.add_pre_requisite(empty(at.clone(), RecordType::from(t), DNSClass::NONE));
+            }
+            add(m, site, &owned.name, &owned.holder, &owned.records)?;
+        }
+        Change::Replace {
+            owned,
+            mark,
+            clear: types,
+            ..
+        } => {
+            m.add_pre_requisite(marked(&owned.name, mark)?);
+            clear(m, &owned.name, types)?;
+            add(m, site, &owned.name, &owned.holder, &owned.records)?;
+        }
+        Change::Delete {
+            name: n,
+            mark,
+            clear: types,
+            ..
+        } => {
+            m.add_pre_requisite(marked(n, mark)?);
+            clear(m, n, types)?;
+        }
+    }
+    Ok(())
+}
+
+/// An RR with no data: a prerequisite or a deletion, told apart by its class.
+fn empty(name: Name, rtype: RecordType, class: DNSClass) -> Rr {
+    let mut r = Rr::update0(name, 0, rtype);
+    r.dns_class = class;
+    r
+}
+
+/// The prerequisite that the name's mark reads `mark` and nothing else.
+fn marked(at: &str, mark: &str) -> Result<Rr, DnsError> {
+    Ok(Rr::from_rdata(
+        name(&registry_name(at))?,
+        0,
+        RData::TXT(TXT::new(vec![mark.to_string()])),
+    ))
+}
+
+/// Deletes the `types` pirack wrote at `at`, and its mark.
+fn clear(m: &mut Message, at: &str, types: &[u16]) -> Result<(), DnsError> {
+    let n = name(at)?;
+    for t in types {
+        m.add_update(empty(n.clone(), RecordType::from(*t), DNSClass::ANY));
+    }
+    m.add_update(empty(
+        name(&registry_name(at))?,
+        RecordType::TXT,
+        DNSClass::ANY,
+    ));
+    Ok(())
+}
+
+fn add(
+    m: &mut Message,
+    site: &str,
+    at: &str,
+    holder: &str,
+    records: &[Record],
+) -> Result<(), DnsError> {
+    let ttl = records.first().map_or(300, |r| r.ttl);
+    m.add_update(Rr::from_rdata(
+        name(&registry_name(at))?,
+        ttl,
+        RData::TXT(TXT::new(vec![registry_value(
+            site,
+            holder,
+            &types_of(records),
+        )])),
+    ));
+    for r in records {
+        m.add_update(to_wire(r)?);
+    }
+    Ok(())
+}
