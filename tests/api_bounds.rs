@@ -209,6 +209,45 @@ fn history_pages_newest_first_with_a_cursor() {
         get(a, "/v1/events?after=1&before=9", Some(&rig.admin)).status,
         400
     );
+
+    // A stream opened without `after` starts from now: the next event is the
+    // first it sends, not the history above.
+    let mut stream = TcpStream::connect(a).unwrap();
+    write!(
+        stream,
+        "GET /v1/events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        rig.admin
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let op = post(
+        a,
+        "/v1/slots",
+        Some(&rig.admin),
+        r#"{"image":"tiny-1","owner":"globex"}"#,
+    );
+    assert_eq!(op.status, 202, "{}", op.body);
+    let mut got = String::new();
+    let mut buf = [0u8; 4096];
+    while !got.contains("\nid: ") || !got.contains("\ndata: ") {
+        let n = stream.read(&mut buf).expect("an event within 10 s");
+        assert!(n > 0, "the stream ended: {got}");
+        got += &String::from_utf8_lossy(&buf[..n]);
+    }
+    let first: i64 = got
+        .split("\nid: ")
+        .nth(1)
+        .and_then(|l| l.lines().next())
+        .and_then(|id| id.trim().parse().ok())
+        .unwrap_or_else(|| panic!("an id: {got}"));
+    assert!(
+        first > *all.last().unwrap(),
+        "event {first} is history (newest was {}): {got}",
+        all.last().unwrap()
+    );
 }
 
 /// A private CA and a certificate it signed for 127.0.0.1, by openssl.
