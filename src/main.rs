@@ -212,6 +212,11 @@ enum Command {
         #[command(subcommand)]
         action: OwnerAction,
     },
+    /// Publish the slots' names in DNS (through the API; admins).
+    Dns {
+        #[command(subcommand)]
+        action: cli::dns::DnsAction,
+    },
     /// Make, list and revoke API tokens.
     Token {
         /// The controller's state store.
@@ -354,6 +359,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => client::events(&remote, slot.as_deref(), follow, json),
         Command::Switch { action } => switch(&action),
+        Command::Dns { action } => cli::dns::dns(&action),
         Command::Token { db, action } => token(&db, &action),
         Command::Owner { db, action } => owner(&db, &action),
         Command::Ledger { action } => match action {

@@ -1,6 +1,7 @@
 //! The commands behind the `pirack` CLI, one module per area.
 
 pub mod client;
+pub mod dns;
 pub mod inputs;
 pub mod netboot;
 pub mod owner;

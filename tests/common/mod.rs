@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod controller;
+pub mod dns;
 pub mod http;
 pub mod nfs;
 pub mod snmp;

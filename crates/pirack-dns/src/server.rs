@@ -28,7 +28,11 @@ pub struct Server {
 impl Server {
     /// Connects to `addr`, signing with `signer` (the key named `key`).
     pub async fn connect(addr: SocketAddr, signer: TSigner) -> Result<Server, DnsError> {
-        let key = signer.signer_name().to_ascii();
+        let key = signer
+            .signer_name()
+            .to_ascii()
+            .trim_end_matches('.')
+            .to_string();
         let (stream, handle) =
             TcpClientStream::new(addr, None, Some(TIMEOUT), TokioRuntimeProvider::default());
         let stream = tokio::time::timeout(TIMEOUT, stream)
@@ -120,7 +124,7 @@ impl Server {
             return DnsError::Key {
                 server: self.addr,
                 key: self.key.clone(),
-                code: e.to_string(),
+                code: "its answer was not signed with the key".into(),
             };
         }
         DnsError::Net {
