@@ -16,6 +16,8 @@ use std::time::Duration;
 
 /// How long a burst of lifecycle changes is gathered into one reconciliation.
 const SETTLE: Duration = Duration::from_millis(200);
+/// How soon a reconciliation that failed (a server down, a refusal) is tried again.
+const RETRY: Duration = Duration::from_secs(10);
 
 pub struct Publisher {
     dns: Option<SiteDns>,
@@ -131,8 +133,8 @@ fn wanted(
     )
 }
 
-/// Reconciles at start, after every change to the published slots, and every
-/// `reconcile_s`.
+/// Reconciles at start, after every change to the published slots, every
+/// `reconcile_s`, and soon again after a failure.
 pub async fn run(ctl: Arc<Controller>) {
     let Some(every) = ctl.dns.dns.as_ref().map(|d| d.reconcile) else {
         return std::future::pending().await;
@@ -142,8 +144,15 @@ pub async fn run(ctl: Arc<Controller>) {
     let mut done: Option<BTreeSet<String>> = None;
     let mut last_error = String::new();
     loop {
+        let retry = async {
+            if last_error.is_empty() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(RETRY).await;
+        };
         tokio::select! {
             _ = tick.tick() => done = None,
+            () = retry => done = None,
             e = events.recv() => {
                 if let Err(tokio::sync::broadcast::error::RecvError::Closed) = e {
                     return;
@@ -167,7 +176,7 @@ pub async fn run(ctl: Arc<Controller>) {
                 tracing::info!("DNS: the zones are reconciled again");
             }
         } else if error != last_error {
-            tracing::warn!("DNS: {error} (retried every {}s)", every.as_secs());
+            tracing::warn!("DNS: {error} (retried every {}s)", RETRY.as_secs());
         }
         last_error = error;
     }

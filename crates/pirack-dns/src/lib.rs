@@ -9,6 +9,7 @@ pub mod reconcile;
 pub mod server;
 pub mod wire;
 
+pub use hickory_proto::op::ResponseCode;
 use std::net::SocketAddr;
 
 #[derive(Debug, thiserror::Error)]
