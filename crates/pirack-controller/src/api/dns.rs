@@ -20,8 +20,8 @@ pub struct SyncRequest {
 /// Reads every zone by AXFR and closes its drift from the published slots
 /// (missing and stale names; conflicts are left alone and reported).
 #[utoipa::path(post, path = "/v1/dns/sync", tag = "dns", request_body = SyncRequest,
-    responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 502, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn sync(
     State(ctl): Ctl,
