@@ -149,3 +149,51 @@ fn add(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::serialize::binary::{BinDecodable, BinEncodable};
+    use pirack_core::dns::want::Owned;
+    use proptest::prelude::*;
+
+    fn data() -> impl Strategy<Value = Data> {
+        prop_oneof![
+            any::<[u8; 4]>().prop_map(|o| Data::A(o.into())),
+            any::<[u8; 16]>().prop_map(|o| Data::Aaaa(o.into())),
+            "[a-z][a-z0-9]{0,19}(\\.[a-z][a-z0-9]{0,19}){0,3}"
+                .prop_map(|n| Data::Ptr(absolute(&n))),
+            "[ -~]{0,200}".prop_map(Data::Txt),
+        ]
+    }
+
+    proptest! {
+        /// What pirack writes reads back the same from a zone.
+        #[test]
+        fn records_survive_the_wire(d in data(), ttl in 0u32..1_000_000) {
+            let r = Record { name: "x.pi.example.net.".into(), ttl, data: d };
+            prop_assert_eq!(from_wire(&to_wire(&r).unwrap()), r);
+        }
+
+        /// An update message encodes and decodes to the same message.
+        #[test]
+        fn updates_survive_encoding(d in data()) {
+            let name = "x.pi.example.net.".to_string();
+            let owned = Owned {
+                name: name.clone(),
+                holder: "sw-a/1".into(),
+                records: vec![Record { name, ttl: 300, data: d }],
+            };
+            let m = update("pi.example.net.", "s", &[&Change::Create { owned }]).unwrap();
+            let bytes = m.to_bytes().unwrap();
+            let back = Message::from_bytes(&bytes).unwrap();
+            prop_assert_eq!(back.to_bytes().unwrap(), bytes);
+        }
+
+        /// Garbage is refused without a panic.
+        #[test]
+        fn garbage_is_refused_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = Message::from_bytes(&bytes);
+        }
+    }
+}
