@@ -377,3 +377,49 @@ fn the_cli_speaks_https_to_a_controller_with_a_private_ca_and_encodes_keys() {
     let _ = plain.read_to_string(&mut got);
     assert!(!got.contains("\"ok\""), "{got}");
 }
+
+/// Each of the controller's threads by name, with its nice value.
+fn thread_nices(pid: u32) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        // Fields after the parenthesised name: state is field 3, nice field 19.
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let nice = rest.split_whitespace().nth(16).and_then(|n| n.parse().ok());
+        if let Some(nice) = nice {
+            out.push((comm.trim().to_string(), nice));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_api_yields_the_cpu_to_dhcp_and_tftp() {
+    if !is_root("the_api_yields_the_cpu_to_dhcp_and_tftp") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let inventory = site_for(tmp.path(), free_udp_port(), "generic", Creds::V2c, "");
+    let rig = start_with(tmp, &inventory, &["--api-nice", "7"]);
+    assert_eq!(get(rig.addr, "/healthz", None).status, 200);
+    let threads = thread_nices(rig.pid());
+    let netboot: Vec<i64> = threads
+        .iter()
+        .filter(|(n, _)| n == "netboot")
+        .map(|t| t.1)
+        .collect();
+    let workers: Vec<i64> = threads
+        .iter()
+        .filter(|(n, _)| n.starts_with("tokio-rt"))
+        .map(|t| t.1)
+        .collect();
+    assert_eq!(netboot, [0], "{threads:?}");
+    assert!(
+        !workers.is_empty() && workers.iter().all(|n| *n == 7),
+        "{threads:?}"
+    );
+}

@@ -170,6 +170,11 @@ fn spawn_serve(dir: &Path, args: &[String], env: &[(String, String)], addr: Sock
 
 impl Rig {
     /// SIGKILLs the controller and starts it again on the same store.
+    /// The controller's process id.
+    pub fn pid(&self) -> u32 {
+        self.serve.0.id()
+    }
+
     pub fn kill_and_restart(&mut self) {
         self.serve.0.kill().unwrap();
         self.serve.0.wait().unwrap();
