@@ -217,6 +217,11 @@ enum Command {
         #[command(subcommand)]
         action: cli::dns::DnsAction,
     },
+    /// Your names in your DNS zones: list, set, remove (through the API).
+    Name {
+        #[command(subcommand)]
+        action: cli::dns::NameAction,
+    },
     /// Make, list and revoke API tokens.
     Token {
         /// The controller's state store.
@@ -360,6 +365,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => client::events(&remote, slot.as_deref(), follow, json),
         Command::Switch { action } => switch(&action),
         Command::Dns { action } => cli::dns::dns(&action),
+        Command::Name { action } => cli::dns::name(&action),
         Command::Token { db, action } => token(&db, &action),
         Command::Owner { db, action } => owner(&db, &action),
         Command::Ledger { action } => match action {

@@ -245,3 +245,118 @@ fn knot_takes_the_same_updates() {
     let first = &plan.slots[0];
     assert!(dns::dig(&knot, first.fqdn.as_deref().unwrap(), "AAAA").is_empty());
 }
+
+#[test]
+fn customers_manage_names_in_their_own_zones_only() {
+    if !can_run("customers_manage_names_in_their_own_zones_only", "named") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let bind = dns::bind(
+        &tmp.path().join("bind"),
+        free_udp_port(),
+        &[
+            (ZONE, ""),
+            (&reverse(), ""),
+            ("acme.example", ""),
+            ("globex.example", ""),
+        ],
+    );
+    let inventory = site_for(tmp.path(), free_udp_port(), "generic", Creds::V2c, "");
+    let section = dns::section(inventory.parent().unwrap(), &bind, 300);
+    let yaml = std::fs::read_to_string(&inventory)
+        .unwrap()
+        .replace(
+            "  - name: acme\n",
+            "  - name: acme\n    zones: [acme.example]\n",
+        )
+        .replace(
+            "  - name: globex\n",
+            "  - name: globex\n    zones: [globex.example]\n",
+        )
+        + &section;
+    std::fs::write(&inventory, yaml).unwrap();
+    let rig = start(tmp, &inventory, false);
+    let a = rig.addr;
+    let (acme, globex) = (Some(rig.acme.as_str()), Some(rig.globex.as_str()));
+    let put = |token, name: &str, body: &str| {
+        request(a, "PUT", &format!("/v1/names/{name}"), token, Some(body))
+    };
+
+    let www = r#"{"records":[{"type":"AAAA","data":"2001:db8::10"},{"type":"MX","data":"10 mail.example.net."}]}"#;
+    let r = put(acme, "www.acme.example", www);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        dns::wait_for(&bind, "www.acme.example", "AAAA", &["2001:db8::10"]),
+        ["2001:db8::10"],
+        "{}",
+        get(a, "/v1/dns", Some(&rig.admin)).body
+    );
+    assert_eq!(
+        dns::dig(&bind, "www.acme.example", "MX"),
+        ["10 mail.example.net."]
+    );
+
+    // The ACME hook's path: a TXT by the CLI, with the customer's own token.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pirack"))
+        .args([
+            "name",
+            "set",
+            "_acme-challenge.www.acme.example",
+            "TXT",
+            "tok-123 with space",
+        ])
+        .env("PIRACK_URL", format!("http://{a}"))
+        .env("PIRACK_TOKEN", &rig.acme)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        dns::wait_for(
+            &bind,
+            "_acme-challenge.www.acme.example",
+            "TXT",
+            &["\"tok-123 with space\""]
+        ),
+        ["\"tok-123 with space\""]
+    );
+
+    // Not outside its zones, not another's, not what a zone cannot hold.
+    assert_eq!(put(acme, "www.globex.example", www).status, 403);
+    assert_eq!(put(acme, "x.pi.example.net", www).status, 403);
+    assert_eq!(put(globex, "www.acme.example", www).status, 403);
+    let cname_and_more = r#"{"records":[{"type":"CNAME","data":"x.acme.example."},{"type":"A","data":"192.0.2.1"}]}"#;
+    assert_eq!(put(acme, "c.acme.example", cname_and_more).status, 400);
+    assert_eq!(
+        put(
+            acme,
+            "n.acme.example",
+            r#"{"records":[{"type":"NS","data":"ns.example."}]}"#
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        put(
+            acme,
+            "a.acme.example",
+            r#"{"records":[{"type":"A","data":"not an address"}]}"#
+        )
+        .status,
+        400
+    );
+    // A customer sees only its own names.
+    let theirs = get(a, "/v1/names", globex).json();
+    assert_eq!(theirs, serde_json::json!([]), "{theirs}");
+    let mine = get(a, "/v1/names", acme).json();
+    assert_eq!(mine.as_array().unwrap().len(), 2, "{mine}");
+    assert_eq!(
+        request(a, "DELETE", "/v1/names/www.acme.example", globex, None).status,
+        404
+    );
+
+    let gone = request(a, "DELETE", "/v1/names/www.acme.example", acme, None);
+    assert_eq!(gone.status, 200, "{}", gone.body);
+    assert!(dns::wait_for(&bind, "www.acme.example", "AAAA", &[]).is_empty());
+    assert!(dns::dig(&bind, "www.acme.example", "MX").is_empty());
+}

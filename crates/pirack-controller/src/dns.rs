@@ -24,6 +24,8 @@ pub struct Publisher {
     /// One reconciliation at a time, whoever asks.
     one: tokio::sync::Mutex<()>,
     last: Mutex<Option<Report>>,
+    /// Wakes the publisher: a customer's names changed.
+    kick: tokio::sync::Notify,
 }
 
 impl Publisher {
@@ -32,7 +34,21 @@ impl Publisher {
             dns: site.dns.clone(),
             one: tokio::sync::Mutex::new(()),
             last: Mutex::new(None),
+            kick: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Asks for a reconciliation soon (a customer's names changed).
+    pub fn kick(&self) {
+        self.kick.notify_one();
+    }
+
+    /// The zones `owner` may manage names in.
+    pub fn zones_of(&self, owner: &str) -> Vec<String> {
+        self.dns
+            .as_ref()
+            .and_then(|d| d.owner_zones.get(owner).cloned())
+            .unwrap_or_default()
     }
 
     pub fn configured(&self) -> bool {
@@ -49,7 +65,18 @@ impl Publisher {
     pub async fn sync(&self, ctl: &Controller, apply: bool) -> Option<Result<Report, DnsError>> {
         let dns = self.dns.as_ref()?;
         let _one = self.one.lock().await;
-        let wanted = wanted(ctl, dns, &published(ctl).await);
+        let mut wanted = wanted(ctl, dns, &published(ctl).await);
+        match ctl.store.names(None).await {
+            Ok(names) => want::customers(
+                dns,
+                names
+                    .iter()
+                    .map(|n| (n.name.as_str(), n.owner.as_str(), n.records.as_slice())),
+                &mut wanted,
+            ),
+            // Without them every customer name would read as unwanted.
+            Err(e) => return Some(Err(DnsError::Store(e.to_string()))),
+        }
         let result = reconcile(dns, &ctl.site.name, &wanted, apply).await;
         let m = ctl.metrics;
         match &result {
@@ -153,6 +180,7 @@ pub async fn run(ctl: Arc<Controller>) {
         tokio::select! {
             _ = tick.tick() => done = None,
             () = retry => done = None,
+            () = ctl.dns.kick.notified() => done = None,
             e = events.recv() => {
                 if let Err(tokio::sync::broadcast::error::RecvError::Closed) = e {
                     return;

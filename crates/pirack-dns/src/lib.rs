@@ -42,6 +42,8 @@ pub enum DnsError {
     NoServer(String),
     #[error("`{0}` is not a DNS name")]
     Name(String),
-    #[error("pirack does not write {0} records")]
+    #[error("not a record pirack can write: {0}")]
     Type(String),
+    #[error("the store: {0}")]
+    Store(String),
 }

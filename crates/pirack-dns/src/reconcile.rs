@@ -109,7 +109,9 @@ async fn one_zone(
         for batch in changes.chunks(BATCH) {
             match send(server, zone, site, batch).await {
                 Ok(ResponseCode::NoError) => report.applied += batch.len(),
-                Ok(_) if batch.len() > 1 => {
+                // A raced name, or one the server will not take (BIND refuses an
+                // MX to an in-zone name without an address): name by name.
+                Ok(_) | Err(DnsError::Refused { .. }) => {
                     for one in batch {
                         match send(server, zone, site, std::slice::from_ref(one)).await {
                             Ok(ResponseCode::NoError) => report.applied += 1,
@@ -117,14 +119,14 @@ async fn one_zone(
                                 name: one.name().to_string(),
                                 code: code.to_string(),
                             }),
+                            Err(DnsError::Refused { code, .. }) => report.failed.push(Failed {
+                                name: one.name().to_string(),
+                                code,
+                            }),
                             Err(e) => return Err(e),
                         }
                     }
                 }
-                Ok(code) => report.failed.push(Failed {
-                    name: batch[0].name().to_string(),
-                    code: code.to_string(),
-                }),
                 Err(e @ DnsError::Key { .. }) => return Err(e),
                 Err(e) => {
                     report.error = Some(e.to_string());

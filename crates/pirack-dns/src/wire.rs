@@ -19,9 +19,27 @@ pub fn to_wire(r: &Record) -> Result<Rr, DnsError> {
         Data::Aaaa(a) => RData::AAAA(AAAA(*a)),
         Data::Ptr(n) => RData::PTR(PTR(name(n)?)),
         Data::Txt(t) => RData::TXT(TXT::new(vec![t.clone()])),
-        Data::Other { rtype, .. } => return Err(DnsError::Type(format!("TYPE{rtype}"))),
+        Data::Other { rtype, rdata } => RData::try_from_str(RecordType::from(*rtype), rdata)
+            .map_err(|e| DnsError::Type(format!("TYPE{rtype} `{rdata}`: {e}")))?,
     };
     Ok(Rr::from_rdata(name(&r.name)?, r.ttl, data))
+}
+
+/// A record of type `rtype` at `name` from its zone-file text (a TXT's text is
+/// taken as it is), in the form a zone transfer reads it back.
+pub fn parse(name_text: &str, ttl: u32, rtype: u16, text: &str) -> Result<Record, DnsError> {
+    let owner = name(name_text)?;
+    let data = if rtype == pirack_core::dns::TXT {
+        RData::TXT(TXT::new(vec![text.to_string()]))
+    } else {
+        RData::try_from_str(RecordType::from(rtype), text).map_err(|e| {
+            DnsError::Type(format!(
+                "{} `{text}`: {e}",
+                pirack_core::dns::type_name(rtype)
+            ))
+        })?
+    };
+    Ok(from_wire(&Rr::from_rdata(owner, ttl, data)))
 }
 
 /// A record read from a zone.

@@ -384,10 +384,18 @@ pub fn hil(args: &HilArgs) -> Result<ExitCode> {
         let up = wait_for(&api, &positions, within, "booting", |s| s["state"] == "up")?;
         println!("every virtual Pi is up");
         for p in &positions {
-            let console = api.call("GET", &format!("/v1/slots/{p}/console"), None)?;
-            let text = console.as_str().unwrap_or_default();
-            if !text.contains("pirack: up:") {
-                bail!("{p}'s console, as the API shows it, has no `pirack: up` line:\n{text}");
+            // `up` is its web server answering; the line comes just after it.
+            let started = Instant::now();
+            loop {
+                let console = api.call("GET", &format!("/v1/slots/{p}/console"), None)?;
+                let text = console.as_str().unwrap_or_default();
+                if text.contains("pirack: up:") {
+                    break;
+                }
+                if started.elapsed() > Duration::from_secs(15) {
+                    bail!("{p}'s console, as the API shows it, has no `pirack: up` line:\n{text}");
+                }
+                std::thread::sleep(Duration::from_millis(250));
             }
         }
         for p in &positions {

@@ -10,6 +10,7 @@ pub mod guard;
 pub mod limits;
 pub mod listing;
 pub mod model;
+pub mod names;
 pub mod routes;
 pub mod server;
 
@@ -67,6 +68,8 @@ pub fn router(ctl: Arc<Controller>) -> axum::Router {
         .routes(routes!(routes::console))
         .routes(routes!(dns::sync))
         .routes(routes!(dns::status))
+        .routes(routes!(names::list))
+        .routes(routes!(names::put, names::delete))
         .split_for_parts();
     let doc = Arc::new(doc);
     router

@@ -8,6 +8,7 @@ pub mod events;
 pub mod lease;
 pub mod ledger;
 pub mod mirror;
+pub mod names;
 pub mod ops;
 pub mod owners;
 pub mod records;
@@ -115,7 +116,7 @@ fn create_private(url: &str) -> Result<(), StoreError> {
 /// The schema's migrations, compiled in: one text per step, its integer and key
 /// types spelt for the backend.
 fn migrator(backend: Backend) -> Migrator {
-    const STEPS: [(i64, &str, &str); 5] = [
+    const STEPS: [(i64, &str, &str); 6] = [
         (1, "init", include_str!("schema/0001_init.sql")),
         (
             2,
@@ -129,6 +130,7 @@ fn migrator(backend: Backend) -> Migrator {
             "event tenants",
             include_str!("schema/0005_event_tenants.sql"),
         ),
+        (6, "dns names", include_str!("schema/0006_dns_names.sql")),
     ];
     let (int, id) = match backend {
         Backend::Sqlite => ("INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),

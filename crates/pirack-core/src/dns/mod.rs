@@ -9,20 +9,27 @@ pub mod drift;
 pub mod names;
 pub mod want;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub const A: u16 = 1;
+pub const CNAME: u16 = 5;
 pub const PTR: u16 = 12;
+pub const MX: u16 = 15;
 pub const TXT: u16 = 16;
 pub const AAAA: u16 = 28;
+pub const SRV: u16 = 33;
+pub const CAA: u16 = 257;
+
+/// The types a customer may write at its own names.
+pub const CUSTOMER_TYPES: [u16; 7] = [A, AAAA, CNAME, MX, TXT, SRV, CAA];
 
 /// The types pirack writes at the names it holds.
 pub const MANAGED: [u16; 3] = [A, AAAA, PTR];
 
 /// One resource record's data; other types are kept as text, to be shown.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum Data {
     A(Ipv4Addr),
@@ -64,7 +71,7 @@ impl fmt::Display for Data {
 }
 
 /// A resource record (class IN), its name absolute and lower-case.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Record {
     pub name: String,
     pub ttl: u32,
@@ -120,15 +127,20 @@ pub fn types_of(records: &[Record]) -> Vec<u16> {
 pub fn type_name(t: u16) -> &'static str {
     match t {
         A => "A",
-        AAAA => "AAAA",
+        CNAME => "CNAME",
         PTR => "PTR",
+        MX => "MX",
         TXT => "TXT",
+        AAAA => "AAAA",
+        SRV => "SRV",
+        CAA => "CAA",
         _ => "?",
     }
 }
 
-fn type_code(name: &str) -> Option<u16> {
-    [A, AAAA, PTR, TXT]
+/// A type by its name (upper-case), among those pirack writes.
+pub fn type_code(name: &str) -> Option<u16> {
+    [A, CNAME, PTR, MX, TXT, AAAA, SRV, CAA]
         .into_iter()
         .find(|t| type_name(*t) == name)
 }

@@ -62,3 +62,25 @@ pub fn slots<'p>(
     }
     out
 }
+
+/// Customers' names (name, owner, records) into `out`, by zone; held for
+/// `owner:<name>` in their marks.
+pub fn customers<'n>(
+    dns: &SiteDns,
+    names: impl IntoIterator<Item = (&'n str, &'n str, &'n [Record])>,
+    out: &mut BTreeMap<String, Vec<Owned>>,
+) {
+    let zones = dns.zones();
+    for (name, owner, records) in names {
+        let name = absolute(name);
+        if let Some(zone) = zone_of(&name, &zones) {
+            let names = out.entry(zone.to_string()).or_default();
+            names.push(Owned {
+                name,
+                holder: format!("owner:{owner}"),
+                records: records.to_vec(),
+            });
+            names.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+    }
+}

@@ -52,14 +52,22 @@ pub struct SiteDns {
     pub ttl: u32,
     pub proxy_ipv4: Option<std::net::Ipv4Addr>,
     pub reconcile: std::time::Duration,
+    /// The zones owners manage names in (`owners[].zones`), by owner.
+    pub owner_zones: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl SiteDns {
-    /// The forward zone, then the reverse zones.
+    /// The forward zone, the reverse zones, then the owners' zones.
     pub fn zones(&self) -> Vec<String> {
-        std::iter::once(self.zone.clone())
+        let mut out: Vec<String> = std::iter::once(self.zone.clone())
             .chain(self.reverse_zones.iter().cloned())
-            .collect()
+            .collect();
+        for z in self.owner_zones.values().flatten() {
+            if !out.contains(z) {
+                out.push(z.clone());
+            }
+        }
+        out
     }
 }
 

@@ -617,6 +617,9 @@ pub struct Owner {
     /// SSH public keys written to the root's authorized_keys.
     #[serde(default)]
     pub ssh_keys: Vec<String>,
+    /// DNS zones (on the `dns:` servers) in which this customer manages names.
+    #[serde(default)]
+    pub zones: Vec<String>,
 }
 
 /// A place for a Pi: one port of one switch. The slot, not the board, owns the

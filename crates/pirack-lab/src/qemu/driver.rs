@@ -108,7 +108,10 @@ impl Qemu {
             halted: Arc::clone(&vm.halted),
             qemu: Arc::clone(&vm.qemu),
         };
-        std::thread::spawn(move || boot.run());
+        std::thread::spawn(move || {
+            as_hardware();
+            boot.run()
+        });
         vms.insert(key, vm);
         Ok(())
     }
@@ -314,6 +317,7 @@ impl Boot {
         // SAFETY: prctl(2) is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
             cmd.pre_exec(|| {
+                as_hardware();
                 // The machine dies with this thread, which lives as long as it
                 // runs: a controller killed outright leaves no QEMU behind.
                 match libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) {
@@ -376,6 +380,15 @@ impl PowerDriver for Qemu {
     fn shutdown(&self) {
         self.all_off();
     }
+}
+
+/// A virtual Pi stands in for hardware, not for the controller's work: its
+/// threads and QEMU leave the API's lower priority they were started from
+/// (where the process may raise it back; as root it may).
+fn as_hardware() {
+    // SAFETY: setpriority is a plain system call (async-signal-safe); 0 is the
+    // calling thread. Failing leaves the priority as it was.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 0) };
 }
 
 #[cfg(test)]

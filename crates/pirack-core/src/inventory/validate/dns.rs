@@ -17,6 +17,7 @@ impl Checker<'_> {
         d: &model::Dns,
         domain: Option<&str>,
         shelves: &[Shelf],
+        owners: &[model::Owner],
     ) -> Option<SiteDns> {
         let before = self.problems.len();
         if d.servers.is_empty() {
@@ -99,6 +100,20 @@ impl Checker<'_> {
                 })
                 .ok()
         });
+        let mut owner_zones = std::collections::BTreeMap::new();
+        for (i, o) in owners.iter().enumerate() {
+            let mut zones = Vec::new();
+            for (j, z) in o.zones.iter().enumerate() {
+                if !is_dns_name(z) || z.is_empty() {
+                    self.problem(
+                        format!("owners[{i}].zones[{j}]"),
+                        format!("`{z}` is not a DNS zone name"),
+                    );
+                }
+                zones.push(absolute(z));
+            }
+            owner_zones.insert(o.name.clone(), zones);
+        }
         (self.problems.len() == before).then(|| SiteDns {
             servers,
             zone,
@@ -110,6 +125,7 @@ impl Checker<'_> {
             ttl: d.ttl,
             proxy_ipv4,
             reconcile: Duration::from_secs(d.reconcile_s),
+            owner_zones,
         })
     }
 }

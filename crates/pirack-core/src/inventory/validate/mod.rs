@@ -174,7 +174,7 @@ impl Checker<'_> {
         let dns = raw
             .dns
             .as_ref()
-            .and_then(|d| self.dns(d, raw.site.domain.as_deref(), &shelves));
+            .and_then(|d| self.dns(d, raw.site.domain.as_deref(), &shelves, &raw.owners));
         Site {
             name: raw.site.name.clone(),
             domain: raw.site.domain.clone(),
