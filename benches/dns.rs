@@ -52,14 +52,14 @@ fn main() {
     let reverse = reverse.trim_end_matches('.');
     let bind = peer::bind(
         &tmp.path().join("bind"),
-        free_port(),
+        pirack_lab::testbed::free_udp_port().unwrap(),
         &[(ZONE, ""), (reverse, "")],
     );
     let hw = tmp.path().join("hardware");
     std::fs::create_dir_all(&hw).unwrap();
     let copy = hw.join("shelf-96.yaml");
-    let yaml = std::fs::read_to_string(INVENTORY).unwrap() + &peer::section(&hw, &bind, 300);
-    std::fs::write(&copy, yaml).unwrap();
+    std::fs::copy(INVENTORY, &copy).unwrap();
+    peer::add_to(&copy, &bind);
     let site = inventory::load(&copy, &profiles.names()).unwrap();
     let dns = site.dns.clone().unwrap();
     let ledger = Ledger::load(&Ledger::path_for(Path::new(INVENTORY))).unwrap();
@@ -167,12 +167,4 @@ fn dnsperf(bind: &peer::Server, dir: &Path, n: usize, mode: &str) -> f64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("dnsperf said: {text}"))
-}
-
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -54,9 +54,7 @@ fn provisioned_slots_are_published_and_what_others_wrote_is_left_alone() {
         ],
     );
     let inventory = site_for(tmp.path(), free_udp_port(), "generic", Creds::V2c, "");
-    let section = dns::section(inventory.parent().unwrap(), &bind, 300);
-    let yaml = std::fs::read_to_string(&inventory).unwrap() + &section;
-    std::fs::write(&inventory, yaml).unwrap();
+    dns::add_to(&inventory, &bind);
     let rig = start(tmp, &inventory, false);
     let (a, admin) = (rig.addr, Some(rig.admin.as_str()));
     for position in ["A-01", "A-02", "A-03", "A-04"] {
@@ -146,9 +144,7 @@ fn provisioned_slots_are_published_and_what_others_wrote_is_left_alone() {
 /// The site's `dns:` section as the controller would load it, pointed at `server`.
 fn site_dns(dir: &Path, server: &Server) -> inventory::Site {
     let inventory = common::example_site_in(dir, None, "");
-    let section = dns::section(inventory.parent().unwrap(), server, 300);
-    let yaml = std::fs::read_to_string(&inventory).unwrap() + &section;
-    std::fs::write(&inventory, yaml).unwrap();
+    dns::add_to(&inventory, server);
     let profiles = Profiles::load_dir(Path::new("switch-profiles")).unwrap();
     inventory::load(&inventory, &profiles.names()).unwrap()
 }
@@ -263,7 +259,6 @@ fn customers_manage_names_in_their_own_zones_only() {
         ],
     );
     let inventory = site_for(tmp.path(), free_udp_port(), "generic", Creds::V2c, "");
-    let section = dns::section(inventory.parent().unwrap(), &bind, 300);
     let yaml = std::fs::read_to_string(&inventory)
         .unwrap()
         .replace(
@@ -273,9 +268,9 @@ fn customers_manage_names_in_their_own_zones_only() {
         .replace(
             "  - name: globex\n",
             "  - name: globex\n    zones: [globex.example]\n",
-        )
-        + &section;
+        );
     std::fs::write(&inventory, yaml).unwrap();
+    dns::add_to(&inventory, &bind);
     let rig = start(tmp, &inventory, false);
     let a = rig.addr;
     let (acme, globex) = (Some(rig.acme.as_str()), Some(rig.globex.as_str()));

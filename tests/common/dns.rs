@@ -165,10 +165,10 @@ pub fn nsupdate(server: &Server, commands: &str) {
     );
 }
 
-/// The inventory's `dns:` section for `server`, the key's secret in a file beside
-/// the inventory (0600).
-pub fn section(inventory_dir: &Path, server: &Server, reconcile_s: u64) -> String {
-    let key = inventory_dir.join("dns.key");
+/// Appends a `dns:` section for `server` to the inventory at `inventory`, the
+/// key's secret in a file beside it (0600).
+pub fn add_to(inventory: &Path, server: &Server) {
+    let key = inventory.with_file_name("dns.key");
     std::fs::write(
         &key,
         format!("key \"{KEY}\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{SECRET}\";\n}};\n"),
@@ -177,8 +177,10 @@ pub fn section(inventory_dir: &Path, server: &Server, reconcile_s: u64) -> Strin
     let mut perms = std::fs::metadata(&key).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
     std::fs::set_permissions(&key, perms).unwrap();
-    format!(
-        "\ndns:\n  servers: [{{ address: 127.0.0.1, port: {} }}]\n  key: {{ name: {KEY}, algorithm: hmac-sha256, secret: {{ file: dns.key }} }}\n  ttl: 300\n  proxy_ipv4: 192.0.2.80\n  reconcile_s: {reconcile_s}\n",
+    let section = format!(
+        "\ndns:\n  servers: [{{ address: 127.0.0.1, port: {} }}]\n  key: {{ name: {KEY}, algorithm: hmac-sha256, secret: {{ file: dns.key }} }}\n  ttl: 300\n  proxy_ipv4: 192.0.2.80\n",
         server.addr.port()
-    )
+    );
+    let yaml = std::fs::read_to_string(inventory).unwrap() + &section;
+    std::fs::write(inventory, yaml).unwrap();
 }

@@ -55,6 +55,11 @@ impl Publisher {
         self.dns.is_some()
     }
 
+    /// How often the zones are reconciled in any case; `None` without `dns:`.
+    pub fn every(&self) -> Option<Duration> {
+        self.dns.as_ref().map(|d| d.reconcile)
+    }
+
     /// The last applied reconciliation's report.
     pub fn last(&self) -> Option<Report> {
         self.last.lock().expect("not poisoned").clone()
@@ -63,9 +68,19 @@ impl Publisher {
     /// Reads every zone and, with `apply`, closes the drift; `None` when the
     /// site has no `dns:` section.
     pub async fn sync(&self, ctl: &Controller, apply: bool) -> Option<Result<Report, DnsError>> {
+        self.sync_of(ctl, &published(ctl), apply).await
+    }
+
+    /// [`Publisher::sync`] with the published slots given.
+    async fn sync_of(
+        &self,
+        ctl: &Controller,
+        slots: &BTreeSet<String>,
+        apply: bool,
+    ) -> Option<Result<Report, DnsError>> {
         let dns = self.dns.as_ref()?;
         let _one = self.one.lock().await;
-        let mut wanted = wanted(ctl, dns, &published(ctl).await);
+        let mut wanted = wanted(ctl, dns, slots);
         match ctl.store.names(None).await {
             Ok(names) => want::customers(
                 dns,
@@ -124,26 +139,22 @@ fn count(ctl: &Controller, result: &str) {
 }
 
 /// The slots whose names are published: provisioned for an owner and not
-/// decommissioned.
-async fn published(ctl: &Controller) -> BTreeSet<String> {
-    match ctl.store.slots(None).await {
-        Ok(rows) => rows
-            .into_iter()
-            .filter(|r| {
-                r.in_inventory
-                    && r.owner.is_some()
-                    && !matches!(
-                        r.state,
-                        State::Empty | State::Registered | State::Decommissioned
-                    )
-            })
-            .map(|r| r.key)
-            .collect(),
-        Err(e) => {
-            tracing::warn!("DNS: cannot read the slots: {e}");
-            BTreeSet::new()
-        }
-    }
+/// decommissioned (read from the store's mirror).
+fn published(ctl: &Controller) -> BTreeSet<String> {
+    ctl.store
+        .mirror()
+        .slots(None)
+        .into_iter()
+        .filter(|r| {
+            r.in_inventory
+                && r.owner.is_some()
+                && !matches!(
+                    r.state,
+                    State::Empty | State::Registered | State::Decommissioned
+                )
+        })
+        .map(|r| r.key)
+        .collect()
 }
 
 fn wanted(
@@ -161,11 +172,8 @@ fn wanted(
 }
 
 /// Reconciles at start, after every change to the published slots, every
-/// `reconcile_s`, and soon again after a failure.
-pub async fn run(ctl: Arc<Controller>) {
-    let Some(every) = ctl.dns.dns.as_ref().map(|d| d.reconcile) else {
-        return std::future::pending().await;
-    };
+/// `every`, and soon again after a failure (started only for a site with `dns:`).
+pub async fn run(ctl: Arc<Controller>, every: Duration) {
     let mut events = ctl.store.mirror().subscribe();
     let mut tick = tokio::time::interval(every);
     let mut done: Option<BTreeSet<String>> = None;
@@ -187,13 +195,13 @@ pub async fn run(ctl: Arc<Controller>) {
                 }
                 tokio::time::sleep(SETTLE).await;
                 while events.try_recv().is_ok() {}
-                if done.as_ref() == Some(&published(&ctl).await) {
-                    continue;
-                }
             }
         }
-        let now = published(&ctl).await;
-        let error = match ctl.dns.sync(&ctl, true).await {
+        let now = published(&ctl);
+        if done.as_ref() == Some(&now) {
+            continue;
+        }
+        let error = match ctl.dns.sync_of(&ctl, &now, true).await {
             Some(Ok(report)) => report.error().unwrap_or_default(),
             Some(Err(e)) => e.to_string(),
             None => return,

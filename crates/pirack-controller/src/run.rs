@@ -158,11 +158,13 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         prune(c, config.retention).await;
         "pruning"
     });
-    let c = Arc::clone(&ctl);
-    watchers.spawn(async move {
-        crate::dns::run(c).await;
-        "DNS publishing"
-    });
+    if let Some(every) = ctl.dns.every() {
+        let c = Arc::clone(&ctl);
+        watchers.spawn(async move {
+            crate::dns::run(c, every).await;
+            "DNS publishing"
+        });
+    }
     tracing::info!(
         "serving {} slot(s) of site {}: DHCP port {}, TFTP port {}, bootcode.bin from {}",
         ctl.plan.slots.len(),

@@ -87,62 +87,64 @@ async fn one_zone(
     wanted: &[Owned],
     apply: bool,
 ) -> Result<ZoneReport, DnsError> {
-    let mut report = ZoneReport {
-        drift: drift(zone, site, wanted, &[]),
-        applied: 0,
-        failed: Vec::new(),
-        error: None,
-    };
-    let actual = match server.transfer(zone).await {
-        Ok(records) => records,
+    let (drift, error) = match server.transfer(zone).await {
+        Ok(actual) => (drift(zone, site, wanted, &actual), None),
         // A wrong key is wrong for every zone: the caller hears it once.
         Err(e @ DnsError::Key { .. }) => return Err(e),
-        Err(e) => {
-            report.error = Some(e.to_string());
-            report.drift.changes.clear();
-            return Ok(report);
-        }
+        Err(e) => (Drift::empty(zone), Some(e.to_string())),
     };
-    report.drift = drift(zone, site, wanted, &actual);
-    if apply {
-        let changes: Vec<&Change> = report.drift.changes.iter().collect();
-        for batch in changes.chunks(BATCH) {
-            match send(server, zone, site, batch).await {
-                Ok(ResponseCode::NoError) => report.applied += batch.len(),
-                // A raced name, or one the server will not take (BIND refuses an
-                // MX to an in-zone name without an address): name by name.
-                Ok(_) | Err(DnsError::Refused { .. }) => {
-                    for one in batch {
-                        match send(server, zone, site, std::slice::from_ref(one)).await {
-                            Ok(ResponseCode::NoError) => report.applied += 1,
-                            Ok(code) => report.failed.push(Failed {
-                                name: one.name().to_string(),
-                                code: code.to_string(),
-                            }),
-                            Err(DnsError::Refused { code, .. }) => report.failed.push(Failed {
-                                name: one.name().to_string(),
-                                code,
-                            }),
-                            Err(e) => return Err(e),
-                        }
+    let mut report = ZoneReport {
+        drift,
+        applied: 0,
+        failed: Vec::new(),
+        error,
+    };
+    if !apply {
+        return Ok(report);
+    }
+    let changes: Vec<&Change> = report.drift.changes.iter().collect();
+    for batch in changes.chunks(BATCH) {
+        match send(server, zone, site, batch).await {
+            Ok(None) => report.applied += batch.len(),
+            // A raced name, or one the server will not take (BIND refuses an MX
+            // to an in-zone name without an address): name by name.
+            Ok(Some(code)) if batch.len() == 1 => report.failed.push(Failed {
+                name: batch[0].name().to_string(),
+                code,
+            }),
+            Ok(Some(_)) => {
+                for one in batch {
+                    match send(server, zone, site, std::slice::from_ref(one)).await? {
+                        None => report.applied += 1,
+                        Some(code) => report.failed.push(Failed {
+                            name: one.name().to_string(),
+                            code,
+                        }),
                     }
                 }
-                Err(e @ DnsError::Key { .. }) => return Err(e),
-                Err(e) => {
-                    report.error = Some(e.to_string());
-                    break;
-                }
+            }
+            Err(e @ DnsError::Key { .. }) => return Err(e),
+            Err(e) => {
+                report.error = Some(e.to_string());
+                break;
             }
         }
     }
     Ok(report)
 }
 
+/// One update of `changes`: `None` when the server took it, else its answer (a
+/// prerequisite that no longer holds, or a refusal).
 async fn send(
     server: &Server,
     zone: &str,
     site: &str,
     changes: &[&Change],
-) -> Result<ResponseCode, DnsError> {
-    server.update(wire::update(zone, site, changes)?).await
+) -> Result<Option<String>, DnsError> {
+    match server.update(wire::update(zone, site, changes)?).await {
+        Ok(ResponseCode::NoError) => Ok(None),
+        Ok(code) => Ok(Some(code.to_string())),
+        Err(DnsError::Refused { code, .. }) => Ok(Some(code)),
+        Err(e) => Err(e),
+    }
 }

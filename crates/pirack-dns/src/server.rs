@@ -60,7 +60,10 @@ impl Server {
         let mut out = Vec::new();
         while let Some(answer) = stream.next().await {
             let answer = answer.map_err(|e| self.error(&what, e))?;
-            self.check(&what, answer.metadata.response_code)?;
+            let code = answer.metadata.response_code;
+            if code != ResponseCode::NoError {
+                return Err(self.refusal(&what, code));
+            }
             out.extend(
                 answer
                     .answers
@@ -73,46 +76,51 @@ impl Server {
     }
 
     /// Sends one update; the server's answer code (NoError, or a failed
-    /// prerequisite such as YXRRSET); a refusal or a bad key is an error.
+    /// prerequisite such as YXRRSET); a refusal or a bad key is an error. With
+    /// the connection's updates in flight at their bound, it waits its turn.
     pub async fn update(&self, message: Message) -> Result<ResponseCode, DnsError> {
         let what = "update";
-        let answer = self
-            .client
-            .send(DnsRequest::from(message))
-            .next()
-            .await
-            .ok_or_else(|| self.error(what, hickory_net::NetError::Timeout))?
-            .map_err(|e| self.error(what, e))?;
-        let code = answer.metadata.response_code;
-        match code {
-            ResponseCode::NoError
+        let answer = loop {
+            let sent = self
+                .client
+                .send(DnsRequest::from(message.clone()))
+                .next()
+                .await;
+            match sent {
+                Some(Err(hickory_net::NetError::Busy)) => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Some(answer) => break answer.map_err(|e| self.error(what, e))?,
+                None => return Err(self.error(what, hickory_net::NetError::Timeout)),
+            }
+        };
+        match answer.metadata.response_code {
+            code @ (ResponseCode::NoError
             | ResponseCode::YXDomain
             | ResponseCode::YXRRSet
             | ResponseCode::NXRRSet
-            | ResponseCode::NXDomain => Ok(code),
-            other => {
-                self.check(what, other)?;
-                Ok(other)
-            }
+            | ResponseCode::NXDomain) => Ok(code),
+            other => Err(self.refusal(what, other)),
         }
     }
 
-    fn check(&self, what: &str, code: ResponseCode) -> Result<(), DnsError> {
+    /// What an answer other than NoError means: a key the server rejects, or a
+    /// refusal of `what`.
+    fn refusal(&self, what: &str, code: ResponseCode) -> DnsError {
         match code {
-            ResponseCode::NoError => Ok(()),
             ResponseCode::NotAuth
             | ResponseCode::BADSIG
             | ResponseCode::BADKEY
-            | ResponseCode::BADTIME => Err(DnsError::Key {
+            | ResponseCode::BADTIME => DnsError::Key {
                 server: self.addr,
                 key: self.key.clone(),
                 code: code.to_string(),
-            }),
-            other => Err(DnsError::Refused {
+            },
+            other => DnsError::Refused {
                 server: self.addr,
                 what: what.to_string(),
                 code: other.to_string(),
-            }),
+            },
         }
     }
 

@@ -6,7 +6,7 @@ use hickory_proto::rr::rdata::{A, AAAA, PTR, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record as Rr, RecordType};
 use pirack_core::dns::drift::Change;
 use pirack_core::dns::names::absolute;
-use pirack_core::dns::{Data, Record, registry_name, registry_value, types_of};
+use pirack_core::dns::{Data, Record, TXT as TXT_TYPE, registry_name, registry_value, types_of};
 
 pub fn name(text: &str) -> Result<Name, DnsError> {
     Name::from_ascii(text).map_err(|_| DnsError::Name(text.to_string()))
@@ -18,9 +18,8 @@ pub fn to_wire(r: &Record) -> Result<Rr, DnsError> {
         Data::A(a) => RData::A(A(*a)),
         Data::Aaaa(a) => RData::AAAA(AAAA(*a)),
         Data::Ptr(n) => RData::PTR(PTR(name(n)?)),
-        Data::Txt(t) => RData::TXT(TXT::new(vec![t.clone()])),
-        Data::Other { rtype, rdata } => RData::try_from_str(RecordType::from(*rtype), rdata)
-            .map_err(|e| DnsError::Type(format!("TYPE{rtype} `{rdata}`: {e}")))?,
+        Data::Txt(t) => rdata(TXT_TYPE, t)?,
+        Data::Other { rtype, rdata: text } => rdata(*rtype, text)?,
     };
     Ok(Rr::from_rdata(name(&r.name)?, r.ttl, data))
 }
@@ -28,18 +27,17 @@ pub fn to_wire(r: &Record) -> Result<Rr, DnsError> {
 /// A record of type `rtype` at `name` from its zone-file text (a TXT's text is
 /// taken as it is), in the form a zone transfer reads it back.
 pub fn parse(name_text: &str, ttl: u32, rtype: u16, text: &str) -> Result<Record, DnsError> {
-    let owner = name(name_text)?;
-    let data = if rtype == pirack_core::dns::TXT {
-        RData::TXT(TXT::new(vec![text.to_string()]))
-    } else {
-        RData::try_from_str(RecordType::from(rtype), text).map_err(|e| {
-            DnsError::Type(format!(
-                "{} `{text}`: {e}",
-                pirack_core::dns::type_name(rtype)
-            ))
-        })?
-    };
-    Ok(from_wire(&Rr::from_rdata(owner, ttl, data)))
+    let data = rdata(rtype, text)?;
+    Ok(from_wire(&Rr::from_rdata(name(name_text)?, ttl, data)))
+}
+
+/// Record data of type `rtype` from its zone-file text; a TXT's text as it is.
+fn rdata(rtype: u16, text: &str) -> Result<RData, DnsError> {
+    if rtype == TXT_TYPE {
+        return Ok(RData::TXT(TXT::new(vec![text.to_string()])));
+    }
+    let rtype = RecordType::from(rtype);
+    RData::try_from_str(rtype, text).map_err(|e| DnsError::Type(format!("{rtype} `{text}`: {e}")))
 }
 
 /// A record read from a zone.

@@ -51,6 +51,6 @@ pub async fn status(State(ctl): Ctl, caller: Caller) -> Result<Json<serde_json::
     ))
 }
 
-fn not_configured() -> ApiError {
+pub(super) fn not_configured() -> ApiError {
     ApiError::not_found("this site publishes no names: its inventory has no `dns:` section")
 }

@@ -62,9 +62,7 @@ pub async fn put(
     Body(req): Body<NameRequest>,
 ) -> Result<Json<NameRow>, ApiError> {
     if !ctl.dns.configured() {
-        return Err(ApiError::not_found(
-            "this site publishes no names: its inventory has no `dns:` section",
-        ));
+        return Err(super::dns::not_configured());
     }
     let owner = match (caller.owner(), req.owner) {
         (Some(me), None) => me.to_string(),
@@ -120,18 +118,13 @@ pub async fn put(
             "a CNAME stands alone, and not at a zone's apex",
         ));
     }
-    if !ctl.store.put_name(&name, &owner, &records).await? {
-        return Err(ApiError::conflict(format!("{name} is another owner's")));
-    }
-    ctl.dns.kick();
     let row = ctl
         .store
-        .names(Some(&owner))
+        .put_name(&name, &owner, &records)
         .await?
-        .into_iter()
-        .find(|n| n.name == name);
-    row.map(Json)
-        .ok_or_else(|| ApiError::internal("the name vanished as it was written"))
+        .ok_or_else(|| ApiError::conflict(format!("{name} is another owner's")))?;
+    ctl.dns.kick();
+    Ok(Json(row))
 }
 
 /// Removes a name the caller manages; its records go from the zone at once.

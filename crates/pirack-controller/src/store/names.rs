@@ -38,14 +38,14 @@ impl Store {
             .collect()
     }
 
-    /// Sets `name`'s records for `owner`; false (and nothing written) when the
-    /// name is another owner's.
+    /// Sets `name`'s records for `owner`: the row written, or `None` (and nothing
+    /// written) when the name is another owner's.
     pub async fn put_name(
         &self,
         name: &str,
         owner: &str,
         records: &[Record],
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<NameRow>, StoreError> {
         let json = serde_json::to_string(records)
             .map_err(|e| StoreError::Invalid(format!("records: {e}")))?;
         let mut tx = self.write().await?;
@@ -55,8 +55,9 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
         if holder.as_deref().is_some_and(|h| h != owner) {
-            return Ok(false);
+            return Ok(None);
         }
+        let updated_at = now_ms();
         sqlx::query(
             "INSERT INTO dns_names (name, owner, records, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (name) DO UPDATE SET records = $3, updated_at = $4",
@@ -64,11 +65,16 @@ impl Store {
         .bind(name)
         .bind(owner)
         .bind(json)
-        .bind(now_ms())
+        .bind(updated_at)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(NameRow {
+            name: name.to_string(),
+            owner: owner.to_string(),
+            records: records.to_vec(),
+            updated_at,
+        }))
     }
 
     /// Deletes `name` if it is `owner`'s (any owner's when `None`); whether it was.

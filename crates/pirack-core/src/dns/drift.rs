@@ -3,7 +3,9 @@
 //! more) and in conflict (held by someone else: left alone and reported).
 
 use super::want::Owned;
-use super::{Record, TXT, registry_name, registry_site, registry_types, registry_value, types_of};
+use super::{
+    Record, TXT, registered, registry_name, registry_site, registry_types, registry_value, types_of,
+};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -68,6 +70,16 @@ pub struct Drift {
 }
 
 impl Drift {
+    /// A zone with nothing found yet (or that could not be read).
+    pub fn empty(zone: &str) -> Drift {
+        Drift {
+            zone: zone.to_string(),
+            changes: Vec::new(),
+            conflicts: Vec::new(),
+            in_sync: 0,
+        }
+    }
+
     pub fn count(&self, kind: &str) -> usize {
         self.changes.iter().filter(|c| c.kind() == kind).count()
     }
@@ -96,12 +108,7 @@ pub fn drift(zone: &str, site: &str, wanted: &[Owned], actual: &[Record]) -> Dri
             })
             .collect()
     };
-    let mut out = Drift {
-        zone: zone.to_string(),
-        changes: Vec::new(),
-        conflicts: Vec::new(),
-        in_sync: 0,
-    };
+    let mut out = Drift::empty(zone);
     for w in wanted {
         let types = types_of(&w.records);
         match marks(&w.name).as_slice() {
@@ -146,7 +153,7 @@ pub fn drift(zone: &str, site: &str, wanted: &[Owned], actual: &[Record]) -> Dri
         }
     }
     let wanted_names: BTreeSet<&str> = wanted.iter().map(|w| w.name.as_str()).collect();
-    for name in at.keys().filter_map(|n| n.strip_prefix("_pirack.")) {
+    for name in at.keys().filter_map(|n| registered(n)) {
         if wanted_names.contains(name) {
             continue;
         }
@@ -230,9 +237,7 @@ mod tests {
                 clear: types,
                 ..
             } => {
-                if at(zone, &registry_name(&owned.name), TXT)
-                    == [rec(&registry_name(&owned.name), Data::Txt(m.clone()))]
-                {
+                if marked(zone, &owned.name, m) {
                     clear(zone, &owned.name, types);
                     zone.push(mark(&owned.name, SITE, &owned.holder));
                     zone.extend(owned.records.iter().cloned());
@@ -244,13 +249,20 @@ mod tests {
                 clear: types,
                 ..
             } => {
-                if at(zone, &registry_name(name), TXT)
-                    == [rec(&registry_name(name), Data::Txt(m.clone()))]
-                {
+                if marked(zone, name, m) {
                     clear(zone, name, types);
                 }
             }
         }
+    }
+
+    /// Whether `name`'s mark in `zone` reads `m` and nothing else.
+    fn marked(zone: &[Record], name: &str, m: &str) -> bool {
+        let marks: Vec<&Record> = zone
+            .iter()
+            .filter(|r| r.name == registry_name(name) && r.data.rtype() == TXT)
+            .collect();
+        marks == [&rec(&registry_name(name), Data::Txt(m.to_string()))]
     }
 
     #[test]

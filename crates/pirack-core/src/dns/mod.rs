@@ -85,9 +85,17 @@ impl fmt::Display for Record {
     }
 }
 
+/// The label before a name where pirack keeps its mark.
+const REGISTRY: &str = "_pirack.";
+
 /// Where pirack marks a name as its own.
 pub fn registry_name(name: &str) -> String {
-    format!("_pirack.{name}")
+    format!("{REGISTRY}{name}")
+}
+
+/// The name a registry name marks, if it is one.
+pub fn registered(registry_name: &str) -> Option<&str> {
+    registry_name.strip_prefix(REGISTRY)
 }
 
 /// The mark: which site's controller holds the name, for what, and which types

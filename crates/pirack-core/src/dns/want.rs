@@ -74,13 +74,14 @@ pub fn customers<'n>(
     for (name, owner, records) in names {
         let name = absolute(name);
         if let Some(zone) = zone_of(&name, &zones) {
-            let names = out.entry(zone.to_string()).or_default();
-            names.push(Owned {
+            out.entry(zone.to_string()).or_default().push(Owned {
                 name,
                 holder: format!("owner:{owner}"),
                 records: records.to_vec(),
             });
-            names.sort_by(|a, b| a.name.cmp(&b.name));
         }
+    }
+    for names in out.values_mut() {
+        names.sort_by(|a, b| a.name.cmp(&b.name));
     }
 }
