@@ -220,7 +220,7 @@ enum Command {
     /// Your names in your DNS zones: list, set, remove (through the API).
     Name {
         #[command(subcommand)]
-        action: cli::dns::NameAction,
+        action: cli::names::NameAction,
     },
     /// Make, list and revoke API tokens.
     Token {
@@ -365,7 +365,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => client::events(&remote, slot.as_deref(), follow, json),
         Command::Switch { action } => switch(&action),
         Command::Dns { action } => cli::dns::dns(&action),
-        Command::Name { action } => cli::dns::name(&action),
+        Command::Name { action } => cli::names::name(&action),
         Command::Token { db, action } => token(&db, &action),
         Command::Owner { db, action } => owner(&db, &action),
         Command::Ledger { action } => match action {

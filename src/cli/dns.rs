@@ -108,7 +108,7 @@ fn print(report: &Value) {
     }
 }
 
-fn records_text(records: &Value) -> String {
+pub(super) fn records_text(records: &Value) -> String {
     records
         .as_array()
         .into_iter()
@@ -122,86 +122,4 @@ fn records_text(records: &Value) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-#[derive(clap::Subcommand)]
-pub enum NameAction {
-    /// The names you manage (every customer's, for an admin).
-    List {
-        /// As JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Give a name in one of your zones one record, replacing what it held
-    /// (`pirack name set _acme-challenge.www.example.com TXT TOKEN`).
-    Set {
-        name: String,
-        /// A, AAAA, CNAME, MX, TXT, SRV or CAA.
-        rtype: String,
-        /// The data in zone-file form; a TXT's text as is.
-        data: String,
-        /// Seconds.
-        #[arg(long, default_value_t = 300)]
-        ttl: u32,
-        /// The customer [admins only].
-        #[arg(long)]
-        owner: Option<String>,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Remove a name and its records.
-    Rm {
-        name: String,
-        #[command(flatten)]
-        remote: Remote,
-    },
-}
-
-pub fn name(action: &NameAction) -> Result<ExitCode> {
-    match action {
-        NameAction::List { json, remote } => {
-            let names = remote.connect()?.call("GET", "/v1/names", None)?;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&names)?);
-                return Ok(ExitCode::SUCCESS);
-            }
-            for n in names.as_array().into_iter().flatten() {
-                println!(
-                    "{:<40} {:<12} {}",
-                    printable(n["name"].as_str().unwrap_or_default()),
-                    printable(n["owner"].as_str().unwrap_or_default()),
-                    records_text(&n["records"])
-                );
-            }
-        }
-        NameAction::Set {
-            name,
-            rtype,
-            data,
-            ttl,
-            owner,
-            remote,
-        } => {
-            let mut body =
-                serde_json::json!({ "records": [{ "type": rtype, "data": data, "ttl": ttl }] });
-            if let Some(o) = owner {
-                body["owner"] = o.clone().into();
-            }
-            let path = format!(
-                "/v1/names/{}",
-                pirack_controller::api::client::segment(name)
-            );
-            remote.connect()?.call("PUT", &path, Some(&body))?;
-        }
-        NameAction::Rm { name, remote } => {
-            let path = format!(
-                "/v1/names/{}",
-                pirack_controller::api::client::segment(name)
-            );
-            remote.connect()?.call("DELETE", &path, None)?;
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod dns;
 pub mod inputs;
+pub mod names;
 pub mod netboot;
 pub mod owner;
 pub mod roots;

@@ -24,6 +24,9 @@ pub struct Publisher {
     /// One reconciliation at a time, whoever asks.
     one: tokio::sync::Mutex<()>,
     last: Mutex<Option<Report>>,
+    /// Per zone: when the last reconciliation that wrote it whole began (ms),
+    /// and the names the server refused then.
+    synced: Mutex<BTreeMap<String, (i64, BTreeSet<String>)>>,
     /// Wakes the publisher: a customer's names changed.
     kick: tokio::sync::Notify,
 }
@@ -34,6 +37,7 @@ impl Publisher {
             dns: site.dns.clone(),
             one: tokio::sync::Mutex::new(()),
             last: Mutex::new(None),
+            synced: Mutex::default(),
             kick: tokio::sync::Notify::new(),
         }
     }
@@ -65,6 +69,26 @@ impl Publisher {
         self.last.lock().expect("not poisoned").clone()
     }
 
+    /// Whether `name`, as changed at `changed_at` (ms), is on the primary server:
+    /// a reconciliation that began after the change wrote its zone whole.
+    pub fn published(&self, name: &str, changed_at: i64) -> bool {
+        let Some(dns) = &self.dns else { return false };
+        let zones = dns.zones();
+        let Some(zone) = pirack_core::dns::names::zone_of(name, &zones) else {
+            return false;
+        };
+        self.synced
+            .lock()
+            .expect("not poisoned")
+            .get(zone)
+            .is_some_and(|(at, failed)| *at >= changed_at && !failed.contains(name))
+    }
+
+    /// The site's authoritative servers, where a customer's changes appear.
+    pub fn servers(&self) -> Vec<std::net::SocketAddr> {
+        self.dns.as_ref().map(|d| d.servers.clone()).unwrap_or_default()
+    }
+
     /// Reads every zone and, with `apply`, closes the drift; `None` when the
     /// site has no `dns:` section.
     pub async fn sync(&self, ctl: &Controller, apply: bool) -> Option<Result<Report, DnsError>> {
@@ -80,6 +104,7 @@ impl Publisher {
     ) -> Option<Result<Report, DnsError>> {
         let dns = self.dns.as_ref()?;
         let _one = self.one.lock().await;
+        let started = crate::store::now_ms();
         let mut wanted = wanted(ctl, dns, slots);
         match ctl.store.names(None).await {
             Ok(names) => want::customers(
@@ -110,6 +135,15 @@ impl Publisher {
                             .set(n as i64);
                     }
                     m.dns_applied.inc_by(z.applied as u64);
+                    if z.error.is_none() {
+                        let failed = z.failed.iter().map(|f| f.name.clone());
+                        let theirs = z.drift.conflicts.iter().map(|c| c.name.clone());
+                        let failed = failed.chain(theirs).collect();
+                        self.synced
+                            .lock()
+                            .expect("not poisoned")
+                            .insert(z.drift.zone.clone(), (started, failed));
+                    }
                     for c in &z.drift.conflicts {
                         tracing::warn!("DNS {}: left alone, {}", c.name, c.reason);
                     }

@@ -8,6 +8,7 @@ pub mod actions;
 pub mod api;
 pub mod boards;
 pub mod boot;
+pub mod aname;
 pub mod dns;
 pub mod error;
 pub mod exporter;
@@ -98,6 +99,8 @@ pub struct Controller {
     pub quiet: quiet::Quiet,
     /// The slots' names on the site's DNS servers.
     pub dns: dns::Publisher,
+    /// Customers' ANAME names, kept fresh.
+    pub anames: aname::Anames,
 }
 
 impl Controller {
@@ -152,6 +155,7 @@ impl Controller {
         boot::fill(&boots, &site, &plan.slots, &paths.images, &paths.boot_files);
         let (exporter, export_queue) = exporter::Exporter::new();
         let dns = dns::Publisher::new(&site);
+        let anames = aname::Anames::new(&site);
         Ok(Controller {
             store,
             site,
@@ -171,6 +175,7 @@ impl Controller {
             listings: api::listing::Listings::default(),
             quiet: quiet::Quiet::default(),
             dns,
+            anames,
         })
     }
 

@@ -164,6 +164,11 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
             crate::dns::run(c, every).await;
             "DNS publishing"
         });
+        let c = Arc::clone(&ctl);
+        watchers.spawn(async move {
+            crate::aname::run(c).await;
+            "ANAME refreshing"
+        });
     }
     tracing::info!(
         "serving {} slot(s) of site {}: DHCP port {}, TFTP port {}, bootcode.bin from {}",

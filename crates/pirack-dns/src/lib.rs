@@ -6,6 +6,7 @@
 
 pub mod key;
 pub mod reconcile;
+pub mod resolve;
 pub mod server;
 pub mod wire;
 

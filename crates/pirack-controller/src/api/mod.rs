@@ -69,7 +69,7 @@ pub fn router(ctl: Arc<Controller>) -> axum::Router {
         .routes(routes!(dns::sync))
         .routes(routes!(dns::status))
         .routes(routes!(names::list))
-        .routes(routes!(names::put, names::delete))
+        .routes(routes!(names::show, names::put, names::edit, names::delete))
         .split_for_parts();
     let doc = Arc::new(doc);
     router

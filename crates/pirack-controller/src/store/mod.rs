@@ -116,7 +116,7 @@ fn create_private(url: &str) -> Result<(), StoreError> {
 /// The schema's migrations, compiled in: one text per step, its integer and key
 /// types spelt for the backend.
 fn migrator(backend: Backend) -> Migrator {
-    const STEPS: [(i64, &str, &str); 6] = [
+    const STEPS: [(i64, &str, &str); 7] = [
         (1, "init", include_str!("schema/0001_init.sql")),
         (
             2,
@@ -131,6 +131,7 @@ fn migrator(backend: Backend) -> Migrator {
             include_str!("schema/0005_event_tenants.sql"),
         ),
         (6, "dns names", include_str!("schema/0006_dns_names.sql")),
+        (7, "aname", include_str!("schema/0007_aname.sql")),
     ];
     let (int, id) = match backend {
         Backend::Sqlite => ("INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),

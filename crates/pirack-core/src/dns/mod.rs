@@ -5,6 +5,7 @@
 //! a registry TXT record at `_pirack.<name>` (as Kubernetes external-dns does), so
 //! records someone else wrote are left alone and reported.
 
+pub mod aname;
 pub mod drift;
 pub mod names;
 pub mod want;

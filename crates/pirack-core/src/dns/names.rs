@@ -10,6 +10,19 @@ pub fn absolute(name: &str) -> String {
     n
 }
 
+/// Whether `name` (absolute) can be a host's name: labels of letters, digits,
+/// `-` and `_`, each 1-63 bytes, 253 bytes in all.
+pub fn is_host(name: &str) -> bool {
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    !bare.is_empty()
+        && bare.len() <= 253
+        && bare.split('.').all(|l| {
+            (1..=63).contains(&l.len())
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
 /// Whether `name` is `zone` or under it (both absolute).
 pub fn in_zone(name: &str, zone: &str) -> bool {
     name == zone || (name.ends_with(zone) && name[..name.len() - zone.len()].ends_with('.'))

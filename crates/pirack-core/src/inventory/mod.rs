@@ -54,6 +54,18 @@ pub struct SiteDns {
     pub reconcile: std::time::Duration,
     /// The zones owners manage names in (`owners[].zones`), by owner.
     pub owner_zones: std::collections::BTreeMap<String, Vec<String>>,
+    pub aname: SiteAname,
+}
+
+/// The checked `dns.aname:` section.
+#[derive(Debug, Clone)]
+pub struct SiteAname {
+    pub resolvers: Vec<std::net::SocketAddr>,
+    /// Absolute names; `*.` before one allows the names under it, `*` any.
+    pub allow: Vec<String>,
+    pub floor: u32,
+    pub max_chain: usize,
+    pub timeout: std::time::Duration,
 }
 
 impl SiteDns {

@@ -566,6 +566,59 @@ pub struct Dns {
     /// Seconds between full reconciliations (lifecycle changes apply at once).
     #[serde(default = "default_reconcile_s")]
     pub reconcile_s: u64,
+    /// How customers' ANAME targets are resolved.
+    #[serde(default)]
+    pub aname: Aname,
+}
+
+/// Resolving customers' ANAME targets. Targets in the site's own zones are asked
+/// of `servers` (they hold pirack's records); others only when `allow` lets them,
+/// of `resolvers`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Aname {
+    /// Servers asked for targets outside the site's zones: the targets'
+    /// authoritative servers, or a recursive resolver.
+    #[serde(default)]
+    pub resolvers: Vec<DnsServer>,
+    /// Targets outside the site's zones a customer may follow: `example.net`,
+    /// `*.example.net` (names under it), or `*` [default: none].
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Least seconds between two resolutions of a name, and least TTL taken
+    /// from an answer (a recursive resolver's TTLs have already counted down).
+    #[serde(default = "default_aname_floor_s")]
+    pub floor_s: u32,
+    /// Most CNAME hops followed from a target.
+    #[serde(default = "default_aname_max_chain")]
+    pub max_chain: usize,
+    /// How long one server is given to answer, in milliseconds.
+    #[serde(default = "default_aname_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl Default for Aname {
+    fn default() -> Self {
+        Aname {
+            resolvers: Vec::new(),
+            allow: Vec::new(),
+            floor_s: default_aname_floor_s(),
+            max_chain: default_aname_max_chain(),
+            timeout_ms: default_aname_timeout_ms(),
+        }
+    }
+}
+
+fn default_aname_floor_s() -> u32 {
+    30
+}
+
+fn default_aname_max_chain() -> usize {
+    8
+}
+
+fn default_aname_timeout_ms() -> u64 {
+    2000
 }
 
 fn default_dns_ttl() -> u32 {

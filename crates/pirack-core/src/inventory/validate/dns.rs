@@ -4,7 +4,7 @@
 use super::{Checker, is_dns_name};
 use crate::dns::names::{absolute, in_zone, reverse_zone};
 use crate::inventory::model;
-use crate::inventory::{Shelf, SiteDns};
+use crate::inventory::{Shelf, SiteAname, SiteDns};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -114,6 +114,7 @@ impl Checker<'_> {
             }
             owner_zones.insert(o.name.clone(), zones);
         }
+        let aname = self.aname(&d.aname);
         (self.problems.len() == before).then(|| SiteDns {
             servers,
             zone,
@@ -126,6 +127,62 @@ impl Checker<'_> {
             proxy_ipv4,
             reconcile: Duration::from_secs(d.reconcile_s),
             owner_zones,
+            aname,
         })
+    }
+
+    fn aname(&mut self, a: &model::Aname) -> SiteAname {
+        let mut resolvers = Vec::new();
+        for (i, s) in a.resolvers.iter().enumerate() {
+            match s.address.parse::<IpAddr>() {
+                Ok(ip) => resolvers.push(SocketAddr::new(ip, s.port)),
+                Err(_) => self.problem(
+                    format!("dns.aname.resolvers[{i}].address"),
+                    format!("`{}` is not an IP address", s.address),
+                ),
+            }
+        }
+        let mut allow = Vec::new();
+        for (i, p) in a.allow.iter().enumerate() {
+            let name = p.strip_prefix("*.").unwrap_or(p);
+            if p != "*" && (name.is_empty() || !is_dns_name(name)) {
+                self.problem(
+                    format!("dns.aname.allow[{i}]"),
+                    format!("`{p}` is not a name, `*.` and a name, or `*`"),
+                );
+            }
+            allow.push(if p == "*" { p.clone() } else { absolute(p) });
+        }
+        if !allow.is_empty() && resolvers.is_empty() {
+            self.problem(
+                "dns.aname.resolvers",
+                "needed to resolve the targets dns.aname.allow lets customers follow",
+            );
+        }
+        if !(1..=86_400).contains(&a.floor_s) {
+            self.problem(
+                "dns.aname.floor_s",
+                format!("{} is outside 1..=86400", a.floor_s),
+            );
+        }
+        if !(1..=16).contains(&a.max_chain) {
+            self.problem(
+                "dns.aname.max_chain",
+                format!("{} is outside 1..=16", a.max_chain),
+            );
+        }
+        if !(100..=10_000).contains(&a.timeout_ms) {
+            self.problem(
+                "dns.aname.timeout_ms",
+                format!("{} is outside 100..=10000", a.timeout_ms),
+            );
+        }
+        SiteAname {
+            resolvers,
+            allow,
+            floor: a.floor_s,
+            max_chain: a.max_chain,
+            timeout: Duration::from_millis(a.timeout_ms),
+        }
     }
 }
