@@ -292,29 +292,45 @@ fn customers_manage_names_in_their_own_zones_only() {
         ["10 mail.example.net."]
     );
 
-    // The ACME hook's path: a TXT by the CLI, with the customer's own token.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pirack"))
-        .args([
-            "name",
-            "set",
-            "_acme-challenge.www.acme.example",
-            "TXT",
-            "tok-123 with space",
-        ])
-        .env("PIRACK_URL", format!("http://{a}"))
-        .env("PIRACK_TOKEN", &rig.acme)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The ACME hook's path, with the customer's own token: two challenges at
+    // one name (a wildcard and its apex) added one at a time, each waited for
+    // until the server answers, then removed one at a time.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pirack"))
+            .args(args)
+            .env("PIRACK_URL", format!("http://{a}"))
+            .env("PIRACK_TOKEN", &rig.acme)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    };
+    let challenge = "_acme-challenge.www.acme.example";
+    cli(&[
+        "name",
+        "add",
+        challenge,
+        "TXT",
+        "tok-1 with space",
+        "--wait",
+        "20",
+    ]);
+    cli(&["name", "add", challenge, "TXT", "tok-2", "--wait", "20"]);
     assert_eq!(
-        dns::wait_for(
-            &bind,
-            "_acme-challenge.www.acme.example",
-            "TXT",
-            &["\"tok-123 with space\""]
-        ),
-        ["\"tok-123 with space\""]
+        dns::dig(&bind, challenge, "TXT"),
+        ["\"tok-1 with space\"", "\"tok-2\""]
     );
+    cli(&[
+        "name",
+        "del",
+        challenge,
+        "TXT",
+        "tok-1 with space",
+        "--wait",
+        "20",
+    ]);
+    assert_eq!(dns::dig(&bind, challenge, "TXT"), ["\"tok-2\""]);
+    cli(&["name", "del", challenge, "TXT", "tok-2", "--wait", "20"]);
+    assert!(dns::dig(&bind, challenge, "TXT").is_empty());
 
     // Not outside its zones, not another's, not what a zone cannot hold.
     assert_eq!(put(acme, "www.globex.example", www).status, 403);
@@ -344,7 +360,7 @@ fn customers_manage_names_in_their_own_zones_only() {
     let theirs = get(a, "/v1/names", globex).json();
     assert_eq!(theirs, serde_json::json!([]), "{theirs}");
     let mine = get(a, "/v1/names", acme).json();
-    assert_eq!(mine.as_array().unwrap().len(), 2, "{mine}");
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
     assert_eq!(
         request(a, "DELETE", "/v1/names/www.acme.example", globex, None).status,
         404
@@ -354,4 +370,179 @@ fn customers_manage_names_in_their_own_zones_only() {
     assert_eq!(gone.status, 200, "{}", gone.body);
     assert!(dns::wait_for(&bind, "www.acme.example", "AAAA", &[]).is_empty());
     assert!(dns::dig(&bind, "www.acme.example", "MX").is_empty());
+}
+
+/// What `name` answers over the API (the customer's own view).
+fn name_view(a: std::net::SocketAddr, token: Option<&str>, name: &str) -> serde_json::Value {
+    get(a, &format!("/v1/names/{name}"), token).json()
+}
+
+/// Waits until `check` holds for `name`'s view; the last view.
+fn wait_view(
+    a: std::net::SocketAddr,
+    token: Option<&str>,
+    name: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let started = std::time::Instant::now();
+    loop {
+        let v = name_view(a, token, name);
+        if check(&v) || started.elapsed() > std::time::Duration::from_secs(20) {
+            return v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn anames_follow_their_targets_and_keep_their_addresses_through_failures() {
+    if !can_run("anames_follow_their_targets", "named") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let bind = dns::bind(
+        &tmp.path().join("bind"),
+        free_udp_port(),
+        &[(ZONE, ""), (&reverse(), ""), ("acme.example", "")],
+    );
+    // The targets' own authoritative server, which the test changes.
+    let targets = dns::bind(
+        &tmp.path().join("targets"),
+        free_udp_port(),
+        &[(
+            "example.org",
+            "t 2 IN AAAA 2001:db8::1\nt 2 IN A 198.51.100.1\nc 60 IN CNAME t\n\
+             loop1 IN CNAME loop2\nloop2 IN CNAME loop1",
+        )],
+    );
+    let inventory = site_for(tmp.path(), free_udp_port(), "generic", Creds::V2c, "");
+    let yaml = std::fs::read_to_string(&inventory).unwrap().replace(
+        "  - name: acme\n",
+        "  - name: acme\n    zones: [acme.example]\n",
+    );
+    std::fs::write(&inventory, yaml).unwrap();
+    dns::add_to(&inventory, &bind);
+    let yaml = std::fs::read_to_string(&inventory).unwrap()
+        + &format!(
+            "  aname:\n    resolvers: [{{ address: 127.0.0.1, port: {} }}]\n    allow: ['*.example.org']\n    floor_s: 1\n    timeout_ms: 500\n",
+            targets.addr.port()
+        );
+    std::fs::write(&inventory, yaml).unwrap();
+    let rig = start(tmp, &inventory, false);
+    let (a, admin, acme) = (rig.addr, Some(rig.admin.as_str()), Some(rig.acme.as_str()));
+    let op = post(
+        a,
+        "/v1/slots",
+        admin,
+        r#"{"image":"tiny-1","owner":"acme","slot":"A-01"}"#,
+    );
+    assert_eq!(rig.wait(&op.json())["status"], "succeeded");
+    let put =
+        |name: &str, body: &str| request(a, "PUT", &format!("/v1/names/{name}"), acme, Some(body));
+
+    // The zone's apex follows the customer's Pi: its AAAA, and the proxy's A.
+    let apex = put(
+        "acme.example",
+        &format!(r#"{{"aname":{{"target":"{}"}}}}"#, fqdn("A-01")),
+    );
+    assert_eq!(apex.status, 200, "{}", apex.body);
+    dns::wait_for(&bind, &fqdn("A-01"), "A", &["192.0.2.80"]);
+    let v6 = aaaa(&bind, "A-01");
+    assert_eq!(dns::wait_for(&bind, "acme.example", "AAAA", &[&v6[0]]), v6);
+    assert_eq!(dns::dig(&bind, "acme.example", "A"), ["192.0.2.80"]);
+    let view = name_view(a, acme, "acme.example");
+    assert_eq!(view["aname"]["slot"], "sw-a/1", "{view}");
+
+    // An outside target through a CNAME, at the target's TTL (below the ANAME's).
+    let www = put(
+        "www.acme.example",
+        r#"{"aname":{"target":"c.example.org","ttl":600}}"#,
+    );
+    assert_eq!(www.status, 200, "{}", www.body);
+    let www = www.json();
+    assert_eq!(
+        www["aname"]["chain"],
+        serde_json::json!(["c.example.org.", "t.example.org."]),
+        "{www}"
+    );
+    assert!(
+        www["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["ttl"] == 2),
+        "{www}"
+    );
+    assert_eq!(
+        dns::wait_for(&bind, "www.acme.example", "AAAA", &["2001:db8::1"]),
+        ["2001:db8::1"]
+    );
+    assert_eq!(dns::dig(&bind, "www.acme.example", "A"), ["198.51.100.1"]);
+
+    // The target moves: the name follows within its TTL (2 s) and a reconcile.
+    dns::nsupdate(
+        &targets,
+        "update delete t.example.org AAAA\nupdate add t.example.org 2 AAAA 2001:db8::2",
+    );
+    assert_eq!(
+        dns::wait_for(&bind, "www.acme.example", "AAAA", &["2001:db8::2"]),
+        ["2001:db8::2"]
+    );
+
+    // The target vanishes: the name keeps its addresses and says it is stale.
+    dns::nsupdate(&targets, "update delete t.example.org");
+    let v = wait_view(a, acme, "www.acme.example", |v| {
+        !v["aname"]["error"].is_null()
+    });
+    assert!(
+        v["aname"]["error"].as_str().unwrap().contains("NXDOMAIN"),
+        "{v}"
+    );
+    assert!(v["aname"]["stale_since"].is_i64(), "{v}");
+    assert_eq!(dns::dig(&bind, "www.acme.example", "AAAA"), ["2001:db8::2"]);
+    // Back, fresh again; then its server goes: stale again, addresses kept.
+    dns::nsupdate(&targets, "update add t.example.org 2 AAAA 2001:db8::2");
+    let v = wait_view(a, acme, "www.acme.example", |v| {
+        v["aname"]["error"].is_null()
+    });
+    assert!(v["aname"]["error"].is_null(), "{v}");
+    drop(targets);
+    let v = wait_view(a, acme, "www.acme.example", |v| {
+        !v["aname"]["error"].is_null()
+    });
+    let why = v["aname"]["error"].as_str().unwrap();
+    assert!(why.contains("c.example.org.: 127.0.0.1:"), "{v}");
+    assert_eq!(dns::dig(&bind, "www.acme.example", "AAAA"), ["2001:db8::2"]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pirack"))
+        .args(["name", "show", "www.acme.example"])
+        .env("PIRACK_URL", format!("http://{a}"))
+        .env("PIRACK_TOKEN", &rig.acme)
+        .output()
+        .unwrap();
+    let shown = text(&out.stdout);
+    assert!(shown.contains("stale      since"), "{shown}");
+
+    // A loop is an error state, reported at once; the name holds nothing yet.
+    let looped = put(
+        "loop.acme.example",
+        r#"{"aname":{"target":"loop1.example.org"}}"#,
+    );
+    assert_eq!(looped.status, 200, "{}", looped.body);
+    let looped = looped.json();
+    assert!(
+        looped["aname"]["error"].as_str().unwrap().contains("loop"),
+        "{looped}"
+    );
+    assert_eq!(looped["records"], serde_json::json!([]));
+
+    // The policy: outside targets only where allowed, the site's only if yours.
+    for target in ["evil.example.com", &fqdn("A-05"), "x.acme.example"] {
+        let r = put(
+            "x.acme.example",
+            &format!(r#"{{"aname":{{"target":"{target}"}}}}"#),
+        );
+        assert_eq!(r.status, 403, "{target}: {}", r.body);
+    }
+    let theirs = get(a, "/v1/names", Some(rig.globex.as_str())).json();
+    assert_eq!(theirs, serde_json::json!([]), "{theirs}");
 }

@@ -190,7 +190,10 @@ impl Common {
         if let Some(o) = &self.owner {
             body["owner"] = o.clone().into();
         }
-        Ok(self.remote.connect()?.call(method, &path(name), Some(&body))?)
+        Ok(self
+            .remote
+            .connect()?
+            .call(method, &path(name), Some(&body))?)
     }
 
     /// With `--wait`: until the controller has published the name, then until
@@ -237,7 +240,9 @@ impl Common {
             None => {
                 let records: Vec<pirack_core::dns::Record> =
                     serde_json::from_value(view["records"].clone()).unwrap_or_default();
-                let first = records.first().map_or(pirack_core::dns::AAAA, |r| r.data.rtype());
+                let first = records
+                    .first()
+                    .map_or(pirack_core::dns::AAAA, |r| r.data.rtype());
                 let want = records
                     .into_iter()
                     .filter(|r| r.data.rtype() == first)
@@ -307,10 +312,12 @@ fn show(n: &Value) {
         return;
     }
     let when = |v: &Value| {
-        v.as_i64().and_then(|ms| u64::try_from(ms).ok()).map_or_else(
-            || "-".to_string(),
-            |ms| httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_millis(ms)),
-        )
+        v.as_i64()
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map_or_else(
+                || "-".to_string(),
+                |ms| httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_millis(ms)),
+            )
     };
     println!("follows    {} (ttl {})", t(&a["target"]), a["ttl"]);
     let chain: Vec<String> = a["chain"]

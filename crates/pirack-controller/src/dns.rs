@@ -86,7 +86,10 @@ impl Publisher {
 
     /// The site's authoritative servers, where a customer's changes appear.
     pub fn servers(&self) -> Vec<std::net::SocketAddr> {
-        self.dns.as_ref().map(|d| d.servers.clone()).unwrap_or_default()
+        self.dns
+            .as_ref()
+            .map(|d| d.servers.clone())
+            .unwrap_or_default()
     }
 
     /// Reads every zone and, with `apply`, closes the drift; `None` when the

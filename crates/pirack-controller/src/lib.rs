@@ -5,10 +5,10 @@
 //! comes from [`power`] drivers it is given.
 
 pub mod actions;
+pub mod aname;
 pub mod api;
 pub mod boards;
 pub mod boot;
-pub mod aname;
 pub mod dns;
 pub mod error;
 pub mod exporter;

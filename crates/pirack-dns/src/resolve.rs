@@ -285,7 +285,10 @@ fn reply_to(asked: &Message, bytes: &[u8]) -> Option<Message> {
     let reply = Message::from_vec(bytes).ok()?;
     let same = reply.metadata.id == asked.metadata.id
         && reply.queries.len() == 1
-        && reply.queries[0].name().to_ascii().eq_ignore_ascii_case(&asked.queries[0].name().to_ascii())
+        && reply.queries[0]
+            .name()
+            .to_ascii()
+            .eq_ignore_ascii_case(&asked.queries[0].name().to_ascii())
         && reply.queries[0].query_type() == asked.queries[0].query_type();
     same.then_some(reply)
 }
@@ -308,7 +311,10 @@ mod tests {
     #[test]
     fn only_the_question_asked_is_a_reply() {
         let mut m = Message::query();
-        m.add_query(Query::query(wire::name("example.com.").unwrap(), RecordType::A));
+        m.add_query(Query::query(
+            wire::name("example.com.").unwrap(),
+            RecordType::A,
+        ));
         let mut r = m.clone();
         assert!(reply_to(&m, &r.to_vec().unwrap()).is_some());
         r.metadata.id = m.metadata.id.wrapping_add(1);

@@ -109,7 +109,9 @@ fn view(ctl: &Controller, row: NameRow, servers: bool) -> NameView {
     security(("bearer" = [])))]
 pub async fn list(State(ctl): Ctl, caller: Caller) -> Result<Json<Vec<NameView>>, ApiError> {
     let rows = ctl.store.names(caller.owner()).await?;
-    Ok(Json(rows.into_iter().map(|r| view(&ctl, r, false)).collect()))
+    Ok(Json(
+        rows.into_iter().map(|r| view(&ctl, r, false)).collect(),
+    ))
 }
 
 /// One name the caller manages, whether it is published, and the servers.
@@ -213,7 +215,9 @@ pub async fn edit(
     let add = records_of(&name, &req.add)?;
     let remove = records_of(&name, &req.remove)?;
     if add.iter().any(|r| r.data.rtype() == CNAME) {
-        return Err(ApiError::bad_request("set a CNAME with PUT: it stands alone"));
+        return Err(ApiError::bad_request(
+            "set a CNAME with PUT: it stands alone",
+        ));
     }
     let edited = ctl
         .store

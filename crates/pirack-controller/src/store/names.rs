@@ -4,8 +4,8 @@
 //! last resolved.
 
 use super::{Store, StoreError, now_ms};
-use pirack_core::dns::{CNAME, Record};
 use pirack_core::dns::aname::Status;
+use pirack_core::dns::{CNAME, Record};
 use serde::Serialize;
 use sqlx::Row;
 
@@ -181,7 +181,7 @@ impl Store {
 
     /// Records a fresh resolution of an ANAME name: written only if the name
     /// still follows `status.target` (a customer may have changed it meanwhile);
-    /// whether it was.
+    /// whether it was. The name counts as changed only when its records did.
     pub async fn refresh_aname(
         &self,
         name: &str,
@@ -192,7 +192,8 @@ impl Store {
         let aname_json = json("aname", status)?;
         let mut tx = self.write().await?;
         let done = sqlx::query(
-            "UPDATE dns_names SET records = $1, aname = $2, updated_at = $3 \
+            "UPDATE dns_names SET aname = $2, \
+             updated_at = CASE WHEN records = $1 THEN updated_at ELSE $3 END, records = $1 \
              WHERE name = $4 AND target = $5",
         )
         .bind(records_json)

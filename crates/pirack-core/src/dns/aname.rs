@@ -141,7 +141,10 @@ mod tests {
     #[test]
     fn records_carry_both_families_once() {
         let found = Addresses {
-            aaaa: vec!["2001:db8::2".parse().unwrap(), "2001:db8::2".parse().unwrap()],
+            aaaa: vec![
+                "2001:db8::2".parse().unwrap(),
+                "2001:db8::2".parse().unwrap(),
+            ],
             a: vec!["192.0.2.80".parse().unwrap()],
             ttl: 120,
         };
@@ -172,7 +175,10 @@ mod tests {
         assert_eq!((kept, next), (good.clone(), 30));
         assert_eq!((st.stale_since, st.resolved_at), (Some(2000), Some(1000)));
         let (_, st, _) = settle("n.", &good, &st, Err("timeout".into()), 30, 3000);
-        assert_eq!((st.stale_since, st.error.as_deref()), (Some(2000), Some("timeout")));
+        assert_eq!(
+            (st.stale_since, st.error.as_deref()),
+            (Some(2000), Some("timeout"))
+        );
     }
 
     #[test]
