@@ -217,6 +217,10 @@ enum Command {
         #[command(subcommand)]
         action: cli::dns::DnsAction,
     },
+    /// The dns-01 hook for ACME clients (lego's exec provider, dehydrated,
+    /// certbot's manual hooks): sets and removes `_acme-challenge` TXT records
+    /// through the API and waits for the servers. Also run as `pirack-acme-hook`.
+    AcmeHook(cli::acme::AcmeHook),
     /// Your names in your DNS zones: list, set, remove (through the API).
     Name {
         #[command(subcommand)]
@@ -253,7 +257,17 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    match run(Cli::parse()) {
+    // Linked as `pirack-acme-hook`, it is the hook itself (lego's EXEC_PATH
+    // takes a program, not a command line).
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let called = std::path::Path::new(args.first().map_or("".as_ref(), |a| a.as_os_str()))
+        .file_name()
+        .map(|n| n == "pirack-acme-hook")
+        .unwrap_or(false);
+    if called {
+        args.insert(1, "acme-hook".into());
+    }
+    match run(Cli::parse_from(args)) {
         Ok(code) => code,
         Err(e) => {
             if e.downcast_ref::<Reported>().is_none() {
@@ -366,6 +380,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Switch { action } => switch(&action),
         Command::Dns { action } => cli::dns::dns(&action),
         Command::Name { action } => cli::names::name(&action),
+        Command::AcmeHook(hook) => cli::acme::run(&hook),
         Command::Token { db, action } => token(&db, &action),
         Command::Owner { db, action } => owner(&db, &action),
         Command::Ledger { action } => match action {

@@ -1,5 +1,6 @@
 //! The commands behind the `pirack` CLI, one module per area.
 
+pub mod acme;
 pub mod client;
 pub mod dns;
 pub mod inputs;

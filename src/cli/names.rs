@@ -341,3 +341,27 @@ fn show(n: &Value) {
         );
     }
 }
+
+/// Adds (or with `present` false removes) a TXT record at `name` and waits up
+/// to `wait` seconds until every authoritative server answers so.
+pub(super) fn txt(
+    remote: &Remote,
+    name: &str,
+    value: &str,
+    present: bool,
+    wait: u64,
+) -> Result<()> {
+    let common = Common {
+        owner: None,
+        wait: Some(wait),
+        remote: remote.clone(),
+    };
+    let record = RecordArgs {
+        rtype: "TXT".into(),
+        data: value.into(),
+        ttl: 60,
+    };
+    let edit = if present { "add" } else { "remove" };
+    let sent = common.send("PATCH", name, json!({ edit: [record.json()] }))?;
+    common.wait_for(name, &sent, Some(&record), present)
+}
