@@ -12,41 +12,13 @@
 
 mod common;
 
-use common::{arg, is_root, sh};
-use std::io::{Read, Write};
+use common::{arg, free_addr, is_root, request, serve, sh};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// One request on a fresh connection; the status and the body.
-fn request(addr: SocketAddr, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    (status, body.to_string())
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
@@ -94,13 +66,6 @@ fn wrk(url: &str, token: &str, seconds: u64) -> Wrk {
 }
 
 /// A free loopback address.
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 /// The ceiling: axum on a multi-threaded runtime answering every request with
 /// `body`, as pirack's listing is (JSON bytes).
 fn ceiling(body: String) -> SocketAddr {
@@ -131,29 +96,6 @@ fn ceiling(body: String) -> SocketAddr {
         });
     });
     addr
-}
-
-/// Starts `pirack serve` on `addr` with `extra` arguments, and waits for it.
-fn serve(inventory: &Path, d: &Path, db: &str, addr: SocketAddr, extra: &[&str]) -> Serve {
-    let child = Command::new(env!("CARGO_BIN_EXE_pirack"))
-        .arg("serve")
-        .arg("--inventory")
-        .arg(inventory)
-        .args(["--db", db, "--api", &addr.to_string(), "--no-export"])
-        .args(["--dhcp-port", "16767", "--tftp-port", "16969"])
-        .arg("--images")
-        .arg(d.join("images"))
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let serve = Serve(child);
-    while TcpStream::connect(addr).is_err() {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    serve
 }
 
 /// The resident memory of process `pid`, in MiB.

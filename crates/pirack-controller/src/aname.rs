@@ -202,6 +202,17 @@ pub async fn run(ctl: Arc<Controller>) {
                 Instant::now() + Duration::from_secs(u64::from(next)),
             );
             let old = row.aname.as_ref().expect("only ANAME rows are loaded");
+            let result = match (&status.error, records == row.records) {
+                (Some(_), _) => "error",
+                (None, true) => "ok",
+                (None, false) => "changed",
+            };
+            ctl.metrics
+                .aname_refreshes
+                .get_or_create(&crate::metrics::ResultLabel {
+                    result: result.into(),
+                })
+                .inc();
             if records == row.records && !differs(old, &status) {
                 continue;
             }

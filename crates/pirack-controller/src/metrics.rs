@@ -104,6 +104,7 @@ pub struct Metrics {
     pub dns_drift: Family<DriftLabels, Gauge>,
     pub dns_reconciles: Family<ResultLabel, Counter>,
     pub dns_applied: Counter,
+    pub aname_refreshes: Family<ResultLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -124,6 +125,7 @@ impl Default for Metrics {
             dns_drift: Family::default(),
             dns_reconciles: Family::default(),
             dns_applied: Counter::default(),
+            aname_refreshes: Family::default(),
         };
         let mut r = m.registry;
         r.register(
@@ -195,6 +197,11 @@ impl Default for Metrics {
             "pirack_dns_changes_applied",
             "Names the DNS servers took updates for",
             m.dns_applied.clone(),
+        );
+        r.register(
+            "pirack_aname_refreshes",
+            "Resolutions of ANAME targets, by result (ok, changed, error)",
+            m.aname_refreshes.clone(),
         );
         Metrics { registry: r, ..m }
     }
