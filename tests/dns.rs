@@ -452,6 +452,29 @@ fn anames_follow_their_targets_and_keep_their_addresses_through_failures() {
     assert_eq!(dns::dig(&bind, "acme.example", "A"), ["192.0.2.80"]);
     let view = name_view(a, acme, "acme.example");
     assert_eq!(view["aname"]["slot"], "sw-a/1", "{view}");
+    // The rack view's slot detail shows the customer the names leading to it.
+    if have("anames_follow_their_targets", "chromedriver") {
+        let profile = tempfile::tempdir().unwrap();
+        let browser = common::webdriver::Browser::start(profile.path());
+        browser.goto(&format!("http://{a}/#token={}", rig.acme));
+        browser.wait_for(
+            "A-01's tile",
+            "return document.querySelector(\"button[data-slot='A-01']\") != null;",
+            std::time::Duration::from_secs(20),
+        );
+        browser.click("//button[@data-slot='A-01']");
+        let names = browser.wait_for(
+            "A-01's names",
+            "const n = document.querySelector('#names'); return n && n.textContent;",
+            std::time::Duration::from_secs(20),
+        );
+        let names = names.as_str().unwrap_or_default().to_string();
+        assert!(
+            names.contains("acme.example.")
+                && names.contains(&format!("follows {}.", fqdn("A-01"))),
+            "{names}"
+        );
+    }
 
     // An outside target through a CNAME, at the target's TTL (below the ANAME's).
     let www = put(

@@ -320,12 +320,7 @@ fn show(n: &Value) {
             )
     };
     println!("follows    {} (ttl {})", t(&a["target"]), a["ttl"]);
-    let chain: Vec<String> = a["chain"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| t(c))
-        .collect();
+    let chain: Vec<String> = a["chain"].as_array().into_iter().flatten().map(t).collect();
     println!("chain      {}", chain.join(" → "));
     if let Some(slot) = a["slot"].as_str() {
         println!("slot       {} (IPv4 through the proxy)", printable(slot));

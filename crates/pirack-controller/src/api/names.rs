@@ -229,7 +229,7 @@ pub async fn edit(
                 "a name holds at most {MAX_RECORDS} records, and a CNAME stands alone"
             )));
         }
-        Edited::Row(row) => serde_json::to_value(view(&ctl, row, true))
+        Edited::Row(row) => serde_json::to_value(view(&ctl, *row, true))
             .map_err(|e| ApiError::internal(e.to_string()))?,
         Edited::Deleted => {
             let servers: Vec<String> = ctl.dns.servers().iter().map(ToString::to_string).collect();

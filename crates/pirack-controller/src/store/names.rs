@@ -23,7 +23,7 @@ pub struct NameRow {
 /// What [`Store::edit_name`] did.
 #[derive(Debug)]
 pub enum Edited {
-    Row(NameRow),
+    Row(Box<NameRow>),
     /// Nothing was left: the name is gone.
     Deleted,
     /// The name is another owner's: nothing changed.
@@ -170,13 +170,13 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Edited::Row(NameRow {
+        Ok(Edited::Row(Box::new(NameRow {
             name: name.to_string(),
             owner: owner.to_string(),
             records,
             updated_at,
             aname: None,
-        }))
+        })))
     }
 
     /// Records a fresh resolution of an ANAME name: written only if the name
