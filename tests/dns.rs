@@ -256,6 +256,7 @@ fn customers_manage_names_in_their_own_zones_only() {
             (&reverse(), ""),
             ("acme.example", ""),
             ("globex.example", ""),
+            ("extra.example", ""),
         ],
     );
     let inventory = site_for(tmp.path(), free_udp_port(), "generic", Creds::V2c, "");
@@ -370,6 +371,48 @@ fn customers_manage_names_in_their_own_zones_only() {
     assert_eq!(gone.status, 200, "{}", gone.body);
     assert!(dns::wait_for(&bind, "www.acme.example", "AAAA", &[]).is_empty());
     assert!(dns::dig(&bind, "www.acme.example", "MX").is_empty());
+
+    // An admin grants acme a further zone the servers hold; nobody else may.
+    let grant = |token, zone: &str, owner: &str| {
+        let body = format!(r#"{{"owner":"{owner}"}}"#);
+        request(
+            a,
+            "PUT",
+            &format!("/v1/dns/zones/{zone}"),
+            token,
+            Some(&body),
+        )
+        .status
+    };
+    let admin = Some(rig.admin.as_str());
+    assert_eq!(grant(acme, "extra.example", "acme"), 403);
+    assert_eq!(grant(admin, "acme.example", "globex"), 409);
+    assert_eq!(grant(admin, "sub.pi.example.net", "acme"), 409);
+    assert_eq!(put(acme, "www.extra.example", www).status, 403);
+    assert_eq!(grant(admin, "extra.example", "acme"), 200);
+    let r = put(acme, "www.extra.example", www);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        dns::wait_for(&bind, "www.extra.example", "AAAA", &["2001:db8::10"]),
+        ["2001:db8::10"]
+    );
+    let zones = get(a, "/v1/dns/zones", acme).json();
+    assert!(
+        zones.to_string().contains(r#""source":"granted""#),
+        "{zones}"
+    );
+    assert!(!zones.to_string().contains("globex"), "{zones}");
+    // Not taken back while names remain in it.
+    let revoke = || request(a, "DELETE", "/v1/dns/zones/extra.example", admin, None).status;
+    assert_eq!(revoke(), 409);
+    assert_eq!(
+        request(a, "DELETE", "/v1/names/www.extra.example", acme, None).status,
+        200
+    );
+    assert_eq!(revoke(), 200);
+    assert!(dns::dig(&bind, "www.extra.example", "AAAA").is_empty());
+    assert!(dns::dig(&bind, "_pirack.www.extra.example", "TXT").is_empty());
+    assert_eq!(put(acme, "www.extra.example", www).status, 403);
 }
 
 /// What `name` answers over the API (the customer's own view).

@@ -29,10 +29,69 @@ pub enum DnsAction {
         #[command(flatten)]
         remote: Remote,
     },
+    /// The zones names are kept in: the slots' own, and each owner's (from the
+    /// inventory or granted); a customer sees its own.
+    Zones {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Let an owner keep names in a zone the site's servers hold for it (the
+    /// servers must let pirack's key update and transfer it).
+    Grant {
+        zone: String,
+        owner: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Take a granted zone back, once its owner has no names left in it.
+    Revoke {
+        zone: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 pub fn dns(action: &DnsAction) -> Result<ExitCode> {
+    let zone_path = |z: &str| {
+        format!(
+            "/v1/dns/zones/{}",
+            pirack_controller::api::client::segment(z)
+        )
+    };
     let (report, json) = match action {
+        DnsAction::Zones { json, remote } => {
+            let zones = remote.connect()?.call("GET", "/v1/dns/zones", None)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&zones)?);
+            }
+            for z in zones.as_array().into_iter().flatten().filter(|_| !json) {
+                println!(
+                    "{:<40} {:<12} {}",
+                    printable(z["zone"].as_str().unwrap_or_default()),
+                    printable(z["owner"].as_str().unwrap_or("-")),
+                    z["source"].as_str().unwrap_or_default()
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        DnsAction::Grant {
+            zone,
+            owner,
+            remote,
+        } => {
+            let body = serde_json::json!({ "owner": owner });
+            remote
+                .connect()?
+                .call("PUT", &zone_path(zone), Some(&body))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        DnsAction::Revoke { zone, remote } => {
+            remote.connect()?.call("DELETE", &zone_path(zone), None)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         DnsAction::Sync {
             dry_run,
             json,

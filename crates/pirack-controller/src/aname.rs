@@ -63,9 +63,10 @@ impl Anames {
         old: &[Record],
         status: &Status,
     ) -> (Vec<Record>, Status, u32) {
+        let zones = ctl.dns.site_dns().map(|d| d.zones()).unwrap_or_default();
         let outcome = match &self.resolver {
             Some(r) => r
-                .resolve(&status.target)
+                .resolve(&status.target, &zones)
                 .await
                 .map(|res| Found {
                     slot: slot_named(ctl, res.chain.last().map(String::as_str)),
@@ -91,7 +92,7 @@ impl Anames {
     /// not: a target in the site's zones must be one of the owner's slots or in
     /// the owner's zones; any other must be allowed by `dns.aname.allow`.
     pub fn refusal(ctl: &Controller, owner: &str, name: &str, target: &str) -> Option<String> {
-        let dns = ctl.site.dns.as_ref()?;
+        let dns = ctl.dns.site_dns()?;
         if name == target {
             return Some(format!("{name} cannot follow itself"));
         }

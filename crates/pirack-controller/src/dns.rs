@@ -20,7 +20,10 @@ const SETTLE: Duration = Duration::from_millis(200);
 const RETRY: Duration = Duration::from_secs(10);
 
 pub struct Publisher {
+    /// The inventory's `dns:` section.
     dns: Option<SiteDns>,
+    /// Zones granted through the API, by zone: their owner.
+    grants: Mutex<BTreeMap<String, String>>,
     /// One reconciliation at a time, whoever asks.
     one: tokio::sync::Mutex<()>,
     last: Mutex<Option<Report>>,
@@ -35,6 +38,7 @@ impl Publisher {
     pub fn new(site: &Site) -> Publisher {
         Publisher {
             dns: site.dns.clone(),
+            grants: Mutex::default(),
             one: tokio::sync::Mutex::new(()),
             last: Mutex::new(None),
             synced: Mutex::default(),
@@ -49,10 +53,32 @@ impl Publisher {
 
     /// The zones `owner` may manage names in.
     pub fn zones_of(&self, owner: &str) -> Vec<String> {
-        self.dns
-            .as_ref()
+        self.site_dns()
             .and_then(|d| d.owner_zones.get(owner).cloned())
             .unwrap_or_default()
+    }
+
+    /// The `dns:` section with the granted zones among the owners'; `None`
+    /// without one.
+    pub fn site_dns(&self) -> Option<SiteDns> {
+        let mut dns = self.dns.clone()?;
+        for (zone, owner) in self.grants.lock().expect("not poisoned").iter() {
+            let zones = dns.owner_zones.entry(owner.clone()).or_default();
+            if !zones.contains(zone) {
+                zones.push(zone.clone());
+            }
+        }
+        Some(dns)
+    }
+
+    /// The zones granted through the API (zone, owner), replacing what was.
+    pub fn set_grants(&self, grants: Vec<(String, String)>) {
+        *self.grants.lock().expect("not poisoned") = grants.into_iter().collect();
+    }
+
+    /// Whether `zone` was granted through the API (not set in the inventory).
+    pub fn granted(&self, zone: &str) -> bool {
+        self.grants.lock().expect("not poisoned").contains_key(zone)
     }
 
     pub fn configured(&self) -> bool {
@@ -72,7 +98,9 @@ impl Publisher {
     /// Whether `name`, as changed at `changed_at` (ms), is on the primary server:
     /// a reconciliation that began after the change wrote its zone whole.
     pub fn published(&self, name: &str, changed_at: i64) -> bool {
-        let Some(dns) = &self.dns else { return false };
+        let Some(dns) = self.site_dns() else {
+            return false;
+        };
         let zones = dns.zones();
         let Some(zone) = pirack_core::dns::names::zone_of(name, &zones) else {
             return false;
@@ -105,7 +133,7 @@ impl Publisher {
         slots: &BTreeSet<String>,
         apply: bool,
     ) -> Option<Result<Report, DnsError>> {
-        let dns = self.dns.as_ref()?;
+        let dns = &self.site_dns()?;
         let _one = self.one.lock().await;
         let started = crate::store::now_ms();
         let mut wanted = wanted(ctl, dns, slots);

@@ -155,6 +155,7 @@ impl Controller {
         boot::fill(&boots, &site, &plan.slots, &paths.images, &paths.boot_files);
         let (exporter, export_queue) = exporter::Exporter::new();
         let dns = dns::Publisher::new(&site);
+        dns.set_grants(store.zone_grants().await?);
         let anames = aname::Anames::new(&site);
         Ok(Controller {
             store,

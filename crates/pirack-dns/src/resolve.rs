@@ -51,7 +51,6 @@ pub struct Answer {
 }
 
 pub struct Resolver {
-    zones: Vec<String>,
     own: Vec<SocketAddr>,
     others: Vec<SocketAddr>,
     timeout: Duration,
@@ -68,7 +67,6 @@ struct Chased<T> {
 impl Resolver {
     pub fn new(dns: &SiteDns) -> Resolver {
         Resolver {
-            zones: dns.zones(),
             own: dns.servers.clone(),
             others: dns.aname.resolvers.clone(),
             timeout: dns.aname.timeout,
@@ -77,15 +75,16 @@ impl Resolver {
     }
 
     /// `target`'s addresses: both types asked at once; a type the target lacks
-    /// is empty, but a target with neither is an error.
-    pub async fn resolve(&self, target: &str) -> Result<Resolved, ResolveError> {
+    /// is empty, but a target with neither is an error. Names in `zones` (the
+    /// site's) are asked of the site's servers.
+    pub async fn resolve(&self, target: &str, zones: &[String]) -> Result<Resolved, ResolveError> {
         let target = absolute(target);
         let (v6, v4) = tokio::join!(
-            self.chase(&target, RecordType::AAAA, |d| match d {
+            self.chase(&target, zones, RecordType::AAAA, |d| match d {
                 RData::AAAA(a) => Some(a.0),
                 _ => None,
             }),
-            self.chase(&target, RecordType::A, |d| match d {
+            self.chase(&target, zones, RecordType::A, |d| match d {
                 RData::A(a) => Some(a.0),
                 _ => None,
             }),
@@ -114,6 +113,7 @@ impl Resolver {
     async fn chase<T>(
         &self,
         target: &str,
+        zones: &[String],
         rtype: RecordType,
         pick: impl Fn(&RData) -> Option<T>,
     ) -> Result<Chased<T>, ResolveError> {
@@ -121,7 +121,8 @@ impl Resolver {
         let mut ttl = u32::MAX;
         let mut asked = target.to_string();
         loop {
-            let answer = ask(self.servers_for(&asked)?, &asked, rtype, self.timeout).await?;
+            let servers = self.servers_for(&asked, zones)?;
+            let answer = ask(servers, &asked, rtype, self.timeout).await?;
             match answer.code {
                 ResponseCode::NoError => {}
                 ResponseCode::NXDomain => return Err(ResolveError::NxDomain(asked)),
@@ -176,8 +177,8 @@ impl Resolver {
         }
     }
 
-    fn servers_for(&self, name: &str) -> Result<&[SocketAddr], ResolveError> {
-        if self.zones.iter().any(|z| in_zone(name, z)) {
+    fn servers_for(&self, name: &str, zones: &[String]) -> Result<&[SocketAddr], ResolveError> {
+        if zones.iter().any(|z| in_zone(name, z)) {
             Ok(&self.own)
         } else if self.others.is_empty() {
             Err(ResolveError::NoResolver(name.to_string()))

@@ -68,6 +68,8 @@ pub fn router(ctl: Arc<Controller>) -> axum::Router {
         .routes(routes!(routes::console))
         .routes(routes!(dns::sync))
         .routes(routes!(dns::status))
+        .routes(routes!(dns::zones))
+        .routes(routes!(dns::grant, dns::revoke))
         .routes(routes!(names::list))
         .routes(routes!(names::show, names::put, names::edit, names::delete))
         .split_for_parts();

@@ -14,6 +14,7 @@ pub mod owners;
 pub mod records;
 pub mod slots;
 pub mod tokens;
+pub mod zones;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -116,7 +117,7 @@ fn create_private(url: &str) -> Result<(), StoreError> {
 /// The schema's migrations, compiled in: one text per step, its integer and key
 /// types spelt for the backend.
 fn migrator(backend: Backend) -> Migrator {
-    const STEPS: [(i64, &str, &str); 7] = [
+    const STEPS: [(i64, &str, &str); 8] = [
         (1, "init", include_str!("schema/0001_init.sql")),
         (
             2,
@@ -132,6 +133,11 @@ fn migrator(backend: Backend) -> Migrator {
         ),
         (6, "dns names", include_str!("schema/0006_dns_names.sql")),
         (7, "aname", include_str!("schema/0007_aname.sql")),
+        (
+            8,
+            "zone grants",
+            include_str!("schema/0008_zone_grants.sql"),
+        ),
     ];
     let (int, id) = match backend {
         Backend::Sqlite => ("INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),
