@@ -454,7 +454,7 @@ fn anames_follow_their_targets_and_keep_their_addresses_through_failures() {
         free_udp_port(),
         &[(
             "example.org",
-            "t 2 IN AAAA 2001:db8::1\nt 2 IN A 198.51.100.1\nc 60 IN CNAME t\n\
+            "t 2 IN AAAA 2001:db8::1\nt 2 IN A 198.51.100.1\nc 60 IN CNAME t\nt2 3 IN AAAA 2001:db8::3\n\
              loop1 IN CNAME loop2\nloop2 IN CNAME loop1",
         )],
     );
@@ -553,6 +553,23 @@ fn anames_follow_their_targets_and_keep_their_addresses_through_failures() {
     assert_eq!(
         dns::wait_for(&bind, "www.acme.example", "AAAA", &["2001:db8::2"]),
         ["2001:db8::2"]
+    );
+
+    // A target's TTL changes: the name's records take it (below the ANAME's).
+    let r = put(
+        "ttl.acme.example",
+        r#"{"aname":{"target":"t2.example.org"}}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    dns::nsupdate(
+        &targets,
+        "update delete t2.example.org AAAA\nupdate add t2.example.org 7 AAAA 2001:db8::7",
+    );
+    let v = wait_view(a, acme, "ttl.acme.example", |v| v["records"][0]["ttl"] == 7);
+    assert_eq!(v["records"][0]["data"], "2001:db8::7", "{v}");
+    assert_eq!(
+        dns::wait_for(&bind, "ttl.acme.example", "AAAA", &["2001:db8::7"]),
+        ["2001:db8::7"]
     );
 
     // The target vanishes: the name keeps its addresses and says it is stale.

@@ -51,14 +51,25 @@ pub fn ttl(aname_ttl: u32, target_ttl: u32, floor: u32) -> u32 {
     aname_ttl.min(target_ttl.max(floor))
 }
 
-/// The records `name` holds for `found`, sorted.
+/// Addresses of one type a name takes from its target: a target's owner must
+/// not make a customer's name (and the zone) carry without bound.
+pub const MAX_PER_TYPE: usize = 16;
+
+/// The records `name` holds for `found`, sorted: the lowest [`MAX_PER_TYPE`]
+/// addresses of each type, so the choice is stable from one answer to the next.
 pub fn records(name: &str, aname_ttl: u32, floor: u32, found: &Addresses) -> Vec<Record> {
     let ttl = ttl(aname_ttl, found.ttl, floor);
-    let mut out: Vec<Record> = found
-        .aaaa
-        .iter()
-        .map(|a| Data::Aaaa(*a))
-        .chain(found.a.iter().map(|a| Data::A(*a)))
+    let lowest = |mut d: Vec<Data>| {
+        d.sort();
+        d.dedup();
+        d.truncate(MAX_PER_TYPE);
+        d
+    };
+    let v6 = lowest(found.aaaa.iter().map(|a| Data::Aaaa(*a)).collect());
+    let v4 = lowest(found.a.iter().map(|a| Data::A(*a)).collect());
+    let mut out: Vec<Record> = v6
+        .into_iter()
+        .chain(v4)
         .map(|data| Record {
             name: name.to_string(),
             ttl,
@@ -66,7 +77,6 @@ pub fn records(name: &str, aname_ttl: u32, floor: u32, found: &Addresses) -> Vec
         })
         .collect();
     out.sort();
-    out.dedup();
     out
 }
 
@@ -151,6 +161,17 @@ mod tests {
         let r = records("example.com.", 300, 30, &found);
         assert_eq!(r.len(), 2);
         assert!(r.iter().all(|r| r.ttl == 120 && r.name == "example.com."));
+        let many = Addresses {
+            aaaa: (0..100u16)
+                .rev()
+                .map(|i| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i))
+                .collect(),
+            a: vec![],
+            ttl: 60,
+        };
+        let r = records("example.com.", 300, 30, &many);
+        assert_eq!(r.len(), MAX_PER_TYPE);
+        assert_eq!(r[0].data, Data::Aaaa("2001:db8::".parse().unwrap()));
     }
 
     #[test]
