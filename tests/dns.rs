@@ -626,6 +626,17 @@ fn anames_follow_their_targets_and_keep_their_addresses_through_failures() {
         );
         assert_eq!(r.status, 403, "{target}: {}", r.body);
     }
+    // Nor through a CNAME of the customer's own: every hop is held to the policy.
+    let cname = r#"{"records":[{"type":"CNAME","data":"evil.example.com."}]}"#;
+    assert_eq!(put("cn.acme.example", cname).status, 200);
+    dns::wait_for(&bind, "cn.acme.example", "CNAME", &["evil.example.com."]);
+    let r = put(
+        "via.acme.example",
+        r#"{"aname":{"target":"cn.acme.example"}}"#,
+    )
+    .json();
+    let why = r["aname"]["error"].as_str().unwrap_or_default();
+    assert!(why.contains("evil.example.com. is outside"), "{r}");
     let theirs = get(a, "/v1/names", Some(rig.globex.as_str())).json();
     assert_eq!(theirs, serde_json::json!([]), "{theirs}");
 }

@@ -96,7 +96,8 @@ impl Publisher {
     }
 
     /// Whether `name`, as changed at `changed_at` (ms), is on the primary server:
-    /// a reconciliation that began after the change wrote its zone whole.
+    /// a reconciliation that began after the change (strictly: the clock counts
+    /// milliseconds) wrote its zone whole.
     pub fn published(&self, name: &str, changed_at: i64) -> bool {
         let Some(dns) = self.site_dns() else {
             return false;
@@ -109,7 +110,7 @@ impl Publisher {
             .lock()
             .expect("not poisoned")
             .get(zone)
-            .is_some_and(|(at, failed)| *at >= changed_at && !failed.contains(name))
+            .is_some_and(|(at, failed)| *at > changed_at && !failed.contains(name))
     }
 
     /// The site's authoritative servers, where a customer's changes appear.

@@ -8,7 +8,7 @@
 use crate::wire;
 use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
-use pirack_core::dns::aname::Addresses;
+use pirack_core::dns::aname::{Addresses, allowed};
 use pirack_core::dns::names::{absolute, in_zone};
 use pirack_core::inventory::SiteDns;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -31,8 +31,8 @@ pub enum ResolveError {
     TooLong(String, usize),
     #[error("{name}: {why}")]
     Server { name: String, why: String },
-    #[error("{0} is outside the site's zones and no resolver is configured")]
-    NoResolver(String),
+    #[error("{0} is outside the site's zones and not allowed by dns.aname.allow")]
+    NotAllowed(String),
 }
 
 /// A target's addresses and the names followed to them.
@@ -53,6 +53,9 @@ pub struct Answer {
 pub struct Resolver {
     own: Vec<SocketAddr>,
     others: Vec<SocketAddr>,
+    /// Names outside the site's zones that may be asked about (a CNAME in a
+    /// customer's zone must not lead pirack to ask about anything).
+    allow: Vec<String>,
     timeout: Duration,
     max_chain: usize,
 }
@@ -69,6 +72,7 @@ impl Resolver {
         Resolver {
             own: dns.servers.clone(),
             others: dns.aname.resolvers.clone(),
+            allow: dns.aname.allow.clone(),
             timeout: dns.aname.timeout,
             max_chain: dns.aname.max_chain,
         }
@@ -180,8 +184,8 @@ impl Resolver {
     fn servers_for(&self, name: &str, zones: &[String]) -> Result<&[SocketAddr], ResolveError> {
         if zones.iter().any(|z| in_zone(name, z)) {
             Ok(&self.own)
-        } else if self.others.is_empty() {
-            Err(ResolveError::NoResolver(name.to_string()))
+        } else if self.others.is_empty() || !allowed(name, &self.allow) {
+            Err(ResolveError::NotAllowed(name.to_string()))
         } else {
             Ok(&self.others)
         }
