@@ -38,7 +38,21 @@ pub struct Site {
     pub switches: Vec<Switch>,
     pub owners: Vec<Owner>,
     pub dns: Option<SiteDns>,
+    pub proxy: Option<SiteProxy>,
     pub slots: Vec<Slot>,
+}
+
+/// The checked `proxy:` section.
+#[derive(Debug, Clone)]
+pub struct SiteProxy {
+    pub http: Vec<std::net::SocketAddr>,
+    pub tls: Vec<std::net::SocketAddr>,
+    pub header_timeout: std::time::Duration,
+    pub idle_timeout: std::time::Duration,
+    pub connect_timeout: std::time::Duration,
+    pub max_connections: usize,
+    pub per_backend: usize,
+    pub tls_default: Option<std::net::SocketAddr>,
 }
 
 /// The checked `dns:` section; every name absolute and lower-case.

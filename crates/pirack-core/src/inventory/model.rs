@@ -32,6 +32,9 @@ pub struct Inventory {
     /// Publishing the hosted Pis' names on the site's DNS servers.
     #[serde(default)]
     pub dns: Option<Dns>,
+    /// The IPv4→IPv6 front door run by `pirack serve`.
+    #[serde(default)]
+    pub proxy: Option<Proxy>,
     pub slots: Vec<Slot>,
     #[serde(default)]
     pub boards: Vec<Board>,
@@ -538,6 +541,66 @@ impl<'de> Deserialize<'de> for SecretRef {
             Raw::Inline(_) => Ok(SecretRef::Inline),
         }
     }
+}
+
+/// The proxy in front of the Pis: TLS routed by SNI, HTTP by Host, each to the
+/// Pi owning the name over IPv6.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Proxy {
+    /// Addresses listened on: the shared IPv4 address, and optionally IPv6.
+    pub listen: Vec<String>,
+    #[serde(default = "default_http_port")]
+    pub http_port: u16,
+    #[serde(default = "default_tls_port")]
+    pub tls_port: u16,
+    /// How long a client has to send its ClientHello or request head.
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// How long a connection may carry nothing before it is closed.
+    #[serde(default = "default_idle_timeout_s")]
+    pub idle_timeout_s: u64,
+    /// How long each of a Pi's addresses is given to answer.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Connections open at once, in all.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections open at once to one Pi.
+    #[serde(default = "default_per_backend")]
+    pub per_backend: usize,
+    /// Where a TLS connection for an unknown name (or none) goes: a backend
+    /// (`[2001:db8::1]:443`) [default: a TLS `unrecognized_name` alert].
+    #[serde(default)]
+    pub tls_default: Option<String>,
+}
+
+fn default_http_port() -> u16 {
+    80
+}
+
+fn default_tls_port() -> u16 {
+    443
+}
+
+fn default_header_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_idle_timeout_s() -> u64 {
+    300
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    3_000
+}
+
+fn default_max_connections() -> usize {
+    20_000
+}
+
+fn default_per_backend() -> usize {
+    1_000
 }
 
 /// The authoritative DNS servers pirack updates (RFC 2136, signed with TSIG) and

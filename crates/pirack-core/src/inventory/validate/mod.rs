@@ -3,6 +3,7 @@
 //! hardware live in their own files.
 
 mod dns;
+mod proxy;
 mod hardware;
 mod network;
 
@@ -175,6 +176,10 @@ impl Checker<'_> {
             .dns
             .as_ref()
             .and_then(|d| self.dns(d, raw.site.domain.as_deref(), &shelves, &raw.owners));
+        let proxy = raw
+            .proxy
+            .as_ref()
+            .and_then(|p| self.proxy(p, dns.as_ref()));
         Site {
             name: raw.site.name.clone(),
             domain: raw.site.domain.clone(),
@@ -198,6 +203,7 @@ impl Checker<'_> {
             switches,
             owners,
             dns,
+            proxy,
             slots,
         }
     }
