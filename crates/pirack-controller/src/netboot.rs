@@ -16,8 +16,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 
 /// Follows the event bus until it closes.
-pub async fn follow(ctl: Arc<Controller>) {
-    let mut rx = ctl.bus.subscribe();
+pub async fn follow(ctl: Arc<Controller>, mut rx: pirack_netboot::events::Receiver) {
     // Wires already reported for each protocol: one alert each (whatever
     // addresses they go on to claim).
     let mut alerted = HashSet::new();

@@ -114,14 +114,17 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
             "exporter"
         });
     }
-    let c = Arc::clone(&ctl);
+    // Subscribed here, before the netboot thread starts: a task's own
+    // subscription could come after the first events (the interfaces found
+    // missing at start) and miss them.
+    let (c, events) = (Arc::clone(&ctl), ctl.bus.subscribe());
     followers.spawn(async move {
-        log_events(c, config.json_events).await;
+        log_events(c, events, config.json_events).await;
         "event log"
     });
-    let c = Arc::clone(&ctl);
+    let (c, events) = (Arc::clone(&ctl), ctl.bus.subscribe());
     followers.spawn(async move {
-        netboot::follow(c).await;
+        netboot::follow(c, events).await;
         "lifecycle driver"
     });
     let mut watchers = JoinSet::new();
@@ -324,9 +327,12 @@ async fn prune(ctl: Arc<Controller>, retention: Duration) {
 }
 
 /// Logs every netboot event (and prints it as JSON when asked).
-async fn log_events(ctl: Arc<Controller>, json: bool) {
+async fn log_events(
+    ctl: Arc<Controller>,
+    mut events: pirack_netboot::events::Receiver,
+    json: bool,
+) {
     use tokio::sync::broadcast::error::RecvError;
-    let mut events = ctl.bus.subscribe();
     loop {
         match events.recv().await {
             Ok(record) => {

@@ -217,6 +217,9 @@ impl Default for Bus {
     }
 }
 
+/// A subscriber's end of the bus.
+pub type Receiver = broadcast::Receiver<Arc<Record>>;
+
 impl Bus {
     pub fn new(capacity: usize) -> Bus {
         Bus {
@@ -233,7 +236,7 @@ impl Bus {
         }));
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Record>> {
+    pub fn subscribe(&self) -> Receiver {
         self.tx.subscribe()
     }
 }

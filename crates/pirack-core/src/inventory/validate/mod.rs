@@ -3,9 +3,9 @@
 //! hardware live in their own files.
 
 mod dns;
-mod proxy;
 mod hardware;
 mod network;
+mod proxy;
 
 use super::model::{self, Inventory};
 use super::{Location, Problem, Problems, Site, Slot, SourceMap};
@@ -176,10 +176,7 @@ impl Checker<'_> {
             .dns
             .as_ref()
             .and_then(|d| self.dns(d, raw.site.domain.as_deref(), &shelves, &raw.owners));
-        let proxy = raw
-            .proxy
-            .as_ref()
-            .and_then(|p| self.proxy(p, dns.as_ref()));
+        let proxy = raw.proxy.as_ref().and_then(|p| self.proxy(p, dns.as_ref()));
         Site {
             name: raw.site.name.clone(),
             domain: raw.site.domain.clone(),

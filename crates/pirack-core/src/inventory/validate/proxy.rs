@@ -26,10 +26,22 @@ impl Checker<'_> {
             self.problem("proxy.tls_port", "must differ from proxy.http_port");
         }
         for (field, value, range) in [
-            ("proxy.header_timeout_ms", p.header_timeout_ms, 100..=120_000),
+            (
+                "proxy.header_timeout_ms",
+                p.header_timeout_ms,
+                100..=120_000,
+            ),
             ("proxy.idle_timeout_s", p.idle_timeout_s, 1..=86_400),
-            ("proxy.connect_timeout_ms", p.connect_timeout_ms, 100..=60_000),
-            ("proxy.max_connections", p.max_connections as u64, 1..=1_000_000),
+            (
+                "proxy.connect_timeout_ms",
+                p.connect_timeout_ms,
+                100..=60_000,
+            ),
+            (
+                "proxy.max_connections",
+                p.max_connections as u64,
+                1..=1_000_000,
+            ),
             ("proxy.per_backend", p.per_backend as u64, 1..=1_000_000),
         ] {
             if !range.contains(&value) {
@@ -63,7 +75,10 @@ impl Checker<'_> {
                 .iter()
                 .map(|ip| SocketAddr::new(*ip, p.http_port))
                 .collect(),
-            tls: ips.iter().map(|ip| SocketAddr::new(*ip, p.tls_port)).collect(),
+            tls: ips
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, p.tls_port))
+                .collect(),
             header_timeout: Duration::from_millis(p.header_timeout_ms),
             idle_timeout: Duration::from_secs(p.idle_timeout_s),
             connect_timeout: Duration::from_millis(p.connect_timeout_ms),
