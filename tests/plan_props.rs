@@ -67,6 +67,7 @@ fn site(slots: &[Spec]) -> Site {
             .collect(),
         owners: vec![],
         dns: None,
+        proxy: None,
         slots: slots
             .iter()
             .map(|&(sw, port, vlan)| model::Slot {
