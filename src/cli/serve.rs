@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// Leave the NFS exports alone when roots change.
     #[arg(long)]
     pub no_export: bool,
+    /// Do not run the inventory's `proxy:` here (a stand-alone `pirack proxy`
+    /// serves it).
+    #[arg(long)]
+    pub no_proxy: bool,
     /// The site's boot files, where bootcode.bin is served from first (else from
     /// the newest image) [default: the inventory's netboot.boot_files].
     #[arg(long)]
@@ -136,6 +140,7 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
         drivers: Drivers::default().with(SlotKind::QemuRaspi3b, Arc::new(qemu)),
         boots,
         json_events: args.json_events,
+        proxy: !args.no_proxy,
         tick: Duration::from_secs(1),
         retention: Duration::from_secs(args.retention_days * 86_400),
     };

@@ -237,6 +237,7 @@ pub async fn run(ctl: Arc<Controller>) {
         }
         if changed {
             ctl.dns.kick();
+            ctl.proxy.kick();
         }
     }
 }

@@ -206,7 +206,7 @@ fn count(ctl: &Controller, result: &str) {
 
 /// The slots whose names are published: provisioned for an owner and not
 /// decommissioned (read from the store's mirror).
-fn published(ctl: &Controller) -> BTreeSet<String> {
+pub(crate) fn published(ctl: &Controller) -> BTreeSet<String> {
     ctl.store
         .mirror()
         .slots(None)

@@ -17,6 +17,7 @@ pub mod netboot;
 pub mod observe;
 pub mod output;
 pub mod power;
+pub mod proxy;
 pub mod quiet;
 pub mod roots;
 pub mod run;
@@ -101,6 +102,8 @@ pub struct Controller {
     pub dns: dns::Publisher,
     /// Customers' ANAME names, kept fresh.
     pub anames: aname::Anames,
+    /// The proxy's routes, as published.
+    pub proxy: proxy::ProxyRoutes,
 }
 
 impl Controller {
@@ -177,6 +180,7 @@ impl Controller {
             quiet: quiet::Quiet::default(),
             dns,
             anames,
+            proxy: proxy::ProxyRoutes::default(),
         })
     }
 

@@ -105,6 +105,8 @@ pub struct Metrics {
     pub dns_reconciles: Family<ResultLabel, Counter>,
     pub dns_applied: Counter,
     pub aname_refreshes: Family<ResultLabel, Counter>,
+    /// The embedded proxy's.
+    pub proxy: pirack_proxy::metrics::Metrics,
 }
 
 impl Default for Metrics {
@@ -126,6 +128,7 @@ impl Default for Metrics {
             dns_reconciles: Family::default(),
             dns_applied: Counter::default(),
             aname_refreshes: Family::default(),
+            proxy: pirack_proxy::metrics::Metrics::default(),
         };
         let mut r = m.registry;
         r.register(
@@ -198,6 +201,7 @@ impl Default for Metrics {
             "Names the DNS servers took updates for",
             m.dns_applied.clone(),
         );
+        m.proxy.register(&mut r);
         r.register(
             "pirack_aname_refreshes",
             "Resolutions of ANAME targets, by result (ok, changed, error)",

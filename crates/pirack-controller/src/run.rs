@@ -44,6 +44,8 @@ pub struct Config {
     pub tick: Duration,
     /// How long events, ended operations and power records are kept.
     pub retention: Duration,
+    /// Run the inventory's `proxy:` here.
+    pub proxy: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,8 @@ pub enum RunError {
     Resume(#[from] crate::error::OpError),
     #[error(transparent)]
     Netboot(#[from] pirack_netboot::NetbootError),
+    #[error("the proxy: {0}")]
+    Proxy(#[from] pirack_proxy::ProxyError),
     #[error("API on {addr}: {source}")]
     Api {
         addr: SocketAddr,
@@ -161,6 +165,14 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         prune(c, config.retention).await;
         "pruning"
     });
+    let c = Arc::clone(&ctl);
+    watchers.spawn(async move {
+        crate::proxy::run(c).await;
+        "proxy routes"
+    });
+    if let (Some(p), true) = (&ctl.site.proxy, config.proxy) {
+        crate::proxy::serve(&ctl, p, &mut watchers).await?;
+    }
     if let Some(every) = ctl.dns.every() {
         let c = Arc::clone(&ctl);
         watchers.spawn(async move {

@@ -114,9 +114,9 @@ pub enum ProxyError {
     },
 }
 
-/// Binds every listener; each then accepts until the runtime ends.
-pub async fn listen(shared: &Arc<Shared>) -> Result<Vec<tokio::task::JoinHandle<()>>, ProxyError> {
-    let mut tasks = Vec::new();
+/// Binds every listener (all or none), for [`accept`] to serve.
+pub async fn bind(shared: &Shared) -> Result<Vec<(Kind, TcpListener)>, ProxyError> {
+    let mut out = Vec::new();
     let all = shared
         .config
         .http
@@ -132,12 +132,14 @@ pub async fn listen(shared: &Arc<Shared>) -> Result<Vec<tokio::task::JoinHandle<
             kind.name(),
             listener.local_addr().unwrap_or(addr)
         );
-        tasks.push(tokio::spawn(accept(Arc::clone(shared), kind, listener)));
+        out.push((kind, listener));
     }
-    Ok(tasks)
+    Ok(out)
 }
 
-async fn accept(shared: Arc<Shared>, kind: Kind, listener: TcpListener) {
+/// Accepts on `listener` for as long as the task runs, each connection on a
+/// task of its own.
+pub async fn accept(shared: Arc<Shared>, kind: Kind, listener: TcpListener) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,

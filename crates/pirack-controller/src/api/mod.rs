@@ -11,6 +11,7 @@ pub mod limits;
 pub mod listing;
 pub mod model;
 pub mod names;
+pub mod proxy;
 pub mod routes;
 pub mod server;
 
@@ -69,6 +70,8 @@ pub fn router(ctl: Arc<Controller>) -> axum::Router {
         .routes(routes!(dns::sync))
         .routes(routes!(dns::status))
         .routes(routes!(dns::zones))
+        .routes(routes!(proxy::routes))
+        .routes(routes!(proxy::show, proxy::set))
         .routes(routes!(dns::grant, dns::revoke))
         .routes(routes!(names::list))
         .routes(routes!(names::show, names::put, names::edit, names::delete))

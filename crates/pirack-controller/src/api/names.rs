@@ -194,6 +194,7 @@ pub async fn put(
         .await?
         .ok_or_else(|| ApiError::conflict(format!("{name} is another owner's")))?;
     ctl.dns.kick();
+    ctl.proxy.kick();
     ctl.anames.kick();
     Ok(Json(view(&ctl, row, true)))
 }
@@ -243,6 +244,7 @@ pub async fn edit(
         }
     };
     ctl.dns.kick();
+    ctl.proxy.kick();
     Ok(Json(out))
 }
 
@@ -261,6 +263,7 @@ pub async fn delete(
         return Err(ApiError::not_found(format!("no name {name}")));
     }
     ctl.dns.kick();
+    ctl.proxy.kick();
     ctl.anames.kick();
     Ok(Json(serde_json::json!({ "deleted": name })))
 }

@@ -58,7 +58,11 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts
     }
 }
 
-async fn slot_for(ctl: &Controller, caller: &Caller, slot: &str) -> Result<SlotRow, ApiError> {
+pub(super) async fn slot_for(
+    ctl: &Controller,
+    caller: &Caller,
+    slot: &str,
+) -> Result<SlotRow, ApiError> {
     // A missing slot is a 404 (StoreError::NoSlot); a failing store stays a 500.
     let row = ctl.store.slot(slot).await?;
     if !row.in_inventory {

@@ -11,6 +11,7 @@ pub mod mirror;
 pub mod names;
 pub mod ops;
 pub mod owners;
+pub mod proxy;
 pub mod records;
 pub mod slots;
 pub mod tokens;
@@ -117,7 +118,7 @@ fn create_private(url: &str) -> Result<(), StoreError> {
 /// The schema's migrations, compiled in: one text per step, its integer and key
 /// types spelt for the backend.
 fn migrator(backend: Backend) -> Migrator {
-    const STEPS: [(i64, &str, &str); 8] = [
+    const STEPS: [(i64, &str, &str); 9] = [
         (1, "init", include_str!("schema/0001_init.sql")),
         (
             2,
@@ -138,6 +139,7 @@ fn migrator(backend: Backend) -> Migrator {
             "zone grants",
             include_str!("schema/0008_zone_grants.sql"),
         ),
+        (9, "proxy", include_str!("schema/0009_proxy.sql")),
     ];
     let (int, id) = match backend {
         Backend::Sqlite => ("INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),
