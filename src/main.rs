@@ -221,6 +221,9 @@ enum Command {
     /// certbot's manual hooks): sets and removes `_acme-challenge` TXT records
     /// through the API and waits for the servers. Also run as `pirack-acme-hook`.
     AcmeHook(cli::acme::AcmeHook),
+    /// The IPv4→IPv6 proxy on a box of its own, following a controller's
+    /// routes (`pirack serve` runs the inventory's `proxy:` itself).
+    Proxy(cli::proxy::ProxyArgs),
     /// Your names in your DNS zones: list, set, remove (through the API).
     Name {
         #[command(subcommand)]
@@ -381,6 +384,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dns { action } => cli::dns::dns(&action),
         Command::Name { action } => cli::names::name(&action),
         Command::AcmeHook(hook) => cli::acme::run(&hook),
+        Command::Proxy(args) => cli::proxy::run(&args),
         Command::Token { db, action } => token(&db, &action),
         Command::Owner { db, action } => owner(&db, &action),
         Command::Ledger { action } => match action {

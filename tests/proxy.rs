@@ -410,5 +410,63 @@ fn the_proxy_routes_by_sni_and_host_to_each_pi_with_its_proxy_header() {
     assert!(metrics.contains(
         "pirack_proxy_connections_total{backend=\"sw-a/3\",outcome=\"backend unreachable\"}"
     ));
+
+    // A stand-alone proxy beside the embedded one follows the same routes.
+    let (http2, tls2, metrics2) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
+    let _standalone = common::Child(
+        Command::new(env!("CARGO_BIN_EXE_pirack"))
+            .args(["proxy", "--listen", "127.0.0.1"])
+            .args([
+                "--http-port",
+                &http2.to_string(),
+                "--tls-port",
+                &tls2.to_string(),
+            ])
+            .args(["--metrics", &format!("127.0.0.1:{metrics2}")])
+            .args(["--url", &format!("http://{a}"), "--token", &rig.admin])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (ok, out) = until(
+        "the stand-alone proxy",
+        || {
+            curl(&[
+                "--resolve",
+                &resolve("A-02", http2),
+                &url("http", "A-02", http2),
+            ])
+        },
+        |(ok, _)| *ok,
+    );
+    assert!(
+        ok && out.trim() == format!("a02 127.0.0.1 {}", fqdn("A-02")),
+        "{out}"
+    );
+    let set = request(
+        a,
+        "PUT",
+        "/v1/slots/A-02/proxy",
+        acme,
+        Some(r#"{"protocol":"v1"}"#),
+    );
+    assert_eq!(set.status, 200);
+    let (_, out) = until(
+        "the stand-alone proxy following a change",
+        || {
+            curl(&[
+                "--resolve",
+                &resolve("A-02", http2),
+                &url("http", "A-02", http2),
+            ])
+        },
+        |(_, out)| !out.contains(&fqdn("A-02")),
+    );
+    assert!(out.starts_with("a02 127.0.0.1"), "{out}");
+    let (_, metrics) = curl(&[&format!("http://127.0.0.1:{metrics2}/metrics")]);
+    assert!(
+        metrics.contains("pirack_proxy_connections_total{backend=\"sw-a/2\",outcome=\"done\"}"),
+        "{metrics}"
+    );
     drop((pi1, pi2));
 }

@@ -7,6 +7,7 @@ pub mod inputs;
 pub mod names;
 pub mod netboot;
 pub mod owner;
+pub mod proxy;
 pub mod roots;
 pub mod serve;
 pub mod site;
