@@ -224,6 +224,9 @@ enum Command {
     /// The IPv4→IPv6 proxy on a box of its own, following a controller's
     /// routes (`pirack serve` runs the inventory's `proxy:` itself).
     Proxy(cli::proxy::ProxyArgs),
+    /// Show or set the PROXY protocol header (off, v1, v2) a slot's Pi is sent
+    /// by the proxy, and the names routed to it.
+    ProxyProtocol(cli::proxy::ProtocolArgs),
     /// Your names in your DNS zones: list, set, remove (through the API).
     Name {
         #[command(subcommand)]
@@ -385,6 +388,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Name { action } => cli::names::name(&action),
         Command::AcmeHook(hook) => cli::acme::run(&hook),
         Command::Proxy(args) => cli::proxy::run(&args),
+        Command::ProxyProtocol(args) => cli::proxy::protocol(&args),
         Command::Token { db, action } => token(&db, &action),
         Command::Owner { db, action } => owner(&db, &action),
         Command::Ledger { action } => match action {

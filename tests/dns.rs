@@ -495,6 +495,22 @@ fn anames_follow_their_targets_and_keep_their_addresses_through_failures() {
     assert_eq!(dns::dig(&bind, "acme.example", "A"), ["192.0.2.80"]);
     let view = name_view(a, acme, "acme.example");
     assert_eq!(view["aname"]["slot"], "sw-a/1", "{view}");
+    // The proxy routes the name to that slot too.
+    let started = std::time::Instant::now();
+    let routed = loop {
+        let v = get(a, "/v1/slots/A-01/proxy", acme).json();
+        if v["names"].to_string().contains("\"acme.example\"")
+            || started.elapsed() > std::time::Duration::from_secs(20)
+        {
+            break v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(
+        routed["names"],
+        serde_json::json!(["acme.example", fqdn("A-01")]),
+        "{routed}"
+    );
     // The rack view's slot detail shows the customer the names leading to it.
     if have("anames_follow_their_targets", "chromedriver") {
         let profile = tempfile::tempdir().unwrap();

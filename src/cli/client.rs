@@ -15,7 +15,7 @@ use std::time::Duration;
 #[derive(clap::Args, Clone)]
 pub struct Remote {
     /// The controller's API [default: from the config file, else http://127.0.0.1:8080].
-    #[arg(long, env = "PIRACK_URL")]
+    #[arg(long, visible_alias = "api", env = "PIRACK_URL")]
     pub url: Option<String>,
     /// API token [default: from the config file].
     #[arg(long, env = "PIRACK_TOKEN", hide_env_values = true)]

@@ -48,6 +48,41 @@ pub struct ProxyArgs {
     remote: Remote,
 }
 
+/// Shows or sets the PROXY protocol a slot's Pi is sent.
+#[derive(clap::Args)]
+pub struct ProtocolArgs {
+    /// The slot (position or switch/port).
+    slot: String,
+    /// off, v1 or v2 [default: show it and the names routed to the slot].
+    protocol: Option<String>,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+pub fn protocol(args: &ProtocolArgs) -> Result<ExitCode> {
+    let path = format!(
+        "/v1/slots/{}/proxy",
+        pirack_controller::api::client::segment(&args.slot)
+    );
+    let api = args.remote.connect()?;
+    let view = match &args.protocol {
+        Some(p) => api.call("PUT", &path, Some(&serde_json::json!({ "protocol": p })))?,
+        None => api.call("GET", &path, None)?,
+    };
+    println!(
+        "{} PROXY {}",
+        pirack_core::text::printable(&args.slot),
+        view["protocol"].as_str().unwrap_or("?")
+    );
+    for n in view["names"].as_array().into_iter().flatten() {
+        println!(
+            "  {}",
+            pirack_core::text::printable(n.as_str().unwrap_or_default())
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(args: &ProxyArgs) -> Result<ExitCode> {
     let config = Config {
         http: args
