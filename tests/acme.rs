@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::controller::start;
+use common::controller::{free_tcp_port, start};
 use common::dns;
 use common::snmp::{Creds, free_udp_port, site_for};
 use common::{Child, have, is_root, text};
@@ -46,29 +46,13 @@ fn lego_gets_a_certificate_for_a_customers_names_through_the_hook() {
     let rig = start(tmp, &inventory, false);
 
     // Pebble, serving ACME over TLS with a certificate made here.
-    let made = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("pebble.key"))
-        .arg("-out")
-        .arg(dir.join("pebble.pem"))
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", text(&made.stderr));
+    common::self_signed(&dir, "localhost", "IP:127.0.0.1,DNS:localhost");
     let port = free_tcp_port();
     let config = serde_json::json!({ "pebble": {
         "listenAddress": format!("127.0.0.1:{port}"),
         "managementListenAddress": format!("127.0.0.1:{}", free_tcp_port()),
-        "certificate": dir.join("pebble.pem"),
-        "privateKey": dir.join("pebble.key"),
+        "certificate": dir.join("cert.pem"),
+        "privateKey": dir.join("key.pem"),
         "httpPort": free_tcp_port(),
         "tlsPort": free_tcp_port(),
         "ocspResponderURL": "",
@@ -112,10 +96,8 @@ fn lego_gets_a_certificate_for_a_customers_names_through_the_hook() {
         .env("EXEC_PATH", &hook)
         .env("EXEC_SEQUENCE_INTERVAL", "1")
         .env("EXEC_POLLING_INTERVAL", "1")
-        .env("LEGO_CA_CERTIFICATES", dir.join("pebble.pem"))
-        .env("PIRACK_URL", format!("http://{}", rig.addr))
-        .env("PIRACK_TOKEN", &rig.acme)
-        .env("PIRACK_ACME_WAIT", "30")
+        .env("LEGO_CA_CERTIFICATES", dir.join("cert.pem"))
+        .envs(hook_env(&rig))
         .output()
         .unwrap();
     assert!(
@@ -163,10 +145,8 @@ fn lego_gets_a_certificate_for_a_customers_names_through_the_hook() {
         .arg(&state)
         .arg("--logs-dir")
         .arg(&state)
-        .env("REQUESTS_CA_BUNDLE", dir.join("pebble.pem"))
-        .env("PIRACK_URL", format!("http://{}", rig.addr))
-        .env("PIRACK_TOKEN", &rig.acme)
-        .env("PIRACK_ACME_WAIT", "30")
+        .env("REQUESTS_CA_BUNDLE", dir.join("cert.pem"))
+        .envs(hook_env(&rig))
         .output()
         .unwrap();
     assert!(
@@ -179,10 +159,11 @@ fn lego_gets_a_certificate_for_a_customers_names_through_the_hook() {
     assert!(dns::dig(&bind, "_acme-challenge.www.acme.example", "TXT").is_empty());
 }
 
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// What the hook needs: the API, the customer's token, a bound on its wait.
+fn hook_env(rig: &common::controller::Rig) -> [(&'static str, String); 3] {
+    [
+        ("PIRACK_URL", format!("http://{}", rig.addr)),
+        ("PIRACK_TOKEN", rig.acme.clone()),
+        ("PIRACK_ACME_WAIT", "30".into()),
+    ]
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::controller::start;
+use common::controller::{free_tcp_port, start};
 use common::http::{get, post, request};
 use common::snmp::{Creds, free_udp_port, site_for};
 use common::{have, is_root, netns, text};
@@ -15,14 +15,6 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn fqdn(position: &str) -> String {
     format!("example-{}.pi.example.net", position.to_lowercase())
@@ -229,19 +221,7 @@ fn the_proxy_routes_by_sni_and_host_to_each_pi_with_its_proxy_header() {
         d
     };
     let (d1, d2) = (work("a01"), work("a02"));
-    let cert = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", &format!("/CN={}", fqdn("A-01"))])
-        .args(["-addext", &format!("subjectAltName=DNS:{}", fqdn("A-01"))])
-        .arg("-keyout")
-        .arg(d1.join("key.pem"))
-        .arg("-out")
-        .arg(d1.join("cert.pem"))
-        .output()
-        .unwrap();
-    assert!(cert.status.success(), "{}", text(&cert.stderr));
+    common::self_signed(&d1, &fqdn("A-01"), &format!("DNS:{}", fqdn("A-01")));
     let pi1 = pi_link("px1", 1, &public[0]);
     let pi2 = pi_link("px2", 2, &public[1]);
     let _nginx = nginx(&pi1, &d1);
