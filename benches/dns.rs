@@ -52,7 +52,7 @@ fn main() {
     let reverse = reverse.trim_end_matches('.');
     let bind = peer::bind(
         &tmp.path().join("bind"),
-        pirack_lab::testbed::free_udp_port().unwrap(),
+        peer::free_port(),
         &[(ZONE, ""), (reverse, "")],
     );
     let hw = tmp.path().join("hardware");

@@ -109,6 +109,13 @@ pub fn run(args: &ProxyArgs) -> Result<ExitCode> {
     rt.block_on(async {
         let metrics = pirack_proxy::metrics::Metrics::default();
         let shared = Shared::new(config, metrics.clone());
+        let client = Arc::new(client);
+        // The first routes before the first client: a proxy that knows no
+        // names would turn every visitor away.
+        let mut version = None::<u64>;
+        while version.is_none() {
+            follow(&client, &shared, &mut version).await?;
+        }
         for (kind, listener) in pirack_proxy::bind(&shared).await? {
             tokio::spawn(pirack_proxy::accept(Arc::clone(&shared), kind, listener));
         }
@@ -118,33 +125,42 @@ pub fn run(args: &ProxyArgs) -> Result<ExitCode> {
                 .with_context(|| format!("metrics on {addr}"))?;
             tokio::spawn(serve_metrics(listener, metrics));
         }
-        let client = Arc::new(client);
-        let mut version = None::<u64>;
         loop {
-            let path = match version {
-                Some(v) => format!("/v1/proxy/routes?after={v}&wait=25"),
-                None => "/v1/proxy/routes".to_string(),
-            };
-            let c = Arc::clone(&client);
-            let answer = tokio::task::spawn_blocking(move || c.call("GET", &path, None)).await?;
-            match answer.map_err(anyhow::Error::from).and_then(|doc| {
-                let routes: Vec<Route> = serde_json::from_value(doc["routes"].clone())?;
-                Ok((doc["version"].as_u64().unwrap_or_default(), routes))
-            }) {
-                Ok((v, routes)) => {
-                    if version != Some(v) {
-                        tracing::info!("proxy: routes version {v}: {} backend(s)", routes.len());
-                        shared.routes.set(&routes);
-                        version = Some(v);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!("proxy: the controller: {e:#}; the last routes stay");
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-            }
+            follow(&client, &shared, &mut version).await?;
         }
     })
+}
+
+/// One (long) poll for the routes past `version`; a controller that cannot be
+/// reached leaves the last routes in force and is asked again shortly.
+async fn follow(
+    client: &Arc<pirack_controller::api::client::Client>,
+    shared: &Shared,
+    version: &mut Option<u64>,
+) -> Result<()> {
+    let path = match version {
+        Some(v) => format!("/v1/proxy/routes?after={v}&wait=25"),
+        None => "/v1/proxy/routes".to_string(),
+    };
+    let c = Arc::clone(client);
+    let answer = tokio::task::spawn_blocking(move || c.call("GET", &path, None)).await?;
+    match answer.map_err(anyhow::Error::from).and_then(|doc| {
+        let routes: Vec<Route> = serde_json::from_value(doc["routes"].clone())?;
+        Ok((doc["version"].as_u64().unwrap_or_default(), routes))
+    }) {
+        Ok((v, routes)) => {
+            if *version != Some(v) {
+                tracing::info!("proxy: routes version {v}: {} backend(s)", routes.len());
+                shared.routes.set(&routes);
+                *version = Some(v);
+            }
+        }
+        Err(e) => {
+            tracing::warn!("proxy: the controller: {e:#}; the last routes stay");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+    Ok(())
 }
 
 /// Answers every request on `listener` with the metrics in Prometheus' text form.

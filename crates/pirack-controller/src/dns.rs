@@ -18,6 +18,8 @@ use std::time::Duration;
 const SETTLE: Duration = Duration::from_millis(200);
 /// How soon a reconciliation that failed (a server down, a refusal) is tried again.
 const RETRY: Duration = Duration::from_secs(10);
+/// The longest one reconciliation may take.
+const PASS: Duration = Duration::from_secs(60);
 
 pub struct Publisher {
     /// The inventory's `dns:` section.
@@ -149,7 +151,15 @@ impl Publisher {
             // Without them every customer name would read as unwanted.
             Err(e) => return Some(Err(DnsError::Store(e.to_string()))),
         }
-        let result = reconcile(dns, &ctl.site.name, &wanted, apply).await;
+        // A server that stops answering mid-pass must not hold every later pass.
+        let result = tokio::time::timeout(PASS, reconcile(dns, &ctl.site.name, &wanted, apply))
+            .await
+            .unwrap_or_else(|_| {
+                Err(DnsError::NoServer(format!(
+                    "a pass took over {} s",
+                    PASS.as_secs()
+                )))
+            });
         let m = ctl.metrics;
         match &result {
             Ok(report) if apply => {
