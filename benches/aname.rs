@@ -67,9 +67,10 @@ fn main() {
     let seconds = arg("--seconds", 60);
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
+    let port = || pirack_lab::testbed::free_udp_port().unwrap();
     let site = peer::bind(
         &d.join("site"),
-        peer::free_port(),
+        port(),
         &[
             ("pi.example.net", ""),
             ("ip6.arpa", ""),
@@ -85,11 +86,7 @@ fn main() {
             )
         })
         .collect();
-    let targets = peer::bind(
-        &d.join("targets"),
-        peer::free_port(),
-        &[("example.org", &records)],
-    );
+    let targets = peer::bind(&d.join("targets"), port(), &[("example.org", &records)]);
 
     for sub in ["hardware", "switch-profiles", "images"] {
         std::fs::create_dir_all(d.join(sub)).unwrap();

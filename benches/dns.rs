@@ -52,7 +52,7 @@ fn main() {
     let reverse = reverse.trim_end_matches('.');
     let bind = peer::bind(
         &tmp.path().join("bind"),
-        peer::free_port(),
+        pirack_lab::testbed::free_udp_port().unwrap(),
         &[(ZONE, ""), (reverse, "")],
     );
     let hw = tmp.path().join("hardware");

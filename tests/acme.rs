@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::controller::{free_tcp_port, start};
+use common::controller::start;
 use common::dns;
 use common::snmp::{Creds, free_udp_port, site_for};
 use common::{Child, have, is_root, text};
@@ -29,7 +29,7 @@ fn lego_gets_a_certificate_for_a_customers_names_through_the_hook() {
         pirack_core::dns::names::reverse_zone("2001:db8:0:84:1000:1::/96".parse().unwrap());
     let bind = dns::bind(
         &dir.join("bind"),
-        dns::free_port(),
+        free_udp_port(),
         &[
             ("pi.example.net", ""),
             (reverse.trim_end_matches('.'), ""),
@@ -46,13 +46,29 @@ fn lego_gets_a_certificate_for_a_customers_names_through_the_hook() {
     let rig = start(tmp, &inventory, false);
 
     // Pebble, serving ACME over TLS with a certificate made here.
-    common::self_signed(&dir, "localhost", "IP:127.0.0.1,DNS:localhost");
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("pebble.key"))
+        .arg("-out")
+        .arg(dir.join("pebble.pem"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made.stderr));
     let port = free_tcp_port();
     let config = serde_json::json!({ "pebble": {
         "listenAddress": format!("127.0.0.1:{port}"),
         "managementListenAddress": format!("127.0.0.1:{}", free_tcp_port()),
-        "certificate": dir.join("cert.pem"),
-        "privateKey": dir.join("key.pem"),
+        "certificate": dir.join("pebble.pem"),
+        "privateKey": dir.join("pebble.key"),
         "httpPort": free_tcp_port(),
         "tlsPort": free_tcp_port(),
         "ocspResponderURL": "",
@@ -96,8 +112,10 @@ fn lego_gets_a_certificate_for_a_customers_names_through_the_hook() {
         .env("EXEC_PATH", &hook)
         .env("EXEC_SEQUENCE_INTERVAL", "1")
         .env("EXEC_POLLING_INTERVAL", "1")
-        .env("LEGO_CA_CERTIFICATES", dir.join("cert.pem"))
-        .envs(hook_env(&rig))
+        .env("LEGO_CA_CERTIFICATES", dir.join("pebble.pem"))
+        .env("PIRACK_URL", format!("http://{}", rig.addr))
+        .env("PIRACK_TOKEN", &rig.acme)
+        .env("PIRACK_ACME_WAIT", "30")
         .output()
         .unwrap();
     assert!(
@@ -145,8 +163,10 @@ fn lego_gets_a_certificate_for_a_customers_names_through_the_hook() {
         .arg(&state)
         .arg("--logs-dir")
         .arg(&state)
-        .env("REQUESTS_CA_BUNDLE", dir.join("cert.pem"))
-        .envs(hook_env(&rig))
+        .env("REQUESTS_CA_BUNDLE", dir.join("pebble.pem"))
+        .env("PIRACK_URL", format!("http://{}", rig.addr))
+        .env("PIRACK_TOKEN", &rig.acme)
+        .env("PIRACK_ACME_WAIT", "30")
         .output()
         .unwrap();
     assert!(
@@ -159,11 +179,10 @@ fn lego_gets_a_certificate_for_a_customers_names_through_the_hook() {
     assert!(dns::dig(&bind, "_acme-challenge.www.acme.example", "TXT").is_empty());
 }
 
-/// What the hook needs: the API, the customer's token, a bound on its wait.
-fn hook_env(rig: &common::controller::Rig) -> [(&'static str, String); 3] {
-    [
-        ("PIRACK_URL", format!("http://{}", rig.addr)),
-        ("PIRACK_TOKEN", rig.acme.clone()),
-        ("PIRACK_ACME_WAIT", "30".into()),
-    ]
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

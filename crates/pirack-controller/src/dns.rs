@@ -278,7 +278,20 @@ pub async fn run(ctl: Arc<Controller>, every: Duration) {
             continue;
         }
         let error = match ctl.dns.sync_of(&ctl, &now, true).await {
-            Some(Ok(report)) => report.error().unwrap_or_default(),
+            // A name the server refused (a raced prerequisite) is tried again
+            // soon too, not only at the next full reconciliation.
+            Some(Ok(report)) => report.error().unwrap_or_else(|| {
+                let refused: Vec<&str> = report
+                    .zones
+                    .iter()
+                    .flat_map(|z| z.failed.iter().map(|f| f.name.as_str()))
+                    .collect();
+                if refused.is_empty() {
+                    String::new()
+                } else {
+                    format!("refused for {}", refused.join(", "))
+                }
+            }),
             Some(Err(e)) => e.to_string(),
             None => return,
         };
