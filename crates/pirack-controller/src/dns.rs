@@ -101,17 +101,10 @@ impl Publisher {
     /// a reconciliation that began after the change (strictly: the clock counts
     /// milliseconds) wrote its zone whole.
     pub fn published(&self, name: &str, changed_at: i64) -> bool {
-        let Some(dns) = self.site_dns() else {
-            return false;
-        };
-        let zones = dns.zones();
-        let Some(zone) = pirack_core::dns::names::zone_of(name, &zones) else {
-            return false;
-        };
-        self.synced
-            .lock()
-            .expect("not poisoned")
-            .get(zone)
+        let synced = self.synced.lock().expect("not poisoned");
+        let zones: Vec<String> = synced.keys().cloned().collect();
+        pirack_core::dns::names::zone_of(name, &zones)
+            .and_then(|z| synced.get(z))
             .is_some_and(|(at, failed)| *at > changed_at && !failed.contains(name))
     }
 

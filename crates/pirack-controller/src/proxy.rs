@@ -110,30 +110,37 @@ fn bare(name: &str) -> String {
 /// Keeps the route document current for as long as the controller runs.
 pub async fn run(ctl: Arc<Controller>) {
     let mut events = ctl.store.mirror().subscribe();
+    // Slot events come by the dozen during boots; only a change to which slots
+    // are published changes the routes, so the store is read again only then.
+    let mut done: Option<std::collections::BTreeSet<String>> = None;
     loop {
-        match compute(&ctl).await {
-            Ok(routes) => {
-                ctl.proxy.tx.send_if_modified(|doc| {
-                    if doc.routes == routes {
-                        return false;
-                    }
-                    *doc = Arc::new(RouteDoc {
-                        version: doc.version + 1,
-                        routes,
+        let now = crate::dns::published(&ctl);
+        if done.as_ref() != Some(&now) {
+            match compute(&ctl).await {
+                Ok(routes) => {
+                    ctl.proxy.tx.send_if_modified(|doc| {
+                        if doc.routes == routes {
+                            return false;
+                        }
+                        *doc = Arc::new(RouteDoc {
+                            version: doc.version + 1,
+                            routes,
+                        });
+                        true
                     });
-                    true
-                });
+                    done = Some(now);
+                }
+                Err(e) => tracing::warn!("proxy routes: the store: {e}"),
             }
-            Err(e) => tracing::warn!("proxy routes: the store: {e}"),
         }
         tokio::select! {
-            () = ctl.proxy.kick.notified() => {}
+            () = ctl.proxy.kick.notified() => done = None,
             e = events.recv() => {
                 if let Err(tokio::sync::broadcast::error::RecvError::Closed) = e {
                     return;
                 }
             }
-            () = tokio::time::sleep(EVERY) => {}
+            () = tokio::time::sleep(EVERY) => done = None,
         }
         tokio::time::sleep(SETTLE).await;
         while events.try_recv().is_ok() {}
