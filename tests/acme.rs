@@ -113,9 +113,7 @@ fn lego_gets_a_certificate_for_a_customers_names_through_the_hook() {
         .env("EXEC_SEQUENCE_INTERVAL", "1")
         .env("EXEC_POLLING_INTERVAL", "1")
         .env("LEGO_CA_CERTIFICATES", dir.join("pebble.pem"))
-        .env("PIRACK_URL", format!("http://{}", rig.addr))
-        .env("PIRACK_TOKEN", &rig.acme)
-        .env("PIRACK_ACME_WAIT", "30")
+        .envs(hook_env(&rig))
         .output()
         .unwrap();
     assert!(
@@ -164,9 +162,7 @@ fn lego_gets_a_certificate_for_a_customers_names_through_the_hook() {
         .arg("--logs-dir")
         .arg(&state)
         .env("REQUESTS_CA_BUNDLE", dir.join("pebble.pem"))
-        .env("PIRACK_URL", format!("http://{}", rig.addr))
-        .env("PIRACK_TOKEN", &rig.acme)
-        .env("PIRACK_ACME_WAIT", "30")
+        .envs(hook_env(&rig))
         .output()
         .unwrap();
     assert!(
@@ -177,6 +173,15 @@ fn lego_gets_a_certificate_for_a_customers_names_through_the_hook() {
     );
     assert!(state.join("live/www.acme.example/fullchain.pem").is_file());
     assert!(dns::dig(&bind, "_acme-challenge.www.acme.example", "TXT").is_empty());
+}
+
+/// What the hook needs: the API, the customer's token, a bound on its wait.
+fn hook_env(rig: &common::controller::Rig) -> [(&'static str, String); 3] {
+    [
+        ("PIRACK_URL", format!("http://{}", rig.addr)),
+        ("PIRACK_TOKEN", rig.acme.clone()),
+        ("PIRACK_ACME_WAIT", "90".into()),
+    ]
 }
 
 fn free_tcp_port() -> u16 {

@@ -313,9 +313,9 @@ fn customers_manage_names_in_their_own_zones_only() {
         "TXT",
         "tok-1 with space",
         "--wait",
-        "20",
+        "90",
     ]);
-    cli(&["name", "add", challenge, "TXT", "tok-2", "--wait", "20"]);
+    cli(&["name", "add", challenge, "TXT", "tok-2", "--wait", "90"]);
     assert_eq!(
         dns::dig(&bind, challenge, "TXT"),
         ["\"tok-1 with space\"", "\"tok-2\""]
@@ -327,10 +327,10 @@ fn customers_manage_names_in_their_own_zones_only() {
         "TXT",
         "tok-1 with space",
         "--wait",
-        "20",
+        "90",
     ]);
     assert_eq!(dns::dig(&bind, challenge, "TXT"), ["\"tok-2\""]);
-    cli(&["name", "del", challenge, "TXT", "tok-2", "--wait", "20"]);
+    cli(&["name", "del", challenge, "TXT", "tok-2", "--wait", "90"]);
     assert!(dns::dig(&bind, challenge, "TXT").is_empty());
 
     // Not outside its zones, not another's, not what a zone cannot hold.
