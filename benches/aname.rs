@@ -67,10 +67,8 @@ fn main() {
     let seconds = arg("--seconds", 60);
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let port = || pirack_lab::testbed::free_udp_port().unwrap();
     let site = peer::bind(
         &d.join("site"),
-        port(),
         &[
             ("pi.example.net", ""),
             ("ip6.arpa", ""),
@@ -86,7 +84,7 @@ fn main() {
             )
         })
         .collect();
-    let targets = peer::bind(&d.join("targets"), port(), &[("example.org", &records)]);
+    let targets = peer::bind(&d.join("targets"), &[("example.org", &records)]);
 
     for sub in ["hardware", "switch-profiles", "images"] {
         std::fs::create_dir_all(d.join(sub)).unwrap();

@@ -50,11 +50,7 @@ fn main() {
     let shelf = inventory::load(Path::new(INVENTORY), &profiles.names()).unwrap();
     let reverse = reverse_zone(shelf.shelves[0].ipv6_prefix);
     let reverse = reverse.trim_end_matches('.');
-    let bind = peer::bind(
-        &tmp.path().join("bind"),
-        pirack_lab::testbed::free_udp_port().unwrap(),
-        &[(ZONE, ""), (reverse, "")],
-    );
+    let bind = peer::bind(&tmp.path().join("bind"), &[(ZONE, ""), (reverse, "")]);
     let hw = tmp.path().join("hardware");
     std::fs::create_dir_all(&hw).unwrap();
     let copy = hw.join("shelf-96.yaml");

@@ -29,7 +29,6 @@ fn lego_gets_a_certificate_for_a_customers_names_through_the_hook() {
         pirack_core::dns::names::reverse_zone("2001:db8:0:84:1000:1::/96".parse().unwrap());
     let bind = dns::bind(
         &dir.join("bind"),
-        free_udp_port(),
         &[
             ("pi.example.net", ""),
             (reverse.trim_end_matches('.'), ""),

@@ -44,7 +44,6 @@ fn provisioned_slots_are_published_and_what_others_wrote_is_left_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let bind = dns::bind(
         &tmp.path().join("bind"),
-        free_udp_port(),
         &[
             (
                 ZONE,
@@ -162,11 +161,7 @@ fn a_wrong_key_is_named_with_its_server() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let bind = dns::bind(
-        &tmp.path().join("bind"),
-        free_udp_port(),
-        &[(ZONE, ""), (&reverse(), "")],
-    );
+    let bind = dns::bind(&tmp.path().join("bind"), &[(ZONE, ""), (&reverse(), "")]);
     let site = site_dns(tmp.path(), &bind);
     let mut dns = site.dns.clone().unwrap();
     dns.key.secret = pirack_core::inventory::model::SecretRef::Env("PIRACK_TEST_WRONG_KEY".into());
@@ -196,11 +191,7 @@ fn knot_takes_the_same_updates() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let knot = dns::knot(
-        &tmp.path().join("knot"),
-        free_udp_port(),
-        &[(ZONE, ""), (&reverse(), "")],
-    );
+    let knot = dns::knot(&tmp.path().join("knot"), &[(ZONE, ""), (&reverse(), "")]);
     let site = site_dns(tmp.path(), &knot);
     let dns = site.dns.clone().unwrap();
     let (plan, _) = pirack_core::plan::plan(
@@ -250,7 +241,6 @@ fn customers_manage_names_in_their_own_zones_only() {
     let tmp = tempfile::tempdir().unwrap();
     let bind = dns::bind(
         &tmp.path().join("bind"),
-        free_udp_port(),
         &[
             (ZONE, ""),
             (&reverse(), ""),
@@ -445,13 +435,11 @@ fn anames_follow_their_targets_and_keep_their_addresses_through_failures() {
     let tmp = tempfile::tempdir().unwrap();
     let bind = dns::bind(
         &tmp.path().join("bind"),
-        free_udp_port(),
         &[(ZONE, ""), (&reverse(), ""), ("acme.example", "")],
     );
     // The targets' own authoritative server, which the test changes.
     let targets = dns::bind(
         &tmp.path().join("targets"),
-        free_udp_port(),
         &[(
             "example.org",
             "t 2 IN AAAA 2001:db8::1\nt 2 IN A 198.51.100.1\nc 60 IN CNAME t\nt2 3 IN AAAA 2001:db8::3\n\

@@ -31,8 +31,9 @@ fn zone_file(zone: &str, records: &str) -> String {
     )
 }
 
-/// BIND on 127.0.0.1:`port`, primary for `zones` (name, extra records).
-pub fn bind(dir: &Path, port: u16, zones: &[(&str, &str)]) -> Server {
+/// BIND on a free port of 127.0.0.1, primary for `zones` (name, extra records).
+pub fn bind(dir: &Path, zones: &[(&str, &str)]) -> Server {
+    let port = free_port();
     std::fs::create_dir_all(dir).unwrap();
     let mut conf = format!(
         "options {{ directory \"{d}\"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};\n\
@@ -61,8 +62,9 @@ pub fn bind(dir: &Path, port: u16, zones: &[(&str, &str)]) -> Server {
     ready(dir, port, zones[0].0, child)
 }
 
-/// Knot DNS on 127.0.0.1:`port`, primary for `zones`.
-pub fn knot(dir: &Path, port: u16, zones: &[(&str, &str)]) -> Server {
+/// Knot DNS on a free port of 127.0.0.1, primary for `zones`.
+pub fn knot(dir: &Path, zones: &[(&str, &str)]) -> Server {
+    let port = free_port();
     std::fs::create_dir_all(dir.join("db")).unwrap();
     let mut conf = format!(
         "server:\n  listen: 127.0.0.1@{port}\n  rundir: {d}\n\
@@ -89,6 +91,18 @@ pub fn knot(dir: &Path, port: u16, zones: &[(&str, &str)]) -> Server {
     ready(dir, port, zones[0].0, child)
 }
 
+/// A loopback port free for both TCP and UDP: DNS servers take both, and an
+/// update or transfer over TCP must not meet another process's listener.
+fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 fn ready(dir: &Path, port: u16, zone: &str, child: Child) -> Server {
     let server = Server {
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -96,7 +110,8 @@ fn ready(dir: &Path, port: u16, zone: &str, child: Child) -> Server {
         child,
     };
     let started = Instant::now();
-    while dig(&server, zone, "SOA").is_empty() {
+    let listening = || std::net::TcpStream::connect(server.addr).is_ok();
+    while dig(&server, zone, "SOA").is_empty() || !listening() {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "the DNS server did not answer for {zone}: {}",

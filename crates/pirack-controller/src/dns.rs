@@ -5,11 +5,13 @@
 //! the first boot) until its decommissioning; a board swap changes nothing.
 
 use crate::Controller;
+use crate::store::names::NameRow;
+use pirack_core::dns::Record;
 use pirack_core::dns::want::{self, Owned};
 use pirack_core::inventory::{Site, SiteDns};
 use pirack_core::lifecycle::State;
 use pirack_dns::DnsError;
-use pirack_dns::reconcile::{Report, reconcile};
+use pirack_dns::reconcile::{Report, ZoneReport, reconcile};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,9 +31,11 @@ pub struct Publisher {
     /// One reconciliation at a time, whoever asks.
     one: tokio::sync::Mutex<()>,
     last: Mutex<Option<Report>>,
-    /// Per zone: when the last reconciliation that wrote it whole began (ms),
-    /// and the names the server refused then.
-    synced: Mutex<BTreeMap<String, (i64, BTreeSet<String>)>>,
+    /// Per zone, from the last reconciliation that wrote it whole: each
+    /// customer name it wrote and the records it read for it (names the server
+    /// refused left out). Compared by content, not by clock: an edit and the
+    /// pass it wakes may fall in the same millisecond.
+    synced: Mutex<BTreeMap<String, BTreeMap<String, Vec<Record>>>>,
     /// Wakes the publisher: a customer's names changed.
     kick: tokio::sync::Notify,
 }
@@ -97,15 +101,13 @@ impl Publisher {
         self.last.lock().expect("not poisoned").clone()
     }
 
-    /// Whether `name`, as changed at `changed_at` (ms), is on the primary server:
-    /// a reconciliation that began after the change (strictly: the clock counts
-    /// milliseconds) wrote its zone whole.
-    pub fn published(&self, name: &str, changed_at: i64) -> bool {
+    /// Whether the primary server holds `name` with `records`: a reconciliation
+    /// wrote them.
+    pub fn published(&self, name: &str, records: &[Record]) -> bool {
         let synced = self.synced.lock().expect("not poisoned");
-        let zones: Vec<String> = synced.keys().cloned().collect();
-        pirack_core::dns::names::zone_of(name, &zones)
-            .and_then(|z| synced.get(z))
-            .is_some_and(|(at, failed)| *at > changed_at && !failed.contains(name))
+        synced
+            .values()
+            .any(|zone| zone.get(name).is_some_and(|r| r == records))
     }
 
     /// The site's authoritative servers, where a customer's changes appear.
@@ -131,19 +133,18 @@ impl Publisher {
     ) -> Option<Result<Report, DnsError>> {
         let dns = &self.site_dns()?;
         let _one = self.one.lock().await;
-        let started = crate::store::now_ms();
         let mut wanted = wanted(ctl, dns, slots);
-        match ctl.store.names(None).await {
-            Ok(names) => want::customers(
-                dns,
-                names
-                    .iter()
-                    .map(|n| (n.name.as_str(), n.owner.as_str(), n.records.as_slice())),
-                &mut wanted,
-            ),
+        let rows = match ctl.store.names(None).await {
+            Ok(rows) => rows,
             // Without them every customer name would read as unwanted.
             Err(e) => return Some(Err(DnsError::Store(e.to_string()))),
-        }
+        };
+        want::customers(
+            dns,
+            rows.iter()
+                .map(|n| (n.name.as_str(), n.owner.as_str(), n.records.as_slice())),
+            &mut wanted,
+        );
         // A server that stops answering mid-pass must not hold every later pass.
         let result = tokio::time::timeout(PASS, reconcile(dns, &ctl.site.name, &wanted, apply))
             .await
@@ -171,13 +172,11 @@ impl Publisher {
                     }
                     m.dns_applied.inc_by(z.applied as u64);
                     if z.error.is_none() {
-                        let failed = z.failed.iter().map(|f| f.name.clone());
-                        let theirs = z.drift.conflicts.iter().map(|c| c.name.clone());
-                        let failed = failed.chain(theirs).collect();
+                        let written = written(z, &wanted, &rows);
                         self.synced
                             .lock()
                             .expect("not poisoned")
-                            .insert(z.drift.zone.clone(), (started, failed));
+                            .insert(z.drift.zone.clone(), written);
                     }
                     for c in &z.drift.conflicts {
                         tracing::warn!("DNS {}: left alone, {}", c.name, c.reason);
@@ -196,6 +195,32 @@ impl Publisher {
         }
         Some(result)
     }
+}
+
+/// The customer names a pass wrote into zone `z` whole, with the records read
+/// for each: those it wanted there less those refused or left to others.
+fn written(
+    z: &ZoneReport,
+    wanted: &BTreeMap<String, Vec<Owned>>,
+    rows: &[NameRow],
+) -> BTreeMap<String, Vec<Record>> {
+    let refused: BTreeSet<&str> = z
+        .failed
+        .iter()
+        .map(|f| f.name.as_str())
+        .chain(z.drift.conflicts.iter().map(|c| c.name.as_str()))
+        .collect();
+    let here: BTreeSet<&str> = wanted
+        .get(&z.drift.zone)
+        .into_iter()
+        .flatten()
+        .map(|o| o.name.as_str())
+        .filter(|n| !refused.contains(n))
+        .collect();
+    rows.iter()
+        .filter(|r| here.contains(r.name.as_str()))
+        .map(|r| (r.name.clone(), r.records.clone()))
+        .collect()
 }
 
 fn count(ctl: &Controller, result: &str) {

@@ -92,7 +92,7 @@ pub struct NameView {
 
 fn view(ctl: &Controller, row: NameRow, servers: bool) -> NameView {
     NameView {
-        published: ctl.dns.published(&row.name, row.updated_at),
+        published: ctl.dns.published(&row.name, &row.records),
         refresh: row.aname.as_ref().and_then(|_| ctl.anames.live(&row.name)),
         servers: if servers {
             ctl.dns.servers().iter().map(ToString::to_string).collect()
