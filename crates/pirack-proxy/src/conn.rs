@@ -306,9 +306,11 @@ async fn one_way(
     last: &AtomicU64,
     start: Instant,
 ) -> bool {
-    let mut buf = vec![0u8; CHUNK];
+    // Read into spare capacity: no zeroing of a buffer per connection.
+    let mut buf = Vec::with_capacity(CHUNK);
     loop {
-        let n = match from.read(&mut buf).await {
+        buf.clear();
+        let n = match from.read_buf(&mut buf).await {
             Ok(0) => break,
             Ok(n) => n,
             Err(_) => return false,
