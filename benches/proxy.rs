@@ -169,26 +169,7 @@ fn pirack(http: u16, tls: u16, backend_ports: (u16, u16), protocol: Protocol) {
         addrs: vec![PI],
         protocol,
     }]);
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listeners = pirack_proxy::bind(&shared).await.unwrap();
-            let mut tasks = Vec::new();
-            for (kind, listener) in listeners {
-                tasks.push(tokio::spawn(pirack_proxy::accept(
-                    std::sync::Arc::clone(&shared),
-                    kind,
-                    listener,
-                )));
-            }
-            for t in tasks {
-                let _ = t.await;
-            }
-        });
-    });
+    pirack_proxy::listen::start(shared).expect("the proxy listens");
     wait_port(SocketAddr::from(([127, 0, 0, 1], tls)));
 }
 

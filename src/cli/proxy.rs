@@ -41,6 +41,9 @@ pub struct ProxyArgs {
     /// [default: a TLS unrecognized_name alert].
     #[arg(long)]
     tls_default: Option<SocketAddr>,
+    /// Threads serving connections [default: one per CPU].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
     /// Serve Prometheus metrics on this address (`/metrics`).
     #[arg(long)]
     metrics: Option<SocketAddr>,
@@ -84,7 +87,7 @@ pub fn protocol(args: &ProtocolArgs) -> Result<ExitCode> {
 }
 
 pub fn run(args: &ProxyArgs) -> Result<ExitCode> {
-    let config = Config {
+    let mut config = Config {
         http: args
             .listen
             .iter()
@@ -104,6 +107,9 @@ pub fn run(args: &ProxyArgs) -> Result<ExitCode> {
         fallback_protocol: Protocol::Off,
         ..Config::default()
     };
+    if let Some(t) = args.threads {
+        config.threads = t.into();
+    }
     let client = args.remote.connect()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
@@ -116,9 +122,7 @@ pub fn run(args: &ProxyArgs) -> Result<ExitCode> {
         while version.is_none() {
             follow(&client, &shared, &mut version).await?;
         }
-        for (kind, listener) in pirack_proxy::bind(&shared).await? {
-            tokio::spawn(pirack_proxy::accept(Arc::clone(&shared), kind, listener));
-        }
+        pirack_proxy::listen::start(Arc::clone(&shared))?;
         if let Some(addr) = args.metrics {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await

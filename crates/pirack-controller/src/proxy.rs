@@ -6,7 +6,6 @@
 
 use crate::Controller;
 use crate::store::StoreError;
-use futures_util::FutureExt;
 use pirack_core::dns::Data;
 use pirack_proxy::routes::{Protocol, Route};
 use serde::Serialize;
@@ -147,17 +146,15 @@ pub async fn run(ctl: Arc<Controller>) {
     }
 }
 
-/// Runs the proxy inside `serve`: its listeners bound now, then served on
-/// `tasks` and fed from the route document.
-pub async fn serve(
+/// Runs the proxy inside `serve`: its listeners bound now and served on
+/// threads of their own, fed from the route document by a task on `tasks`.
+pub fn serve(
     ctl: &Controller,
     site: &pirack_core::inventory::SiteProxy,
     tasks: &mut tokio::task::JoinSet<&'static str>,
 ) -> Result<(), pirack_proxy::ProxyError> {
     let shared = pirack_proxy::Shared::new(config(site), ctl.metrics.proxy.clone());
-    for (kind, listener) in pirack_proxy::bind(&shared).await? {
-        tasks.spawn(pirack_proxy::accept(Arc::clone(&shared), kind, listener).map(|()| "proxy"));
-    }
+    pirack_proxy::listen::start(Arc::clone(&shared))?;
     let mut rx = ctl.proxy.subscribe();
     tasks.spawn(async move {
         loop {
@@ -173,7 +170,7 @@ pub async fn serve(
 
 /// The proxy's settings from the inventory's `proxy:` section.
 pub fn config(p: &pirack_core::inventory::SiteProxy) -> pirack_proxy::Config {
-    pirack_proxy::Config {
+    let mut config = pirack_proxy::Config {
         http: p.http.clone(),
         tls: p.tls.clone(),
         header_timeout: p.header_timeout,
@@ -186,5 +183,9 @@ pub fn config(p: &pirack_core::inventory::SiteProxy) -> pirack_proxy::Config {
             None => pirack_proxy::Fallback::Alert,
         },
         ..pirack_proxy::Config::default()
+    };
+    if let Some(t) = p.threads {
+        config.threads = t;
     }
+    config
 }

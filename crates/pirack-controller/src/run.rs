@@ -171,7 +171,7 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         "proxy routes"
     });
     if let (Some(p), true) = (&ctl.site.proxy, config.proxy) {
-        crate::proxy::serve(&ctl, p, &mut watchers).await?;
+        crate::proxy::serve(&ctl, p, &mut watchers)?;
     }
     if let Some(every) = ctl.dns.every() {
         let c = Arc::clone(&ctl);

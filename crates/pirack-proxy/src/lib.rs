@@ -8,6 +8,7 @@
 pub mod conn;
 pub mod header;
 pub mod http;
+pub mod listen;
 pub mod metrics;
 pub mod routes;
 pub mod tls;
@@ -16,7 +17,6 @@ use routes::Routes;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 /// What a listener speaks.
@@ -54,6 +54,8 @@ pub struct Config {
     pub per_backend: usize,
     pub tls_fallback: Fallback,
     pub fallback_protocol: routes::Protocol,
+    /// Threads serving connections, each with its own copy of every listener.
+    pub threads: usize,
 }
 
 impl Default for Config {
@@ -69,6 +71,7 @@ impl Default for Config {
             per_backend: 1_000,
             tls_fallback: Fallback::Alert,
             fallback_protocol: routes::Protocol::Off,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -112,60 +115,9 @@ pub enum ProxyError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// Binds every listener (all or none), for [`accept`] to serve.
-pub async fn bind(shared: &Shared) -> Result<Vec<(Kind, TcpListener)>, ProxyError> {
-    let mut out = Vec::new();
-    let all = shared
-        .config
-        .http
-        .iter()
-        .map(|a| (Kind::Http, *a))
-        .chain(shared.config.tls.iter().map(|a| (Kind::Tls, *a)));
-    for (kind, addr) in all {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ProxyError::Listen { addr, source })?;
-        tracing::info!(
-            "proxy: {} on {}",
-            kind.name(),
-            listener.local_addr().unwrap_or(addr)
-        );
-        out.push((kind, listener));
-    }
-    Ok(out)
-}
-
-/// Accepts on `listener` for as long as the task runs, each connection on a
-/// task of its own.
-pub async fn accept(shared: Arc<Shared>, kind: Kind, listener: TcpListener) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(c) => c,
-            // Out of descriptors or the like: back off rather than spin.
-            Err(e) => {
-                tracing::warn!("proxy: accepting: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = Arc::clone(&shared.slots).try_acquire_owned() else {
-            shared
-                .metrics
-                .connections
-                .get_or_create(&metrics::Conn {
-                    backend: "-".into(),
-                    outcome: "proxy full".into(),
-                })
-                .inc();
-            drop(stream);
-            continue;
-        };
-        let s = Arc::clone(&shared);
-        tokio::spawn(async move {
-            conn::handle(s, kind, stream, peer).await;
-            drop(permit);
-        });
-    }
+    #[error("starting a proxy thread: {source}")]
+    Thread {
+        #[source]
+        source: std::io::Error,
+    },
 }

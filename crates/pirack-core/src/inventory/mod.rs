@@ -53,6 +53,8 @@ pub struct SiteProxy {
     pub max_connections: usize,
     pub per_backend: usize,
     pub tls_default: Option<std::net::SocketAddr>,
+    /// `None`: one per CPU.
+    pub threads: Option<usize>,
 }
 
 /// The checked `dns:` section; every name absolute and lower-case.

@@ -573,6 +573,9 @@ pub struct Proxy {
     /// (`[2001:db8::1]:443`) [default: a TLS `unrecognized_name` alert].
     #[serde(default)]
     pub tls_default: Option<String>,
+    /// Threads serving connections [default: one per CPU].
+    #[serde(default)]
+    pub threads: Option<u64>,
 }
 
 fn default_http_port() -> u16 {

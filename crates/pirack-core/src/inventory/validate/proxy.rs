@@ -43,6 +43,7 @@ impl Checker<'_> {
                 1..=1_000_000,
             ),
             ("proxy.per_backend", p.per_backend as u64, 1..=1_000_000),
+            ("proxy.threads", p.threads.unwrap_or(1), 1..=256),
         ] {
             if !range.contains(&value) {
                 self.problem(
@@ -85,6 +86,7 @@ impl Checker<'_> {
             max_connections: p.max_connections,
             per_backend: p.per_backend,
             tls_default,
+            threads: p.threads.map(|t| t as usize),
         })
     }
 }
