@@ -45,12 +45,24 @@ pub fn start(shared: Arc<Shared>) -> Result<Vec<SocketAddr>, ProxyError> {
     for (kind, addr) in wanted.iter().map(|(k, _)| k).zip(&bound) {
         tracing::info!("proxy: {} on {addr} ({} threads)", kind.name(), sets.len());
     }
+    // Every thread waits for the word to serve: if one cannot be started, the
+    // others end with their sockets unused.
+    let mut gates = Vec::new();
     for (n, set) in sets.into_iter().enumerate() {
+        let (go, wait) = std::sync::mpsc::channel::<()>();
         let shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name(format!("proxy-{n}"))
-            .spawn(move || serve(shared, set))
+            .spawn(move || {
+                if wait.recv().is_ok() {
+                    serve(shared, set);
+                }
+            })
             .map_err(|source| ProxyError::Thread { source })?;
+        gates.push(go);
+    }
+    for go in gates {
+        let _ = go.send(());
     }
     Ok(bound)
 }
