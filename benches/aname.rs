@@ -12,7 +12,7 @@ mod common;
 #[allow(dead_code)]
 mod peer;
 
-use common::{arg, free_addr, is_root, request, serve, sh};
+use common::{arg, free_addr, have, is_root, request, serve, sh};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -54,12 +54,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") || !is_root("aname bench") {
         return;
     }
-    if Command::new("sh")
-        .args(["-c", "command -v named"])
-        .output()
-        .map_or(true, |o| !o.status.success())
-    {
-        eprintln!("aname bench: needs named (bind9): skipped");
+    if !have("aname bench (bind9)", &["named"]) {
         return;
     }
     let names = arg("--names", 1000) as usize;

@@ -11,7 +11,7 @@ mod common;
 #[allow(dead_code)]
 mod peer;
 
-use common::arg;
+use common::{arg, have};
 use pirack_core::dns::drift::Change;
 use pirack_core::dns::names::reverse_zone;
 use pirack_core::dns::want::Owned;
@@ -34,15 +34,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    for tool in ["named", "dnsperf"] {
-        if Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map_or(true, |o| !o.status.success())
-        {
-            eprintln!("dns bench: needs {tool} (bind9, dnsperf): skipped");
-            return;
-        }
+    if !have("dns bench (bind9, dnsperf)", &["named", "dnsperf"]) {
+        return;
     }
     let names = arg("--names", 4000) as usize;
     let tmp = tempfile::tempdir().unwrap();

@@ -1,8 +1,8 @@
 //! The proxy under load on loopback, side by side with the peers a hosting
 //! company would otherwise run: HAProxy (TLS routed by `req_ssl_sni`, HTTP by
 //! Host, `send-proxy`) and sniproxy (no PROXY protocol). One nginx stands for
-//! the Pis, in a namespace of its own reached over a veth pair and IPv6, with ports that expect a PROXY v1 header and ports that do
-//! not; pirack sends v1 when compared with HAProxy and nothing when compared
+//! the Pis, in a namespace of its own reached over a veth pair and IPv6, with
+//! ports that expect a PROXY v1 header and ports that do not; pirack sends v1 when compared with HAProxy and nothing when compared
 //! with sniproxy, so each pair does the same work. wrk drives each in turn:
 //! new connections (TLS and plain HTTP, `Connection: close`), requests on kept
 //! connections, and the download rate of a large file (needs root, nginx,
@@ -12,14 +12,15 @@
 
 mod common;
 
-use common::{arg, free_addr, is_root, sh};
-use pirack_lab::testbed::netns::Netns;
+use common::{arg, free_addr, have, is_root, sh};
+use pirack_lab::testbed::netns::{Netns, ip_batch};
+use pirack_lab::testbed::proc::Proc;
 use pirack_proxy::routes::{Protocol, Route};
 use pirack_proxy::{Config, Shared};
-use std::net::{Ipv6Addr, SocketAddr, TcpStream};
+use std::net::{Ipv6Addr, SocketAddr};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// The name every client asks for: one that resolves to 127.0.0.1 everywhere,
 /// so wrk sends it as the TLS server name.
@@ -30,16 +31,6 @@ const HOST: &str = "fd00:be::1/64";
 /// The large file's size.
 const BIG_MIB: usize = 64;
 
-/// A child process killed on drop.
-struct Peer(Child);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// nginx's ports on the Pi's address: with a PROXY v1 header expected, and without.
 struct Backends {
     http_pp: u16,
@@ -48,30 +39,46 @@ struct Backends {
     tls: u16,
 }
 
-fn free_port() -> u16 {
-    free_addr().port()
-}
-
 /// The Pi's namespace, its eth0 one end of a veth pair whose other end is here.
 fn pi_link() -> Netns {
     let pid = std::process::id();
     let ns = Netns::new(&format!("pb-pi-{pid}")).expect("ip netns add");
     let host = format!("pbh-{}", pid % 100_000);
-    sh(Command::new("ip")
-        .args(["link", "add", &host, "type", "veth", "peer", "name", "eth0"])
-        .args(["netns", ns.name()]));
-    sh(Command::new("ip").args(["-6", "addr", "add", HOST, "dev", &host, "nodad"]));
-    sh(Command::new("ip").args(["link", "set", &host, "up"]));
-    let pi = format!("{PI}/64");
-    ns.ip(&["-6", "addr", "add", &pi, "dev", "eth0", "nodad"])
-        .unwrap();
-    ns.ip(&["link", "set", "eth0", "up"]).unwrap();
-    ns.ip(&["link", "set", "lo", "up"]).unwrap();
+    ip_batch(
+        None,
+        &format!(
+            "link add {host} type veth peer name eth0 netns {ns}
+             addr add {HOST} dev {host} nodad
+link set {host} up
+",
+            ns = ns.name()
+        ),
+    )
+    .expect("the host's end of the link");
+    ip_batch(
+        Some(ns.name()),
+        &format!(
+            "addr add {PI}/64 dev eth0 nodad
+link set eth0 up
+link set lo up
+"
+        ),
+    )
+    .expect("the Pi's end of the link");
     ns
 }
 
+/// `cmd` started as `name` (its output in `d`), once it listens on TCP `port`.
+fn peer(name: &'static str, cmd: &mut Command, d: &Path, port: u16) -> Proc {
+    let mut p = Proc::spawn(name, cmd, &d.join(format!("{name}.log")), false)
+        .unwrap_or_else(|e| panic!("{e}"));
+    p.wait_listening("tcp", port, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    p
+}
+
 /// The Pis' stand-in: nginx in `ns` serving a small page and a large file.
-fn nginx(ns: &Netns, d: &Path, b: &Backends) -> Peer {
+fn nginx(ns: &Netns, d: &Path, b: &Backends) -> Proc {
     let dd = d.display();
     std::fs::create_dir_all(d.join("www")).unwrap();
     std::fs::write(d.join("www/index.html"), "hello from a Pi\n").unwrap();
@@ -88,22 +95,14 @@ fn nginx(ns: &Netns, d: &Path, b: &Backends) -> Peer {
         b.http_pp, b.tls_pp, b.http, b.tls
     );
     std::fs::write(d.join("nginx.conf"), conf).unwrap();
-    let child = ns
-        .command("nginx")
-        .arg("-c")
-        .arg(d.join("nginx.conf"))
-        .arg("-e")
-        .arg(d.join("error.log"))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx starts");
-    let peer = Peer(child);
-    wait_port(SocketAddr::from((PI, b.tls)));
-    peer
+    let mut cmd = ns.command("nginx");
+    cmd.arg("-c").arg(d.join("nginx.conf"));
+    cmd.arg("-e").arg(d.join("error.log"));
+    peer("nginx", &mut cmd, d, b.tls)
 }
 
 /// HAProxy routing TLS by server name and HTTP by Host to the PROXY ports.
-fn haproxy(d: &Path, http: u16, tls: u16, b: &Backends) -> Peer {
+fn haproxy(d: &Path, http: u16, tls: u16, b: &Backends) -> Proc {
     let conf = format!(
         "global\n  maxconn 8000\n\
          defaults\n  timeout connect 3s\n  timeout client 300s\n  timeout server 300s\n\
@@ -117,21 +116,13 @@ fn haproxy(d: &Path, http: u16, tls: u16, b: &Backends) -> Peer {
         b.tls_pp, b.http_pp
     );
     std::fs::write(d.join("haproxy.cfg"), conf).unwrap();
-    let child = Command::new("haproxy")
-        .arg("-db")
-        .arg("-f")
-        .arg(d.join("haproxy.cfg"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("haproxy starts");
-    let peer = Peer(child);
-    wait_port(SocketAddr::from(([127, 0, 0, 1], tls)));
-    peer
+    let mut cmd = Command::new("haproxy");
+    cmd.arg("-db").arg("-f").arg(d.join("haproxy.cfg"));
+    peer("haproxy", &mut cmd, d, tls)
 }
 
 /// sniproxy routing TLS by server name and HTTP by Host to the plain ports.
-fn sniproxy(d: &Path, http: u16, tls: u16, b: &Backends) -> Peer {
+fn sniproxy(d: &Path, http: u16, tls: u16, b: &Backends) -> Proc {
     let dd = d.display();
     let conf = format!(
         "user nobody\npidfile {dd}/sniproxy.pid\nerror_log {{\n filename {dd}/sniproxy.log\n}}\n\
@@ -141,20 +132,13 @@ fn sniproxy(d: &Path, http: u16, tls: u16, b: &Backends) -> Peer {
         b.http, b.tls
     );
     std::fs::write(d.join("sniproxy.conf"), conf).unwrap();
-    let child = Command::new("sniproxy")
-        .arg("-f")
-        .arg("-c")
-        .arg(d.join("sniproxy.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sniproxy starts");
-    let peer = Peer(child);
-    wait_port(SocketAddr::from(([127, 0, 0, 1], tls)));
-    peer
+    let mut cmd = Command::new("sniproxy");
+    cmd.arg("-f").arg("-c").arg(d.join("sniproxy.conf"));
+    peer("sniproxy", &mut cmd, d, tls)
 }
 
-/// pirack's proxy in this process, its route to the Pi with `protocol`.
+/// pirack's proxy in this process, its route to the Pi with `protocol`
+/// (listening once `start` returns).
 fn pirack(http: u16, tls: u16, backend_ports: (u16, u16), protocol: Protocol) {
     let config = Config {
         http: vec![SocketAddr::from(([127, 0, 0, 1], http))],
@@ -170,18 +154,6 @@ fn pirack(http: u16, tls: u16, backend_ports: (u16, u16), protocol: Protocol) {
         protocol,
     }]);
     pirack_proxy::listen::start(shared).expect("the proxy listens");
-    wait_port(SocketAddr::from(([127, 0, 0, 1], tls)));
-}
-
-fn wait_port(addr: SocketAddr) {
-    let started = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{addr} listens"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// One wrk run's figures.
@@ -264,41 +236,78 @@ fn cpu(pid: Option<u32>) -> Duration {
     }
 }
 
-/// wrk's figures with the CPU the proxy (`pid`, or this process) used for them.
-fn measured(pid: Option<u32>, url: &str, conns: u32, seconds: u64, close: bool) -> Figures {
-    let before = cpu(pid);
-    let mut f = wrk(url, conns, seconds, close);
-    let used = (cpu(pid) - before).as_secs_f64() * 1e6;
-    let work = if url.ends_with("big") { f.mib_s } else { f.rps };
-    f.cpu_us = used / (work * seconds as f64);
-    f
-}
-
 /// wrk's `812.00us`, `3.20ms`, `1.10GB`: the number and its unit.
 fn number(v: &str) -> (f64, &str) {
     let at = v.find(|c: char| c.is_alphabetic()).unwrap_or(v.len());
     (v[..at].parse().unwrap_or(f64::NAN), &v[at..])
 }
 
-/// What each proxy is measured on: a label and the wrk run.
-const SCENARIOS: [&str; 5] = [
-    "TLS, new connection per request",
-    "HTTP, new connection per request",
-    "TLS, kept connections",
-    "HTTP, kept connections",
-    "TLS, 64 MiB downloads",
+/// One way of loading a proxy.
+struct Scenario {
+    label: &'static str,
+    tls: bool,
+    /// A new connection per request (`Connection: close`).
+    close: bool,
+    /// The large file, measured in MiB/s, not requests.
+    download: bool,
+}
+
+const SCENARIOS: [Scenario; 5] = [
+    Scenario {
+        label: "TLS, new connection per request",
+        tls: true,
+        close: true,
+        download: false,
+    },
+    Scenario {
+        label: "HTTP, new connection per request",
+        tls: false,
+        close: true,
+        download: false,
+    },
+    Scenario {
+        label: "TLS, kept connections",
+        tls: true,
+        close: false,
+        download: false,
+    },
+    Scenario {
+        label: "HTTP, kept connections",
+        tls: false,
+        close: false,
+        download: false,
+    },
+    Scenario {
+        label: "TLS, 64 MiB downloads",
+        tls: true,
+        close: false,
+        download: true,
+    },
 ];
 
+impl Scenario {
+    /// What a run of this scenario is counted in: requests/s or MiB/s.
+    fn rate(&self, f: &Figures) -> f64 {
+        if self.download { f.mib_s } else { f.rps }
+    }
+}
+
+/// Every scenario against the proxy on ports `http` and `tls`, with the CPU
+/// the proxy (`pid`, or this process) used for each.
 fn run(pid: Option<u32>, http: u16, tls: u16, seconds: u64) -> [Figures; 5] {
-    let https = format!("https://{NAME}:{tls}/");
-    let plain = format!("http://{NAME}:{http}/");
-    [
-        measured(pid, &https, 32, seconds, true),
-        measured(pid, &plain, 32, seconds, true),
-        measured(pid, &https, 32, seconds, false),
-        measured(pid, &plain, 32, seconds, false),
-        measured(pid, &format!("{https}big"), 4, seconds, false),
-    ]
+    SCENARIOS.map(|sc| {
+        let url = match (sc.tls, sc.download) {
+            (true, true) => format!("https://{NAME}:{tls}/big"),
+            (true, false) => format!("https://{NAME}:{tls}/"),
+            (false, _) => format!("http://{NAME}:{http}/"),
+        };
+        let conns = if sc.download { 4 } else { 32 };
+        let before = cpu(pid);
+        let mut f = wrk(&url, conns, seconds, sc.close);
+        let used = (cpu(pid) - before).as_secs_f64() * 1e6;
+        f.cpu_us = used / (sc.rate(&f) * seconds as f64);
+        f
+    })
 }
 
 /// The better of each figure over the rounds (the least disturbed run).
@@ -325,15 +334,11 @@ fn compare(title: &str, ours: &str, theirs: &str, a: &[Figures; 5], b: &[Figures
         "{:<34} {:>9} {:>9} {:>5}  {:>7} {:>7} {:>5}  {:>7} {:>7} {:>5}",
         "", ours, theirs, "ratio", "p99 ms", "", "ratio", "CPU µs", "", "ratio"
     );
-    for (i, label) in SCENARIOS.iter().enumerate() {
-        let (x, y) = if i == 4 {
-            (a[i].mib_s, b[i].mib_s)
-        } else {
-            (a[i].rps, b[i].rps)
-        };
+    for (i, sc) in SCENARIOS.iter().enumerate() {
+        let (x, y) = (sc.rate(&a[i]), sc.rate(&b[i]));
         println!(
             "{:<34} {:>9.0} {:>9.0} {:>5.2}  {:>7.2} {:>7.2} {:>5.2}  {:>7.1} {:>7.1} {:>5.2}",
-            label,
+            sc.label,
             x,
             y,
             x / y,
@@ -352,29 +357,18 @@ fn main() {
     if !is_root("proxy bench") {
         return;
     }
-    for tool in ["nginx", "haproxy", "sniproxy", "wrk", "openssl"] {
-        if Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map_or(true, |o| !o.status.success())
-        {
-            eprintln!("proxy bench needs {tool}; skipped");
-            return;
-        }
+    if !have(
+        "proxy bench",
+        &["nginx", "haproxy", "sniproxy", "wrk", "openssl"],
+    ) {
+        return;
     }
     let seconds = arg("--seconds", 5);
     let rounds = arg("--rounds", 2) as usize;
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    sh(Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", &format!("/CN={NAME}")])
-        .arg("-keyout")
-        .arg(d.join("key.pem"))
-        .arg("-out")
-        .arg(d.join("cert.pem")));
+    pirack_lab::testbed::self_signed(d, NAME, &format!("DNS:{NAME}"))
+        .unwrap_or_else(|e| panic!("{e}"));
     let b = Backends {
         http_pp: 80,
         tls_pp: 443,
@@ -383,13 +377,18 @@ fn main() {
     };
     let ns = pi_link();
     let _nginx = nginx(&ns, d, &b);
-    let ports = |_| (free_port(), free_port());
+    let ports = |_| (free_addr().port(), free_addr().port());
     let [pv1, pv0, hap, snip]: [(u16, u16); 4] = std::array::from_fn(ports);
     pirack(pv1.0, pv1.1, (b.http_pp, b.tls_pp), Protocol::V1);
     pirack(pv0.0, pv0.1, (b.http, b.tls), Protocol::Off);
     let haproxy = haproxy(d, hap.0, hap.1, &b);
     let sniproxy = sniproxy(d, snip.0, snip.1, &b);
-    let pids = [None, Some(haproxy.0.id()), None, Some(sniproxy.0.id())];
+    let pids = [
+        None,
+        Some(haproxy.child.id()),
+        None,
+        Some(sniproxy.child.id()),
+    ];
 
     println!(
         "proxy: wrk -t1 ({seconds} s per run, best of {rounds} rounds, taken in turn), \

@@ -221,7 +221,7 @@ fn the_proxy_routes_by_sni_and_host_to_each_pi_with_its_proxy_header() {
         d
     };
     let (d1, d2) = (work("a01"), work("a02"));
-    common::self_signed(&d1, &fqdn("A-01"), &format!("DNS:{}", fqdn("A-01")));
+    pirack_lab::testbed::self_signed(&d1, &fqdn("A-01"), &format!("DNS:{}", fqdn("A-01"))).unwrap();
     let pi1 = pi_link("px1", 1, &public[0]);
     let pi2 = pi_link("px2", 2, &public[1]);
     let _nginx = nginx(&pi1, &d1);

@@ -38,6 +38,18 @@ pub fn is_root(bench: &str) -> bool {
     root
 }
 
+/// Whether every one of `tools` is on the PATH; says which is missing.
+pub fn have(bench: &str, tools: &[&str]) -> bool {
+    let missing = tools.iter().find(|t| {
+        !std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
+    });
+    if let Some(tool) = missing {
+        eprintln!("{bench} needs {tool}; skipped");
+    }
+    missing.is_none()
+}
+
 /// A `pirack serve`, stopped when dropped.
 pub struct Serve(pub Child);
 

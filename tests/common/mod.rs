@@ -110,24 +110,6 @@ pub fn netns(tag: &str) -> Netns {
     Netns::new(&format!("pt-{tag}-{}", std::process::id())).expect("ip netns add")
 }
 
-/// A self-signed certificate for `subject_alt_name` (openssl's syntax,
-/// `DNS:a.example,IP:127.0.0.1`): `cert.pem` and `key.pem` in `dir`.
-pub fn self_signed(dir: &Path, common_name: &str, subject_alt_name: &str) {
-    let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", &format!("/CN={common_name}")])
-        .args(["-addext", &format!("subjectAltName={subject_alt_name}")])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "openssl: {}", text(&out.stderr));
-}
-
 /// A child process killed on drop.
 pub struct Child(pub std::process::Child);
 

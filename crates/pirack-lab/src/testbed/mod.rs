@@ -66,3 +66,23 @@ pub fn free_tcp_port() -> io::Result<u16> {
         .local_addr()?
         .port())
 }
+
+/// A self-signed certificate (RSA-2048, a day) for `subject_alt_name`
+/// (openssl's syntax, `DNS:a.example,IP:127.0.0.1`): `cert.pem` and `key.pem`
+/// in `dir`.
+pub fn self_signed(dir: &std::path::Path, common_name: &str, subject_alt_name: &str) -> Result<()> {
+    run(
+        "openssl req (a self-signed certificate)",
+        std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", &format!("/CN={common_name}")])
+            .args(["-addext", &format!("subjectAltName={subject_alt_name}")])
+            .arg("-keyout")
+            .arg(dir.join("key.pem"))
+            .arg("-out")
+            .arg(dir.join("cert.pem")),
+    )
+    .map(drop)
+}
