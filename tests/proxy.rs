@@ -194,7 +194,7 @@ fn the_proxy_routes_by_sni_and_host_to_each_pi_with_its_proxy_header() {
     let inventory = site_for(&dir, free_udp_port(), "generic", Creds::V2c, "");
     let yaml = std::fs::read_to_string(&inventory).unwrap()
         + &format!(
-            "\nproxy:\n  listen: [127.0.0.1]\n  http_port: {http}\n  tls_port: {tls}\n  \
+            "\nproxy:\n  listen: [127.0.0.1, '::1']\n  http_port: {http}\n  tls_port: {tls}\n  \
              header_timeout_ms: 1000\n  connect_timeout_ms: 500\n"
         );
     std::fs::write(&inventory, yaml).unwrap();
@@ -250,6 +250,13 @@ fn the_proxy_routes_by_sni_and_host_to_each_pi_with_its_proxy_header() {
         |(_, out)| out.starts_with("a01"),
     );
     assert!(ok && out.trim() == "a01 127.0.0.1", "{out}");
+    // Over the IPv6 listener too, the client's IPv6 address passed on.
+    let (ok, out) = curl(&[
+        "--resolve",
+        &format!("{}:{http}:[::1]", fqdn("A-01")),
+        &url("http", "A-01", http),
+    ]);
+    assert!(ok && out.trim() == "a01 ::1", "{out}");
 
     // TLS by SNI, not terminated: the client checks the Pi's own certificate.
     let cacert = d1.join("cert.pem");

@@ -15,7 +15,7 @@ use crate::store::names::{Edited, NameRow};
 use axum::Json;
 use axum::extract::{Path, State};
 use pirack_core::dns::aname::Status;
-use pirack_core::dns::names::{absolute, in_zone, is_host};
+use pirack_core::dns::names::{absolute, in_zone, is_host, is_owner};
 use pirack_core::dns::{CNAME, CUSTOMER_TYPES, Record, TXT, type_code};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -291,6 +291,11 @@ fn allowed_name(
         (None, None) => return Err(ApiError::bad_request("name the owner")),
     };
     let name = absolute(name);
+    if !is_owner(&name) {
+        return Err(ApiError::bad_request(format!(
+            "`{name}` is neither a host name nor a wildcard (`*.` and a host name)"
+        )));
+    }
     let zones = ctl.dns.zones_of(&owner);
     let Some(zone) = zones.iter().find(|z| in_zone(&name, z)).cloned() else {
         return Err(ApiError::forbidden(format!(

@@ -23,6 +23,12 @@ pub fn is_host(name: &str) -> bool {
         })
 }
 
+/// Whether `name` (absolute) can own a customer's records: a host name, or a
+/// wildcard (`*.` and a host name) that answers for every name under it.
+pub fn is_owner(name: &str) -> bool {
+    is_host(name.strip_prefix("*.").unwrap_or(name))
+}
+
 /// Whether `name` is `zone` or under it (both absolute).
 pub fn in_zone(name: &str, zone: &str) -> bool {
     name == zone || (name.ends_with(zone) && name[..name.len() - zone.len()].ends_with('.'))
@@ -97,5 +103,25 @@ mod tests {
         assert_eq!(zone_of("www.example.net.", &zones), Some("example.net."));
         assert_eq!(zone_of("notexample.net.", &zones), None);
         assert_eq!(absolute("A-01.Pi.Example.NET"), "a-01.pi.example.net.");
+    }
+
+    #[test]
+    fn owners_are_host_names_or_wildcards_above_one() {
+        for good in [
+            "www.acme.example.",
+            "*.shop.acme.example.",
+            "_acme-challenge.a.",
+        ] {
+            assert!(is_owner(good), "{good}");
+        }
+        for bad in [
+            "*.",
+            "*.*.acme.example.",
+            "w*.acme.example.",
+            "a..b.",
+            "bad!.example.",
+        ] {
+            assert!(!is_owner(bad), "{bad}");
+        }
     }
 }
