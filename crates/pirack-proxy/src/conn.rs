@@ -6,12 +6,12 @@
 
 use crate::http::{self, Head};
 use crate::metrics::{Backend as BackendLabel, Bytes, Conn};
-use crate::routes::Backend;
+use crate::routes::{Backend, Protocol};
 use crate::tls::{self, Hello};
 use crate::{Config, Fallback, Kind, Shared};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -27,6 +27,8 @@ const CHUNK: usize = 32 * 1024;
 struct Done {
     name: String,
     backend: String,
+    /// The PROXY header the backend was sent (`-` before one was chosen).
+    protocol: &'static str,
     outcome: &'static str,
     up: u64,
     down: u64,
@@ -34,9 +36,8 @@ struct Done {
 
 pub async fn handle(shared: Arc<Shared>, kind: Kind, mut client: TcpStream, peer: SocketAddr) {
     let started = Instant::now();
-    let local = client.local_addr().unwrap_or(peer);
     let _ = client.set_nodelay(true);
-    let done = route_and_carry(&shared, kind, &mut client, peer, local).await;
+    let done = route_and_carry(&shared, kind, &mut client, peer).await;
     let m = &shared.metrics;
     m.connections
         .get_or_create(&Conn {
@@ -61,7 +62,7 @@ pub async fn handle(shared: Arc<Shared>, kind: Kind, mut client: TcpStream, peer
         kind.name(),
         if done.name.is_empty() { "-" } else { &done.name },
         done.backend,
-        shared.protocol_of(&done.backend),
+        done.protocol,
         done.up,
         done.down,
         started.elapsed().as_millis(),
@@ -85,12 +86,12 @@ async fn route_and_carry(
     kind: Kind,
     client: &mut TcpStream,
     peer: SocketAddr,
-    local: SocketAddr,
 ) -> Done {
     let cfg = &shared.config;
     let mut done = Done {
         name: String::new(),
         backend: "-".into(),
+        protocol: "-",
         outcome: "",
         up: 0,
         down: 0,
@@ -177,6 +178,12 @@ async fn route_and_carry(
     let protocol = match &backend {
         Target::Route(b) => b.protocol,
         Target::Fixed(_) => cfg.fallback_protocol,
+    };
+    done.protocol = protocol.name();
+    // The address the client reached: only a header needs it (one syscall less).
+    let local = match protocol {
+        Protocol::Off => peer,
+        _ => client.local_addr().unwrap_or(peer),
     };
     let mut first = crate::header::encode(protocol, peer, local, &done.name);
     first.extend_from_slice(&buf);
@@ -271,14 +278,15 @@ async fn carry(
     let start = Instant::now();
     let last = AtomicU64::new(0);
     let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
+    let ended = AtomicU8::new(0);
     let (cr, cw) = client.split();
     let (ur, uw) = upstream.split();
-    let both = async {
-        tokio::join!(
-            one_way(cr, uw, &up, &last, start),
-            one_way(ur, cw, &down, &last, start)
-        )
+    let seen = Seen {
+        last: &last,
+        start,
+        ended: &ended,
     };
+    let both = async { tokio::join!(one_way(cr, uw, &up, &seen), one_way(ur, cw, &down, &seen)) };
     let watchdog = async {
         loop {
             tokio::time::sleep(idle / 4).await;
@@ -297,14 +305,23 @@ async fn carry(
     (up.into_inner(), down.into_inner(), outcome)
 }
 
-/// Copies `from` to `to` until `from` ends, then half-closes `to`, counting
-/// into `total`; whether it ended cleanly.
+/// What both directions of a connection share.
+struct Seen<'a> {
+    /// When bytes last moved, in ms since `start`.
+    last: &'a AtomicU64,
+    start: Instant,
+    /// Directions that have ended.
+    ended: &'a AtomicU8,
+}
+
+/// Copies `from` to `to` until `from` ends, then half-closes `to` (unless the
+/// other way has ended too: closing both sockets, due next, says the same),
+/// counting into `total`; whether it ended cleanly.
 async fn one_way(
     mut from: impl AsyncRead + Unpin,
     mut to: impl AsyncWrite + Unpin,
     total: &AtomicU64,
-    last: &AtomicU64,
-    start: Instant,
+    seen: &Seen<'_>,
 ) -> bool {
     // Read into spare capacity: no zeroing of a buffer per connection.
     let mut buf = Vec::with_capacity(CHUNK);
@@ -319,9 +336,12 @@ async fn one_way(
             return false;
         }
         total.fetch_add(n as u64, Ordering::Relaxed);
-        last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        seen.last
+            .store(seen.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
-    let _ = to.shutdown().await;
+    if seen.ended.fetch_add(1, Ordering::Relaxed) == 0 {
+        let _ = to.shutdown().await;
+    }
     true
 }
 

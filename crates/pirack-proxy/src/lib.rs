@@ -94,17 +94,6 @@ impl Shared {
             metrics,
         })
     }
-
-    /// The PROXY protocol a backend is sent, for the access log.
-    fn protocol_of(&self, backend: &str) -> &'static str {
-        if backend == "-" {
-            return "-";
-        }
-        let table = self.routes.current();
-        table
-            .protocol_of(backend)
-            .map_or("-", routes::Protocol::name)
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

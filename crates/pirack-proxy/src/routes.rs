@@ -113,15 +113,6 @@ impl Table {
         None
     }
 
-    /// The PROXY protocol `backend` is sent, if it has a route.
-    pub fn protocol_of(&self, backend: &str) -> Option<Protocol> {
-        self.exact
-            .values()
-            .chain(self.wild.values())
-            .find(|b| b.name == backend)
-            .map(|b| b.protocol)
-    }
-
     pub fn len(&self) -> usize {
         self.exact.len() + self.wild.len()
     }
