@@ -8,7 +8,7 @@
 //! connections, and the download rate of a large file (needs root, nginx,
 //! haproxy, sniproxy, wrk and openssl).
 //!
-//!     cargo bench --bench proxy -- [--seconds 5] [--rounds 2]
+//!     cargo bench --bench proxy -- [--seconds 5] [--rounds 2] [--threads N (pirack's; one per CPU)]
 
 mod common;
 
@@ -139,8 +139,9 @@ fn sniproxy(d: &Path, http: u16, tls: u16, b: &Backends) -> Proc {
 
 /// pirack's proxy in this process, its route to the Pi with `protocol`
 /// (listening once `start` returns).
-fn pirack(http: u16, tls: u16, backend_ports: (u16, u16), protocol: Protocol) {
+fn pirack(http: u16, tls: u16, backend_ports: (u16, u16), protocol: Protocol, threads: usize) {
     let config = Config {
+        threads,
         http: vec![SocketAddr::from(([127, 0, 0, 1], http))],
         tls: vec![SocketAddr::from(([127, 0, 0, 1], tls))],
         backend_ports,
@@ -365,6 +366,7 @@ fn main() {
     }
     let seconds = arg("--seconds", 5);
     let rounds = arg("--rounds", 2) as usize;
+    let threads = arg("--threads", Config::default().threads as u64) as usize;
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     pirack_lab::testbed::self_signed(d, NAME, &format!("DNS:{NAME}"))
@@ -379,8 +381,8 @@ fn main() {
     let _nginx = nginx(&ns, d, &b);
     let ports = |_| (free_addr().port(), free_addr().port());
     let [pv1, pv0, hap, snip]: [(u16, u16); 4] = std::array::from_fn(ports);
-    pirack(pv1.0, pv1.1, (b.http_pp, b.tls_pp), Protocol::V1);
-    pirack(pv0.0, pv0.1, (b.http, b.tls), Protocol::Off);
+    pirack(pv1.0, pv1.1, (b.http_pp, b.tls_pp), Protocol::V1, threads);
+    pirack(pv0.0, pv0.1, (b.http, b.tls), Protocol::Off, threads);
     let haproxy = haproxy(d, hap.0, hap.1, &b);
     let sniproxy = sniproxy(d, snip.0, snip.1, &b);
     let pids = [
@@ -392,7 +394,8 @@ fn main() {
 
     println!(
         "proxy: wrk -t1 ({seconds} s per run, best of {rounds} rounds, taken in turn), \
-         nginx (1 worker) in a namespace behind each; 32 connections, 4 for downloads"
+         nginx (1 worker) in a namespace behind each; 32 connections, 4 for downloads; \
+         pirack with {threads} threads"
     );
     let mut results: [Vec<[Figures; 5]>; 4] = Default::default();
     for _ in 0..rounds {

@@ -1,4 +1,4 @@
-//! Garbage in, clear error out: the inventory, ledger, profile and SNMP reply parsers
+//! Garbage in, clear error out: the inventory, ledger, profile, alert route and SNMP reply parsers
 //! never panic, whether fed random bytes or a well-formed input with random damage.
 
 use pirack_core::inventory::{SourceMap, validate};
@@ -48,6 +48,25 @@ proptest! {
             for p in &problems.0 {
                 prop_assert!(p.to_string().starts_with("x.yaml:"), "{p}");
             }
+        }
+    }
+
+    #[test]
+    fn damaged_alert_routes_fail_cleanly_and_keep_their_secrets(
+        which in 0usize..8,
+        secret in "[a-z0-9]{12,40}",
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), any::<u8>()), 0..4),
+    ) {
+        let good = [
+            format!("prowl:{secret}"), format!("nma://{secret}"), format!("ntfy://127.0.0.1:80/{secret}"),
+            format!("pover://{secret}@{secret}"), format!("gotify://h.example/{secret}"),
+            format!("json://[::1]:9/{secret}"), format!("mailto:{secret}@example.com"),
+            format!("alertmanagers://am.example:9093/{secret}"),
+        ];
+        let uri = damage(&good[which], &edits);
+        match pirack_core::monitor::uri::parse(&uri) {
+            Ok(_) => {}
+            Err(e) => prop_assert!(!e.to_string().contains(&secret), "{e}"),
         }
     }
 

@@ -7,6 +7,7 @@ pub mod dns;
 pub mod firmware;
 pub mod inventory;
 pub mod lifecycle;
+pub mod monitor;
 pub mod plan;
 pub mod switch;
 pub mod template;
