@@ -106,13 +106,8 @@ pub fn parse(uri: &str) -> Result<Route, UriError> {
                 .trim_end_matches('/')
                 .rsplit_once('/')
                 .ok_or_else(|| fail("write it `gotify://HOST/TOKEN`"))?;
-            // A server under a path: `gotify://HOST/PATH/TOKEN`.
-            let (host, path) = match host.split_once('/') {
-                Some((h, p)) => (h, format!("/{p}")),
-                None => (host, String::new()),
-            };
             Target::Gotify {
-                base: base(scheme == "gotifys", host).map_err(|w| fail(&w))? + &path,
+                base: under(scheme == "gotifys", host).map_err(|w| fail(&w))?,
                 token: word(token, 128)
                     .map_err(|w| fail(&format!("the token {w}")))?
                     .to_string(),
@@ -140,7 +135,7 @@ pub fn parse(uri: &str) -> Result<Route, UriError> {
             }
         }
         "alertmanager" | "alertmanagers" => Target::Alertmanager {
-            base: base(scheme == "alertmanagers", opaque.trim_end_matches('/'))
+            base: under(scheme == "alertmanagers", opaque.trim_end_matches('/'))
                 .map_err(|w| fail(&w))?,
         },
         "mailto" => {
@@ -220,6 +215,14 @@ fn topic(s: &str) -> Result<String, String> {
     word(s.trim_end_matches('/'), 64)
         .map(str::to_string)
         .map_err(|w| format!("the topic {w}"))
+}
+
+/// `http(s)://host[:port][/path]`: a server under a path (behind a reverse proxy).
+fn under(secure: bool, host_path: &str) -> Result<String, String> {
+    match host_path.split_once('/') {
+        Some((host, path)) => Ok(format!("{}/{path}", base(secure, host)?)),
+        None => base(secure, host_path),
+    }
 }
 
 /// `http(s)://host[:port]` for a host part of a route.
