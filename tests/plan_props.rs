@@ -68,6 +68,7 @@ fn site(slots: &[Spec]) -> Site {
         owners: vec![],
         dns: None,
         proxy: None,
+        monitor: None,
         slots: slots
             .iter()
             .map(|&(sw, port, vlan)| model::Slot {

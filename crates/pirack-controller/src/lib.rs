@@ -13,6 +13,7 @@ pub mod dns;
 pub mod error;
 pub mod exporter;
 pub mod metrics;
+pub mod monitor;
 pub mod netboot;
 pub mod observe;
 pub mod output;
@@ -104,6 +105,10 @@ pub struct Controller {
     pub anames: aname::Anames,
     /// The proxy's routes, as published.
     pub proxy: proxy::ProxyRoutes,
+    /// The site's PoE switches (also the PoE driver's).
+    pub fleet: Arc<Fleet>,
+    /// The checks of the running Pis and their alerts.
+    pub monitor: monitor::Monitor,
 }
 
 impl Controller {
@@ -148,8 +153,9 @@ impl Controller {
             }
         }
         store.sync_inventory(&site).await?;
+        let fleet = Arc::new(Fleet::new(&site, profiles)?);
         let poe = PoeDriver {
-            fleet: Fleet::new(&site, profiles)?,
+            fleet: Arc::clone(&fleet),
         };
         let drivers = Drivers::default()
             .with(pirack_core::inventory::SlotKind::Pi3, Arc::new(poe))
@@ -181,6 +187,8 @@ impl Controller {
             dns,
             anames,
             proxy: proxy::ProxyRoutes::default(),
+            fleet,
+            monitor: monitor::Monitor::default(),
         })
     }
 

@@ -66,7 +66,7 @@ pub trait PowerDriver: Send + Sync {
 
 /// Pi 3 slots on PoE switch ports: each change read back from the switch.
 pub struct PoeDriver {
-    pub fleet: Fleet,
+    pub fleet: Arc<Fleet>,
 }
 
 impl PowerDriver for PoeDriver {

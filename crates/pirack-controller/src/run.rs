@@ -170,6 +170,13 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         crate::proxy::run(c).await;
         "proxy routes"
     });
+    if ctl.site.monitor.is_some() {
+        let c = Arc::clone(&ctl);
+        watchers.spawn(async move {
+            crate::monitor::run(c).await;
+            "monitoring"
+        });
+    }
     if let (Some(p), true) = (&ctl.site.proxy, config.proxy) {
         crate::proxy::serve(&ctl, p, &mut watchers)?;
     }

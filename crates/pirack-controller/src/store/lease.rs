@@ -86,6 +86,19 @@ fn process_runs(pid: i64) -> bool {
 
 /// Unix milliseconds as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn utc(ms: i64) -> String {
+    let (year, month, day, h, m, sec) = civil(ms);
+    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{sec:02} UTC")
+}
+
+/// Unix milliseconds as RFC 3339 (`YYYY-MM-DDTHH:MM:SS.mmmZ`).
+pub fn rfc3339(ms: i64) -> String {
+    let (year, month, day, h, m, sec) = civil(ms);
+    let milli = ms.rem_euclid(1000);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}.{milli:03}Z")
+}
+
+/// Year, month, day, hour, minute and second of Unix milliseconds, in UTC.
+fn civil(ms: i64) -> (i64, i64, i64, i64, i64, i64) {
     let secs = ms.div_euclid(1000);
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Days to a civil date (H. Hinnant's algorithm).
@@ -98,12 +111,7 @@ pub fn utc(ms: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
+    (year, month, day, rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
 fn lease_of(r: &sqlx::any::AnyRow) -> Result<Lease, StoreError> {
@@ -200,6 +208,7 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
         assert_eq!(utc(1_796_223_669_000), "2026-12-02 15:01:09 UTC");
+        assert_eq!(rfc3339(1_796_223_669_042), "2026-12-02T15:01:09.042Z");
     }
 
     #[test]

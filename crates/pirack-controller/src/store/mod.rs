@@ -3,6 +3,7 @@
 //! controller's lease. SQLite in one file by default; PostgreSQL through the same
 //! code (sqlx's Any driver, runtime queries, 64-bit integers and text only).
 
+pub mod alerts;
 pub mod boards;
 pub mod events;
 pub mod lease;
@@ -118,7 +119,7 @@ fn create_private(url: &str) -> Result<(), StoreError> {
 /// The schema's migrations, compiled in: one text per step, its integer and key
 /// types spelt for the backend.
 fn migrator(backend: Backend) -> Migrator {
-    const STEPS: [(i64, &str, &str); 9] = [
+    const STEPS: [(i64, &str, &str); 10] = [
         (1, "init", include_str!("schema/0001_init.sql")),
         (
             2,
@@ -140,6 +141,7 @@ fn migrator(backend: Backend) -> Migrator {
             include_str!("schema/0008_zone_grants.sql"),
         ),
         (9, "proxy", include_str!("schema/0009_proxy.sql")),
+        (10, "monitor", include_str!("schema/0010_monitor.sql")),
     ];
     let (int, id) = match backend {
         Backend::Sqlite => ("INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),

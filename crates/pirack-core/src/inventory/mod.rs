@@ -39,7 +39,41 @@ pub struct Site {
     pub owners: Vec<Owner>,
     pub dns: Option<SiteDns>,
     pub proxy: Option<SiteProxy>,
+    pub monitor: Option<SiteMonitor>,
     pub slots: Vec<Slot>,
+}
+
+/// The checked `monitor:` section.
+#[derive(Debug, Clone)]
+pub struct SiteMonitor {
+    pub checks: model::Checks,
+    pub owners: std::collections::BTreeMap<String, model::ChecksOverride>,
+    /// By position.
+    pub slots: std::collections::BTreeMap<String, model::ChecksOverride>,
+    /// The staff's routes.
+    pub routes: Vec<crate::monitor::uri::Target>,
+    /// What people should know about the routes (NMA's closed service).
+    pub warnings: Vec<String>,
+    pub repeat: std::time::Duration,
+    pub rate_max: u32,
+    pub rate_per: std::time::Duration,
+    pub providers: model::Providers,
+    pub smtp: Option<model::Smtp>,
+}
+
+impl SiteMonitor {
+    /// The checks of the slot at `position` held by `owner`: the site's, its
+    /// owner's changes, then the slot's own.
+    pub fn checks_for(&self, owner: Option<&str>, position: &str) -> model::Checks {
+        let mut c = self.checks.clone();
+        if let Some(o) = owner.and_then(|o| self.owners.get(o)) {
+            c = c.with(o);
+        }
+        if let Some(s) = self.slots.get(position) {
+            c = c.with(s);
+        }
+        c
+    }
 }
 
 /// The checked `proxy:` section.

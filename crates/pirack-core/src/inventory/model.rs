@@ -35,6 +35,9 @@ pub struct Inventory {
     /// The IPv4→IPv6 front door run by `pirack serve`.
     #[serde(default)]
     pub proxy: Option<Proxy>,
+    /// Watching the Pis that are up, and where alerts go.
+    #[serde(default)]
+    pub monitor: Option<Monitor>,
     pub slots: Vec<Slot>,
     #[serde(default)]
     pub boards: Vec<Board>,
@@ -817,4 +820,185 @@ impl Model {
             Model::Pi3BPlus => "3B+",
         }
     }
+}
+
+/// Checks of every slot that is `up`, and the staff's alert routes.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Monitor {
+    /// The site's checks.
+    #[serde(default)]
+    pub checks: Checks,
+    /// Changes to the checks per owner (by name).
+    #[serde(default)]
+    pub owners: std::collections::BTreeMap<String, ChecksOverride>,
+    /// Changes to the checks per slot (by position), over its owner's.
+    #[serde(default)]
+    pub slots: std::collections::BTreeMap<String, ChecksOverride>,
+    /// The staff's routes, each a URI (`ntfy://host/topic`, `prowl:KEY`,
+    /// `mailto:noc@example.com`, ...): every alert of the site.
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// An alert still firing is sent again after this long.
+    #[serde(default = "default_repeat_s")]
+    pub repeat_s: u64,
+    /// Calls one route may take in `per_s` (Prowl allows 1,000 an hour).
+    #[serde(default = "default_rate_max")]
+    pub rate_max: u32,
+    #[serde(default = "default_rate_per_s")]
+    pub rate_per_s: u64,
+    /// The providers' base URLs, for compatible servers (and tests).
+    #[serde(default)]
+    pub providers: Providers,
+    /// The relay `mailto:` routes are sent through.
+    #[serde(default)]
+    pub smtp: Option<Smtp>,
+}
+
+/// How a slot is checked.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Checks {
+    #[serde(default = "default_check_interval_s")]
+    pub interval_s: u64,
+    /// How long one probe may take.
+    #[serde(default = "default_check_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Failures in a row before a check is down.
+    #[serde(default = "default_down_after")]
+    pub down_after: u32,
+    /// Successes in a row before it is up again.
+    #[serde(default = "default_up_after")]
+    pub up_after: u32,
+    /// ICMPv6 echo to the Pi's public address.
+    #[serde(default = "default_true")]
+    pub ping: bool,
+    /// TCP ports connected to on the Pi's public address.
+    #[serde(default = "default_check_ports")]
+    pub ports: Vec<u16>,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Checks {
+            interval_s: default_check_interval_s(),
+            timeout_ms: default_check_timeout_ms(),
+            down_after: default_down_after(),
+            up_after: default_up_after(),
+            ping: true,
+            ports: default_check_ports(),
+        }
+    }
+}
+
+/// Any of [`Checks`]' fields, changed for an owner or a slot.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChecksOverride {
+    #[serde(default)]
+    pub interval_s: Option<u64>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub down_after: Option<u32>,
+    #[serde(default)]
+    pub up_after: Option<u32>,
+    #[serde(default)]
+    pub ping: Option<bool>,
+    #[serde(default)]
+    pub ports: Option<Vec<u16>>,
+}
+
+impl Checks {
+    /// These checks with `o`'s changes.
+    pub fn with(&self, o: &ChecksOverride) -> Checks {
+        Checks {
+            interval_s: o.interval_s.unwrap_or(self.interval_s),
+            timeout_ms: o.timeout_ms.unwrap_or(self.timeout_ms),
+            down_after: o.down_after.unwrap_or(self.down_after),
+            up_after: o.up_after.unwrap_or(self.up_after),
+            ping: o.ping.unwrap_or(self.ping),
+            ports: o.ports.clone().unwrap_or_else(|| self.ports.clone()),
+        }
+    }
+}
+
+/// Base URLs of the push services (their public ones by default).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Providers {
+    #[serde(default = "default_prowl")]
+    pub prowl: String,
+    /// No default that works: NMA's public service closed in 2018.
+    #[serde(default = "default_nma")]
+    pub nma: String,
+    #[serde(default = "default_pushover")]
+    pub pushover: String,
+}
+
+impl Default for Providers {
+    fn default() -> Self {
+        Providers {
+            prowl: default_prowl(),
+            nma: default_nma(),
+            pushover: default_pushover(),
+        }
+    }
+}
+
+/// An SMTP relay that takes mail from the controller without authentication.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    /// `host:port`.
+    pub server: String,
+    pub from: String,
+}
+
+fn default_repeat_s() -> u64 {
+    3_600
+}
+
+fn default_rate_max() -> u32 {
+    1_000
+}
+
+fn default_rate_per_s() -> u64 {
+    3_600
+}
+
+fn default_check_interval_s() -> u64 {
+    10
+}
+
+fn default_check_timeout_ms() -> u64 {
+    1_000
+}
+
+fn default_down_after() -> u32 {
+    3
+}
+
+fn default_up_after() -> u32 {
+    2
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_check_ports() -> Vec<u16> {
+    vec![22]
+}
+
+fn default_prowl() -> String {
+    "https://api.prowlapp.com".into()
+}
+
+fn default_nma() -> String {
+    "https://www.notifymyandroid.com".into()
+}
+
+fn default_pushover() -> String {
+    "https://api.pushover.net".into()
 }

@@ -4,6 +4,7 @@
 
 mod dns;
 mod hardware;
+mod monitor;
 mod network;
 mod proxy;
 
@@ -177,6 +178,10 @@ impl Checker<'_> {
             .as_ref()
             .and_then(|d| self.dns(d, raw.site.domain.as_deref(), &shelves, &raw.owners));
         let proxy = raw.proxy.as_ref().and_then(|p| self.proxy(p, dns.as_ref()));
+        let monitor = raw
+            .monitor
+            .as_ref()
+            .and_then(|m| self.monitor(m, &raw.owners, &slots));
         Site {
             name: raw.site.name.clone(),
             domain: raw.site.domain.clone(),
@@ -201,6 +206,7 @@ impl Checker<'_> {
             owners,
             dns,
             proxy,
+            monitor,
             slots,
         }
     }

@@ -1,0 +1,191 @@
+//! From what the checks see to alerts, as pure functions: failing slots grouped
+//! under the one cause that explains them (the fileserver's storage trunk, a
+//! switch that stopped answering) instead of one alert each, then the changes
+//! that bring the open alerts in line.
+
+use crate::store::alerts::{AlertRow, Covered};
+use std::collections::{BTreeMap, HashSet};
+
+/// A fault as the checks see it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// `slot:KEY`, `switch:NAME` or `storage:INTERFACE`: the alert's identity.
+    pub cause: String,
+    pub summary: String,
+    pub slots: Vec<Covered>,
+}
+
+/// A slot failing its checks, and the switch it hangs on.
+#[derive(Debug, Clone)]
+pub struct Failing {
+    pub slot: Covered,
+    pub switch: String,
+}
+
+/// What is wrong beyond single slots.
+#[derive(Debug, Clone, Default)]
+pub struct Causes {
+    /// The fileserver's trunk, when its link is down.
+    pub trunk_down: Option<String>,
+    /// Switches that do not answer, with why.
+    pub switches_down: BTreeMap<String, String>,
+}
+
+/// One fault per cause: everything under a down trunk, else each down switch's
+/// failing slots under it (the switch itself is a fault even with none), else
+/// a slot of its own.
+pub fn group(failing: &[Failing], causes: &Causes) -> Vec<Fault> {
+    if let Some(trunk) = &causes.trunk_down {
+        return vec![Fault {
+            cause: format!("storage:{trunk}"),
+            summary: format!(
+                "the fileserver's storage link {trunk} is down ({} slot(s) failing)",
+                failing.len()
+            ),
+            slots: failing.iter().map(|f| f.slot.clone()).collect(),
+        }];
+    }
+    let mut out = Vec::new();
+    for (switch, why) in &causes.switches_down {
+        let slots: Vec<Covered> = failing
+            .iter()
+            .filter(|f| &f.switch == switch)
+            .map(|f| f.slot.clone())
+            .collect();
+        out.push(Fault {
+            cause: format!("switch:{switch}"),
+            summary: format!(
+                "switch {switch} does not answer ({why}); {} slot(s) failing",
+                slots.len()
+            ),
+            slots,
+        });
+    }
+    for f in failing
+        .iter()
+        .filter(|f| !causes.switches_down.contains_key(&f.switch))
+    {
+        out.push(Fault {
+            cause: format!("slot:{}", f.slot.key),
+            summary: format!("{} is down: {}", f.slot.position, f.slot.why),
+            slots: vec![f.slot.clone()],
+        });
+    }
+    out
+}
+
+/// A change to the open alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Open(Fault),
+    /// Same cause, other slots or words: no new notice.
+    Update(i64, Fault),
+    Resolve(i64),
+}
+
+/// The changes that make `open` match `faults`; alerts whose cause is in
+/// `frozen` (slots not watched now: in maintenance, or being worked on by the
+/// controller) are neither resolved nor changed.
+pub fn reconcile(faults: &[Fault], open: &[AlertRow], frozen: &HashSet<String>) -> Vec<Change> {
+    let mut out = Vec::new();
+    for f in faults {
+        match open.iter().find(|a| a.cause == f.cause) {
+            None => out.push(Change::Open(f.clone())),
+            Some(a) if a.slots != f.slots || a.summary != f.summary => {
+                out.push(Change::Update(a.id, f.clone()));
+            }
+            Some(_) => {}
+        }
+    }
+    for a in open {
+        if !faults.iter().any(|f| f.cause == a.cause) && !frozen.contains(&a.cause) {
+            out.push(Change::Resolve(a.id));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failing(key: &str, switch: &str) -> Failing {
+        Failing {
+            slot: Covered {
+                key: key.into(),
+                position: key.to_uppercase(),
+                owner: Some("acme".into()),
+                why: "ping: no answer".into(),
+            },
+            switch: switch.into(),
+        }
+    }
+
+    fn open(id: i64, f: &Fault) -> AlertRow {
+        AlertRow {
+            id,
+            cause: f.cause.clone(),
+            summary: f.summary.clone(),
+            slots: f.slots.clone(),
+            opened_at: 0,
+            resolved_at: None,
+            sent_at: None,
+            repeats: 0,
+        }
+    }
+
+    #[test]
+    fn a_dead_switch_is_one_fault_for_all_its_slots() {
+        let all: Vec<Failing> = (1..=96)
+            .map(|p| failing(&format!("sw-a/{p}"), "sw-a"))
+            .chain([failing("sw-b/1", "sw-b")])
+            .collect();
+        let causes = Causes {
+            switches_down: BTreeMap::from([("sw-a".into(), "timeout".into())]),
+            ..Causes::default()
+        };
+        let faults = group(&all, &causes);
+        assert_eq!(faults.len(), 2);
+        assert_eq!(faults[0].cause, "switch:sw-a");
+        assert_eq!(faults[0].slots.len(), 96);
+        assert_eq!(faults[1].cause, "slot:sw-b/1");
+        let trunk = Causes {
+            trunk_down: Some("eth0".into()),
+            ..causes
+        };
+        let faults = group(&all, &trunk);
+        assert_eq!(faults.len(), 1);
+        assert_eq!(faults[0].slots.len(), 97);
+    }
+
+    #[test]
+    fn open_update_and_resolve_but_not_what_is_frozen() {
+        let one = group(&[failing("sw-a/1", "sw-a")], &Causes::default());
+        let two = group(
+            &[failing("sw-a/1", "sw-a"), failing("sw-a/2", "sw-a")],
+            &Causes::default(),
+        );
+        assert_eq!(
+            reconcile(&one, &[], &HashSet::new()),
+            [Change::Open(one[0].clone())]
+        );
+        let alerts = [open(1, &one[0])];
+        assert!(reconcile(&one, &alerts, &HashSet::new()).is_empty());
+        assert_eq!(
+            reconcile(&two, &alerts, &HashSet::new()),
+            [Change::Open(two[1].clone())]
+        );
+        assert_eq!(
+            reconcile(&[], &alerts, &HashSet::new()),
+            [Change::Resolve(1)]
+        );
+        let frozen = HashSet::from(["slot:sw-a/1".to_string()]);
+        assert!(reconcile(&[], &alerts, &frozen).is_empty());
+        let mut worse = one[0].clone();
+        worse.summary = "A-01 is down: tcp/22".into();
+        assert_eq!(
+            reconcile(std::slice::from_ref(&worse), &alerts, &HashSet::new()),
+            [Change::Update(1, worse)]
+        );
+    }
+}

@@ -1,0 +1,522 @@
+//! Watching the Pis that are up and telling the right people once. Each slot
+//! in `up` is probed every interval (ICMPv6 echo, TCP connects), its checks
+//! turned into a verdict with hysteresis; each switch is polled for its ports'
+//! PoE draw, which also says whether it answers. Failures become faults grouped
+//! under their cause ([`faults`]), faults become alerts in the store, and each
+//! alert's first notice, repeats and recovery go to the staff's routes and to
+//! the routes of the customers whose slots it covers ([`deliver`]).
+//!
+//! A slot the controller is working on (not `up`) or in a maintenance window
+//! is not probed, and its alert neither repeats nor resolves until it is
+//! watched again.
+
+pub mod deliver;
+pub mod faults;
+pub mod notify;
+pub mod ping;
+
+use crate::Controller;
+use crate::store::alerts::{AlertRow, Covered, WindowRow};
+use crate::store::now_ms;
+use faults::{Causes, Change, Failing, Fault};
+use notify::Notice;
+use pirack_core::inventory::{SiteMonitor, model::Checks};
+use pirack_core::lifecycle::State;
+use pirack_core::monitor::health::{Health, Status, Thresholds};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How often the loop looks for due work.
+const TICK: Duration = Duration::from_millis(250);
+/// Samples kept per slot for the rack view's chart: an hour at 10 s.
+const SAMPLES: usize = 360;
+
+/// One probe's result.
+enum Seen {
+    Check {
+        slot: String,
+        /// The slot's `state_since` when probed: a result from before a
+        /// state change is dropped.
+        since: i64,
+        check: String,
+        result: Result<Option<Duration>, String>,
+    },
+    Switch {
+        name: String,
+        result: Result<Vec<(String, Option<f64>)>, String>,
+    },
+}
+
+/// What the rack view shows of a slot's checks.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SlotView {
+    /// Each check's status (`unknown`, `up`, `down`).
+    pub checks: BTreeMap<String, &'static str>,
+    pub rtt_ms: Option<f64>,
+    pub watts: Option<f64>,
+    /// Recent samples: Unix ms, round trip (ms), draw (W).
+    pub samples: VecDeque<(i64, Option<f64>, Option<f64>)>,
+}
+
+#[derive(Default)]
+struct Watch {
+    health: HashMap<(String, String), Health>,
+    /// Why each failing check last failed.
+    why: HashMap<(String, String), String>,
+    switches: HashMap<String, (Health, String)>,
+    views: HashMap<String, SlotView>,
+}
+
+/// The monitor's live state, for the API.
+#[derive(Default)]
+pub struct Monitor {
+    watch: Mutex<Watch>,
+    pub deliver: deliver::Deliveries,
+}
+
+impl Monitor {
+    /// What the rack view shows of `slot`.
+    pub fn view(&self, slot: &str) -> Option<SlotView> {
+        self.lock().views.get(slot).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Watch> {
+        self.watch.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Whether `w` covers the slot at `slot` on `switch` of `shelf`, now.
+fn covers(w: &WindowRow, now: i64, key: &str, switch: &str, shelf: &str) -> bool {
+    w.starts_at <= now
+        && now < w.ends_at
+        && match w.scope.split_once(':') {
+            None => w.scope == "site",
+            Some(("shelf", s)) => s == shelf,
+            Some(("switch", s)) => s == switch,
+            Some(("slot", s)) => s == key,
+            _ => false,
+        }
+}
+
+/// Runs the checks and alerts for as long as the controller runs.
+pub async fn run(ctl: Arc<Controller>) {
+    let Some(m) = ctl.site.monitor.clone() else {
+        return;
+    };
+    for w in &m.warnings {
+        tracing::warn!("monitor: {w}");
+    }
+    let pinger = match ping::Pinger::new() {
+        Ok(p) => Some(Arc::new(p)),
+        Err(e) => {
+            tracing::error!("monitor: ping checks are off: {e}");
+            None
+        }
+    };
+    let (tx, mut rx) = mpsc::channel::<Seen>(4096);
+    let mut next: HashMap<String, Instant> = HashMap::new();
+    let mut open = match ctl.store.open_alerts().await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("monitor: reading the open alerts: {e}");
+            Vec::new()
+        }
+    };
+    let mut windows: (Instant, Vec<WindowRow>) =
+        (Instant::now() - Duration::from_secs(60), Vec::new());
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            Some(seen) = rx.recv() => {
+                apply(&ctl, &m, seen).await;
+                while let Ok(more) = rx.try_recv() {
+                    apply(&ctl, &m, more).await;
+                }
+            }
+        }
+        if windows.0.elapsed() >= Duration::from_secs(2) {
+            match ctl.store.maintenance(now_ms()).await {
+                Ok(w) => windows = (Instant::now(), w),
+                Err(e) => tracing::warn!("monitor: reading maintenance windows: {e}"),
+            }
+        }
+        let frozen = probe_due(&ctl, &m, pinger.as_ref(), &tx, &mut next, &windows.1);
+        let faults = faults_now(&ctl);
+        settle(&ctl, &m, &mut open, &faults, &frozen).await;
+    }
+}
+
+/// Starts the probes that are due; the causes of the slots not watched now.
+fn probe_due(
+    ctl: &Arc<Controller>,
+    m: &SiteMonitor,
+    pinger: Option<&Arc<ping::Pinger>>,
+    tx: &mpsc::Sender<Seen>,
+    next: &mut HashMap<String, Instant>,
+    windows: &[WindowRow],
+) -> HashSet<String> {
+    let now = Instant::now();
+    let now_ms = now_ms();
+    let mut frozen = HashSet::new();
+    let mut watched = HashSet::new();
+    let mut by_switch: BTreeMap<String, Vec<u16>> = BTreeMap::new();
+    for plan in &ctl.plan.slots {
+        let key = plan.key.to_string();
+        let Some(row) = ctl.store.mirror().slot(&key) else {
+            continue;
+        };
+        let in_window = windows
+            .iter()
+            .any(|w| covers(w, now_ms, &key, &plan.key.switch, &plan.shelf));
+        if row.state != State::Up || in_window {
+            // Worked on or in maintenance: its alert waits; once free, it goes.
+            if row.owner.is_some() && row.state != State::Decommissioned {
+                frozen.insert(format!("slot:{key}"));
+            }
+            next.remove(&key);
+            forget(ctl, &key);
+            continue;
+        }
+        watched.insert(key.clone());
+        by_switch
+            .entry(plan.key.switch.clone())
+            .or_default()
+            .push(plan.key.port);
+        let checks = m.checks_for(row.owner.as_deref(), &row.position);
+        let every = Duration::from_secs(checks.interval_s);
+        // The first probe somewhere in the first interval: a shelf that comes
+        // up at once is not probed at once.
+        let due = next
+            .entry(key.clone())
+            .or_insert_with(|| now + spread(&key, every));
+        if now < *due {
+            continue;
+        }
+        *due = now + every;
+        start_checks(tx, pinger, &key, row.state_since, plan.ipv6, &checks);
+    }
+    // The switches, polled at the site's interval, for slots being watched.
+    for (switch, ports) in by_switch {
+        let key = format!("switch:{switch}");
+        let every = Duration::from_secs(m.checks.interval_s);
+        let due = next.entry(key).or_insert(now);
+        if now < *due {
+            continue;
+        }
+        *due = now + every;
+        let (ctl, tx) = (Arc::clone(ctl), tx.clone());
+        tokio::spawn(async move {
+            let result = match ctl.fleet.get(&switch) {
+                Ok(sw) => sw
+                    .status(&ports)
+                    .await
+                    .map(|st| {
+                        st.iter()
+                            .map(|p| {
+                                (
+                                    format!("{switch}/{}", p.port),
+                                    p.draw_mw.map(|mw| mw as f64 / 1000.0),
+                                )
+                            })
+                            .collect()
+                    })
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = tx
+                .send(Seen::Switch {
+                    name: switch,
+                    result,
+                })
+                .await;
+        });
+    }
+    // Switches with nothing watched on them are not judged.
+    ctl.monitor
+        .lock()
+        .switches
+        .retain(|name, _| watched.iter().any(|k| k.starts_with(&format!("{name}/"))));
+    frozen
+}
+
+/// A slot's offset into its first interval, the same on every start.
+fn spread(key: &str, every: Duration) -> Duration {
+    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    every.mul_f64((h % 1000) as f64 / 1000.0)
+}
+
+fn start_checks(
+    tx: &mpsc::Sender<Seen>,
+    pinger: Option<&Arc<ping::Pinger>>,
+    key: &str,
+    since: i64,
+    addr: std::net::Ipv6Addr,
+    checks: &Checks,
+) {
+    let timeout = Duration::from_millis(checks.timeout_ms);
+    if checks.ping
+        && let Some(p) = pinger
+    {
+        let (p, tx, slot) = (Arc::clone(p), tx.clone(), key.to_string());
+        tokio::spawn(async move {
+            let result = p
+                .ping(addr, timeout)
+                .await
+                .map(Some)
+                .map_err(|e| e.to_string());
+            let check = "ping".to_string();
+            let _ = tx
+                .send(Seen::Check {
+                    slot,
+                    since,
+                    check,
+                    result,
+                })
+                .await;
+        });
+    }
+    for port in &checks.ports {
+        let (tx, slot, port) = (tx.clone(), key.to_string(), *port);
+        tokio::spawn(async move {
+            let target = std::net::SocketAddr::new(addr.into(), port);
+            let result =
+                match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(target)).await {
+                    Ok(Ok(_)) => Ok(None),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("no connection within {timeout:?}")),
+                };
+            let check = format!("tcp/{port}");
+            let _ = tx
+                .send(Seen::Check {
+                    slot,
+                    since,
+                    check,
+                    result,
+                })
+                .await;
+        });
+    }
+}
+
+/// Drops what is known of a slot that is not watched now.
+fn forget(ctl: &Controller, key: &str) {
+    let mut w = ctl.monitor.lock();
+    w.health.retain(|(slot, _), _| slot != key);
+    w.why.retain(|(slot, _), _| slot != key);
+    if let Some(v) = w.views.get_mut(key) {
+        v.checks.clear();
+    }
+}
+
+/// Takes one result: the check's verdict, and an event on the slot when it changed.
+async fn apply(ctl: &Controller, m: &SiteMonitor, seen: Seen) {
+    match seen {
+        Seen::Check {
+            slot,
+            since,
+            check,
+            result,
+        } => {
+            let Some(row) = ctl.store.mirror().slot(&slot) else {
+                return;
+            };
+            if row.state != State::Up || row.state_since != since {
+                return;
+            }
+            let c = m.checks_for(row.owner.as_deref(), &row.position);
+            let t = Thresholds {
+                down_after: c.down_after,
+                up_after: c.up_after,
+            };
+            let changed = {
+                let mut w = ctl.monitor.lock();
+                let k = (slot.clone(), check.clone());
+                let changed = w
+                    .health
+                    .entry(k.clone())
+                    .or_default()
+                    .observe(result.is_ok(), t);
+                match &result {
+                    Err(why) => {
+                        w.why.insert(k, why.clone());
+                    }
+                    Ok(_) => {
+                        w.why.remove(&k);
+                    }
+                }
+                let status = w.health[&(slot.clone(), check.clone())].status;
+                let view = w.views.entry(slot.clone()).or_default();
+                view.checks.insert(check.clone(), status.name());
+                if check == "ping" {
+                    view.rtt_ms = result
+                        .as_ref()
+                        .ok()
+                        .copied()
+                        .flatten()
+                        .map(|d| d.as_secs_f64() * 1000.0);
+                    let sample = (now_ms(), view.rtt_ms, view.watts);
+                    view.samples.push_back(sample);
+                    if view.samples.len() > SAMPLES {
+                        view.samples.pop_front();
+                    }
+                }
+                changed
+            };
+            if let Some(status) = changed {
+                let detail = match (&status, &result) {
+                    (Status::Down, Err(why)) => {
+                        format!("down after {} failure(s): {why}", c.down_after)
+                    }
+                    (Status::Up, _) => format!("up after {} success(es)", c.up_after),
+                    (s, _) => s.name().to_string(),
+                };
+                ctl.note(&row, row.board.as_deref(), "check", &check, &detail)
+                    .await;
+            }
+        }
+        Seen::Switch { name, result } => {
+            let t = Thresholds {
+                down_after: m.checks.down_after,
+                up_after: m.checks.up_after,
+            };
+            let mut w = ctl.monitor.lock();
+            if let Ok(ports) = &result {
+                for (slot, watts) in ports {
+                    w.views.entry(slot.clone()).or_default().watts = *watts;
+                }
+            }
+            let entry = w.switches.entry(name.clone()).or_default();
+            entry.0.observe(result.is_ok(), t);
+            if let Err(why) = result {
+                entry.1 = why;
+            }
+        }
+    }
+}
+
+/// The faults the checks see now.
+fn faults_now(ctl: &Controller) -> Vec<Fault> {
+    let w = ctl.monitor.lock();
+    let mut failing: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for ((slot, check), h) in &w.health {
+        if h.status == Status::Down {
+            let why = w
+                .why
+                .get(&(slot.clone(), check.clone()))
+                .map_or("failing", String::as_str);
+            failing
+                .entry(slot.clone())
+                .or_default()
+                .push(format!("{check}: {why}"));
+        }
+    }
+    let failing: Vec<Failing> = failing
+        .into_iter()
+        .filter_map(|(key, whys)| {
+            let row = ctl.store.mirror().slot(&key)?;
+            let switch = key.split_once('/').map(|(s, _)| s.to_string())?;
+            Some(Failing {
+                slot: Covered {
+                    key,
+                    position: row.position,
+                    owner: row.owner,
+                    why: whys.join("; "),
+                },
+                switch,
+            })
+        })
+        .collect();
+    let causes = Causes {
+        trunk_down: trunk_down(&ctl.site.fileserver.trunk_interface),
+        switches_down: w
+            .switches
+            .iter()
+            .filter(|(_, (h, _))| h.status == Status::Down)
+            .map(|(n, (_, why))| (n.clone(), why.clone()))
+            .collect(),
+    };
+    faults::group(&failing, &causes)
+}
+
+/// The trunk, if this machine has it and its link is down.
+fn trunk_down(trunk: &str) -> Option<String> {
+    let state = std::fs::read_to_string(format!("/sys/class/net/{trunk}/operstate")).ok()?;
+    (state.trim() == "down" || state.trim() == "lowerlayerdown").then(|| trunk.to_string())
+}
+
+/// Brings the open alerts in line with the faults and sends what is due.
+async fn settle(
+    ctl: &Arc<Controller>,
+    m: &SiteMonitor,
+    open: &mut Vec<AlertRow>,
+    faults: &[Fault],
+    frozen: &HashSet<String>,
+) {
+    for change in faults::reconcile(faults, open, frozen) {
+        let done = match change {
+            Change::Open(f) => match ctl.store.open_alert(&f.cause, &f.summary, &f.slots).await {
+                Ok(id) => match ctl.store.alert(id).await {
+                    Ok(Some(a)) => {
+                        ctl.monitor.deliver.notify(ctl, m, &a, Notice::Fire);
+                        let _ = ctl.store.alert_sent(id, now_ms(), false).await;
+                        open.push(AlertRow {
+                            sent_at: Some(now_ms()),
+                            ..a
+                        });
+                        Ok(())
+                    }
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            },
+            Change::Update(id, f) => {
+                let r = ctl.store.update_alert(id, &f.summary, &f.slots).await;
+                if let (Ok(()), Some(a)) = (&r, open.iter_mut().find(|a| a.id == id)) {
+                    a.summary = f.summary;
+                    a.slots = f.slots;
+                }
+                r
+            }
+            Change::Resolve(id) => {
+                let r = ctl.store.resolve_alert(id).await;
+                if r.is_ok()
+                    && let Some(i) = open.iter().position(|a| a.id == id)
+                {
+                    let a = open.remove(i);
+                    let a = AlertRow {
+                        resolved_at: Some(now_ms()),
+                        ..a
+                    };
+                    ctl.monitor.deliver.notify(ctl, m, &a, Notice::Resolve);
+                }
+                r
+            }
+        };
+        if let Err(e) = done {
+            tracing::warn!("monitor: an alert not recorded: {e}");
+        }
+    }
+    let repeat = m.repeat.as_millis() as i64;
+    let now = now_ms();
+    for a in open.iter_mut() {
+        if frozen.contains(&a.cause) {
+            continue;
+        }
+        if a.sent_at.is_some_and(|at| now - at >= repeat) {
+            ctl.monitor.deliver.notify(ctl, m, a, Notice::Repeat);
+            a.sent_at = Some(now);
+            a.repeats += 1;
+            if let Err(e) = ctl.store.alert_sent(a.id, now, true).await {
+                tracing::warn!("monitor: alert {}: {e}", a.id);
+            }
+        }
+    }
+}
