@@ -227,6 +227,19 @@ enum Command {
     /// Show or set the PROXY protocol header (off, v1, v2) a slot's Pi is sent
     /// by the proxy, and the names routed to it.
     ProxyProtocol(cli::proxy::ProtocolArgs),
+    /// Alerts, newest first, or one with its deliveries (yours: those of your
+    /// slots).
+    Alerts(cli::alerts::AlertsArgs),
+    /// Where alerts go: list, add and remove routes (URIs).
+    AlertRoute {
+        #[command(subcommand)]
+        action: cli::alerts::RouteAction,
+    },
+    /// Maintenance windows: no checks and no alerts in their scope.
+    Maintenance {
+        #[command(subcommand)]
+        action: cli::alerts::WindowAction,
+    },
     /// Your names in your DNS zones: list, set, remove (through the API).
     Name {
         #[command(subcommand)]
@@ -386,6 +399,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Switch { action } => switch(&action),
         Command::Dns { action } => cli::dns::dns(&action),
         Command::Name { action } => cli::names::name(&action),
+        Command::Alerts(args) => cli::alerts::alerts(&args),
+        Command::AlertRoute { action } => cli::alerts::route(&action),
+        Command::Maintenance { action } => cli::alerts::maintenance(&action),
         Command::AcmeHook(hook) => cli::acme::run(&hook),
         Command::Proxy(args) => cli::proxy::run(&args),
         Command::ProxyProtocol(args) => cli::proxy::protocol(&args),

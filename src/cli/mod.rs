@@ -1,6 +1,7 @@
 //! The commands behind the `pirack` CLI, one module per area.
 
 pub mod acme;
+pub mod alerts;
 pub mod client;
 pub mod dns;
 pub mod inputs;

@@ -2,6 +2,7 @@
 //! routes by utoipa, bearer-token auth with admin and customer scopes, and JSON
 //! errors with stable codes.
 
+pub mod alerts;
 pub mod auth;
 pub mod client;
 pub mod dns;
@@ -75,6 +76,13 @@ pub fn router(ctl: Arc<Controller>) -> axum::Router {
         .routes(routes!(dns::grant, dns::revoke))
         .routes(routes!(names::list))
         .routes(routes!(names::show, names::put, names::edit, names::delete))
+        .routes(routes!(alerts::list))
+        .routes(routes!(alerts::show))
+        .routes(routes!(alerts::routes, alerts::add_route))
+        .routes(routes!(alerts::delete_route))
+        .routes(routes!(alerts::windows, alerts::open_window))
+        .routes(routes!(alerts::end_window))
+        .routes(routes!(alerts::checks))
         .split_for_parts();
     let doc = Arc::new(doc);
     router

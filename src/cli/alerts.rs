@@ -1,0 +1,234 @@
+//! `pirack alerts`, `pirack alert-route` and `pirack maintenance`: monitoring
+//! through the API, for staff and for customers with their own tokens.
+
+use super::client::Remote;
+use anyhow::Result;
+use pirack_controller::api::client::segment;
+use pirack_controller::store::lease::utc;
+use pirack_core::text::printable;
+use serde_json::{Value, json};
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct AlertsArgs {
+    /// One alert, with every delivery made for it.
+    id: Option<i64>,
+    /// Only alerts not resolved.
+    #[arg(long)]
+    open: bool,
+    /// As JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+#[derive(clap::Subcommand)]
+pub enum RouteAction {
+    /// The routes alerts go to (yours; every one for an admin).
+    List {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Send alerts to a URI: `ntfy://host/topic`, `prowl:KEY`, `nma:KEY`,
+    /// `pover://USER@TOKEN`, `gotify://host/TOKEN`, `json://host/path`,
+    /// `mailto:someone@example.com`, `alertmanager://host:9093`.
+    Add {
+        uri: String,
+        /// For this customer [admins; default: the staff's].
+        #[arg(long)]
+        owner: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Stop sending alerts to a route.
+    Rm {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum WindowAction {
+    /// Windows not yet over (yours; every one for an admin).
+    List {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// No checks and no alerts in SCOPE for a while: `site`, `shelf:NAME`,
+    /// `switch:NAME` (admins) or `slot:A-01`.
+    Add {
+        scope: String,
+        /// How long, in minutes.
+        #[arg(long)]
+        minutes: u64,
+        /// Minutes from now until it starts.
+        #[arg(long, default_value_t = 0)]
+        starts_in: u64,
+        /// Why, for whoever looks.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// End a window now.
+    End {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+pub fn alerts(args: &AlertsArgs) -> Result<ExitCode> {
+    let api = args.remote.connect()?;
+    if let Some(id) = args.id {
+        let a = api.call("GET", &format!("/v1/alerts/{id}"), None)?;
+        if args.json {
+            println!("{a:#}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        print_alert(&a);
+        for s in a["slots"].as_array().into_iter().flatten() {
+            println!("  {:<6} {}", text(&s["position"]), text(&s["why"]));
+        }
+        for d in a["deliveries"].as_array().into_iter().flatten() {
+            println!(
+                "  {} {:<8} {:<7} to {} ({} attempt(s)) {}",
+                time(&d["at"]),
+                text(&d["notice"]),
+                text(&d["status"]),
+                text(&d["route"]),
+                d["attempts"],
+                text(&d["detail"])
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let path = format!("/v1/alerts?open={}", args.open);
+    let list = api.call("GET", &path, None)?;
+    if args.json {
+        println!("{list:#}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for a in list.as_array().into_iter().flatten() {
+        print_alert(a);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_alert(a: &Value) {
+    let state = match a["resolved_at"].as_i64() {
+        Some(at) => format!("resolved {}", utc(at)),
+        None => "OPEN".into(),
+    };
+    println!(
+        "{:>5} {} {:<24} {}",
+        a["id"],
+        time(&a["opened_at"]),
+        state,
+        text(&a["summary"])
+    );
+}
+
+fn text(v: &Value) -> String {
+    printable(v.as_str().unwrap_or("-"))
+}
+
+fn time(v: &Value) -> String {
+    v.as_i64().map_or("-".into(), utc)
+}
+
+pub fn route(action: &RouteAction) -> Result<ExitCode> {
+    match action {
+        RouteAction::List { json, remote } => {
+            let list = remote.connect()?.call("GET", "/v1/alert-routes", None)?;
+            if *json {
+                println!("{list:#}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            for r in list.as_array().into_iter().flatten() {
+                print_route(r);
+            }
+        }
+        RouteAction::Add { uri, owner, remote } => {
+            let body = json!({ "uri": uri, "owner": owner });
+            let r = remote
+                .connect()?
+                .call("POST", "/v1/alert-routes", Some(&body))?;
+            print_route(&r);
+        }
+        RouteAction::Rm { id, remote } => {
+            remote
+                .connect()?
+                .call("DELETE", &format!("/v1/alert-routes/{}", segment(id)), None)?;
+            println!("removed {}", printable(id));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_route(r: &Value) {
+    println!(
+        "{:<16} {:<13} {:<12} {}",
+        text(&r["id"]),
+        r["owner"].as_str().map_or("(staff)".into(), printable),
+        text(&r["kind"]),
+        text(&r["uri"])
+    );
+    for w in r["warnings"].as_array().into_iter().flatten() {
+        println!("  warning: {}", text(w));
+    }
+}
+
+pub fn maintenance(action: &WindowAction) -> Result<ExitCode> {
+    match action {
+        WindowAction::List { json, remote } => {
+            let list = remote.connect()?.call("GET", "/v1/maintenance", None)?;
+            if *json {
+                println!("{list:#}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            for w in list.as_array().into_iter().flatten() {
+                print_window(w);
+            }
+        }
+        WindowAction::Add {
+            scope,
+            minutes,
+            starts_in,
+            reason,
+            remote,
+        } => {
+            let body = json!({ "scope": scope, "minutes": minutes, "starts_in": starts_in, "reason": reason });
+            let w = remote
+                .connect()?
+                .call("POST", "/v1/maintenance", Some(&body))?;
+            print_window(&w);
+        }
+        WindowAction::End { id, remote } => {
+            remote
+                .connect()?
+                .call("DELETE", &format!("/v1/maintenance/{}", segment(id)), None)?;
+            println!("ended {}", printable(id));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_window(w: &Value) {
+    println!(
+        "{:<16} {:<16} {} to {} {}",
+        text(&w["id"]),
+        text(&w["scope"]),
+        time(&w["starts_at"]),
+        time(&w["ends_at"]),
+        text(&w["reason"])
+    );
+}
