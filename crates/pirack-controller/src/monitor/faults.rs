@@ -29,11 +29,14 @@ pub struct Causes {
     pub trunk_down: Option<String>,
     /// Switches that do not answer, with why.
     pub switches_down: BTreeMap<String, String>,
+    /// Switches whose last poll failed, not yet judged down: their slots'
+    /// failures wait for the verdict (the switch's, or theirs alone).
+    pub switches_suspect: HashSet<String>,
 }
 
 /// One fault per cause: everything under a down trunk, else each down switch's
 /// failing slots under it (the switch itself is a fault even with none), else
-/// a slot of its own.
+/// a slot of its own once its switch is not in doubt.
 pub fn group(failing: &[Failing], causes: &Causes) -> Vec<Fault> {
     if let Some(trunk) = &causes.trunk_down {
         return vec![Fault {
@@ -61,10 +64,10 @@ pub fn group(failing: &[Failing], causes: &Causes) -> Vec<Fault> {
             slots,
         });
     }
-    for f in failing
-        .iter()
-        .filter(|f| !causes.switches_down.contains_key(&f.switch))
-    {
+    for f in failing.iter().filter(|f| {
+        !causes.switches_down.contains_key(&f.switch)
+            && !causes.switches_suspect.contains(&f.switch)
+    }) {
         out.push(Fault {
             cause: format!("slot:{}", f.slot.key),
             summary: format!("{} is down: {}", f.slot.position, f.slot.why),
@@ -91,15 +94,31 @@ pub fn reconcile(faults: &[Fault], open: &[AlertRow], frozen: &HashSet<String>) 
     for f in faults {
         match open.iter().find(|a| a.cause == f.cause) {
             None => out.push(Change::Open(f.clone())),
-            Some(a) if a.slots != f.slots || a.summary != f.summary => {
-                out.push(Change::Update(a.id, f.clone()));
+            Some(a) => {
+                let slots = merged(&a.slots, &f.slots);
+                if slots != a.slots || a.summary != f.summary {
+                    let f = Fault { slots, ..f.clone() };
+                    out.push(Change::Update(a.id, f));
+                }
             }
-            Some(_) => {}
         }
     }
     for a in open {
         if !faults.iter().any(|f| f.cause == a.cause) && !frozen.contains(&a.cause) {
             out.push(Change::Resolve(a.id));
+        }
+    }
+    out
+}
+
+/// Every slot an alert has covered, each with its latest reason: whoever heard
+/// of the fault hears of its recovery, though its slot recovered first.
+fn merged(had: &[Covered], now: &[Covered]) -> Vec<Covered> {
+    let mut out = had.to_vec();
+    for s in now {
+        match out.iter_mut().find(|o| o.key == s.key) {
+            Some(o) => *o = s.clone(),
+            None => out.push(s.clone()),
         }
     }
     out
@@ -149,6 +168,15 @@ mod tests {
         assert_eq!(faults[0].cause, "switch:sw-a");
         assert_eq!(faults[0].slots.len(), 96);
         assert_eq!(faults[1].cause, "slot:sw-b/1");
+        let doubt = Causes {
+            switches_suspect: HashSet::from(["sw-b".to_string()]),
+            ..causes.clone()
+        };
+        assert_eq!(
+            group(&all, &doubt).len(),
+            1,
+            "sw-b/1 waits for sw-b's verdict"
+        );
         let trunk = Causes {
             trunk_down: Some("eth0".into()),
             ..causes
@@ -187,5 +215,20 @@ mod tests {
             reconcile(std::slice::from_ref(&worse), &alerts, &HashSet::new()),
             [Change::Update(1, worse)]
         );
+        // A grouped alert keeps the slots it covered as they recover.
+        let causes = Causes {
+            switches_down: BTreeMap::from([("sw-a".into(), "timeout".into())]),
+            ..Causes::default()
+        };
+        let both = group(
+            &[failing("sw-a/1", "sw-a"), failing("sw-a/2", "sw-a")],
+            &causes,
+        );
+        let later = group(&[failing("sw-a/2", "sw-a")], &causes);
+        let changes = reconcile(&later, &[open(2, &both[0])], &HashSet::new());
+        let [Change::Update(2, f)] = changes.as_slice() else {
+            panic!("{changes:?}")
+        };
+        assert_eq!(f.slots.len(), 2);
     }
 }

@@ -441,6 +441,12 @@ fn faults_now(ctl: &Controller) -> Vec<Fault> {
             .filter(|(_, (h, _))| h.status == Status::Down)
             .map(|(n, (_, why))| (n.clone(), why.clone()))
             .collect(),
+        switches_suspect: w
+            .switches
+            .iter()
+            .filter(|(_, (h, _))| h.status != Status::Down && h.fails > 0)
+            .map(|(n, _)| n.clone())
+            .collect(),
     };
     faults::group(&failing, &causes)
 }

@@ -1,0 +1,435 @@
+//! Monitoring against simulated Pis on the emulated PoE switch: a Pi whose link
+//! is cut goes down after N intervals and each matching route hears of it once
+//! (an HTTP recorder standing in for ntfy, Prowl, Pushover and a webhook; an
+//! SMTP sink for mail), and of its recovery once; a power cycle by the
+//! controller raises nothing; a switch that stops answering while its Pis fail
+//! is one grouped alert; a customer's route never hears of another's slots; a
+//! customer's maintenance window keeps its slot quiet until it ends.
+
+mod common;
+
+use common::sink::{Http, Smtp};
+use common::snmp::{Agent, Creds, site_for};
+use common::{Child, Netns, can_use_netns, have, text};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SWITCH: &str = "snmp_timeout_ms: 400\nsnmp_retries: 0\npower: { drain_ms: 300, readback_ms: 3000, batch: 8, batch_interval_ms: 100 }";
+const API: &str = "127.0.0.1:18090";
+
+fn api(
+    ctl: &Netns,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> serde_json::Value {
+    let mut c = ctl.command("curl");
+    c.args(["-sS", "--max-time", "20", "-X", method, "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(format!("http://{API}{path}"));
+    if let Some(b) = body {
+        c.args(["-H", "Content-Type: application/json", "-d", b]);
+    }
+    let out = c.output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{method} {path}: {e}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    })
+}
+
+fn until<T>(what: &str, within: Duration, f: impl Fn() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn serve(ctl: &Netns, inventory: &Path, d: &Path, boot: &Path) -> Child {
+    let child = Child(
+        ctl.command(env!("CARGO_BIN_EXE_pirack"))
+            .arg("serve")
+            .arg("--inventory")
+            .arg(inventory)
+            .arg("--db")
+            .arg(format!("sqlite://{}/state.db", d.display()))
+            .args(["--api", API])
+            .arg("--images")
+            .arg(d.join("images"))
+            .arg("--boot-files")
+            .arg(boot)
+            .env("PIRACK_SW_A_COMMUNITY", common::snmp::COMMUNITY)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("serve.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    until("serve", Duration::from_secs(20), || {
+        ctl.command("curl")
+            .args(["-sf", "--max-time", "1", &format!("http://{API}/healthz")])
+            .output()
+            .unwrap()
+            .status
+            .success()
+            .then_some(())
+    });
+    child
+}
+
+/// Cuts (a blackhole route: probes go unanswered) or restores the way to a
+/// slot's public address, leaving its storage link (and NFS root) alone.
+fn link(ctl: &Netns, slot: &(String, String), up: bool) {
+    let (addr, interface) = slot;
+    let to = format!("{addr}/128");
+    let args: Vec<&str> = if up {
+        vec!["-6", "route", "replace", &to, "dev", interface]
+    } else {
+        vec!["-6", "route", "replace", "blackhole", &to]
+    };
+    ctl.ip(&args).unwrap();
+}
+
+#[test]
+fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
+    let test = "monitor";
+    if !can_use_netns(test)
+        || !have(test, "snmpd")
+        || !have(test, "ganesha.nfsd")
+        || !have(test, "rpcbind")
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ctl = common::netns("mon");
+    let agent = Agent::start_in(Some(ctl.name()), 10, 10, None);
+    for p in 1..=10 {
+        let off = agent.net_snmp(
+            "snmpset",
+            &[&format!("1.3.6.1.2.1.105.1.1.1.3.1.{p}"), "i", "2"],
+        );
+        assert!(off.status.success(), "{}", text(&off.stderr));
+    }
+    let hooks = Http::start(Some(ctl.name()));
+    let smtp = Smtp::start(Some(ctl.name()));
+    let h = hooks.addr;
+    let monitor = format!(
+        "\nmonitor:\n  checks: {{ interval_s: 1, timeout_ms: 500, down_after: 3, up_after: 2 }}\n  \
+         routes: [ 'ntfy://{h}/noc', 'prowl:0123456789abcdef', 'mailto:noc@example.com' ]\n  \
+         providers: {{ prowl: 'http://{h}/prowl', pushover: 'http://{h}/pushover' }}\n  \
+         smtp: {{ server: '{}', from: 'pirack@example.com' }}\n",
+        smtp.addr
+    );
+    let inventory = site_for(d, agent.port, "generic", Creds::V2c, SWITCH);
+    let yaml = std::fs::read_to_string(&inventory).unwrap().replace(
+        "export_root: /export",
+        &format!("export_root: {}", d.join("export").display()),
+    ) + &monitor
+        + &common::nfs::inventory_section(d);
+    std::fs::write(&inventory, yaml).unwrap();
+    common::tiny_image(&d.join("images"), "1", false);
+    let boot = common::boot_files(1 << 20);
+    let db = format!("sqlite://{}/state.db", d.display());
+    let admin = common::controller::token(&db, &["--name", "test", "--admin"]);
+    common::controller::owners(&db, &["acme", "globex"]);
+    let acme = common::controller::token(&db, &["--name", "acme", "--owner", "acme"]);
+    let globex = common::controller::token(&db, &["--name", "globex", "--owner", "globex"]);
+
+    let _sim = Child(
+        Command::new(env!("CARGO_BIN_EXE_pirack"))
+            .arg("sim")
+            .arg("--inventory")
+            .arg(&inventory)
+            .args([
+                "--slots",
+                "A-01,A-02,A-05",
+                "--controller-netns",
+                ctl.name(),
+                "--follow",
+            ])
+            .arg("--boot-files")
+            .arg(boot.path())
+            .arg("--images")
+            .arg(d.join("images"))
+            .args(["--image", "tiny-1"])
+            .env("PIRACK_SW_A_COMMUNITY", common::snmp::COMMUNITY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    until("the simulator's links", Duration::from_secs(20), || {
+        ctl.command("ip")
+            .args(["link", "show", "eth0.14"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+            .then_some(())
+    });
+    let _ganesha = common::nfs::Ganesha::start(&ctl, d);
+    let _controller = serve(&ctl, &inventory, d, boot.path());
+
+    // Customers' own routes: acme's to Pushover, globex's to a webhook.
+    let r = api(
+        &ctl,
+        &acme,
+        "POST",
+        "/v1/alert-routes",
+        Some(r#"{"uri":"pover://acmeuser@acmetoken"}"#),
+    );
+    assert_eq!(r["owner"], "acme", "{r}");
+    assert_eq!(r["uri"], "pover://acme…", "the secret is not shown: {r}");
+    let body = format!(r#"{{"uri":"json://{h}/globex"}}"#);
+    let r = api(&ctl, &globex, "POST", "/v1/alert-routes", Some(&body));
+    assert_eq!(r["owner"], "globex", "{r}");
+    let r = api(
+        &ctl,
+        &globex,
+        "POST",
+        "/v1/alert-routes",
+        Some(r#"{"uri":"ntfy://x/y","owner":"acme"}"#),
+    );
+    assert_eq!(r["code"], "forbidden", "{r}");
+    let routes = api(&ctl, &acme, "GET", "/v1/alert-routes", None);
+    assert_eq!(
+        routes.as_array().unwrap().len(),
+        1,
+        "acme sees its own route only: {routes}"
+    );
+
+    for (slot, owner) in [("A-01", "acme"), ("A-02", "acme"), ("A-05", "globex")] {
+        let body = format!(r#"{{"image":"tiny-1","owner":"{owner}","slot":"{slot}"}}"#);
+        let op = api(&ctl, &admin, "POST", "/v1/slots", Some(&body));
+        let id = op["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{op}"))
+            .to_string();
+        until("provisioned", Duration::from_secs(120), || {
+            let o = api(&ctl, &admin, "GET", &format!("/v1/operations/{id}"), None);
+            (o["status"] != "running").then_some(())
+        });
+        api(
+            &ctl,
+            &admin,
+            "POST",
+            &format!("/v1/slots/{slot}/power"),
+            Some(r#"{"action":"on"}"#),
+        );
+    }
+    let all_up = || {
+        let slots = api(&ctl, &admin, "GET", "/v1/slots", None);
+        let up = common::strings(&slots, "state")
+            .iter()
+            .filter(|s| **s == "up")
+            .count();
+        (up == 3).then_some(())
+    };
+    until("three Pis up", Duration::from_secs(150), all_up);
+    let way = |slot: &str, interface: &str| {
+        let s = api(&ctl, &admin, "GET", &format!("/v1/slots/{slot}"), None);
+        (
+            s["ipv6"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{s}"))
+                .to_string(),
+            interface.to_string(),
+        )
+    };
+    let (a01, a02, a05) = (
+        way("A-01", "eth0.10"),
+        way("A-02", "eth0.11"),
+        way("A-05", "eth0.14"),
+    );
+    // Watched and healthy: checks up, round trips measured, nothing sent.
+    until("A-01's checks up", Duration::from_secs(15), || {
+        let v = api(&ctl, &acme, "GET", "/v1/slots/A-01/checks", None);
+        (v["checks"]["ping"] == "up" && v["checks"]["tcp/22"] == "up" && v["rtt_ms"].is_number())
+            .then_some(())
+    });
+    assert!(hooks.all().is_empty(), "{:?}", hooks.all());
+
+    // A-01 is cut off: one alert, told once to each route that should hear.
+    link(&ctl, &a01, false);
+    let fire = until("the staff's ntfy notice", Duration::from_secs(20), || {
+        hooks.to("/noc").pop()
+    });
+    assert!(
+        fire.header("title")
+            .is_some_and(|t| t.contains("A-01 is down")),
+        "{fire:?}"
+    );
+    assert_eq!(fire.header("priority"), Some("high"));
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(hooks.to("/noc").len(), 1, "{:?}", hooks.to("/noc"));
+    let prowl = hooks.to("/prowl/publicapi/add");
+    assert_eq!(prowl.len(), 1);
+    assert!(
+        prowl[0].body.contains("apikey=0123456789abcdef"),
+        "{}",
+        prowl[0].body
+    );
+    let pushover = hooks.to("/pushover/1/messages.json");
+    assert_eq!(pushover.len(), 1, "acme's own route hears of its slot");
+    assert!(pushover[0].body.contains("user=acmeuser"));
+    assert!(
+        hooks.to("/globex").is_empty(),
+        "globex's route hears nothing of acme's slot"
+    );
+    let mail = smtp.messages();
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert!(
+        mail[0].contains("noc@example.com") && mail[0].contains("A-01 is down"),
+        "{}",
+        mail[0]
+    );
+    let open = api(&ctl, &admin, "GET", "/v1/alerts?open=true", None);
+    assert_eq!(open.as_array().unwrap().len(), 1, "{open}");
+    let id = open[0]["id"].as_i64().unwrap();
+    assert_eq!(open[0]["cause"], "slot:sw-a/1");
+    assert_eq!(
+        api(&ctl, &globex, "GET", "/v1/alerts", None),
+        serde_json::json!([])
+    );
+    let seen = api(&ctl, &acme, "GET", &format!("/v1/alerts/{id}"), None);
+    let deliveries = seen["deliveries"].as_array().unwrap();
+    assert_eq!(
+        deliveries.len(),
+        1,
+        "acme sees its own delivery only: {seen}"
+    );
+    assert_eq!(deliveries[0]["status"], "sent");
+    let all = api(&ctl, &admin, "GET", &format!("/v1/alerts/{id}"), None);
+    assert_eq!(all["deliveries"].as_array().unwrap().len(), 4, "{all}");
+    let events = api(&ctl, &acme, "GET", "/v1/events?slot=A-01&limit=50", None);
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "check" && e["cause"] == "ping"),
+        "{events}"
+    );
+
+    // Restored: recovery, once.
+    link(&ctl, &a01, true);
+    let resolved = until("the recovery", Duration::from_secs(20), || {
+        let n = hooks.to("/noc");
+        (n.len() == 2).then(|| n[1].clone())
+    });
+    assert!(
+        resolved
+            .header("title")
+            .is_some_and(|t| t.contains("resolved")),
+        "{resolved:?}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(hooks.to("/noc").len(), 2);
+    assert_eq!(hooks.to("/pushover/1/messages.json").len(), 2);
+
+    // A power cycle by the controller raises nothing.
+    let before = hooks.all().len();
+    api(
+        &ctl,
+        &admin,
+        "POST",
+        "/v1/slots/A-02/power",
+        Some(r#"{"action":"cycle"}"#),
+    );
+    until("A-02 cycled", Duration::from_secs(30), || {
+        let s = api(&ctl, &admin, "GET", "/v1/slots/A-02", None);
+        (s["state"] != "up").then_some(())
+    });
+    until("A-02 back up", Duration::from_secs(120), all_up);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(hooks.all().len(), before, "{:?}", &hooks.all()[before..]);
+
+    // The switch stops answering and its Pis fail with it: one alert.
+    agent.fault(&["delay_ms=3000"]);
+    link(&ctl, &a01, false);
+    link(&ctl, &a02, false);
+    let grouped = until("the grouped notice", Duration::from_secs(30), || {
+        let n = hooks.to("/noc");
+        (n.len() == 3).then(|| n[2].clone())
+    });
+    assert!(
+        grouped
+            .header("title")
+            .is_some_and(|t| t.contains("switch sw-a does not answer")),
+        "{grouped:?}"
+    );
+    assert!(
+        grouped.body.contains("A-01") && grouped.body.contains("A-02"),
+        "{}",
+        grouped.body
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        hooks.to("/noc").len(),
+        3,
+        "one notice, not one per Pi: {:?}",
+        hooks.to("/noc")
+    );
+    let open = api(&ctl, &admin, "GET", "/v1/alerts?open=true", None);
+    assert_eq!(open.as_array().unwrap().len(), 1, "{open}");
+    assert_eq!(open[0]["cause"], "switch:sw-a");
+    agent.fault(&["clear=1"]);
+    link(&ctl, &a01, true);
+    link(&ctl, &a02, true);
+    until("the grouped recovery", Duration::from_secs(30), || {
+        (hooks.to("/noc").len() == 4).then_some(())
+    });
+
+    // globex's own window keeps A-05 quiet; once it ends, the alert comes.
+    let w = api(
+        &ctl,
+        &globex,
+        "POST",
+        "/v1/maintenance",
+        Some(r#"{"scope":"slot:A-05","minutes":30,"reason":"upgrade"}"#),
+    );
+    let wid = w["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{w}"))
+        .to_string();
+    assert_eq!(w["scope"], "slot:sw-a/5");
+    let theirs = api(
+        &ctl,
+        &globex,
+        "POST",
+        "/v1/maintenance",
+        Some(r#"{"scope":"slot:A-01","minutes":30}"#),
+    );
+    assert_eq!(theirs["code"], "not_found", "{theirs}");
+    link(&ctl, &a05, false);
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(hooks.to("/globex").is_empty(), "{:?}", hooks.to("/globex"));
+    assert_eq!(hooks.to("/noc").len(), 4);
+    api(
+        &ctl,
+        &globex,
+        "DELETE",
+        &format!("/v1/maintenance/{wid}"),
+        None,
+    );
+    let theirs = until("globex's webhook", Duration::from_secs(20), || {
+        hooks.to("/globex").pop()
+    });
+    let v: serde_json::Value = serde_json::from_str(&theirs.body).unwrap();
+    assert_eq!(v["notice"], "fire");
+    assert_eq!(v["slots"][0]["position"], "A-05", "{v}");
+    assert_eq!(
+        hooks.to("/pushover/1/messages.json").len(),
+        4,
+        "acme hears nothing of A-05"
+    );
+    link(&ctl, &a05, true);
+}
