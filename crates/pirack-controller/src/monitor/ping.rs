@@ -18,6 +18,8 @@ use tokio::sync::oneshot;
 const ECHO_REQUEST: u8 = 128;
 const ECHO_REPLY: u8 = 129;
 const TOKEN: usize = 16;
+/// Bytes of replies the socket may hold unread: a thousand and more in a burst.
+const RECEIVE_BUFFER: usize = 4 << 20;
 
 /// Replies awaited: by target and sequence, the token and who waits.
 type Waiting = HashMap<(Ipv6Addr, u16), ([u8; TOKEN], oneshot::Sender<Instant>)>;
@@ -52,6 +54,22 @@ impl Pinger {
             .or_else(|_| Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)))
             .map_err(PingError::Socket)?;
         socket.set_nonblocking(true).map_err(PingError::Socket)?;
+        // Room for a shelf's replies arriving at once: beyond `rmem_max` where
+        // allowed (CAP_NET_ADMIN), else as far as it goes.
+        let force = RECEIVE_BUFFER as libc::c_int;
+        // SAFETY: a valid socket, and an int option of the size given.
+        let forced = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&raw const force).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        } == 0;
+        if !forced {
+            let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
+        }
         let socket = Arc::new(
             UdpSocket::from_std(std::net::UdpSocket::from(socket)).map_err(PingError::Socket)?,
         );
