@@ -4,7 +4,9 @@
 //! SMTP sink for mail), and of its recovery once; a power cycle by the
 //! controller raises nothing; a switch that stops answering while its Pis fail
 //! is one grouped alert; a customer's route never hears of another's slots; a
-//! customer's maintenance window keeps its slot quiet until it ends.
+//! customer's maintenance window keeps its slot quiet until it ends. A real
+//! Alertmanager takes pirack's alerts (an `alertmanager://` route), and a real
+//! Prometheus scraping pirack's metrics fires a rule into it.
 
 mod common;
 
@@ -84,6 +86,84 @@ fn serve(ctl: &Netns, inventory: &Path, d: &Path, boot: &Path) -> Child {
     child
 }
 
+/// Alertmanager in `ctl`, delivering every alert on its own to `hook`'s `/am`.
+fn alertmanager(ctl: &Netns, d: &Path, hook: std::net::SocketAddr) -> Child {
+    let dir = d.join("alertmanager");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "route: {{ receiver: hook, group_by: ['...'], group_wait: 1s, group_interval: 1s, repeat_interval: 1h }}\n\
+             receivers:\n  - name: hook\n    webhook_configs: [ {{ url: 'http://{hook}/am', send_resolved: true }} ]\n"
+        ),
+    )
+    .unwrap();
+    Child(
+        ctl.command("prometheus-alertmanager")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.display()))
+            .args([
+                "--web.listen-address=127.0.0.1:19093",
+                "--cluster.listen-address=",
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("log")).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Prometheus in `ctl` scraping pirack's `/metrics` every second, with a rule
+/// that fires while a slot's check is down.
+fn prometheus(ctl: &Netns, d: &Path, token: &str) -> Child {
+    let dir = d.join("prometheus");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("rules.yml"),
+        "groups:\n  - name: pirack\n    rules:\n      - alert: PiCheckDown\n        expr: pirack_slot_check_up == 0\n",
+    )
+    .unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\n\
+             rule_files: [ '{}' ]\n\
+             alerting: {{ alertmanagers: [ {{ static_configs: [ {{ targets: ['127.0.0.1:19093'] }} ] }} ] }}\n\
+             scrape_configs:\n  - job_name: pirack\n    authorization: {{ credentials: '{token}' }}\n    \
+             static_configs: [ {{ targets: ['{API}'] }} ]\n",
+            dir.join("rules.yml").display()
+        ),
+    )
+    .unwrap();
+    Child(
+        ctl.command("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg("--web.listen-address=127.0.0.1:19090")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("log")).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Whether Alertmanager's webhook has told of `alertname` in `status`.
+fn told(hooks: &Http, alertname: &str, status: &str) -> bool {
+    hooks.to("/am").iter().any(|r| {
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+        v["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|a| a["labels"]["alertname"] == alertname && a["status"] == status)
+    })
+}
+
 /// Cuts (a blackhole route: probes go unanswered) or restores the way to a
 /// slot's public address, leaving its storage link (and NFS root) alone.
 fn link(ctl: &Netns, slot: &(String, String), up: bool) {
@@ -104,6 +184,8 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
         || !have(test, "snmpd")
         || !have(test, "ganesha.nfsd")
         || !have(test, "rpcbind")
+        || !have(test, "prometheus")
+        || !have(test, "prometheus-alertmanager")
     {
         return;
     }
@@ -123,7 +205,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     let h = hooks.addr;
     let monitor = format!(
         "\nmonitor:\n  checks: {{ interval_s: 1, timeout_ms: 500, down_after: 3, up_after: 2 }}\n  \
-         routes: [ 'ntfy://{h}/noc', 'prowl:0123456789abcdef', 'mailto:noc@example.com' ]\n  \
+         routes: [ 'ntfy://{h}/noc', 'prowl:0123456789abcdef', 'mailto:noc@example.com', 'alertmanager://127.0.0.1:19093' ]\n  \
          providers: {{ prowl: 'http://{h}/prowl', pushover: 'http://{h}/pushover' }}\n  \
          smtp: {{ server: '{}', from: 'pirack@example.com' }}\n",
         smtp.addr
@@ -177,6 +259,8 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     });
     let _ganesha = common::nfs::Ganesha::start(&ctl, d);
     let _controller = serve(&ctl, &inventory, d, boot.path());
+    let _alertmanager = alertmanager(&ctl, d, h);
+    let _prometheus = prometheus(&ctl, d, &admin);
 
     // Customers' own routes: acme's to Pushover, globex's to a webhook.
     let r = api(
@@ -308,7 +392,12 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     );
     assert_eq!(deliveries[0]["status"], "sent");
     let all = api(&ctl, &admin, "GET", &format!("/v1/alerts/{id}"), None);
-    assert_eq!(all["deliveries"].as_array().unwrap().len(), 4, "{all}");
+    assert_eq!(all["deliveries"].as_array().unwrap().len(), 5, "{all}");
+    // Alertmanager has pirack's alert, and Prometheus's rule on pirack's metrics.
+    until("Alertmanager's webhook", Duration::from_secs(30), || {
+        (told(&hooks, "PirackAlert", "firing") && told(&hooks, "PiCheckDown", "firing"))
+            .then_some(())
+    });
     let events = api(&ctl, &acme, "GET", "/v1/events?slot=A-01&limit=50", None);
     assert!(
         events
@@ -334,9 +423,15 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(hooks.to("/noc").len(), 2);
     assert_eq!(hooks.to("/pushover/1/messages.json").len(), 2);
+    until(
+        "Alertmanager told of the recovery",
+        Duration::from_secs(30),
+        || told(&hooks, "PirackAlert", "resolved").then_some(()),
+    );
 
     // A power cycle by the controller raises nothing.
-    let before = hooks.all().len();
+    let sent = || hooks.all().into_iter().filter(|r| r.path != "/am").count();
+    let before = sent();
     api(
         &ctl,
         &admin,
@@ -350,7 +445,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     });
     until("A-02 back up", Duration::from_secs(120), all_up);
     std::thread::sleep(Duration::from_secs(5));
-    assert_eq!(hooks.all().len(), before, "{:?}", &hooks.all()[before..]);
+    assert_eq!(sent(), before, "{:?}", hooks.all());
 
     // The switch stops answering and its Pis fail with it: one alert.
     agent.fault(&["delay_ms=3000"]);

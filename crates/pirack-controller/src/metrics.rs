@@ -88,6 +88,23 @@ pub struct DriftLabels {
     pub kind: String,
 }
 
+/// A slot's check: `ping` or `tcp/22`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    pub slot: String,
+    pub check: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SlotLabel {
+    pub slot: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub dhcp: Family<KindLabel, Counter>,
@@ -107,6 +124,12 @@ pub struct Metrics {
     pub aname_refreshes: Family<ResultLabel, Counter>,
     /// The embedded proxy's.
     pub proxy: pirack_proxy::metrics::Metrics,
+    pub probes: Family<ResultLabel, Counter>,
+    pub check_up: Family<CheckLabels, Gauge>,
+    pub rtt: Histograms<SlotLabel>,
+    pub watts: Family<SlotLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub alerts_open: Gauge,
+    pub deliveries: Family<StatusLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -129,6 +152,12 @@ impl Default for Metrics {
             dns_applied: Counter::default(),
             aname_refreshes: Family::default(),
             proxy: pirack_proxy::metrics::Metrics::default(),
+            probes: Family::default(),
+            check_up: Family::default(),
+            rtt: Family::new_with_constructor(io_histogram),
+            watts: Family::default(),
+            alerts_open: Gauge::default(),
+            deliveries: Family::default(),
         };
         let mut r = m.registry;
         r.register(
@@ -206,6 +235,36 @@ impl Default for Metrics {
             "pirack_aname_refreshes",
             "Resolutions of ANAME targets, by result (ok, changed, error)",
             m.aname_refreshes.clone(),
+        );
+        r.register(
+            "pirack_check_probes",
+            "Probes of the slots that are up, by result (ok, fail)",
+            m.probes.clone(),
+        );
+        r.register(
+            "pirack_slot_check_up",
+            "1 while a slot's check is up, 0 while down (absent while unknown or not watched)",
+            m.check_up.clone(),
+        );
+        r.register(
+            "pirack_slot_rtt_seconds",
+            "ICMPv6 round trips to each slot's public address",
+            m.rtt.clone(),
+        );
+        r.register(
+            "pirack_slot_poe_watts",
+            "PoE power each slot's port draws, where the switch reports it",
+            m.watts.clone(),
+        );
+        r.register(
+            "pirack_alerts_open",
+            "Alerts not yet resolved",
+            m.alerts_open.clone(),
+        );
+        r.register(
+            "pirack_alert_deliveries",
+            "Notices sent to alert routes, by status (sent, failed, limited)",
+            m.deliveries.clone(),
         );
         Metrics { registry: r, ..m }
     }

@@ -137,6 +137,12 @@ async fn record(
     attempts: usize,
     detail: &str,
 ) {
+    ctl.metrics
+        .deliveries
+        .get_or_create(&crate::metrics::StatusLabel {
+            status: status.into(),
+        })
+        .inc();
     let d = DeliveryRow {
         alert_id: a.id,
         route: route.id.clone(),

@@ -16,6 +16,7 @@ pub mod notify;
 pub mod ping;
 
 use crate::Controller;
+use crate::metrics::{CheckLabels, ResultLabel, SlotLabel};
 use crate::store::alerts::{AlertRow, Covered, WindowRow};
 use crate::store::now_ms;
 use faults::{Causes, Change, Failing, Fault};
@@ -308,6 +309,12 @@ fn start_checks(
 /// Drops what is known of a slot that is not watched now.
 fn forget(ctl: &Controller, key: &str) {
     let mut w = ctl.monitor.lock();
+    for (slot, check) in w.health.keys().filter(|(s, _)| s == key) {
+        ctl.metrics.check_up.remove(&CheckLabels {
+            slot: slot.clone(),
+            check: check.clone(),
+        });
+    }
     w.health.retain(|(slot, _), _| slot != key);
     w.why.retain(|(slot, _), _| slot != key);
     if let Some(v) = w.views.get_mut(key) {
@@ -335,6 +342,18 @@ async fn apply(ctl: &Controller, m: &SiteMonitor, seen: Seen) {
                 down_after: c.down_after,
                 up_after: c.up_after,
             };
+            let m = ctl.metrics;
+            let result_label = if result.is_ok() { "ok" } else { "fail" };
+            m.probes
+                .get_or_create(&ResultLabel {
+                    result: result_label.into(),
+                })
+                .inc();
+            if let Ok(Some(rtt)) = &result {
+                m.rtt
+                    .get_or_create(&SlotLabel { slot: slot.clone() })
+                    .observe(rtt.as_secs_f64());
+            }
             let changed = {
                 let mut w = ctl.monitor.lock();
                 let k = (slot.clone(), check.clone());
@@ -370,6 +389,21 @@ async fn apply(ctl: &Controller, m: &SiteMonitor, seen: Seen) {
                 changed
             };
             if let Some(status) = changed {
+                let labels = CheckLabels {
+                    slot: slot.clone(),
+                    check: check.clone(),
+                };
+                match status {
+                    Status::Up => {
+                        m.check_up.get_or_create(&labels).set(1);
+                    }
+                    Status::Down => {
+                        m.check_up.get_or_create(&labels).set(0);
+                    }
+                    Status::Unknown => {
+                        m.check_up.remove(&labels);
+                    }
+                }
                 let detail = match (&status, &result) {
                     (Status::Down, Err(why)) => {
                         format!("down after {} failure(s): {why}", c.down_after)
@@ -390,6 +424,12 @@ async fn apply(ctl: &Controller, m: &SiteMonitor, seen: Seen) {
             if let Ok(ports) = &result {
                 for (slot, watts) in ports {
                     w.views.entry(slot.clone()).or_default().watts = *watts;
+                    if let Some(watts) = watts {
+                        ctl.metrics
+                            .watts
+                            .get_or_create(&SlotLabel { slot: slot.clone() })
+                            .set(*watts);
+                    }
                 }
             }
             let entry = w.switches.entry(name.clone()).or_default();
@@ -510,6 +550,7 @@ async fn settle(
             tracing::warn!("monitor: an alert not recorded: {e}");
         }
     }
+    ctl.metrics.alerts_open.set(open.len() as i64);
     let repeat = m.repeat.as_millis() as i64;
     let now = now_ms();
     for a in open.iter_mut() {
