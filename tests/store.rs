@@ -588,3 +588,92 @@ fn a_sqlite_store_is_created_private_whatever_the_umask_and_directory() {
         }
     }
 }
+
+#[test]
+fn alerts_deliveries_routes_and_windows_are_kept() {
+    use pirack_controller::store::alerts::{Covered, DeliveryRow, WindowRow};
+    on_each("alerts", |store| async move {
+        let covered = |key: &str, owner: &str| Covered {
+            key: key.into(),
+            position: key.to_uppercase(),
+            owner: Some(owner.into()),
+            why: "ping: no answer".into(),
+        };
+        let both = [covered("sw-a/1", "acme"), covered("sw-a/5", "globex")];
+        let id = store
+            .open_alert("switch:sw-a", "switch sw-a does not answer", &both)
+            .await
+            .unwrap();
+        store.alert_sent(id, 1_000, false).await.unwrap();
+        store.alert_sent(id, 2_000, true).await.unwrap();
+        let open = store.open_alerts().await.unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!((open[0].sent_at, open[0].repeats), (Some(2_000), 1));
+        assert_eq!(open[0].slots, both);
+        // A customer sees the alert with its own slots only; another none.
+        let mine = store.alerts(Some("acme"), 10).await.unwrap();
+        assert_eq!(mine[0].slots, [both[0].clone()]);
+        assert!(store.alerts(Some("initech"), 10).await.unwrap().is_empty());
+        for owner in [None, Some("acme")] {
+            let d = DeliveryRow {
+                alert_id: id,
+                route: "site:0".into(),
+                owner: owner.map(str::to_string),
+                notice: "fire".into(),
+                status: "sent".into(),
+                attempts: 1,
+                detail: String::new(),
+                at: 1_000,
+            };
+            store.record_delivery(&d).await.unwrap();
+        }
+        assert_eq!(store.deliveries(id, None).await.unwrap().len(), 2);
+        assert_eq!(store.deliveries(id, Some("acme")).await.unwrap().len(), 1);
+        store.resolve_alert(id).await.unwrap();
+        assert!(store.open_alerts().await.unwrap().is_empty());
+        assert!(
+            store
+                .alert(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .resolved_at
+                .is_some()
+        );
+
+        let r = store
+            .add_alert_route(Some("acme"), "ntfy://h/t")
+            .await
+            .unwrap();
+        let staff = store.add_alert_route(None, "prowl:k").await.unwrap();
+        assert!(
+            !store
+                .delete_alert_route(&r.id, Some("globex"))
+                .await
+                .unwrap()
+        );
+        assert!(store.delete_alert_route(&r.id, Some("acme")).await.unwrap());
+        assert_eq!(store.alert_routes().await.unwrap(), [staff]);
+
+        let now = pirack_controller::store::now_ms();
+        let w = WindowRow {
+            id: "mw-1".into(),
+            scope: "slot:sw-a/5".into(),
+            owner: Some("globex".into()),
+            starts_at: now,
+            ends_at: now + 60_000,
+            reason: "upgrade".into(),
+        };
+        store.add_maintenance(&w).await.unwrap();
+        assert_eq!(store.maintenance(now).await.unwrap(), [w.clone()]);
+        assert!(!store.end_maintenance("mw-1", Some("acme")).await.unwrap());
+        assert!(store.end_maintenance("mw-1", Some("globex")).await.unwrap());
+        assert!(
+            store
+                .maintenance(pirack_controller::store::now_ms() + 1)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    });
+}

@@ -31,7 +31,7 @@ pub struct AlertsQuery {
 
 /// Alerts, newest first.
 #[utoipa::path(get, path = "/v1/alerts", tag = "monitoring", params(AlertsQuery),
-    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 200, body = [AlertRow]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
     State(ctl): Ctl,
@@ -150,7 +150,7 @@ pub struct RouteRequest {
 /// Adds a route: a customer's gets the alerts of its own slots only.
 #[utoipa::path(post, path = "/v1/alert-routes", tag = "monitoring", request_body = RouteRequest,
     responses((status = 200, body = RouteView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody)),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn add_route(
     State(ctl): Ctl,
@@ -208,7 +208,7 @@ pub async fn delete_route(
 
 /// Maintenance windows not yet over (a customer's own only).
 #[utoipa::path(get, path = "/v1/maintenance", tag = "monitoring",
-    responses((status = 200, body = Object), (status = 401, body = ErrorBody)),
+    responses((status = 200, body = [WindowRow]), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn windows(State(ctl): Ctl, caller: Caller) -> Result<Json<Vec<WindowRow>>, ApiError> {
     let mut all = ctl.store.maintenance(now_ms()).await?;
@@ -236,7 +236,7 @@ pub struct WindowRequest {
 /// Opens a maintenance window: no checks and no alerts in its scope while it
 /// lasts.
 #[utoipa::path(post, path = "/v1/maintenance", tag = "monitoring", request_body = WindowRequest,
-    responses((status = 200, body = Object), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 200, body = WindowRow), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn open_window(

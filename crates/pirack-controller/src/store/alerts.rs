@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 /// A slot an alert covers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Covered {
     pub key: String,
     pub position: String,
@@ -15,7 +15,7 @@ pub struct Covered {
     pub why: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AlertRow {
     pub id: i64,
     /// `slot:KEY`, or a cause grouping its slots (`switch:NAME`).
@@ -37,7 +37,7 @@ pub struct RouteRow {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeliveryRow {
     pub alert_id: i64,
     /// `site:N` for the inventory's routes, else the route's id.
@@ -52,7 +52,7 @@ pub struct DeliveryRow {
     pub at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct WindowRow {
     pub id: String,
     /// `site`, `shelf:NAME`, `switch:NAME` or `slot:KEY`.
