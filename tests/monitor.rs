@@ -207,7 +207,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
         "\nmonitor:\n  checks: {{ interval_s: 1, timeout_ms: 500, down_after: 3, up_after: 2 }}\n  \
          routes: [ 'ntfy://{h}/noc', 'prowl:0123456789abcdef', 'mailto:noc@example.com', 'alertmanager://127.0.0.1:19093' ]\n  \
          providers: {{ prowl: 'http://{h}/prowl', pushover: 'http://{h}/pushover' }}\n  \
-         smtp: {{ server: '{}', from: 'pirack@example.com' }}\n",
+         smtp: {{ server: '{}', from: 'pirack@example.com' }}\n  poe_budget_w: {{ sw-a: 10 }}\n",
         smtp.addr
     );
     let inventory = site_for(d, agent.port, "generic", Creds::V2c, SWITCH);
@@ -526,5 +526,31 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
         4,
         "acme hears nothing of A-05"
     );
+    // Its recovery reaches globex's route too.
     link(&ctl, &a05, true);
+    until("A-05's recovery", Duration::from_secs(20), || {
+        (hooks.to("/globex").len() == 2).then_some(())
+    });
+
+    // Two more ports on: the supply's draw passes 90 % of its 10 W budget,
+    // which the staff hear of and the customers do not.
+    for p in [7, 8] {
+        let on = agent.net_snmp(
+            "snmpset",
+            &[&format!("1.3.6.1.2.1.105.1.1.1.3.1.{p}"), "i", "1"],
+        );
+        assert!(on.status.success(), "{}", text(&on.stderr));
+    }
+    let power = until("the power notice", Duration::from_secs(30), || {
+        hooks.to("/noc").into_iter().find(|r| {
+            r.header("title")
+                .is_some_and(|t| t.contains("PoE supply draws"))
+        })
+    });
+    assert!(
+        power.body.is_empty() || !power.body.contains("A-0"),
+        "{power:?}"
+    );
+    assert_eq!(hooks.to("/pushover/1/messages.json").len(), 4);
+    assert_eq!(hooks.to("/globex").len(), 2);
 }

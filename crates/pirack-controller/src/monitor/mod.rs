@@ -10,6 +10,7 @@
 //! is not probed, and its alert neither repeats nor resolves until it is
 //! watched again.
 
+pub mod capacity;
 pub mod deliver;
 pub mod faults;
 pub mod notify;
@@ -35,6 +36,10 @@ const TICK: Duration = Duration::from_millis(250);
 /// Samples kept per slot for the rack view's chart: an hour at 10 s.
 const SAMPLES: usize = 360;
 
+/// A switch's poll: each watched slot's draw (W), and the supply's total
+/// where read.
+type Polled = (Vec<(String, Option<f64>)>, Option<u64>);
+
 /// One probe's result.
 enum Seen {
     Check {
@@ -47,7 +52,7 @@ enum Seen {
     },
     Switch {
         name: String,
-        result: Result<Vec<(String, Option<f64>)>, String>,
+        result: Result<Polled, String>,
     },
 }
 
@@ -69,6 +74,9 @@ struct Watch {
     why: HashMap<(String, String), String>,
     switches: HashMap<String, (Health, String)>,
     views: HashMap<String, SlotView>,
+    /// Each switch's PoE supply's draw (W).
+    draw_w: BTreeMap<String, u64>,
+    disks: BTreeMap<String, capacity::Disk>,
 }
 
 /// The monitor's live state, for the API.
@@ -126,8 +134,8 @@ pub async fn run(ctl: Arc<Controller>) {
             Vec::new()
         }
     };
-    let mut windows: (Instant, Vec<WindowRow>) =
-        (Instant::now() - Duration::from_secs(60), Vec::new());
+    let mut windows: (Option<Instant>, Vec<WindowRow>) = (None, Vec::new());
+    let mut disk_at: Option<Instant> = None;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -140,14 +148,24 @@ pub async fn run(ctl: Arc<Controller>) {
                 }
             }
         }
-        if windows.0.elapsed() >= Duration::from_secs(2) {
+        if windows
+            .0
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(2))
+        {
             match ctl.store.maintenance(now_ms()).await {
-                Ok(w) => windows = (Instant::now(), w),
+                Ok(w) => windows = (Some(Instant::now()), w),
                 Err(e) => tracing::warn!("monitor: reading maintenance windows: {e}"),
             }
         }
         let frozen = probe_due(&ctl, &m, pinger.as_ref(), &tx, &mut next, &windows.1);
-        let faults = faults_now(&ctl);
+        if disk_at.is_none_or(|at| at.elapsed() >= capacity::DISK_EVERY) {
+            disk_at = Some(Instant::now());
+            let now_s = now_ms() as f64 / 1000.0;
+            let roots = std::path::Path::new(&ctl.site.fileserver.export_root);
+            let mut w = ctl.monitor.lock();
+            capacity::sample(&mut w.disks, &[roots, &ctl.paths.images], now_s);
+        }
+        let faults = faults_now(&ctl, &m);
         settle(&ctl, &m, &mut open, &faults, &frozen).await;
     }
 }
@@ -201,7 +219,11 @@ fn probe_due(
         *due = now + every;
         start_checks(tx, pinger, &key, row.state_since, plan.ipv6, &checks);
     }
-    // The switches, polled at the site's interval, for slots being watched.
+    // The switches, polled at the site's interval: for slots being watched,
+    // and for the supply's draw where it has a budget.
+    for switch in m.poe_budget_w.keys() {
+        by_switch.entry(switch.clone()).or_default();
+    }
     for (switch, ports) in by_switch {
         let key = format!("switch:{switch}");
         let every = Duration::from_secs(m.checks.interval_s);
@@ -211,22 +233,10 @@ fn probe_due(
         }
         *due = now + every;
         let (ctl, tx) = (Arc::clone(ctl), tx.clone());
+        let budgeted = m.poe_budget_w.contains_key(&switch);
         tokio::spawn(async move {
             let result = match ctl.fleet.get(&switch) {
-                Ok(sw) => sw
-                    .status(&ports)
-                    .await
-                    .map(|st| {
-                        st.iter()
-                            .map(|p| {
-                                (
-                                    format!("{switch}/{}", p.port),
-                                    p.draw_mw.map(|mw| mw as f64 / 1000.0),
-                                )
-                            })
-                            .collect()
-                    })
-                    .map_err(|e| e.to_string()),
+                Ok(sw) => poll(sw, &switch, &ports, budgeted).await,
                 Err(e) => Err(e.to_string()),
             };
             let _ = tx
@@ -237,12 +247,39 @@ fn probe_due(
                 .await;
         });
     }
-    // Switches with nothing watched on them are not judged.
-    ctl.monitor
-        .lock()
-        .switches
-        .retain(|name, _| watched.iter().any(|k| k.starts_with(&format!("{name}/"))));
+    // Switches are judged for their watched slots' sake, or their budget's.
+    ctl.monitor.lock().switches.retain(|name, _| {
+        m.poe_budget_w.contains_key(name)
+            || watched.iter().any(|k| k.starts_with(&format!("{name}/")))
+    });
     frozen
+}
+
+/// A switch's ports' draw, and its supply's total when it has a budget.
+async fn poll(
+    sw: &crate::switch::power::SwitchControl,
+    name: &str,
+    ports: &[u16],
+    budgeted: bool,
+) -> Result<Polled, String> {
+    let st = match ports {
+        [] => Vec::new(),
+        _ => sw.status(ports).await.map_err(|e| e.to_string())?,
+    };
+    let each = st
+        .iter()
+        .map(|p| {
+            (
+                format!("{name}/{}", p.port),
+                p.draw_mw.map(|mw| mw as f64 / 1000.0),
+            )
+        })
+        .collect();
+    let total = match budgeted {
+        true => sw.main_consumption_w().await.map_err(|e| e.to_string())?,
+        false => None,
+    };
+    Ok((each, total))
 }
 
 /// A slot's offset into its first interval, the same on every start.
@@ -421,7 +458,10 @@ async fn apply(ctl: &Controller, m: &SiteMonitor, seen: Seen) {
                 up_after: m.checks.up_after,
             };
             let mut w = ctl.monitor.lock();
-            if let Ok(ports) = &result {
+            if let Ok((ports, total)) = &result {
+                if let Some(t) = total {
+                    w.draw_w.insert(name.clone(), *t);
+                }
                 for (slot, watts) in ports {
                     w.views.entry(slot.clone()).or_default().watts = *watts;
                     if let Some(watts) = watts {
@@ -441,8 +481,8 @@ async fn apply(ctl: &Controller, m: &SiteMonitor, seen: Seen) {
     }
 }
 
-/// The faults the checks see now.
-fn faults_now(ctl: &Controller) -> Vec<Fault> {
+/// The faults the checks see now, then power and space.
+fn faults_now(ctl: &Controller, m: &SiteMonitor) -> Vec<Fault> {
     let w = ctl.monitor.lock();
     let mut failing: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for ((slot, check), h) in &w.health {
@@ -488,7 +528,9 @@ fn faults_now(ctl: &Controller) -> Vec<Fault> {
             .map(|(n, _)| n.clone())
             .collect(),
     };
-    faults::group(&failing, &causes)
+    let mut all = faults::group(&failing, &causes);
+    all.extend(capacity::faults(m, &w.draw_w, &w.disks));
+    all
 }
 
 /// The trunk, if this machine has it and its link is down.

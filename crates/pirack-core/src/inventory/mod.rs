@@ -59,6 +59,11 @@ pub struct SiteMonitor {
     pub rate_per: std::time::Duration,
     pub providers: model::Providers,
     pub smtp: Option<model::Smtp>,
+    /// By switch name.
+    pub poe_budget_w: std::collections::BTreeMap<String, u32>,
+    pub poe_warn_pct: u8,
+    pub disk_warn_pct: u8,
+    pub disk_horizon: std::time::Duration,
 }
 
 impl SiteMonitor {

@@ -853,6 +853,31 @@ pub struct Monitor {
     /// The relay `mailto:` routes are sent through.
     #[serde(default)]
     pub smtp: Option<Smtp>,
+    /// Each switch's PoE budget in watts (by switch name): an alert when its
+    /// supply draws `poe_warn_pct` of it (where its profile reads the total).
+    #[serde(default)]
+    pub poe_budget_w: std::collections::BTreeMap<String, u32>,
+    #[serde(default = "default_poe_warn_pct")]
+    pub poe_warn_pct: u8,
+    /// An alert when the roots' filesystem or the image store has less than
+    /// this share free...
+    #[serde(default = "default_disk_warn_pct")]
+    pub disk_warn_pct: u8,
+    /// ...or is projected to fill within this many days.
+    #[serde(default = "default_disk_horizon_days")]
+    pub disk_horizon_days: u32,
+}
+
+fn default_poe_warn_pct() -> u8 {
+    90
+}
+
+fn default_disk_warn_pct() -> u8 {
+    10
+}
+
+fn default_disk_horizon_days() -> u32 {
+    14
 }
 
 /// How a slot is checked.

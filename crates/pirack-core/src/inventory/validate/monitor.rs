@@ -2,7 +2,7 @@
 //! for owners and slots that exist, and routes that parse.
 
 use super::Checker;
-use crate::inventory::{SiteMonitor, Slot, model};
+use crate::inventory::{SiteMonitor, Slot, Switch, model};
 use crate::monitor::uri;
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ impl Checker<'_> {
         &mut self,
         m: &model::Monitor,
         owners: &[model::Owner],
+        switches: &[Switch],
         slots: &[Slot],
     ) -> Option<SiteMonitor> {
         let before = self.problems.len();
@@ -60,11 +61,31 @@ impl Checker<'_> {
             ("monitor.repeat_s", m.repeat_s, 60..=7 * 86_400),
             ("monitor.rate_max", u64::from(m.rate_max), 1..=1_000_000),
             ("monitor.rate_per_s", m.rate_per_s, 1..=86_400),
+            ("monitor.poe_warn_pct", u64::from(m.poe_warn_pct), 1..=100),
+            ("monitor.disk_warn_pct", u64::from(m.disk_warn_pct), 1..=99),
+            (
+                "monitor.disk_horizon_days",
+                u64::from(m.disk_horizon_days),
+                1..=365,
+            ),
         ] {
             if !range.contains(&value) {
                 self.problem(
                     field,
                     format!("{value} is outside {}..={}", range.start(), range.end()),
+                );
+            }
+        }
+        for (name, w) in &m.poe_budget_w {
+            if !switches.iter().any(|s| &s.name == name) {
+                self.problem(
+                    format!("monitor.poe_budget_w.{name}"),
+                    format!("no switch is called `{name}`"),
+                );
+            } else if *w == 0 {
+                self.problem(
+                    format!("monitor.poe_budget_w.{name}"),
+                    "a budget is at least 1 W",
                 );
             }
         }
@@ -106,6 +127,10 @@ impl Checker<'_> {
             rate_per: Duration::from_secs(m.rate_per_s),
             providers: m.providers.clone(),
             smtp: m.smtp.clone(),
+            poe_budget_w: m.poe_budget_w.clone(),
+            poe_warn_pct: m.poe_warn_pct,
+            disk_warn_pct: m.disk_warn_pct,
+            disk_horizon: Duration::from_secs(u64::from(m.disk_horizon_days) * 86_400),
         })
     }
 
