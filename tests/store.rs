@@ -665,7 +665,7 @@ fn alerts_deliveries_routes_and_windows_are_kept() {
             reason: "upgrade".into(),
         };
         store.add_maintenance(&w).await.unwrap();
-        assert_eq!(store.maintenance(now).await.unwrap(), [w.clone()]);
+        assert_eq!(store.maintenance(now).await.unwrap(), [w]);
         assert!(!store.end_maintenance("mw-1", Some("acme")).await.unwrap());
         assert!(store.end_maintenance("mw-1", Some("globex")).await.unwrap());
         assert!(
