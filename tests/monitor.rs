@@ -393,6 +393,37 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     assert_eq!(deliveries[0]["status"], "sent");
     let all = api(&ctl, &admin, "GET", &format!("/v1/alerts/{id}"), None);
     assert_eq!(all["deliveries"].as_array().unwrap().len(), 5, "{all}");
+    // The rack view shows it: A-01's tile down, A-02's up with its round trip,
+    // the shelf's PoE supply against its budget, and a slot's chart.
+    if have(test, "chromedriver") {
+        let local = pirack_lab::forward::start(0, ctl.name(), API.parse().unwrap()).unwrap();
+        let profile = tempfile::tempdir().unwrap();
+        let browser = common::webdriver::Browser::start(profile.path());
+        browser.goto(&format!("http://{local}/#token={admin}"));
+        let tile = |slot: &str, check: &str| {
+            format!(
+                "const t = document.querySelector(\"button[data-slot='{slot}']\"); \
+                 return t != null && t.dataset.check === '{check}' && t.textContent;"
+            )
+        };
+        let within = Duration::from_secs(20);
+        browser.wait_for("A-01's tile down", &tile("A-01", "down"), within);
+        let a02 = browser.wait_for("A-02's tile up", &tile("A-02", "up"), within);
+        assert!(a02.as_str().is_some_and(|t| t.contains(" ms")), "{a02}");
+        browser.wait_for(
+            "the supply's gauge",
+            "const m = document.querySelector(\".supply[data-switch='sw-a'] meter\"); \
+             return m != null && m.max === 10 && m.value > 0;",
+            within,
+        );
+        browser.click("//button[@data-slot='A-02']");
+        browser.wait_for(
+            "A-02's round trips charted",
+            "return document.querySelector('#chart polyline[data-series=ms]') != null;",
+            within,
+        );
+    }
+
     // Alertmanager has pirack's alert, and Prometheus's rule on pirack's metrics.
     until("Alertmanager's webhook", Duration::from_secs(30), || {
         (told(&hooks, "PirackAlert", "firing") && told(&hooks, "PiCheckDown", "firing"))

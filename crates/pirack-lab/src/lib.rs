@@ -6,7 +6,7 @@
 //! `pirack hil`.
 
 pub mod demo;
-mod forward;
+pub mod forward;
 pub mod hil;
 pub mod qemu;
 mod setup;

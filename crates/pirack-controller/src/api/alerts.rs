@@ -322,3 +322,49 @@ pub async fn checks(
     let row = slot_for(&ctl, &caller, &slot).await?;
     Ok(Json(ctl.monitor.view(&row.key).unwrap_or_default()))
 }
+
+/// A switch's PoE supply against its budget.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Supply {
+    pub switch: String,
+    pub shelf: String,
+    /// The last total read, where the profile reads it.
+    pub draw_w: Option<u64>,
+    pub budget_w: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Glances {
+    /// By slot key: each check's state, the last round trip and draw.
+    pub slots: std::collections::BTreeMap<String, crate::monitor::Glance>,
+    /// The switches' supplies (admins only).
+    pub supplies: Vec<Supply>,
+}
+
+/// The rack view's glance: every slot's checks (the caller's own), and the
+/// switches' PoE supplies against their budgets (admins).
+#[utoipa::path(get, path = "/v1/monitor", tag = "monitoring",
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn glance(State(ctl): Ctl, caller: Caller) -> Json<Glances> {
+    let mine = ctl.store.mirror().slots(caller.owner());
+    let slots = ctl.monitor.glance(mine.iter().map(|s| s.key.as_str()));
+    let mut supplies = Vec::new();
+    if caller.owner().is_none() {
+        let draws = ctl.monitor.draws();
+        let budgets = ctl.site.monitor.as_ref().map(|m| &m.poe_budget_w);
+        for sw in &ctl.site.switches {
+            supplies.push(Supply {
+                switch: sw.name.clone(),
+                shelf: ctl
+                    .site
+                    .shelves
+                    .get(sw.shelf)
+                    .map_or(String::new(), |s| s.name.clone()),
+                draw_w: draws.get(&sw.name).copied(),
+                budget_w: budgets.and_then(|b| b.get(&sw.name)).copied(),
+            });
+        }
+    }
+    Json(Glances { slots, supplies })
+}

@@ -83,6 +83,7 @@ pub fn router(ctl: Arc<Controller>) -> axum::Router {
         .routes(routes!(alerts::windows, alerts::open_window))
         .routes(routes!(alerts::end_window))
         .routes(routes!(alerts::checks))
+        .routes(routes!(alerts::glance))
         .split_for_parts();
     let doc = Arc::new(doc);
     router

@@ -86,10 +86,38 @@ pub struct Monitor {
     pub deliver: deliver::Deliveries,
 }
 
+/// A slot's state at a glance, for the rack view's tiles.
+#[derive(Debug, Clone, Serialize)]
+pub struct Glance {
+    pub checks: BTreeMap<String, &'static str>,
+    pub rtt_ms: Option<f64>,
+    pub watts: Option<f64>,
+}
+
 impl Monitor {
     /// What the rack view shows of `slot`.
     pub fn view(&self, slot: &str) -> Option<SlotView> {
         self.lock().views.get(slot).cloned()
+    }
+
+    /// The tiles' view of the slots in `keys`.
+    pub fn glance<'a>(&self, keys: impl Iterator<Item = &'a str>) -> BTreeMap<String, Glance> {
+        let w = self.lock();
+        keys.filter_map(|k| {
+            let v = w.views.get(k)?;
+            let g = Glance {
+                checks: v.checks.clone(),
+                rtt_ms: v.rtt_ms,
+                watts: v.watts,
+            };
+            Some((k.to_string(), g))
+        })
+        .collect()
+    }
+
+    /// Each switch's supply's last draw (W).
+    pub fn draws(&self) -> BTreeMap<String, u64> {
+        self.lock().draw_w.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Watch> {
