@@ -164,6 +164,26 @@ fn told(hooks: &Http, alertname: &str, status: &str) -> bool {
     })
 }
 
+/// The simulator, stopped with SIGTERM however the test ends: it then takes
+/// its Pis' namespaces down (a SIGKILL would leave them behind).
+struct Sim(std::process::Child);
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let started = Instant::now();
+        while matches!(self.0.try_wait(), Ok(None)) {
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = self.0.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.wait();
+    }
+}
+
 /// Cuts (a blackhole route: probes go unanswered) or restores the way to a
 /// slot's public address, leaving its storage link (and NFS root) alone.
 fn link(ctl: &Netns, slot: &(String, String), up: bool) {
@@ -207,7 +227,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
         "\nmonitor:\n  checks: {{ interval_s: 1, timeout_ms: 500, down_after: 3, up_after: 2 }}\n  \
          routes: [ 'ntfy://{h}/noc', 'prowl:0123456789abcdef', 'mailto:noc@example.com', 'alertmanager://127.0.0.1:19093' ]\n  \
          providers: {{ prowl: 'http://{h}/prowl', pushover: 'http://{h}/pushover' }}\n  \
-         smtp: {{ server: '{}', from: 'pirack@example.com' }}\n  poe_budget_w: {{ sw-a: 10 }}\n",
+         smtp: {{ server: '{}', from: 'pirack@example.com' }}\n  poe_budget_w: {{ sw-a: 10 }}\n  customer_route_networks: [ 127.0.0.1/32 ]\n",
         smtp.addr
     );
     let inventory = site_for(d, agent.port, "generic", Creds::V2c, SWITCH);
@@ -225,29 +245,27 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     let acme = common::controller::token(&db, &["--name", "acme", "--owner", "acme"]);
     let globex = common::controller::token(&db, &["--name", "globex", "--owner", "globex"]);
 
-    let _sim = Child(
-        Command::new(env!("CARGO_BIN_EXE_pirack"))
-            .arg("sim")
-            .arg("--inventory")
-            .arg(&inventory)
-            .args([
-                "--slots",
-                "A-01,A-02,A-05",
-                "--controller-netns",
-                ctl.name(),
-                "--follow",
-            ])
-            .arg("--boot-files")
-            .arg(boot.path())
-            .arg("--images")
-            .arg(d.join("images"))
-            .args(["--image", "tiny-1"])
-            .env("PIRACK_SW_A_COMMUNITY", common::snmp::COMMUNITY)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _sim = Sim(Command::new(env!("CARGO_BIN_EXE_pirack"))
+        .arg("sim")
+        .arg("--inventory")
+        .arg(&inventory)
+        .args([
+            "--slots",
+            "A-01,A-02,A-05",
+            "--controller-netns",
+            ctl.name(),
+            "--follow",
+        ])
+        .arg("--boot-files")
+        .arg(boot.path())
+        .arg("--images")
+        .arg(d.join("images"))
+        .args(["--image", "tiny-1"])
+        .env("PIRACK_SW_A_COMMUNITY", common::snmp::COMMUNITY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
     until("the simulator's links", Duration::from_secs(20), || {
         ctl.command("ip")
             .args(["link", "show", "eth0.14"])
@@ -283,6 +301,16 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
         Some(r#"{"uri":"ntfy://x/y","owner":"acme"}"#),
     );
     assert_eq!(r["code"], "forbidden", "{r}");
+    // Not at the site's other private addresses, by number or by name.
+    for inside in [
+        "json://10.46.189.1/x",
+        "ntfy://[::1]:80/t",
+        "gotify://[fe80::1]/tok",
+    ] {
+        let body = format!(r#"{{"uri":"{inside}"}}"#);
+        let r = api(&ctl, &acme, "POST", "/v1/alert-routes", Some(&body));
+        assert_eq!(r["code"], "bad_request", "{inside}: {r}");
+    }
     let routes = api(&ctl, &acme, "GET", "/v1/alert-routes", None);
     assert_eq!(
         routes.as_array().unwrap().len(),

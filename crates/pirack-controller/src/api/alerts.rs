@@ -176,6 +176,15 @@ pub async fn add_route(
         return Err(ApiError::bad_request(format!("no owner is called `{o}`")));
     }
     let parsed = uri::parse(&req.uri).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if owner.is_some()
+        && let Some(m) = ctl.site.monitor.clone()
+    {
+        let target = parsed.target.clone();
+        tokio::task::spawn_blocking(move || crate::monitor::notify::customer_may_call(&m, &target))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(ApiError::bad_request)?;
+    }
     if matches!(parsed.target, uri::Target::Mail { .. })
         && ctl.site.monitor.as_ref().is_some_and(|m| m.smtp.is_none())
     {

@@ -107,10 +107,16 @@ async fn send(ctl: &Controller, m: &SiteMonitor, a: &AlertRow, route: &Route, no
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let (out, smtp) = (out.clone(), m.smtp.clone());
-        let result = tokio::task::spawn_blocking(move || notify::send(&out, smtp.as_ref(), CALL))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+        let (out, m2, target) = (out.clone(), m.clone(), route.target.clone());
+        let customer = route.owner.is_some();
+        let result = tokio::task::spawn_blocking(move || {
+            if customer {
+                notify::customer_may_call(&m2, &target)?;
+            }
+            notify::send(&out, m2.smtp.as_ref(), CALL)
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
         match result {
             Ok(()) => {
                 record(ctl, a, route, notice, "sent", attempts, "").await;

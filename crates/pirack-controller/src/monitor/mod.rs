@@ -567,6 +567,14 @@ fn trunk_down(trunk: &str) -> Option<String> {
     (state.trim() == "down" || state.trim() == "lowerlayerdown").then(|| trunk.to_string())
 }
 
+/// How long a grouped alert (a switch, the trunk, power, space) gathers before
+/// its first notice: the time its slots' checks take to reach a verdict, so
+/// the notice lists them (as Alertmanager's `group_wait`). A slot's own alert
+/// goes at once: its verdict is in.
+fn gathering(m: &SiteMonitor) -> Duration {
+    Duration::from_secs(m.checks.interval_s * u64::from(m.checks.down_after))
+}
+
 /// Brings the open alerts in line with the faults and sends what is due.
 async fn settle(
     ctl: &Arc<Controller>,
@@ -577,15 +585,11 @@ async fn settle(
 ) {
     for change in faults::reconcile(faults, open, frozen) {
         let done = match change {
+            // Its first notice goes out below, once the alert has gathered.
             Change::Open(f) => match ctl.store.open_alert(&f.cause, &f.summary, &f.slots).await {
                 Ok(id) => match ctl.store.alert(id).await {
                     Ok(Some(a)) => {
-                        ctl.monitor.deliver.notify(ctl, m, &a, Notice::Fire);
-                        let _ = ctl.store.alert_sent(id, now_ms(), false).await;
-                        open.push(AlertRow {
-                            sent_at: Some(now_ms()),
-                            ..a
-                        });
+                        open.push(a);
                         Ok(())
                     }
                     Ok(None) => Ok(()),
@@ -611,7 +615,10 @@ async fn settle(
                         resolved_at: Some(now_ms()),
                         ..a
                     };
-                    ctl.monitor.deliver.notify(ctl, m, &a, Notice::Resolve);
+                    // Nobody hears of the end of what they never heard of.
+                    if a.sent_at.is_some() {
+                        ctl.monitor.deliver.notify(ctl, m, &a, Notice::Resolve);
+                    }
                 }
                 r
             }
@@ -622,12 +629,20 @@ async fn settle(
     }
     ctl.metrics.alerts_open.set(open.len() as i64);
     let repeat = m.repeat.as_millis() as i64;
+    let gather = gathering(m).as_millis() as i64;
     let now = now_ms();
     for a in open.iter_mut() {
         if frozen.contains(&a.cause) {
             continue;
         }
-        if a.sent_at.is_some_and(|at| now - at >= repeat) {
+        let grouped = !a.cause.starts_with("slot:");
+        if a.sent_at.is_none() && (!grouped || now - a.opened_at >= gather) {
+            ctl.monitor.deliver.notify(ctl, m, a, Notice::Fire);
+            a.sent_at = Some(now);
+            if let Err(e) = ctl.store.alert_sent(a.id, now, false).await {
+                tracing::warn!("monitor: alert {}: {e}", a.id);
+            }
+        } else if a.sent_at.is_some_and(|at| now - at >= repeat) {
             ctl.monitor.deliver.notify(ctl, m, a, Notice::Repeat);
             a.sent_at = Some(now);
             a.repeats += 1;

@@ -6,6 +6,7 @@
 use crate::store::alerts::AlertRow;
 use crate::store::lease::rfc3339;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use pirack_core::inventory::SiteMonitor;
 use pirack_core::inventory::model::{Providers, Smtp};
 use pirack_core::monitor::uri::Target;
 use serde_json::json;
@@ -200,6 +201,28 @@ pub fn outgoing(
             body: text,
         },
     }
+}
+
+/// Whether a customer's route to `target` may be called: every address its
+/// host resolves to is public or in the site's allowed networks (checked when
+/// the route is added and again before each call, as a name can change).
+pub fn customer_may_call(m: &SiteMonitor, target: &Target) -> Result<(), String> {
+    use std::net::ToSocketAddrs;
+    let Some(host) = target.host() else {
+        return Ok(());
+    };
+    let addrs = (host, 0)
+        .to_socket_addrs()
+        .map_err(|e| format!("{host} does not resolve: {e}"))?;
+    for a in addrs {
+        if !m.customer_may_reach(a.ip()) {
+            return Err(format!(
+                "{host} is {}, not a public address: customers' routes may not reach it",
+                a.ip()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Makes the request; `Err` says why it did not go through.

@@ -64,9 +64,17 @@ pub struct SiteMonitor {
     pub poe_warn_pct: u8,
     pub disk_warn_pct: u8,
     pub disk_horizon: std::time::Duration,
+    pub customer_route_networks: Vec<ipnet::IpNet>,
 }
 
 impl SiteMonitor {
+    /// Whether a customer's route may reach `ip`: a public address, or one in
+    /// the networks the site allows.
+    pub fn customer_may_reach(&self, ip: std::net::IpAddr) -> bool {
+        crate::monitor::uri::is_public(ip)
+            || self.customer_route_networks.iter().any(|n| n.contains(&ip))
+    }
+
     /// The checks of the slot at `position` held by `owner`: the site's, its
     /// owner's changes, then the slot's own.
     pub fn checks_for(&self, owner: Option<&str>, position: &str) -> model::Checks {

@@ -866,6 +866,11 @@ pub struct Monitor {
     /// ...or is projected to fill within this many days.
     #[serde(default = "default_disk_horizon_days")]
     pub disk_horizon_days: u32,
+    /// Networks outside the public Internet that customers' routes may still
+    /// reach (a push server on the site's own network); others are refused, so
+    /// a customer cannot make the controller call its neighbours.
+    #[serde(default)]
+    pub customer_route_networks: Vec<String>,
 }
 
 fn default_poe_warn_pct() -> u8 {

@@ -253,6 +253,60 @@ fn base(secure: bool, host: &str) -> Result<String, String> {
     Ok(format!("{scheme}://{host}"))
 }
 
+impl Target {
+    /// The host a route connects to itself (its URL's), for the checks on
+    /// where customers' routes may point; `None` for the providers' own
+    /// services and for mail (the site's relay).
+    pub fn host(&self) -> Option<&str> {
+        let url = match self {
+            Target::Ntfy { base, .. } | Target::Gotify { base, .. } => base,
+            Target::Alertmanager { base } => base,
+            Target::Webhook { url } => url,
+            _ => return None,
+        };
+        let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+        let authority = rest.split('/').next().unwrap_or(rest);
+        Some(match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(v6),
+            None => authority.split(':').next().unwrap_or(authority),
+        })
+    }
+}
+
+/// Whether `ip` is an address of the public Internet: not loopback, private,
+/// shared (CGN), link-local, unique-local, documentation, multicast or
+/// unspecified; IPv4 in IPv6 judged as IPv4.
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || o[0] >= 240)
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80
+                    || first == 0x2001 && v6.segments()[1] == 0xdb8)
+            }
+        },
+    }
+}
+
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self {
@@ -350,6 +404,41 @@ mod tests {
                 base: "http://127.0.0.1:9093".into()
             }
         );
+    }
+
+    #[test]
+    fn hosts_and_public_addresses() {
+        assert_eq!(target("json://[::1]:9000/hook").host(), Some("::1"));
+        assert_eq!(
+            target("ntfy://ntfy.example.net:8080/t").host(),
+            Some("ntfy.example.net")
+        );
+        assert_eq!(
+            target("https://hooks.example.com/a").host(),
+            Some("hooks.example.com")
+        );
+        assert_eq!(target("prowl:abc").host(), None);
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["192.0.2.0", "8.8.8.8", "2a00:1450::1", "::ffff:8.8.8.8"] {
+            let ip: std::net::IpAddr = public.parse().unwrap();
+            // 192.0.2.0/24 is documentation space: not public either.
+            assert_eq!(is_public(ip), public != "192.0.2.0", "{public}");
+        }
     }
 
     #[test]

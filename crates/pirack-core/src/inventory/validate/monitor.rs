@@ -113,6 +113,16 @@ impl Checker<'_> {
                 );
             }
         }
+        let mut networks = Vec::new();
+        for (i, n) in m.customer_route_networks.iter().enumerate() {
+            match n.parse::<ipnet::IpNet>() {
+                Ok(net) => networks.push(net),
+                Err(_) => self.problem(
+                    format!("monitor.customer_route_networks[{i}]"),
+                    format!("`{n}` is not a network (`10.0.0.0/8`, `fd00::/8`)"),
+                ),
+            }
+        }
         if m.smtp.is_none() && routes.iter().any(|t| matches!(t, uri::Target::Mail { .. })) {
             self.problem("monitor.smtp", "mailto: routes need an smtp relay");
         }
@@ -131,6 +141,7 @@ impl Checker<'_> {
             poe_warn_pct: m.poe_warn_pct,
             disk_warn_pct: m.disk_warn_pct,
             disk_horizon: Duration::from_secs(u64::from(m.disk_horizon_days) * 86_400),
+            customer_route_networks: networks,
         })
     }
 
