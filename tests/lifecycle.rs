@@ -6,85 +6,15 @@
 
 mod common;
 
+use common::nsctl::Api;
 use common::snmp::{Agent, Creds, site_for};
-use common::{Child, Netns, can_use_netns, have, text};
+use common::{Child, can_use_netns, have, text};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SWITCH: &str = "snmp_timeout_ms: 1000\nsnmp_retries: 2\npower: { drain_ms: 500, readback_ms: 3000, batch: 8, batch_interval_ms: 200 }";
 const WATCHDOG: &str = "\nwatchdog: { powering_on_s: 30, dhcp_s: 20, tftp_s: 8, kernel_loaded_s: 20, nfs_mounted_s: 20, max_recoveries: 2 }\n";
-
-/// `curl` against the API, which listens inside the controller's namespace.
-fn api(
-    ctl: &Netns,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> serde_json::Value {
-    let mut c = ctl.command("curl");
-    c.args(["-sS", "--max-time", "20", "-X", method, "-H"])
-        .arg(format!("Authorization: Bearer {token}"))
-        .arg(format!("http://127.0.0.1:18080{path}"));
-    if let Some(b) = body {
-        c.args(["-H", "Content-Type: application/json", "-d", b]);
-    }
-    let out = c.output().unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{method} {path}: {e}: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        )
-    })
-}
-
-fn serve(ctl: &Netns, inventory: &Path, d: &Path, boot: &Path) -> Child {
-    let child = Child(
-        ctl.command(env!("CARGO_BIN_EXE_pirack"))
-            .arg("serve")
-            .arg("--inventory")
-            .arg(inventory)
-            .arg("--db")
-            .arg(format!("sqlite://{}/state.db", d.display()))
-            .args(["--api", "127.0.0.1:18080"])
-            .arg("--images")
-            .arg(d.join("images"))
-            .arg("--boot-files")
-            .arg(boot)
-            .env("PIRACK_SW_A_COMMUNITY", common::snmp::COMMUNITY)
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(d.join("serve.log"))
-                    .unwrap(),
-            )
-            .spawn()
-            .unwrap(),
-    );
-    let started = Instant::now();
-    loop {
-        let up = ctl
-            .command("curl")
-            .args(["-sf", "--max-time", "1", "http://127.0.0.1:18080/healthz"])
-            .output()
-            .unwrap()
-            .status
-            .success();
-        if up {
-            return child;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "serve did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 #[test]
 fn pis_boot_to_up_survive_a_controller_kill_and_the_watchdog_recovers_a_stall() {
@@ -99,6 +29,10 @@ fn pis_boot_to_up_survive_a_controller_kill_and_the_watchdog_recovers_a_stall() 
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let ctl = common::netns("life");
+    let api = Api {
+        ns: &ctl,
+        addr: "127.0.0.1:18080",
+    };
     let agent = Agent::start_in(Some(ctl.name()), 10, 10, None);
     // Every port starts off, as a shelf waiting for pirack.
     for p in 1..=10 {
@@ -164,7 +98,7 @@ fn pis_boot_to_up_survive_a_controller_kill_and_the_watchdog_recovers_a_stall() 
     // The NFS server, once the namespace has its addresses.
     let _ganesha = common::nfs::Ganesha::start(&ctl, d);
 
-    let mut controller = serve(&ctl, &inventory, d, boot.path());
+    let mut controller = api.serve(&inventory, d, boot.path());
     let owners = [
         "acme", "acme", "acme", "acme", "globex", "globex", "initech", "initech",
     ];
@@ -174,13 +108,13 @@ fn pis_boot_to_up_survive_a_controller_kill_and_the_watchdog_recovers_a_stall() 
             r#"{{"image":"tiny-1","owner":"{owner}","slot":"A-0{}"}}"#,
             i + 1
         );
-        ops.push(api(&ctl, &token, "POST", "/v1/slots", Some(&body)));
+        ops.push(api.call(&token, "POST", "/v1/slots", Some(&body)));
     }
     let wait_op = |op: &serde_json::Value| {
         let id = op["id"].as_str().unwrap_or_else(|| panic!("{op}"));
         let started = Instant::now();
         loop {
-            let now = api(&ctl, &token, "GET", &format!("/v1/operations/{id}"), None);
+            let now = api.call(&token, "GET", &format!("/v1/operations/{id}"), None);
             if now["status"] != "running" {
                 return now;
             }
@@ -196,8 +130,7 @@ fn pis_boot_to_up_survive_a_controller_kill_and_the_watchdog_recovers_a_stall() 
     }
     let powered: Vec<_> = (1..=8)
         .map(|i| {
-            api(
-                &ctl,
+            api.call(
                 &token,
                 "POST",
                 &format!("/v1/slots/A-0{i}/power"),
@@ -213,11 +146,11 @@ fn pis_boot_to_up_survive_a_controller_kill_and_the_watchdog_recovers_a_stall() 
     std::thread::sleep(Duration::from_millis(1500));
     controller.0.kill().unwrap(); // SIGKILL
     controller.0.wait().unwrap();
-    controller = serve(&ctl, &inventory, d, boot.path());
+    controller = api.serve(&inventory, d, boot.path());
 
     let started = Instant::now();
     let slots = loop {
-        let slots = api(&ctl, &token, "GET", "/v1/slots", None);
+        let slots = api.call(&token, "GET", "/v1/slots", None);
         let states = common::strings(&slots, "state");
         if states.iter().all(|s| *s == "up") {
             break slots;
@@ -232,7 +165,7 @@ fn pis_boot_to_up_survive_a_controller_kill_and_the_watchdog_recovers_a_stall() 
     let a3 = &slots.as_array().unwrap()[2];
     assert_eq!(a3["position"], "A-03");
     assert_eq!(a3["recoveries"], 1, "{a3}");
-    let events = api(&ctl, &token, "GET", "/v1/events?slot=A-03&limit=1000", None);
+    let events = api.call(&token, "GET", "/v1/events?slot=A-03&limit=1000", None);
     let recover = events
         .as_array()
         .unwrap()

@@ -4,12 +4,16 @@
 //! SMTP sink for mail), and of its recovery once; a power cycle by the
 //! controller raises nothing; a switch that stops answering while its Pis fail
 //! is one grouped alert; a customer's route never hears of another's slots; a
-//! customer's maintenance window keeps its slot quiet until it ends. A real
-//! Alertmanager takes pirack's alerts (an `alertmanager://` route), and a real
-//! Prometheus scraping pirack's metrics fires a rule into it.
+//! customer's maintenance window keeps its slot quiet until it ends; an HTTP
+//! check through the proxy to nginx on a Pi fails with the Pi's server and
+//! recovers with it; a flapping Pi is one alert once it flaps, and a route's
+//! call budget holds. A real Alertmanager takes pirack's alerts (an
+//! `alertmanager://` route), and a real Prometheus scraping pirack's metrics
+//! fires a rule into it.
 
 mod common;
 
+use common::nsctl::Api;
 use common::sink::{Http, Smtp};
 use common::snmp::{Agent, Creds, site_for};
 use common::{Child, Netns, can_use_netns, have, text};
@@ -20,30 +24,6 @@ use std::time::{Duration, Instant};
 const SWITCH: &str = "snmp_timeout_ms: 400\nsnmp_retries: 0\npower: { drain_ms: 300, readback_ms: 3000, batch: 8, batch_interval_ms: 100 }";
 const API: &str = "127.0.0.1:18090";
 
-fn api(
-    ctl: &Netns,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> serde_json::Value {
-    let mut c = ctl.command("curl");
-    c.args(["-sS", "--max-time", "20", "-X", method, "-H"])
-        .arg(format!("Authorization: Bearer {token}"))
-        .arg(format!("http://{API}{path}"));
-    if let Some(b) = body {
-        c.args(["-H", "Content-Type: application/json", "-d", b]);
-    }
-    let out = c.output().unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{method} {path}: {e}: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        )
-    })
-}
-
 fn until<T>(what: &str, within: Duration, f: impl Fn() -> Option<T>) -> T {
     let started = Instant::now();
     loop {
@@ -53,37 +33,6 @@ fn until<T>(what: &str, within: Duration, f: impl Fn() -> Option<T>) -> T {
         assert!(started.elapsed() < within, "{what}: not within {within:?}");
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn serve(ctl: &Netns, inventory: &Path, d: &Path, boot: &Path) -> Child {
-    let child = Child(
-        ctl.command(env!("CARGO_BIN_EXE_pirack"))
-            .arg("serve")
-            .arg("--inventory")
-            .arg(inventory)
-            .arg("--db")
-            .arg(format!("sqlite://{}/state.db", d.display()))
-            .args(["--api", API])
-            .arg("--images")
-            .arg(d.join("images"))
-            .arg("--boot-files")
-            .arg(boot)
-            .env("PIRACK_SW_A_COMMUNITY", common::snmp::COMMUNITY)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("serve.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    until("serve", Duration::from_secs(20), || {
-        ctl.command("curl")
-            .args(["-sf", "--max-time", "1", &format!("http://{API}/healthz")])
-            .output()
-            .unwrap()
-            .status
-            .success()
-            .then_some(())
-    });
-    child
 }
 
 /// Alertmanager in `ctl`, delivering every alert on its own to `hook`'s `/am`.
@@ -152,6 +101,32 @@ fn prometheus(ctl: &Netns, d: &Path, token: &str) -> Child {
     )
 }
 
+/// nginx in a Pi's namespace behind the proxy (PROXY v1), answering
+/// `/health` and logging the client the header names and the Host asked for.
+fn nginx(pi: &str, d: &Path) -> Child {
+    let dir = d.join("nginx");
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = dir.display();
+    let conf = format!(
+        "daemon off; master_process off; pid {n}/nginx.pid; error_log {n}/error.log; worker_processes 1;\n\
+         events {{}}\n\
+         http {{ log_format pp '$proxy_protocol_addr $host $request_uri'; access_log {n}/access.log pp;\n\
+           client_body_temp_path {n}; proxy_temp_path {n}; fastcgi_temp_path {n}; uwsgi_temp_path {n}; scgi_temp_path {n};\n\
+           server {{ listen [::]:80 proxy_protocol; location = /health {{ return 200 \"ok\\n\"; }} }} }}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    Child(
+        Command::new("ip")
+            .args(["netns", "exec", pi, "nginx", "-c"])
+            .arg(dir.join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 /// Whether Alertmanager's webhook has told of `alertname` in `status`.
 fn told(hooks: &Http, alertname: &str, status: &str) -> bool {
     hooks.to("/am").iter().any(|r| {
@@ -206,12 +181,17 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
         || !have(test, "rpcbind")
         || !have(test, "prometheus")
         || !have(test, "prometheus-alertmanager")
+        || !have(test, "nginx")
     {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let ctl = common::netns("mon");
+    let api = Api {
+        ns: &ctl,
+        addr: API,
+    };
     let agent = Agent::start_in(Some(ctl.name()), 10, 10, None);
     for p in 1..=10 {
         let off = agent.net_snmp(
@@ -224,7 +204,9 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     let smtp = Smtp::start(Some(ctl.name()));
     let h = hooks.addr;
     let monitor = format!(
-        "\nmonitor:\n  checks: {{ interval_s: 1, timeout_ms: 500, down_after: 3, up_after: 2 }}\n  \
+        "\nproxy:\n  listen: [127.0.0.1]\n  http_port: 18091\n  tls_port: 18092\n\
+         \nmonitor:\n  checks: {{ interval_s: 1, timeout_ms: 500, down_after: 3, up_after: 2 }}\n  \
+         slots: {{ A-05: {{ http: {{ path: /health }} }} }}\n  rate_max: 11\n  flap_window_s: 600\n  flap_quiet_s: 8\n  \
          routes: [ 'ntfy://{h}/noc', 'prowl:0123456789abcdef', 'mailto:noc@example.com', 'alertmanager://127.0.0.1:19093' ]\n  \
          providers: {{ prowl: 'http://{h}/prowl', pushover: 'http://{h}/pushover' }}\n  \
          smtp: {{ server: '{}', from: 'pirack@example.com' }}\n  poe_budget_w: {{ sw-a: 10 }}\n  customer_route_networks: [ 127.0.0.1/32 ]\n",
@@ -245,7 +227,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     let acme = common::controller::token(&db, &["--name", "acme", "--owner", "acme"]);
     let globex = common::controller::token(&db, &["--name", "globex", "--owner", "globex"]);
 
-    let _sim = Sim(Command::new(env!("CARGO_BIN_EXE_pirack"))
+    let sim = Sim(Command::new(env!("CARGO_BIN_EXE_pirack"))
         .arg("sim")
         .arg("--inventory")
         .arg(&inventory)
@@ -275,14 +257,16 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
             .success()
             .then_some(())
     });
+    // A-05 (the third Pi the simulator starts) serves its site with nginx.
+    let a05_ns = format!("pirack-sim-{}-2", sim.0.id());
+    let mut web = nginx(&a05_ns, d);
     let _ganesha = common::nfs::Ganesha::start(&ctl, d);
-    let _controller = serve(&ctl, &inventory, d, boot.path());
+    let _controller = api.serve(&inventory, d, boot.path());
     let _alertmanager = alertmanager(&ctl, d, h);
     let _prometheus = prometheus(&ctl, d, &admin);
 
     // Customers' own routes: acme's to Pushover, globex's to a webhook.
-    let r = api(
-        &ctl,
+    let r = api.call(
         &acme,
         "POST",
         "/v1/alert-routes",
@@ -291,10 +275,9 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     assert_eq!(r["owner"], "acme", "{r}");
     assert_eq!(r["uri"], "pover://acme…", "the secret is not shown: {r}");
     let body = format!(r#"{{"uri":"json://{h}/globex"}}"#);
-    let r = api(&ctl, &globex, "POST", "/v1/alert-routes", Some(&body));
+    let r = api.call(&globex, "POST", "/v1/alert-routes", Some(&body));
     assert_eq!(r["owner"], "globex", "{r}");
-    let r = api(
-        &ctl,
+    let r = api.call(
         &globex,
         "POST",
         "/v1/alert-routes",
@@ -308,10 +291,10 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
         "gotify://[fe80::1]/tok",
     ] {
         let body = format!(r#"{{"uri":"{inside}"}}"#);
-        let r = api(&ctl, &acme, "POST", "/v1/alert-routes", Some(&body));
+        let r = api.call(&acme, "POST", "/v1/alert-routes", Some(&body));
         assert_eq!(r["code"], "bad_request", "{inside}: {r}");
     }
-    let routes = api(&ctl, &acme, "GET", "/v1/alert-routes", None);
+    let routes = api.call(&acme, "GET", "/v1/alert-routes", None);
     assert_eq!(
         routes.as_array().unwrap().len(),
         1,
@@ -320,17 +303,16 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
 
     for (slot, owner) in [("A-01", "acme"), ("A-02", "acme"), ("A-05", "globex")] {
         let body = format!(r#"{{"image":"tiny-1","owner":"{owner}","slot":"{slot}"}}"#);
-        let op = api(&ctl, &admin, "POST", "/v1/slots", Some(&body));
+        let op = api.call(&admin, "POST", "/v1/slots", Some(&body));
         let id = op["id"]
             .as_str()
             .unwrap_or_else(|| panic!("{op}"))
             .to_string();
         until("provisioned", Duration::from_secs(120), || {
-            let o = api(&ctl, &admin, "GET", &format!("/v1/operations/{id}"), None);
+            let o = api.call(&admin, "GET", &format!("/v1/operations/{id}"), None);
             (o["status"] != "running").then_some(())
         });
-        api(
-            &ctl,
+        api.call(
             &admin,
             "POST",
             &format!("/v1/slots/{slot}/power"),
@@ -338,7 +320,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
         );
     }
     let all_up = || {
-        let slots = api(&ctl, &admin, "GET", "/v1/slots", None);
+        let slots = api.call(&admin, "GET", "/v1/slots", None);
         let up = common::strings(&slots, "state")
             .iter()
             .filter(|s| **s == "up")
@@ -347,7 +329,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     };
     until("three Pis up", Duration::from_secs(150), all_up);
     let way = |slot: &str, interface: &str| {
-        let s = api(&ctl, &admin, "GET", &format!("/v1/slots/{slot}"), None);
+        let s = api.call(&admin, "GET", &format!("/v1/slots/{slot}"), None);
         (
             s["ipv6"]
                 .as_str()
@@ -363,11 +345,22 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     );
     // Watched and healthy: checks up, round trips measured, nothing sent.
     until("A-01's checks up", Duration::from_secs(15), || {
-        let v = api(&ctl, &acme, "GET", "/v1/slots/A-01/checks", None);
+        let v = api.call(&acme, "GET", "/v1/slots/A-01/checks", None);
         (v["checks"]["ping"] == "up" && v["checks"]["tcp/22"] == "up" && v["rtt_ms"].is_number())
             .then_some(())
     });
     assert!(hooks.all().is_empty(), "{:?}", hooks.all());
+    // A-05's visitors' path: through the proxy's IPv4 listener to nginx, with
+    // the PROXY header naming the client.
+    until("A-05's http check up", Duration::from_secs(15), || {
+        let v = api.call(&globex, "GET", "/v1/slots/A-05/checks", None);
+        (v["checks"]["http"] == "up").then_some(())
+    });
+    let access = std::fs::read_to_string(d.join("nginx/access.log")).unwrap();
+    assert!(
+        access.contains("127.0.0.1 example-a-05.pi.example.net /health"),
+        "{access}"
+    );
 
     // A-01 is cut off: one alert, told once to each route that should hear.
     link(&ctl, &a01, false);
@@ -403,15 +396,15 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
         "{}",
         mail[0]
     );
-    let open = api(&ctl, &admin, "GET", "/v1/alerts?open=true", None);
+    let open = api.call(&admin, "GET", "/v1/alerts?open=true", None);
     assert_eq!(open.as_array().unwrap().len(), 1, "{open}");
     let id = open[0]["id"].as_i64().unwrap();
     assert_eq!(open[0]["cause"], "slot:sw-a/1");
     assert_eq!(
-        api(&ctl, &globex, "GET", "/v1/alerts", None),
+        api.call(&globex, "GET", "/v1/alerts", None),
         serde_json::json!([])
     );
-    let seen = api(&ctl, &acme, "GET", &format!("/v1/alerts/{id}"), None);
+    let seen = api.call(&acme, "GET", &format!("/v1/alerts/{id}"), None);
     let deliveries = seen["deliveries"].as_array().unwrap();
     assert_eq!(
         deliveries.len(),
@@ -419,7 +412,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
         "acme sees its own delivery only: {seen}"
     );
     assert_eq!(deliveries[0]["status"], "sent");
-    let all = api(&ctl, &admin, "GET", &format!("/v1/alerts/{id}"), None);
+    let all = api.call(&admin, "GET", &format!("/v1/alerts/{id}"), None);
     assert_eq!(all["deliveries"].as_array().unwrap().len(), 5, "{all}");
     // The rack view shows it: A-01's tile down, A-02's up with its round trip,
     // the shelf's PoE supply against its budget, and a slot's chart.
@@ -457,7 +450,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
         (told(&hooks, "PirackAlert", "firing") && told(&hooks, "PiCheckDown", "firing"))
             .then_some(())
     });
-    let events = api(&ctl, &acme, "GET", "/v1/events?slot=A-01&limit=50", None);
+    let events = api.call(&acme, "GET", "/v1/events?slot=A-01&limit=50", None);
     assert!(
         events
             .as_array()
@@ -491,15 +484,14 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     // A power cycle by the controller raises nothing.
     let sent = || hooks.all().into_iter().filter(|r| r.path != "/am").count();
     let before = sent();
-    api(
-        &ctl,
+    api.call(
         &admin,
         "POST",
         "/v1/slots/A-02/power",
         Some(r#"{"action":"cycle"}"#),
     );
     until("A-02 cycled", Duration::from_secs(30), || {
-        let s = api(&ctl, &admin, "GET", "/v1/slots/A-02", None);
+        let s = api.call(&admin, "GET", "/v1/slots/A-02", None);
         (s["state"] != "up").then_some(())
     });
     until("A-02 back up", Duration::from_secs(120), all_up);
@@ -532,7 +524,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
         "one notice, not one per Pi: {:?}",
         hooks.to("/noc")
     );
-    let open = api(&ctl, &admin, "GET", "/v1/alerts?open=true", None);
+    let open = api.call(&admin, "GET", "/v1/alerts?open=true", None);
     assert_eq!(open.as_array().unwrap().len(), 1, "{open}");
     assert_eq!(open[0]["cause"], "switch:sw-a");
     agent.fault(&["clear=1"]);
@@ -543,8 +535,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     });
 
     // globex's own window keeps A-05 quiet; once it ends, the alert comes.
-    let w = api(
-        &ctl,
+    let w = api.call(
         &globex,
         "POST",
         "/v1/maintenance",
@@ -555,8 +546,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
         .unwrap_or_else(|| panic!("{w}"))
         .to_string();
     assert_eq!(w["scope"], "slot:sw-a/5");
-    let theirs = api(
-        &ctl,
+    let theirs = api.call(
         &globex,
         "POST",
         "/v1/maintenance",
@@ -567,13 +557,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     std::thread::sleep(Duration::from_secs(6));
     assert!(hooks.to("/globex").is_empty(), "{:?}", hooks.to("/globex"));
     assert_eq!(hooks.to("/noc").len(), 4);
-    api(
-        &ctl,
-        &globex,
-        "DELETE",
-        &format!("/v1/maintenance/{wid}"),
-        None,
-    );
+    api.call(&globex, "DELETE", &format!("/v1/maintenance/{wid}"), None);
     let theirs = until("globex's webhook", Duration::from_secs(20), || {
         hooks.to("/globex").pop()
     });
@@ -612,4 +596,71 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     );
     assert_eq!(hooks.to("/pushover/1/messages.json").len(), 4);
     assert_eq!(hooks.to("/globex").len(), 2);
+
+    // A-05's server stops: its ping and port still answer, but visitors get
+    // the proxy's 502, and globex hears of it; then of its return.
+    drop(web);
+    let theirs = until("the http notice", Duration::from_secs(20), || {
+        let n = hooks.to("/globex");
+        (n.len() == 3).then(|| n[2].clone())
+    });
+    assert!(
+        theirs
+            .body
+            .contains("http: example-a-05.pi.example.net/health answered 502"),
+        "{}",
+        theirs.body
+    );
+    web = nginx(&a05_ns, d);
+    until("the http recovery", Duration::from_secs(20), || {
+        (hooks.to("/globex").len() == 4).then_some(())
+    });
+
+    // A-01 flaps: four times down and back. Its second fault is told and
+    // resolved like any; from its third (within flap_window_s) it is one
+    // alert held open, told nobody again, resolved once it has stayed up
+    // for flap_quiet_s.
+    let acme_before = hooks.to("/pushover/1/messages.json").len();
+    let mut held = false;
+    for _ in 0..4 {
+        link(&ctl, &a01, false);
+        std::thread::sleep(Duration::from_secs(5));
+        link(&ctl, &a01, true);
+        std::thread::sleep(Duration::from_secs(4));
+        let open = api.call(&admin, "GET", "/v1/alerts?open=true", None);
+        held |= open.as_array().unwrap().iter().any(|a| {
+            a["cause"] == "slot:sw-a/1" && a["summary"].as_str().unwrap().ends_with("(flapping)")
+        });
+    }
+    assert!(held, "A-01's alert was held open as flapping");
+    until("the flapping alert's end", Duration::from_secs(30), || {
+        let open = api.call(&admin, "GET", "/v1/alerts?open=true", None);
+        (!open
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["cause"] == "slot:sw-a/1"))
+        .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let acme: Vec<_> = hooks.to("/pushover/1/messages.json").split_off(acme_before);
+    assert_eq!(
+        acme.len(),
+        4,
+        "two fires and two recoveries for four flaps: {acme:?}"
+    );
+    // The staff's ntfy route had 13 notices to send and a budget of 11.
+    assert_eq!(hooks.to("/noc").len(), 11, "{:?}", hooks.to("/noc"));
+    let last = api.call(&admin, "GET", "/v1/alerts?limit=1", None);
+    let id = last[0]["id"].as_i64().unwrap_or_else(|| panic!("{last}"));
+    let seen = api.call(&admin, "GET", &format!("/v1/alerts/{id}"), None);
+    assert!(
+        seen["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["route"] == "site:0" && d["status"] == "limited"),
+        "{seen}"
+    );
+    drop(web);
 }

@@ -71,6 +71,18 @@ proptest! {
     }
 
     #[test]
+    fn http_status_lines_read_back_or_fail_cleanly(
+        code in 100u16..600,
+        reason in "[ -~]{0,30}",
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), any::<u8>()), 0..3),
+    ) {
+        use pirack_core::monitor::status::status;
+        let line = format!("HTTP/1.1 {code} {reason}\r\nServer: pi\r\n");
+        prop_assert_eq!(status(line.as_bytes()), Ok(code));
+        let _ = status(damage(&line, &edits).as_bytes());
+    }
+
+    #[test]
     fn damaged_ledger_fails_cleanly(edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), any::<u8>()), 1..8)) {
         let text = damage(include_str!("../hardware/example-8.ledger.yaml"), &edits);
         if let Err(e) = Ledger::parse(Path::new("l.yaml"), &text) {

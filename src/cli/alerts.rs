@@ -112,13 +112,15 @@ pub fn alerts(args: &AlertsArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let path = format!("/v1/alerts?open={}", args.open);
-    let list = api.call("GET", &path, None)?;
-    if args.json {
+    list(api.call("GET", &path, None)?, args.json, print_alert)
+}
+
+/// A list as JSON, or a line per entry.
+fn list(list: Value, json: bool, line: fn(&Value)) -> Result<ExitCode> {
+    if json {
         println!("{list:#}");
-        return Ok(ExitCode::SUCCESS);
-    }
-    for a in list.as_array().into_iter().flatten() {
-        print_alert(a);
+    } else {
+        list.as_array().into_iter().flatten().for_each(line);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -148,14 +150,8 @@ fn time(v: &Value) -> String {
 pub fn route(action: &RouteAction) -> Result<ExitCode> {
     match action {
         RouteAction::List { json, remote } => {
-            let list = remote.connect()?.call("GET", "/v1/alert-routes", None)?;
-            if *json {
-                println!("{list:#}");
-                return Ok(ExitCode::SUCCESS);
-            }
-            for r in list.as_array().into_iter().flatten() {
-                print_route(r);
-            }
+            let routes = remote.connect()?.call("GET", "/v1/alert-routes", None)?;
+            return list(routes, *json, print_route);
         }
         RouteAction::Add { uri, owner, remote } => {
             let body = json!({ "uri": uri, "owner": owner });
@@ -190,14 +186,8 @@ fn print_route(r: &Value) {
 pub fn maintenance(action: &WindowAction) -> Result<ExitCode> {
     match action {
         WindowAction::List { json, remote } => {
-            let list = remote.connect()?.call("GET", "/v1/maintenance", None)?;
-            if *json {
-                println!("{list:#}");
-                return Ok(ExitCode::SUCCESS);
-            }
-            for w in list.as_array().into_iter().flatten() {
-                print_window(w);
-            }
+            let windows = remote.connect()?.call("GET", "/v1/maintenance", None)?;
+            return list(windows, *json, print_window);
         }
         WindowAction::Add {
             scope,

@@ -7,6 +7,7 @@ pub mod controller;
 pub mod dns;
 pub mod http;
 pub mod nfs;
+pub mod nsctl;
 pub mod sink;
 pub mod snmp;
 pub mod webdriver;

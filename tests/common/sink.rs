@@ -23,46 +23,57 @@ impl Request {
     }
 }
 
-/// A listener on 127.0.0.1 inside `netns` (this process's namespace for `None`).
-fn listen(netns: Option<&str>) -> TcpListener {
+/// What a server took in, one entry per connection.
+type Seen<T> = Arc<Mutex<Vec<T>>>;
+
+/// Serves 127.0.0.1 inside `netns` (this process's namespace for `None`), one
+/// connection at a time, keeping what `take` makes of each.
+fn serve<T: Send + 'static>(
+    netns: Option<&str>,
+    take: fn(&TcpStream) -> Option<T>,
+) -> (SocketAddr, Seen<T>) {
     let netns = netns.map(str::to_string);
-    std::thread::spawn(move || {
+    let listener = std::thread::spawn(move || {
         if let Some(n) = &netns {
             pirack_lab::testbed::netns::enter(n).unwrap();
         }
         TcpListener::bind("127.0.0.1:0").unwrap()
     })
     .join()
-    .unwrap()
+    .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen<T> = Arc::default();
+    let s = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            if let Some(t) = take(&conn) {
+                s.lock().unwrap().push(t);
+            }
+        }
+    });
+    (addr, seen)
 }
 
 pub struct Http {
     pub addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Request>>>,
+    seen: Seen<Request>,
 }
 
 impl Http {
     pub fn start(netns: Option<&str>) -> Http {
-        let listener = listen(netns);
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let s = Arc::clone(&seen);
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                if let Some(r) = read_request(&conn) {
-                    s.lock().unwrap().push(r);
-                }
-                // Prowl's and NMA's answer; the others read only the status.
-                let body = "<prowl><success code=\"200\"/></prowl>\n";
-                let _ = (&conn).write_all(
-                    format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\
-                         Connection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                    .as_bytes(),
-                );
-            }
+        let (addr, seen) = serve(netns, |conn| {
+            let r = read_request(conn);
+            // Prowl's and NMA's answer; the others read only the status.
+            let body = "<prowl><success code=\"200\"/></prowl>\n";
+            let _ = (&*conn).write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            r
         });
         Http { addr, seen }
     }
@@ -118,22 +129,12 @@ fn read_request(conn: &TcpStream) -> Option<Request> {
 /// An SMTP server that takes every message.
 pub struct Smtp {
     pub addr: SocketAddr,
-    seen: Arc<Mutex<Vec<String>>>,
+    seen: Seen<String>,
 }
 
 impl Smtp {
     pub fn start(netns: Option<&str>) -> Smtp {
-        let listener = listen(netns);
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let s = Arc::clone(&seen);
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                if let Some(m) = session(&conn) {
-                    s.lock().unwrap().push(m);
-                }
-            }
-        });
+        let (addr, seen) = serve(netns, session);
         Smtp { addr, seen }
     }
 

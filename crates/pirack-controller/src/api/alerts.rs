@@ -318,7 +318,7 @@ pub async fn end_window(
 }
 
 /// A slot's checks now: each check's status, the last round trip and PoE
-/// draw, and the last hour's samples.
+/// draw, and the last day a point a minute.
 #[utoipa::path(get, path = "/v1/slots/{slot}/checks", tag = "monitoring",
     params(("slot" = String, Path, description = "position or switch/port")),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),

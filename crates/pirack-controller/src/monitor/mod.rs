@@ -1,5 +1,6 @@
 //! Watching the Pis that are up and telling the right people once. Each slot
-//! in `up` is probed every interval (ICMPv6 echo, TCP connects), its checks
+//! in `up` is probed every interval (ICMPv6 echo, TCP connects, optionally a
+//! request through the proxy), its checks
 //! turned into a verdict with hysteresis; each switch is polled for its ports'
 //! PoE draw, which also says whether it answers. Failures become faults grouped
 //! under their cause ([`faults`]), faults become alerts in the store, and each
@@ -13,6 +14,7 @@
 pub mod capacity;
 pub mod deliver;
 pub mod faults;
+pub mod http;
 pub mod notify;
 pub mod ping;
 
@@ -22,19 +24,21 @@ use crate::store::alerts::{AlertRow, Covered, WindowRow};
 use crate::store::now_ms;
 use faults::{Causes, Change, Failing, Fault};
 use notify::Notice;
-use pirack_core::inventory::{SiteMonitor, model::Checks};
+use pirack_core::inventory::SiteMonitor;
+use pirack_core::inventory::model::{Checks, HttpCheck};
 use pirack_core::lifecycle::State;
+use pirack_core::monitor::chart::Chart;
+use pirack_core::monitor::flap::Flaps;
 use pirack_core::monitor::health::{Health, Status, Thresholds};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// How often the loop looks for due work.
 const TICK: Duration = Duration::from_millis(250);
-/// Samples kept per slot for the rack view's chart: an hour at 10 s.
-const SAMPLES: usize = 360;
 
 /// A switch's poll: each watched slot's draw (W), and the supply's total
 /// where read.
@@ -63,8 +67,8 @@ pub struct SlotView {
     pub checks: BTreeMap<String, &'static str>,
     pub rtt_ms: Option<f64>,
     pub watts: Option<f64>,
-    /// Recent samples: Unix ms, round trip (ms), draw (W).
-    pub samples: VecDeque<(i64, Option<f64>, Option<f64>)>,
+    /// The last day, a point a minute: Unix ms, round trip (ms), draw (W).
+    pub samples: Chart,
 }
 
 #[derive(Default)]
@@ -164,6 +168,7 @@ pub async fn run(ctl: Arc<Controller>) {
     };
     let mut windows: (Option<Instant>, Vec<WindowRow>) = (None, Vec::new());
     let mut disk_at: Option<Instant> = None;
+    let mut flaps = Flaps::default();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -194,7 +199,7 @@ pub async fn run(ctl: Arc<Controller>) {
             capacity::sample(&mut w.disks, &[roots, &ctl.paths.images], now_s);
         }
         let faults = faults_now(&ctl, &m);
-        settle(&ctl, &m, &mut open, &faults, &frozen).await;
+        settle(&ctl, &m, &mut open, &faults, &frozen, &mut flaps).await;
     }
 }
 
@@ -212,6 +217,7 @@ fn probe_due(
     let mut frozen = HashSet::new();
     let mut watched = HashSet::new();
     let mut by_switch: BTreeMap<String, Vec<u16>> = BTreeMap::new();
+    let routes = ctl.proxy.current();
     for plan in &ctl.plan.slots {
         let key = plan.key.to_string();
         let Some(row) = ctl.store.mirror().slot(&key) else {
@@ -226,7 +232,7 @@ fn probe_due(
                 frozen.insert(format!("slot:{key}"));
             }
             next.remove(&key);
-            forget(ctl, &key);
+            forget(ctl, &key, |_| false);
             continue;
         }
         watched.insert(key.clone());
@@ -245,7 +251,15 @@ fn probe_due(
             continue;
         }
         *due = now + every;
-        start_checks(tx, pinger, &key, row.state_since, plan.ipv6, &checks);
+        let http = checks.http.as_ref().filter(|h| h.enabled).and_then(|h| {
+            let route = routes.routes.iter().find(|r| r.backend == key)?;
+            let name = route.names.iter().find(|n| !n.starts_with("*."))?;
+            Some((h, http_via(ctl, h.tls)?, name.as_str()))
+        });
+        if http.is_none() {
+            forget(ctl, &key, |check| check != "http");
+        }
+        start_checks(tx, pinger, &key, row.state_since, plan.ipv6, &checks, http);
     }
     // The switches, polled at the site's interval: for slots being watched,
     // and for the supply's draw where it has a budget.
@@ -318,72 +332,105 @@ fn spread(key: &str, every: Duration) -> Duration {
     every.mul_f64((h % 1000) as f64 / 1000.0)
 }
 
+/// Where the HTTP check enters the proxy: its first IPv4 listener (a
+/// visitor's way in) else its first, a wildcard address taken as loopback.
+fn http_via(ctl: &Controller, tls: bool) -> Option<SocketAddr> {
+    let p = ctl.site.proxy.as_ref()?;
+    let listeners = if tls { &p.tls } else { &p.http };
+    let mut via = *listeners
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| listeners.first())?;
+    if via.ip().is_unspecified() {
+        via.set_ip(match via {
+            SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    Some(via)
+}
+
+/// Starts a slot's probes: ping, each port, and the HTTP check with where it
+/// goes in and the name it asks for.
 fn start_checks(
     tx: &mpsc::Sender<Seen>,
     pinger: Option<&Arc<ping::Pinger>>,
     key: &str,
     since: i64,
-    addr: std::net::Ipv6Addr,
+    addr: Ipv6Addr,
     checks: &Checks,
+    http: Option<(&HttpCheck, SocketAddr, &str)>,
 ) {
     let timeout = Duration::from_millis(checks.timeout_ms);
+    // Each probe a task of its own, its result sent back to the loop.
+    let probe =
+        |check: String,
+         run: futures_util::future::BoxFuture<'static, Result<Option<Duration>, String>>| {
+            let (tx, slot) = (tx.clone(), key.to_string());
+            tokio::spawn(async move {
+                let result = run.await;
+                let _ = tx
+                    .send(Seen::Check {
+                        slot,
+                        since,
+                        check,
+                        result,
+                    })
+                    .await;
+            });
+        };
     if checks.ping
         && let Some(p) = pinger
     {
-        let (p, tx, slot) = (Arc::clone(p), tx.clone(), key.to_string());
-        tokio::spawn(async move {
-            let result = p
-                .ping(addr, timeout)
-                .await
-                .map(Some)
-                .map_err(|e| e.to_string());
-            let check = "ping".to_string();
-            let _ = tx
-                .send(Seen::Check {
-                    slot,
-                    since,
-                    check,
-                    result,
-                })
-                .await;
-        });
+        let p = Arc::clone(p);
+        probe(
+            "ping".into(),
+            Box::pin(async move {
+                p.ping(addr, timeout)
+                    .await
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }),
+        );
     }
     for port in &checks.ports {
-        let (tx, slot, port) = (tx.clone(), key.to_string(), *port);
-        tokio::spawn(async move {
-            let target = std::net::SocketAddr::new(addr.into(), port);
-            let result =
+        let target = SocketAddr::new(addr.into(), *port);
+        probe(
+            format!("tcp/{port}"),
+            Box::pin(async move {
                 match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(target)).await {
                     Ok(Ok(_)) => Ok(None),
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err(format!("no connection within {timeout:?}")),
-                };
-            let check = format!("tcp/{port}");
-            let _ = tx
-                .send(Seen::Check {
-                    slot,
-                    since,
-                    check,
-                    result,
-                })
-                .await;
-        });
+                }
+            }),
+        );
+    }
+    if let Some((check, via, name)) = http {
+        let (check, name) = (check.clone(), name.to_string());
+        probe(
+            "http".into(),
+            Box::pin(async move { http::probe(via, &name, &check, timeout).await }),
+        );
     }
 }
 
-/// Drops what is known of a slot that is not watched now.
-fn forget(ctl: &Controller, key: &str) {
+/// Drops what is known of a slot's checks that are not made now: all of them
+/// when it is not watched, or one that has lost its target (an HTTP check
+/// whose slot no longer has a name).
+fn forget(ctl: &Controller, key: &str, made: impl Fn(&str) -> bool) {
     let mut w = ctl.monitor.lock();
-    for (slot, check) in w.health.keys().filter(|(s, _)| s == key) {
+    let gone = |(slot, check): &(String, String)| slot == key && !made(check);
+    for (slot, check) in w.health.keys().filter(|k| gone(k)) {
         ctl.metrics.check_up.remove(&CheckLabels {
             slot: slot.clone(),
             check: check.clone(),
         });
     }
-    w.health.retain(|(slot, _), _| slot != key);
-    w.why.retain(|(slot, _), _| slot != key);
+    w.health.retain(|k, _| !gone(k));
+    w.why.retain(|k, _| !gone(k));
     if let Some(v) = w.views.get_mut(key) {
-        v.checks.clear();
+        v.checks.retain(|check, _| made(check));
     }
 }
 
@@ -445,11 +492,8 @@ async fn apply(ctl: &Controller, m: &SiteMonitor, seen: Seen) {
                         .copied()
                         .flatten()
                         .map(|d| d.as_secs_f64() * 1000.0);
-                    let sample = (now_ms(), view.rtt_ms, view.watts);
-                    view.samples.push_back(sample);
-                    if view.samples.len() > SAMPLES {
-                        view.samples.pop_front();
-                    }
+                    let (rtt, watts) = (view.rtt_ms, view.watts);
+                    view.samples.push(now_ms(), rtt, watts);
                 }
                 changed
             };
@@ -575,6 +619,9 @@ fn gathering(m: &SiteMonitor) -> Duration {
     Duration::from_secs(m.checks.interval_s * u64::from(m.checks.down_after))
 }
 
+/// What a held alert's summary ends with while its fault flaps.
+const FLAPPING: &str = " (flapping)";
+
 /// Brings the open alerts in line with the faults and sends what is due.
 async fn settle(
     ctl: &Arc<Controller>,
@@ -582,13 +629,20 @@ async fn settle(
     open: &mut Vec<AlertRow>,
     faults: &[Fault],
     frozen: &HashSet<String>,
+    flaps: &mut Flaps,
 ) {
+    let now = now_ms();
+    flaps.prune(now, m.flap);
+    for f in faults {
+        flaps.present(&f.cause);
+    }
     for change in faults::reconcile(faults, open, frozen) {
         let done = match change {
             // Its first notice goes out below, once the alert has gathered.
             Change::Open(f) => match ctl.store.open_alert(&f.cause, &f.summary, &f.slots).await {
                 Ok(id) => match ctl.store.alert(id).await {
                     Ok(Some(a)) => {
+                        flaps.opened(&a.cause, now, m.flap);
                         open.push(a);
                         Ok(())
                     }
@@ -605,7 +659,18 @@ async fn settle(
                 }
                 r
             }
-            Change::Resolve(id) => {
+            Change::Resolve(id) => 'resolve: {
+                let Some(a) = open.iter_mut().find(|a| a.id == id) else {
+                    break 'resolve Ok(());
+                };
+                if !flaps.may_resolve(&a.cause, now, m.flap) {
+                    // Held open while a flapping fault proves it stays away.
+                    if a.summary.ends_with(FLAPPING) {
+                        break 'resolve Ok(());
+                    }
+                    a.summary.push_str(FLAPPING);
+                    break 'resolve ctl.store.update_alert(id, &a.summary, &a.slots).await;
+                }
                 let r = ctl.store.resolve_alert(id).await;
                 if r.is_ok()
                     && let Some(i) = open.iter().position(|a| a.id == id)
@@ -630,7 +695,6 @@ async fn settle(
     ctl.metrics.alerts_open.set(open.len() as i64);
     let repeat = m.repeat.as_millis() as i64;
     let gather = gathering(m).as_millis() as i64;
-    let now = now_ms();
     for a in open.iter_mut() {
         if frozen.contains(&a.cause) {
             continue;

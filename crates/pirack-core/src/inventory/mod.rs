@@ -57,6 +57,7 @@ pub struct SiteMonitor {
     pub repeat: std::time::Duration,
     pub rate_max: u32,
     pub rate_per: std::time::Duration,
+    pub flap: crate::monitor::flap::Rule,
     pub providers: model::Providers,
     pub smtp: Option<model::Smtp>,
     /// By switch name.

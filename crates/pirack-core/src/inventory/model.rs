@@ -847,6 +847,15 @@ pub struct Monitor {
     pub rate_max: u32,
     #[serde(default = "default_rate_per_s")]
     pub rate_per_s: u64,
+    /// A fault that opens `flap_opens` times within `flap_window_s` is
+    /// flapping: its alert stays open (told nobody again) until the fault has
+    /// been gone for `flap_quiet_s`.
+    #[serde(default = "default_flap_opens")]
+    pub flap_opens: u32,
+    #[serde(default = "default_flap_window_s")]
+    pub flap_window_s: u64,
+    #[serde(default = "default_flap_quiet_s")]
+    pub flap_quiet_s: u64,
     /// The providers' base URLs, for compatible servers (and tests).
     #[serde(default)]
     pub providers: Providers,
@@ -906,6 +915,29 @@ pub struct Checks {
     /// TCP ports connected to on the Pi's public address.
     #[serde(default = "default_check_ports")]
     pub ports: Vec<u16>,
+    /// A request through the proxy, as the Pi's visitors make it [default: none].
+    #[serde(default)]
+    pub http: Option<HttpCheck>,
+}
+
+/// `GET path` for the slot's first name, sent to the proxy's IPv4 listener
+/// (TLS with the name as SNI, or plain HTTP with it as Host). It proves the
+/// whole path works: the proxy, its route, the PROXY header and the Pi's
+/// server; the Pi's certificate is its owner's business and is not judged.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    /// False turns off a check the site or owner set.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// HTTPS through the proxy's TLS port, else HTTP through its HTTP port.
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default = "default_http_path")]
+    pub path: String,
+    /// The lowest and highest status that count as up.
+    #[serde(default = "default_http_ok")]
+    pub ok_status: [u16; 2],
 }
 
 impl Default for Checks {
@@ -917,6 +949,7 @@ impl Default for Checks {
             up_after: default_up_after(),
             ping: true,
             ports: default_check_ports(),
+            http: None,
         }
     }
 }
@@ -937,6 +970,8 @@ pub struct ChecksOverride {
     pub ping: Option<bool>,
     #[serde(default)]
     pub ports: Option<Vec<u16>>,
+    #[serde(default)]
+    pub http: Option<HttpCheck>,
 }
 
 impl Checks {
@@ -949,6 +984,7 @@ impl Checks {
             up_after: o.up_after.unwrap_or(self.up_after),
             ping: o.ping.unwrap_or(self.ping),
             ports: o.ports.clone().unwrap_or_else(|| self.ports.clone()),
+            http: o.http.clone().or_else(|| self.http.clone()),
         }
     }
 }
@@ -997,6 +1033,18 @@ fn default_rate_per_s() -> u64 {
     3_600
 }
 
+fn default_flap_opens() -> u32 {
+    3
+}
+
+fn default_flap_window_s() -> u64 {
+    1_800
+}
+
+fn default_flap_quiet_s() -> u64 {
+    300
+}
+
 fn default_check_interval_s() -> u64 {
     10
 }
@@ -1019,6 +1067,14 @@ fn default_true() -> bool {
 
 fn default_check_ports() -> Vec<u16> {
     vec![22]
+}
+
+fn default_http_path() -> String {
+    "/".into()
+}
+
+fn default_http_ok() -> [u16; 2] {
+    [200, 399]
 }
 
 fn default_prowl() -> String {

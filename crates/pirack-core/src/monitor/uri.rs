@@ -234,7 +234,8 @@ fn base(secure: bool, host: &str) -> Result<String, String> {
     if let Some(p) = port
         && p.parse::<u16>().map_or(true, |p| p == 0)
     {
-        return Err(format!("`{p}` is not a port"));
+        // Not quoted: a mistyped route may run its secret into the host part.
+        return Err("its port is not a number from 1 to 65535".into());
     }
     let ok = match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
         Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
@@ -247,7 +248,7 @@ fn base(secure: bool, host: &str) -> Result<String, String> {
         }
     };
     if !ok {
-        return Err(format!("`{name}` is not a host name or address"));
+        return Err("its host is not a host name or address".into());
     }
     let scheme = if secure { "https" } else { "http" };
     Ok(format!("{scheme}://{host}"))

@@ -181,7 +181,7 @@ impl Checker<'_> {
         let monitor = raw
             .monitor
             .as_ref()
-            .and_then(|m| self.monitor(m, &raw.owners, &switches, &slots));
+            .and_then(|m| self.monitor(m, &raw.owners, &switches, &slots, raw.proxy.is_some()));
         Site {
             name: raw.site.name.clone(),
             domain: raw.site.domain.clone(),

@@ -3,7 +3,7 @@
 
 use super::Checker;
 use crate::inventory::{SiteMonitor, Slot, Switch, model};
-use crate::monitor::uri;
+use crate::monitor::{flap, uri};
 use std::time::Duration;
 
 impl Checker<'_> {
@@ -13,9 +13,10 @@ impl Checker<'_> {
         owners: &[model::Owner],
         switches: &[Switch],
         slots: &[Slot],
+        proxied: bool,
     ) -> Option<SiteMonitor> {
         let before = self.problems.len();
-        self.checks("monitor.checks", &m.checks);
+        self.checks("monitor.checks", &m.checks, proxied);
         // Overrides are judged on the site's checks when those are sound, else
         // on the defaults: a site's mistake is reported once.
         let base = if self.problems.len() == before {
@@ -30,7 +31,7 @@ impl Checker<'_> {
                     format!("no owner is called `{name}`"),
                 );
             }
-            self.checks(&format!("monitor.owners.{name}"), &base.with(o));
+            self.checks(&format!("monitor.owners.{name}"), &base.with(o), proxied);
         }
         for (position, o) in &m.slots {
             if !slots.iter().any(|s| &s.position == position) {
@@ -39,7 +40,7 @@ impl Checker<'_> {
                     format!("no slot is at `{position}`"),
                 );
             }
-            self.checks(&format!("monitor.slots.{position}"), &base.with(o));
+            self.checks(&format!("monitor.slots.{position}"), &base.with(o), proxied);
         }
         let mut routes = Vec::new();
         let mut warnings = Vec::new();
@@ -61,6 +62,9 @@ impl Checker<'_> {
             ("monitor.repeat_s", m.repeat_s, 60..=7 * 86_400),
             ("monitor.rate_max", u64::from(m.rate_max), 1..=1_000_000),
             ("monitor.rate_per_s", m.rate_per_s, 1..=86_400),
+            ("monitor.flap_opens", u64::from(m.flap_opens), 2..=100),
+            ("monitor.flap_window_s", m.flap_window_s, 60..=7 * 86_400),
+            ("monitor.flap_quiet_s", m.flap_quiet_s, 1..=86_400),
             ("monitor.poe_warn_pct", u64::from(m.poe_warn_pct), 1..=100),
             ("monitor.disk_warn_pct", u64::from(m.disk_warn_pct), 1..=99),
             (
@@ -135,6 +139,11 @@ impl Checker<'_> {
             repeat: Duration::from_secs(m.repeat_s),
             rate_max: m.rate_max,
             rate_per: Duration::from_secs(m.rate_per_s),
+            flap: flap::Rule {
+                opens: m.flap_opens as usize,
+                window_ms: m.flap_window_s as i64 * 1_000,
+                quiet_ms: m.flap_quiet_s as i64 * 1_000,
+            },
             providers: m.providers.clone(),
             smtp: m.smtp.clone(),
             poe_budget_w: m.poe_budget_w.clone(),
@@ -145,7 +154,7 @@ impl Checker<'_> {
         })
     }
 
-    fn checks(&mut self, at: &str, c: &model::Checks) {
+    fn checks(&mut self, at: &str, c: &model::Checks, proxied: bool) {
         for (field, value, range) in [
             ("interval_s", c.interval_s, 1..=3_600),
             ("timeout_ms", c.timeout_ms, 10..=60_000),
@@ -168,8 +177,30 @@ impl Checker<'_> {
         if c.ports.contains(&0) {
             self.problem(format!("{at}.ports"), "port 0 cannot be checked");
         }
-        if !c.ping && c.ports.is_empty() {
-            self.problem(at.to_string(), "no check left: ping or at least one port");
+        let http = c.http.as_ref().filter(|h| h.enabled);
+        if !c.ping && c.ports.is_empty() && http.is_none() {
+            self.problem(at.to_string(), "no check left: ping, a port or http");
+        }
+        if let Some(h) = http {
+            if !proxied {
+                self.problem(
+                    format!("{at}.http"),
+                    "goes through the proxy: add a `proxy:` section",
+                );
+            }
+            if !h.path.starts_with('/') || h.path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                self.problem(
+                    format!("{at}.http.path"),
+                    format!("`{}` is not an absolute path without spaces", h.path),
+                );
+            }
+            let [lo, hi] = h.ok_status;
+            if !(100..=599).contains(&lo) || !(lo..=599).contains(&hi) {
+                self.problem(
+                    format!("{at}.http.ok_status"),
+                    format!("[{lo}, {hi}] is not a range of statuses within 100..=599"),
+                );
+            }
         }
     }
 }
