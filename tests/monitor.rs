@@ -101,18 +101,23 @@ fn prometheus(ctl: &Netns, d: &Path, token: &str) -> Child {
     )
 }
 
-/// nginx in a Pi's namespace behind the proxy (PROXY v1), answering
-/// `/health` and logging the client the header names and the Host asked for.
-fn nginx(pi: &str, d: &Path) -> Child {
-    let dir = d.join("nginx");
-    std::fs::create_dir_all(&dir).unwrap();
+/// nginx in a Pi's namespace behind the proxy (PROXY v1) on HTTP and on TLS
+/// with its own certificate for `name`, answering `/health` and logging the
+/// client the header names, the Host and the scheme; its files in `dir`.
+fn nginx(pi: &str, dir: &Path, name: &str) -> Child {
+    if !dir.join("cert.pem").exists() {
+        std::fs::create_dir_all(dir).unwrap();
+        pirack_lab::testbed::self_signed(dir, name, &format!("DNS:{name}")).unwrap();
+    }
     let n = dir.display();
     let conf = format!(
         "daemon off; master_process off; pid {n}/nginx.pid; error_log {n}/error.log; worker_processes 1;\n\
          events {{}}\n\
-         http {{ log_format pp '$proxy_protocol_addr $host $request_uri'; access_log {n}/access.log pp;\n\
+         http {{ log_format pp '$proxy_protocol_addr $host $request_uri $scheme'; access_log {n}/access.log pp;\n\
            client_body_temp_path {n}; proxy_temp_path {n}; fastcgi_temp_path {n}; uwsgi_temp_path {n}; scgi_temp_path {n};\n\
-           server {{ listen [::]:80 proxy_protocol; location = /health {{ return 200 \"ok\\n\"; }} }} }}\n"
+           server {{ listen [::]:80 proxy_protocol; listen [::]:443 ssl proxy_protocol;\n\
+             ssl_certificate {n}/cert.pem; ssl_certificate_key {n}/key.pem;\n\
+             location = /health {{ return 200 \"ok\\n\"; }} }} }}\n"
     );
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
     Child(
@@ -206,7 +211,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     let monitor = format!(
         "\nproxy:\n  listen: [127.0.0.1]\n  http_port: 18091\n  tls_port: 18092\n\
          \nmonitor:\n  checks: {{ interval_s: 1, timeout_ms: 500, down_after: 3, up_after: 2 }}\n  \
-         slots: {{ A-05: {{ http: {{ path: /health }} }} }}\n  rate_max: 11\n  flap_window_s: 600\n  flap_quiet_s: 8\n  \
+         slots: {{ A-02: {{ http: {{ tls: true, path: /health }} }}, A-05: {{ http: {{ path: /health }} }} }}\n  rate_max: 11\n  flap_window_s: 600\n  flap_quiet_s: 8\n  \
          routes: [ 'ntfy://{h}/noc', 'prowl:0123456789abcdef', 'mailto:noc@example.com', 'alertmanager://127.0.0.1:19093' ]\n  \
          providers: {{ prowl: 'http://{h}/prowl', pushover: 'http://{h}/pushover' }}\n  \
          smtp: {{ server: '{}', from: 'pirack@example.com' }}\n  poe_budget_w: {{ sw-a: 10 }}\n  customer_route_networks: [ 127.0.0.1/32 ]\n",
@@ -257,9 +262,17 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
             .success()
             .then_some(())
     });
-    // A-05 (the third Pi the simulator starts) serves its site with nginx.
+    // A-02 and A-05 (the simulator's second and third Pis) serve their sites
+    // with nginx, A-02 checked over TLS.
+    let (a02_web, a05_web) = (d.join("nginx-a02"), d.join("nginx-a05"));
     let a05_ns = format!("pirack-sim-{}-2", sim.0.id());
-    let mut web = nginx(&a05_ns, d);
+    let a05_name = "example-a-05.pi.example.net";
+    let _tls_web = nginx(
+        &format!("pirack-sim-{}-1", sim.0.id()),
+        &a02_web,
+        "example-a-02.pi.example.net",
+    );
+    let mut web = nginx(&a05_ns, &a05_web, a05_name);
     let _ganesha = common::nfs::Ganesha::start(&ctl, d);
     let _controller = api.serve(&inventory, d, boot.path());
     let _alertmanager = alertmanager(&ctl, d, h);
@@ -350,17 +363,27 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
             .then_some(())
     });
     assert!(hooks.all().is_empty(), "{:?}", hooks.all());
-    // A-05's visitors' path: through the proxy's IPv4 listener to nginx, with
-    // the PROXY header naming the client.
-    until("A-05's http check up", Duration::from_secs(15), || {
-        let v = api.call(&globex, "GET", "/v1/slots/A-05/checks", None);
-        (v["checks"]["http"] == "up").then_some(())
+    // The visitors' path: through the proxy's IPv4 listener to nginx, by
+    // Host (A-05) and by SNI (A-02, TLS ending on the Pi), with the PROXY
+    // header naming the client.
+    until("the http checks up", Duration::from_secs(15), || {
+        let a05 = api.call(&globex, "GET", "/v1/slots/A-05/checks", None);
+        let a02 = api.call(&acme, "GET", "/v1/slots/A-02/checks", None);
+        (a05["checks"]["http"] == "up" && a02["checks"]["http"] == "up").then_some(())
     });
-    let access = std::fs::read_to_string(d.join("nginx/access.log")).unwrap();
-    assert!(
-        access.contains("127.0.0.1 example-a-05.pi.example.net /health"),
-        "{access}"
-    );
+    for (dir, line) in [
+        (
+            &a05_web,
+            "127.0.0.1 example-a-05.pi.example.net /health http",
+        ),
+        (
+            &a02_web,
+            "127.0.0.1 example-a-02.pi.example.net /health https",
+        ),
+    ] {
+        let access = std::fs::read_to_string(dir.join("access.log")).unwrap();
+        assert!(access.contains(line), "{access}");
+    }
 
     // A-01 is cut off: one alert, told once to each route that should hear.
     link(&ctl, &a01, false);
@@ -611,7 +634,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
         "{}",
         theirs.body
     );
-    web = nginx(&a05_ns, d);
+    web = nginx(&a05_ns, &a05_web, a05_name);
     until("the http recovery", Duration::from_secs(20), || {
         (hooks.to("/globex").len() == 4).then_some(())
     });
