@@ -7,9 +7,9 @@
 
 mod common;
 
+use common::targets::targets;
 use common::{arg, have, is_root};
 use pirack_controller::monitor::ping::Pinger;
-use pirack_lab::testbed::netns::{Netns, enter, ip_batch};
 use std::net::Ipv6Addr;
 use std::process::Command;
 use std::sync::Arc;
@@ -18,47 +18,15 @@ use std::time::{Duration, Instant};
 /// Targets per namespace (each namespace one veth pair).
 const PER_NS: usize = 250;
 
-/// The namespaces and their addresses: `fd00:b0:N::x`.
-fn targets(count: usize) -> (Vec<Netns>, Vec<Ipv6Addr>) {
-    let pid = std::process::id();
-    let mut spaces = Vec::new();
-    let mut addrs = Vec::new();
-    for n in 0..count.div_ceil(PER_NS) {
-        let ns = Netns::new(&format!("mb-{pid}-{n}")).expect("ip netns add");
-        let host = format!("mbh{}-{n}", pid % 10_000);
-        ip_batch(
-            None,
-            &format!(
-                "link add {host} type veth peer name eth0 netns {}\n\
-                 addr add fd00:b0:{n:x}::1/64 dev {host} nodad\nlink set {host} up\n",
-                ns.name()
-            ),
-        )
-        .expect("the host's end");
-        let mut inside = String::from("link set lo up\nlink set eth0 up\n");
-        for i in 0..PER_NS.min(count - n * PER_NS) {
-            let a: Ipv6Addr = format!("fd00:b0:{n:x}::{:x}", i + 2).parse().unwrap();
-            inside += &format!("addr add {a}/64 dev eth0 nodad\n");
-            addrs.push(a);
-        }
-        ip_batch(Some(ns.name()), &inside).expect("the targets' addresses");
-        // A listener on port 22 for the TCP checks, as a Pi's sshd.
-        let name = ns.name().to_string();
-        std::thread::spawn(move || {
-            enter(&name).unwrap();
-            let l = std::net::TcpListener::bind("[::]:22").unwrap();
-            for c in l.incoming() {
-                drop(c);
-            }
-        });
-        spaces.push(ns);
-    }
-    // Neighbours resolved before anything is timed.
-    let _ = Command::new("fping")
-        .args(["-6", "-q", "-r", "1"])
-        .args(addrs.iter().map(ToString::to_string))
-        .output();
-    (spaces, addrs)
+/// `count` addresses, `fd00:b0:N::x`, PER_NS to a /64.
+fn addresses(count: usize) -> Vec<Ipv6Addr> {
+    (0..count)
+        .map(|i| {
+            format!("fd00:b0:{:x}::{:x}", i / PER_NS, i % PER_NS + 2)
+                .parse()
+                .unwrap()
+        })
+        .collect()
 }
 
 /// CPU seconds this thread (`RUSAGE_THREAD`: the runtime's, not the stand-in
@@ -171,7 +139,8 @@ fn main() {
     let count = arg("--targets", 1000) as usize;
     let rounds = arg("--rounds", 5) as usize;
     let seconds = arg("--seconds", 30);
-    let (_spaces, addrs) = targets(count);
+    let addrs = addresses(count);
+    let _spaces = targets(&addrs);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -1,6 +1,8 @@
 //! Helpers shared by the benchmarks (each bench uses some of them).
 #![allow(dead_code)]
 
+pub mod targets;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -106,11 +108,15 @@ pub fn serve(inventory: &Path, d: &Path, db: &str, addr: SocketAddr, extra: &[&s
         .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(d.join("serve.log")).unwrap())
         .spawn()
         .unwrap();
-    let serve = Serve(child);
+    let mut serve = Serve(child);
     while TcpStream::connect(addr).is_err() {
+        if let Ok(Some(status)) = serve.0.try_wait() {
+            let log = std::fs::read_to_string(d.join("serve.log")).unwrap_or_default();
+            panic!("pirack serve ended at start ({status}):\n{log}");
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     serve
