@@ -3,7 +3,8 @@
 //! (an HTTP recorder standing in for ntfy, Prowl, Pushover and a webhook; an
 //! SMTP sink for mail), and of its recovery once; a power cycle by the
 //! controller raises nothing; a switch that stops answering while its Pis fail
-//! is one grouped alert; a customer's route never hears of another's slots; a
+//! is one grouped alert, and so is a PoE supply that fails with its Pis; a
+//! customer's route never hears of another's slots; a
 //! customer's maintenance window keeps its slot quiet until it ends; an HTTP
 //! check through the proxy to nginx on a Pi fails with the Pi's server and
 //! recovers with it; a flapping Pi is one alert once it flaps, and a route's
@@ -557,6 +558,38 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
         (hooks.to("/noc").len() == 4).then_some(())
     });
 
+    // The switch answers but its PoE supply fails, and its Pis with it: one
+    // alert under the supply.
+    agent.fault(&["pse=\"faulty\""]);
+    link(&ctl, &a01, false);
+    link(&ctl, &a02, false);
+    let supply = until("the supply's notice", Duration::from_secs(30), || {
+        let n = hooks.to("/noc");
+        (n.len() == 5).then(|| n[4].clone())
+    });
+    assert!(
+        supply
+            .header("title")
+            .is_some_and(|t| t.contains("sw-a's PoE supply is faulty")),
+        "{supply:?}"
+    );
+    assert!(
+        supply.body.contains("A-01") && supply.body.contains("A-02"),
+        "{}",
+        supply.body
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(hooks.to("/noc").len(), 5, "{:?}", hooks.to("/noc"));
+    let open = api.call(&admin, "GET", "/v1/alerts?open=true", None);
+    assert_eq!(open.as_array().unwrap().len(), 1, "{open}");
+    assert_eq!(open[0]["cause"], "supply:sw-a");
+    agent.fault(&["clear=1"]);
+    link(&ctl, &a01, true);
+    link(&ctl, &a02, true);
+    until("the supply's recovery", Duration::from_secs(30), || {
+        (hooks.to("/noc").len() == 6).then_some(())
+    });
+
     // globex's own window keeps A-05 quiet; once it ends, the alert comes.
     let w = api.call(
         &globex,
@@ -579,7 +612,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     link(&ctl, &a05, false);
     std::thread::sleep(Duration::from_secs(6));
     assert!(hooks.to("/globex").is_empty(), "{:?}", hooks.to("/globex"));
-    assert_eq!(hooks.to("/noc").len(), 4);
+    assert_eq!(hooks.to("/noc").len(), 6);
     api.call(&globex, "DELETE", &format!("/v1/maintenance/{wid}"), None);
     let theirs = until("globex's webhook", Duration::from_secs(20), || {
         hooks.to("/globex").pop()
@@ -589,7 +622,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     assert_eq!(v["slots"][0]["position"], "A-05", "{v}");
     assert_eq!(
         hooks.to("/pushover/1/messages.json").len(),
-        4,
+        6,
         "acme hears nothing of A-05"
     );
     // Its recovery reaches globex's route too.
@@ -617,7 +650,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
         power.body.is_empty() || !power.body.contains("A-0"),
         "{power:?}"
     );
-    assert_eq!(hooks.to("/pushover/1/messages.json").len(), 4);
+    assert_eq!(hooks.to("/pushover/1/messages.json").len(), 6);
     assert_eq!(hooks.to("/globex").len(), 2);
 
     // A-05's server stops: its ping and port still answer, but visitors get
@@ -672,7 +705,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
         4,
         "two fires and two recoveries for four flaps: {acme:?}"
     );
-    // The staff's ntfy route had 13 notices to send and a budget of 11.
+    // The staff's ntfy route had 15 notices to send and a budget of 11.
     assert_eq!(hooks.to("/noc").len(), 11, "{:?}", hooks.to("/noc"));
     let last = api.call(&admin, "GET", "/v1/alerts?limit=1", None);
     let id = last[0]["id"].as_i64().unwrap_or_else(|| panic!("{last}"));

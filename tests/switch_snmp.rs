@@ -82,6 +82,23 @@ fn power_single_slots_over_v2c() {
     assert!(row(&out, "A-01").contains("on delivering-power"), "{out}");
     assert!(row(&out, "A-02").contains("on delivering-power"), "{out}");
     assert!(out.contains("sw-a: the PSE draws"), "{out}");
+    assert!(
+        !out.contains("the PSE is"),
+        "an on supply is not remarked: {out}"
+    );
+    // A failed supply: its state told, no port delivering power.
+    agent.fault(&["pse=\"faulty\""]);
+    let out = ok(&pirack_snmp(&[
+        "power",
+        "status",
+        "--inventory",
+        inv,
+        "A-01",
+    ]));
+    assert!(out.contains("sw-a: the PSE is faulty"), "{out}");
+    assert!(out.contains("sw-a: the PSE draws 0 W"), "{out}");
+    assert!(row(&out, "A-01").contains("on other-fault"), "{out}");
+    agent.fault(&["clear=1"]);
 
     let out = ok(&pirack_snmp(&["power", "off", "--inventory", inv, "A-01"]));
     assert!(row(&out, "A-01").contains("off disabled"), "{out}");

@@ -9,6 +9,7 @@ use pirack_controller::switch::power::Fleet;
 use pirack_controller::switch::vlan;
 use pirack_core::inventory::Site;
 use pirack_core::switch::drift;
+use pirack_core::switch::port::SupplyStatus;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -133,7 +134,7 @@ pub fn power(
         if action == Action::Status {
             for sw in fleet.switches() {
                 if targets.iter().any(|t| t.switch == sw.name) {
-                    totals.push((sw.name.clone(), sw.main_consumption_w().await));
+                    totals.push((sw.name.clone(), sw.supply().await));
                 }
             }
         }
@@ -146,9 +147,13 @@ pub fn power(
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         print_table(&outcomes);
-        for (switch, total) in totals {
+        for (switch, supply) in totals {
             // A switch that could not be read shows why in its ports' rows above.
-            if let Ok(Some(w)) = total {
+            let Ok(supply) = supply else { continue };
+            if let Some(state) = supply.status.filter(|s| *s != SupplyStatus::On) {
+                println!("{switch}: the PSE is {state}");
+            }
+            if let Some(w) = supply.draw_w {
                 println!("{switch}: the PSE draws {w} W in all");
             }
         }

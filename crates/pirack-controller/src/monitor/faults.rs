@@ -29,14 +29,18 @@ pub struct Causes {
     pub trunk_down: Option<String>,
     /// Switches that do not answer, with why.
     pub switches_down: BTreeMap<String, String>,
-    /// Switches whose last poll failed, not yet judged down: their slots'
-    /// failures wait for the verdict (the switch's, or theirs alone).
+    /// Switches whose last poll failed, or whose PoE supply last read not
+    /// on, not yet judged: their slots' failures wait for the verdict (the
+    /// switch's, or theirs alone).
     pub switches_suspect: HashSet<String>,
+    /// Switches whose PoE supply is off or faulty, with its state.
+    pub supplies_down: BTreeMap<String, String>,
 }
 
 /// One fault per cause: everything under a down trunk, else each down switch's
 /// failing slots under it (the switch itself is a fault even with none), else
-/// a slot of its own once its switch is not in doubt.
+/// those of a switch whose PoE supply is off or faulty under that, else a
+/// slot of its own once its switch is not in doubt.
 pub fn group(failing: &[Failing], causes: &Causes) -> Vec<Fault> {
     if let Some(trunk) = &causes.trunk_down {
         return vec![Fault {
@@ -64,8 +68,28 @@ pub fn group(failing: &[Failing], causes: &Causes) -> Vec<Fault> {
             slots,
         });
     }
+    for (switch, state) in causes
+        .supplies_down
+        .iter()
+        .filter(|(s, _)| !causes.switches_down.contains_key(*s))
+    {
+        let slots: Vec<Covered> = failing
+            .iter()
+            .filter(|f| &f.switch == switch)
+            .map(|f| f.slot.clone())
+            .collect();
+        out.push(Fault {
+            cause: format!("supply:{switch}"),
+            summary: format!(
+                "switch {switch}'s PoE supply is {state}; {} slot(s) failing",
+                slots.len()
+            ),
+            slots,
+        });
+    }
     for f in failing.iter().filter(|f| {
         !causes.switches_down.contains_key(&f.switch)
+            && !causes.supplies_down.contains_key(&f.switch)
             && !causes.switches_suspect.contains(&f.switch)
     }) {
         out.push(Fault {
@@ -184,6 +208,32 @@ mod tests {
         let faults = group(&all, &trunk);
         assert_eq!(faults.len(), 1);
         assert_eq!(faults[0].slots.len(), 97);
+    }
+
+    #[test]
+    fn a_failed_supply_is_one_fault_for_its_switch_s_slots() {
+        let all: Vec<Failing> = (1..=3)
+            .map(|p| failing(&format!("sw-a/{p}"), "sw-a"))
+            .chain([failing("sw-b/1", "sw-b")])
+            .collect();
+        let causes = Causes {
+            supplies_down: BTreeMap::from([("sw-a".into(), "faulty".into())]),
+            ..Causes::default()
+        };
+        let faults = group(&all, &causes);
+        assert_eq!(faults.len(), 2);
+        assert_eq!(faults[0].cause, "supply:sw-a");
+        assert_eq!(faults[0].slots.len(), 3);
+        assert!(faults[0].summary.contains("PoE supply is faulty"));
+        assert_eq!(faults[1].cause, "slot:sw-b/1");
+        // A switch that does not answer explains its supply's last reading too.
+        let both = Causes {
+            switches_down: BTreeMap::from([("sw-a".into(), "timeout".into())]),
+            ..causes
+        };
+        let faults = group(&all, &both);
+        assert_eq!(faults[0].cause, "switch:sw-a");
+        assert_eq!(faults.len(), 2);
     }
 
     #[test]

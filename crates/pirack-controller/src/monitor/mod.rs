@@ -30,6 +30,7 @@ use pirack_core::lifecycle::State;
 use pirack_core::monitor::chart::Chart;
 use pirack_core::monitor::flap::Flaps;
 use pirack_core::monitor::health::{Health, Status, Thresholds};
+use pirack_core::switch::port::{Supply, SupplyStatus};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -40,9 +41,9 @@ use tokio::sync::mpsc;
 /// How often the loop looks for due work.
 const TICK: Duration = Duration::from_millis(250);
 
-/// A switch's poll: each watched slot's draw (W), and the supply's total
-/// where read.
-type Polled = (Vec<(String, Option<f64>)>, Option<u64>);
+/// A switch's poll: each watched slot's draw (W), and its PoE supply's state
+/// and total draw where the profile reads them.
+type Polled = (Vec<(String, Option<f64>)>, Supply);
 
 /// One probe's result.
 enum Seen {
@@ -77,6 +78,8 @@ struct Watch {
     /// Why each failing check last failed.
     why: HashMap<(String, String), String>,
     switches: HashMap<String, (Health, String)>,
+    /// Each switch's PoE supply: whether it is on, and its state when not.
+    supplies: HashMap<String, (Health, String)>,
     views: HashMap<String, SlotView>,
     /// Each switch's PoE supply's draw (W).
     draw_w: BTreeMap<String, u64>,
@@ -168,7 +171,7 @@ pub async fn run(ctl: Arc<Controller>) {
     };
     let mut windows: (Option<Instant>, Vec<WindowRow>) = (None, Vec::new());
     let mut disk_at: Option<Instant> = None;
-    let mut flaps = Flaps::default();
+    let mut recall = Recall::default();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -199,7 +202,7 @@ pub async fn run(ctl: Arc<Controller>) {
             capacity::sample(&mut w.disks, &[roots, &ctl.paths.images], now_s);
         }
         let faults = faults_now(&ctl, &m);
-        settle(&ctl, &m, &mut open, &faults, &frozen, &mut flaps).await;
+        settle(&ctl, &m, &mut open, &faults, &frozen, &mut recall).await;
     }
 }
 
@@ -275,10 +278,9 @@ fn probe_due(
         }
         *due = now + every;
         let (ctl, tx) = (Arc::clone(ctl), tx.clone());
-        let budgeted = m.poe_budget_w.contains_key(&switch);
         tokio::spawn(async move {
             let result = match ctl.fleet.get(&switch) {
-                Ok(sw) => poll(sw, &switch, &ports, budgeted).await,
+                Ok(sw) => poll(sw, &switch, &ports).await,
                 Err(e) => Err(e.to_string()),
             };
             let _ = tx
@@ -290,19 +292,22 @@ fn probe_due(
         });
     }
     // Switches are judged for their watched slots' sake, or their budget's.
-    ctl.monitor.lock().switches.retain(|name, _| {
+    let judged = |name: &String| {
         m.poe_budget_w.contains_key(name)
             || watched.iter().any(|k| k.starts_with(&format!("{name}/")))
-    });
+    };
+    let mut w = ctl.monitor.lock();
+    w.switches.retain(|name, _| judged(name));
+    w.supplies.retain(|name, _| judged(name));
+    drop(w);
     frozen
 }
 
-/// A switch's ports' draw, and its supply's total when it has a budget.
+/// A switch's ports' draw, and its supply's state and total.
 async fn poll(
     sw: &crate::switch::power::SwitchControl,
     name: &str,
     ports: &[u16],
-    budgeted: bool,
 ) -> Result<Polled, String> {
     let st = match ports {
         [] => Vec::new(),
@@ -317,11 +322,8 @@ async fn poll(
             )
         })
         .collect();
-    let total = match budgeted {
-        true => sw.main_consumption_w().await.map_err(|e| e.to_string())?,
-        false => None,
-    };
-    Ok((each, total))
+    let supply = sw.supply().await.map_err(|e| e.to_string())?;
+    Ok((each, supply))
 }
 
 /// A slot's offset into its first interval, the same on every start.
@@ -530,9 +532,16 @@ async fn apply(ctl: &Controller, m: &SiteMonitor, seen: Seen) {
                 up_after: m.checks.up_after,
             };
             let mut w = ctl.monitor.lock();
-            if let Ok((ports, total)) = &result {
-                if let Some(t) = total {
-                    w.draw_w.insert(name.clone(), *t);
+            if let Ok((ports, supply)) = &result {
+                if let Some(draw) = supply.draw_w {
+                    w.draw_w.insert(name.clone(), draw);
+                }
+                if let Some(status) = supply.status {
+                    let entry = w.supplies.entry(name.clone()).or_default();
+                    entry.0.observe(status == SupplyStatus::On, t);
+                    if status != SupplyStatus::On {
+                        entry.1 = status.to_string();
+                    }
                 }
                 for (slot, watts) in ports {
                     w.views.entry(slot.clone()).or_default().watts = *watts;
@@ -596,8 +605,15 @@ fn faults_now(ctl: &Controller, m: &SiteMonitor) -> Vec<Fault> {
         switches_suspect: w
             .switches
             .iter()
+            .chain(&w.supplies)
             .filter(|(_, (h, _))| h.status != Status::Down && h.fails > 0)
             .map(|(n, _)| n.clone())
+            .collect(),
+        supplies_down: w
+            .supplies
+            .iter()
+            .filter(|(_, (h, _))| h.status == Status::Down)
+            .map(|(n, (_, why))| (n.clone(), why.clone()))
             .collect(),
     };
     let mut all = faults::group(&failing, &causes);
@@ -622,6 +638,16 @@ fn gathering(m: &SiteMonitor) -> Duration {
 /// What a held alert's summary ends with while its fault flaps.
 const FLAPPING: &str = " (flapping)";
 
+/// What the alerting remembers between looks.
+#[derive(Default)]
+struct Recall {
+    flaps: Flaps,
+    /// When each slot last left a grouped alert that resolved: a slot still
+    /// failing then (its switch back, its Pi still booting) gathers like a
+    /// grouped alert before its own is told.
+    released: HashMap<String, i64>,
+}
+
 /// Brings the open alerts in line with the faults and sends what is due.
 async fn settle(
     ctl: &Arc<Controller>,
@@ -629,10 +655,13 @@ async fn settle(
     open: &mut Vec<AlertRow>,
     faults: &[Fault],
     frozen: &HashSet<String>,
-    flaps: &mut Flaps,
+    recall: &mut Recall,
 ) {
     let now = now_ms();
+    let gather = gathering(m).as_millis() as i64;
+    let Recall { flaps, released } = recall;
     flaps.prune(now, m.flap);
+    released.retain(|_, at| now - *at < gather);
     for f in faults {
         flaps.present(&f.cause);
     }
@@ -676,6 +705,9 @@ async fn settle(
                     && let Some(i) = open.iter().position(|a| a.id == id)
                 {
                     let a = open.remove(i);
+                    if !a.cause.starts_with("slot:") {
+                        released.extend(a.slots.iter().map(|s| (s.key.clone(), now)));
+                    }
                     let a = AlertRow {
                         resolved_at: Some(now_ms()),
                         ..a
@@ -694,12 +726,14 @@ async fn settle(
     }
     ctl.metrics.alerts_open.set(open.len() as i64);
     let repeat = m.repeat.as_millis() as i64;
-    let gather = gathering(m).as_millis() as i64;
     for a in open.iter_mut() {
         if frozen.contains(&a.cause) {
             continue;
         }
-        let grouped = !a.cause.starts_with("slot:");
+        let grouped = match a.cause.strip_prefix("slot:") {
+            Some(key) => released.contains_key(key),
+            None => true,
+        };
         if a.sent_at.is_none() && (!grouped || now - a.opened_at >= gather) {
             ctl.monitor.deliver.notify(ctl, m, a, Notice::Fire);
             a.sent_at = Some(now);

@@ -9,7 +9,8 @@ use pirack_core::inventory::{Site, Switch};
 use pirack_core::switch::Oid;
 use pirack_core::switch::Profile;
 use pirack_core::switch::Profiles;
-use pirack_core::switch::port::{Admin, Detection, PortStatus};
+use pirack_core::switch::port::{Admin, Detection, PortStatus, Supply, SupplyStatus};
+use pirack_core::switch::profile::MibObject;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -209,22 +210,44 @@ impl SwitchControl {
         int(vb, object).map_err(|k| self.snmp_error(k))
     }
 
-    /// Power drawn by the whole PSE, in watts, where the profile has it.
-    pub async fn main_consumption_w(&self) -> Result<Option<u64>, PowerError> {
-        let Some(obj) = &self.profile.poe.main_consumption else {
-            return Ok(None);
+    /// The PSE's state and draw, each where the profile has it, in one request.
+    pub async fn supply(&self) -> Result<Supply, PowerError> {
+        let poe = &self.profile.poe;
+        // (is it the state, the object)
+        let asked: Vec<(bool, &MibObject)> =
+            [(true, &poe.main_status), (false, &poe.main_consumption)]
+                .into_iter()
+                .filter_map(|(state, o)| Some((state, o.as_ref()?)))
+                .collect();
+        let mut supply = Supply {
+            status: None,
+            draw_w: None,
         };
-        let oid = obj.oid.at(&[self.profile.ports.pse_group]);
-        let got = self
-            .session
-            .lock()
-            .await
-            .get(std::slice::from_ref(&oid))
-            .await?;
-        let w = self.int(&got[0], &obj.object)?;
-        u64::try_from(w)
-            .map(Some)
-            .map_err(|_| self.unexpected(&got[0], &obj.object, w, "power is never negative"))
+        if asked.is_empty() {
+            return Ok(supply);
+        }
+        let group = [self.profile.ports.pse_group];
+        let oids: Vec<Oid> = asked.iter().map(|(_, o)| o.oid.at(&group)).collect();
+        let got = self.session.lock().await.get(&oids).await?;
+        for (vb, (state, obj)) in got.iter().zip(&asked) {
+            // A switch without the object (firmware that leaves out the main
+            // table) reads as not having it, not as a broken switch.
+            if matches!(vb.value, Value::NoSuchObject | Value::NoSuchInstance) {
+                continue;
+            }
+            let v = self.int(vb, &obj.object)?;
+            if *state {
+                let status = SupplyStatus::from_mib(v).ok_or_else(|| {
+                    self.unexpected(vb, &obj.object, v, "1 on, 2 off or 3 faulty")
+                })?;
+                supply.status = Some(status);
+            } else {
+                let w = u64::try_from(v)
+                    .map_err(|_| self.unexpected(vb, &obj.object, v, "power is never negative"))?;
+                supply.draw_w = Some(w);
+            }
+        }
+        Ok(supply)
     }
 
     /// Sets the port's admin state and reads it back until it settles; a port

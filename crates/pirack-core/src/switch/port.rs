@@ -45,6 +45,45 @@ impl fmt::Display for Detection {
     }
 }
 
+/// `pethMainPseOperStatus` (RFC 3621): the PoE supply as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SupplyStatus {
+    On,
+    Off,
+    Faulty,
+}
+
+impl SupplyStatus {
+    /// From the MIB's integer (1 on, 2 off, 3 faulty).
+    pub fn from_mib(v: i64) -> Option<SupplyStatus> {
+        match v {
+            1 => Some(SupplyStatus::On),
+            2 => Some(SupplyStatus::Off),
+            3 => Some(SupplyStatus::Faulty),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SupplyStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SupplyStatus::On => "on",
+            SupplyStatus::Off => "off",
+            SupplyStatus::Faulty => "faulty",
+        })
+    }
+}
+
+/// What the supply reads, each where the profile has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Supply {
+    pub status: Option<SupplyStatus>,
+    /// Power drawn from it, in watts.
+    pub draw_w: Option<u64>,
+}
+
 /// What a port reads back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PortStatus {

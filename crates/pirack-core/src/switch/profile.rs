@@ -66,6 +66,9 @@ pub struct Poe {
     /// Power drawn from the whole PSE, in watts (`pethMainPseConsumptionPower`).
     #[serde(default)]
     pub main_consumption: Option<MibObject>,
+    /// The PSE's state: 1 on, 2 off, 3 faulty (`pethMainPseOperStatus`).
+    #[serde(default)]
+    pub main_status: Option<MibObject>,
     /// Power drawn on each port, a vendor column; RFC 3621 has none.
     #[serde(default)]
     pub port_power: Option<PortPower>,
