@@ -64,16 +64,24 @@ fn alertmanager(ctl: &Netns, d: &Path, hook: std::net::SocketAddr) -> Child {
     )
 }
 
-/// Prometheus in `ctl` scraping pirack's `/metrics` every second, with a rule
-/// that fires while a slot's check is down.
+/// The alert rules the repository ships, checked by `promtool`.
+const RULES: &str = "docs/monitoring/pirack.rules.yml";
+
+/// Prometheus in `ctl` scraping pirack's `/metrics` every second, with the
+/// shipped rules (one fires while a slot's check is down).
 fn prometheus(ctl: &Netns, d: &Path, token: &str) -> Child {
     let dir = d.join("prometheus");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("rules.yml"),
-        "groups:\n  - name: pirack\n    rules:\n      - alert: PiCheckDown\n        expr: pirack_slot_check_up == 0\n",
-    )
-    .unwrap();
+    let check = Command::new("promtool")
+        .args(["check", "rules", RULES])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        text(&check.stdout),
+        text(&check.stderr)
+    );
     let config = dir.join("prometheus.yml");
     std::fs::write(
         &config,
@@ -83,7 +91,7 @@ fn prometheus(ctl: &Netns, d: &Path, token: &str) -> Child {
              alerting: {{ alertmanagers: [ {{ static_configs: [ {{ targets: ['127.0.0.1:19093'] }} ] }} ] }}\n\
              scrape_configs:\n  - job_name: pirack\n    authorization: {{ credentials: '{token}' }}\n    \
              static_configs: [ {{ targets: ['{API}'] }} ]\n",
-            dir.join("rules.yml").display()
+            std::fs::canonicalize(RULES).unwrap().display()
         ),
     )
     .unwrap();
