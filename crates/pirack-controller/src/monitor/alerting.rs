@@ -15,8 +15,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The faults the checks see now, then power and space.
-pub(super) fn faults_now(ctl: &Controller, m: &SiteMonitor) -> Vec<Fault> {
+/// The faults the checks see now, then power and space; and the slot
+/// alerts to hold while their switches' verdicts are awaited.
+pub(super) fn faults_now(ctl: &Controller, m: &SiteMonitor) -> (Vec<Fault>, HashSet<String>) {
     let w = ctl.monitor.lock();
     let mut failing: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for ((slot, check), h) in &w.health {
@@ -71,7 +72,7 @@ pub(super) fn faults_now(ctl: &Controller, m: &SiteMonitor) -> Vec<Fault> {
     };
     let mut all = faults::group(&failing, &causes);
     all.extend(capacity::faults(m, &w.draw_w, &w.disks));
-    all
+    (all, faults::held(&failing, &causes))
 }
 
 /// The trunk, if this machine has it and its link is down.

@@ -101,6 +101,20 @@ pub fn group(failing: &[Failing], causes: &Causes) -> Vec<Fault> {
     out
 }
 
+/// The slots whose failures wait for their switch's verdict: their alerts,
+/// if open, are held as they are (neither resolved nor changed) until it is in.
+pub fn held(failing: &[Failing], causes: &Causes) -> HashSet<String> {
+    failing
+        .iter()
+        .filter(|f| {
+            causes.switches_suspect.contains(&f.switch)
+                && !causes.switches_down.contains_key(&f.switch)
+                && !causes.supplies_down.contains_key(&f.switch)
+        })
+        .map(|f| format!("slot:{}", f.slot.key))
+        .collect()
+}
+
 /// A change to the open alerts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -200,6 +214,11 @@ mod tests {
             group(&all, &doubt).len(),
             1,
             "sw-b/1 waits for sw-b's verdict"
+        );
+        assert_eq!(
+            held(&all, &doubt),
+            HashSet::from(["slot:sw-b/1".to_string()]),
+            "and its open alert, if any, is held meanwhile"
         );
         let trunk = Causes {
             trunk_down: Some("eth0".into()),

@@ -178,7 +178,7 @@ pub async fn run(ctl: Arc<Controller>) {
                 Err(e) => tracing::warn!("monitor: reading maintenance windows: {e}"),
             }
         }
-        let frozen = probe::probe_due(&ctl, &m, pinger.as_ref(), &tx, &mut next, &windows.1);
+        let mut frozen = probe::probe_due(&ctl, &m, pinger.as_ref(), &tx, &mut next, &windows.1);
         if disk_at.is_none_or(|at| at.elapsed() >= capacity::DISK_EVERY) {
             disk_at = Some(Instant::now());
             let now_s = now_ms() as f64 / 1000.0;
@@ -186,7 +186,8 @@ pub async fn run(ctl: Arc<Controller>) {
             let mut w = ctl.monitor.lock();
             capacity::sample(&mut w.disks, &[roots, &ctl.paths.images], now_s);
         }
-        let faults = alerting::faults_now(&ctl, &m);
+        let (faults, held) = alerting::faults_now(&ctl, &m);
+        frozen.extend(held);
         alerting::settle(&ctl, &m, &mut open, &faults, &frozen, &mut recall).await;
     }
 }
