@@ -69,6 +69,7 @@ fn site(slots: &[Spec]) -> Site {
         dns: None,
         proxy: None,
         monitor: None,
+        backup: None,
         slots: slots
             .iter()
             .map(|&(sw, port, vlan)| model::Slot {

@@ -3,6 +3,7 @@
 //! firmware's facts. No runtime, no sockets, no writes: each item is a function of
 //! its inputs, so the golden, property and fuzz tests need nothing else.
 
+pub mod backup;
 pub mod dns;
 pub mod firmware;
 pub mod inventory;

@@ -40,6 +40,7 @@ pub struct Site {
     pub dns: Option<SiteDns>,
     pub proxy: Option<SiteProxy>,
     pub monitor: Option<SiteMonitor>,
+    pub backup: Option<crate::backup::plan::SiteBackup>,
     pub slots: Vec<Slot>,
 }
 

@@ -38,6 +38,9 @@ pub struct Inventory {
     /// Watching the Pis that are up, and where alerts go.
     #[serde(default)]
     pub monitor: Option<Monitor>,
+    /// Backups of the slots' roots, encrypted, at every target.
+    #[serde(default)]
+    pub backup: Option<crate::backup::model::Backup>,
     pub slots: Vec<Slot>,
     #[serde(default)]
     pub boards: Vec<Board>,

@@ -2,6 +2,7 @@
 //! line and column of the offending value. The checks of the networks and of the
 //! hardware live in their own files.
 
+mod backup;
 mod dns;
 mod hardware;
 mod monitor;
@@ -182,6 +183,10 @@ impl Checker<'_> {
             .monitor
             .as_ref()
             .and_then(|m| self.monitor(m, &raw.owners, &switches, &slots, raw.proxy.is_some()));
+        let backup = raw
+            .backup
+            .as_ref()
+            .and_then(|b| self.backup(b, &raw.owners, &slots));
         Site {
             name: raw.site.name.clone(),
             domain: raw.site.domain.clone(),
@@ -207,6 +212,7 @@ impl Checker<'_> {
             dns,
             proxy,
             monitor,
+            backup,
             slots,
         }
     }
