@@ -83,6 +83,13 @@ enum Command {
         #[command(subcommand)]
         action: ImageAction,
     },
+    /// Back the slots' roots up with restic, list and restore them.
+    Backup {
+        #[command(flatten)]
+        inputs: Inputs,
+        #[command(subcommand)]
+        action: cli::backup::BackupAction,
+    },
     /// Build, roll back, delete and list the slots' NFS roots.
     Root {
         #[command(flatten)]
@@ -318,6 +325,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Hil(args) => hil(&args),
         Command::Sim(args) => sim(&args),
         Command::Image { store, action } => image(&store, action),
+        Command::Backup { inputs, action } => cli::backup::backup(&inputs, action),
         Command::Root {
             inputs,
             store,

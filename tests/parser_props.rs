@@ -83,6 +83,22 @@ proptest! {
     }
 
     #[test]
+    fn restic_lines_read_back_or_are_other(
+        files in 0u64..1_000_000,
+        id in "[0-9a-f]{8,64}",
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), any::<u8>()), 0..4),
+    ) {
+        use pirack_core::backup::restic::{Line, line};
+        let summary = format!(r#"{{"message_type":"summary","files_new":{files},"data_added":1,"snapshot_id":"{id}"}}"#);
+        match line(&summary) {
+            Line::Summary(s) => prop_assert_eq!((s.files_new, s.snapshot_id), (files, id)),
+            other => prop_assert!(false, "{other:?}"),
+        }
+        let _ = line(&damage(&summary, &edits));
+        let _ = pirack_core::backup::restic::snapshots(&damage("[]", &edits));
+    }
+
+    #[test]
     fn damaged_ledger_fails_cleanly(edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), any::<u8>()), 1..8)) {
         let text = damage(include_str!("../hardware/example-8.ledger.yaml"), &edits);
         if let Err(e) = Ledger::parse(Path::new("l.yaml"), &text) {

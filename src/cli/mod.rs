@@ -2,6 +2,7 @@
 
 pub mod acme;
 pub mod alerts;
+pub mod backup;
 pub mod client;
 pub mod dns;
 pub mod inputs;

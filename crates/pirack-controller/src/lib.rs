@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod aname;
 pub mod api;
+pub mod backup;
 pub mod boards;
 pub mod boot;
 pub mod dns;

@@ -151,19 +151,38 @@ pub fn build(
     }
     image::show(store, image_id)?;
     let image_root = store.join(image_id).join("root");
-    let target = PathBuf::from(&slot.root);
-    let parent = target.parent().expect("roots live under the export root");
-    std::fs::create_dir_all(parent).map_err(io_err(parent))?;
     // Staging is private to this run: what a killed run left (and any of its
     // children still writing there) is cleared away, never reused.
-    let work = state_dir(site).join("work");
-    clear_work(&work, &slot.position)?;
-    let staging = work.join(format!("{}.{}", slot.position, std::process::id()));
-    std::fs::create_dir_all(&work).map_err(io_err(&work))?;
+    let staging = staging(site, slot)?;
+    let work = staging.parent().expect("under work").to_path_buf();
     let method = clone::best_method(&image_root, &work);
     clone::clone_tree(&image_root, &staging, method)?;
     customise::customise(&staging, site, slot)?;
+    install(site, slot, &staging, image_id, method)
+}
 
+/// Where a slot's new root is prepared before [`install`]: private to this
+/// process, what an earlier killed run left for the slot cleared first.
+pub fn staging(site: &Site, slot: &SlotPlan) -> Result<PathBuf, RootError> {
+    let work = state_dir(site).join("work");
+    clear_work(&work, &slot.position)?;
+    std::fs::create_dir_all(&work).map_err(io_err(&work))?;
+    Ok(work.join(format!("{}.{}", slot.position, std::process::id())))
+}
+
+/// Puts the complete tree `staging` in service as the slot's root in one
+/// exchange, keeping the root it replaces for rollback; `image` says what
+/// the new root was made from.
+pub fn install(
+    site: &Site,
+    slot: &SlotPlan,
+    staging: &Path,
+    image: &str,
+    method: Method,
+) -> Result<Record, RootError> {
+    let target = PathBuf::from(&slot.root);
+    let parent = target.parent().expect("roots live under the export root");
+    std::fs::create_dir_all(parent).map_err(io_err(parent))?;
     let mut rec = record(site, slot)?.unwrap_or(Record {
         slot: slot.position.clone(),
         image: String::new(),
@@ -171,12 +190,12 @@ pub fn build(
         previous: Vec::new(),
     });
     if target.exists() {
-        exchange(&staging, &target)?;
+        exchange(staging, &target)?;
         // The replaced root now sits at the staging path; keep it for rollback.
         let kept_dir = state_dir(site).join("kept");
         std::fs::create_dir_all(&kept_dir).map_err(io_err(&kept_dir))?;
         let kept = kept_dir.join(format!("{}.{}", slot.position, unique()));
-        std::fs::rename(&staging, &kept).map_err(io_err(&kept))?;
+        std::fs::rename(staging, &kept).map_err(io_err(&kept))?;
         rec.previous.insert(
             0,
             Previous {
@@ -185,9 +204,9 @@ pub fn build(
             },
         );
     } else {
-        std::fs::rename(&staging, &target).map_err(io_err(&target))?;
+        std::fs::rename(staging, &target).map_err(io_err(&target))?;
     }
-    rec.image = image_id.to_string();
+    rec.image = image.to_string();
     rec.method = method;
     save(site, slot, &rec)?;
     Ok(rec)

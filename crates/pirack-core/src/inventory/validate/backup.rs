@@ -5,7 +5,8 @@
 use super::Checker;
 use crate::backup::model::{self, Backup, Schedule};
 use crate::backup::plan::{Checked, Place, SiteBackup, Target, Window};
-use crate::inventory::{Slot, model::Owner};
+use crate::inventory::Slot;
+use crate::inventory::model::{Owner, SecretRef};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -128,6 +129,12 @@ impl Checker<'_> {
                     self.problem(
                         format!("{at}.sftp.user"),
                         format!("`{}` is not a user name", s.user),
+                    );
+                }
+                if !matches!(s.identity, SecretRef::File(_)) {
+                    self.problem(
+                        format!("{at}.sftp.identity"),
+                        "ssh reads its key from a file: `{ file: /path }`",
                     );
                 }
                 self.absolute(&format!("{at}.sftp.path"), &s.path)?;

@@ -1,0 +1,168 @@
+//! `pirack backup`: the slots' roots backed up with restic to every target,
+//! listed and restored, run on the fileserver (as root: the roots keep
+//! their owners) against the inventory.
+
+use super::inputs::{Inputs, load};
+use super::roots::export;
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use pirack_controller::backup;
+use pirack_core::plan::{self, SlotPlan};
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum BackupAction {
+    /// Back the slots' roots up now, to every target (or the one named).
+    Run {
+        /// Positions of the slots.
+        #[arg(required = true)]
+        slots: Vec<String>,
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// A slot's snapshots at each target.
+    List {
+        slot: String,
+        #[arg(long)]
+        target: Option<String>,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build the slot's root from a snapshot and swap it in (the replaced
+    /// root kept for `pirack root rollback`).
+    Restore {
+        slot: String,
+        /// A snapshot's id or short id [default: the newest].
+        #[arg(long)]
+        snapshot: Option<String>,
+        /// The target to restore from [default: the first that has it].
+        #[arg(long)]
+        target: Option<String>,
+        /// Confirms the Pi is off: needed to replace a root in service.
+        #[arg(long)]
+        powered_off: bool,
+        /// Leave the NFS exports as they are.
+        #[arg(long)]
+        no_export: bool,
+    },
+}
+
+pub fn backup(inputs: &Inputs, action: BackupAction) -> Result<ExitCode> {
+    let l = load(inputs)?;
+    let (plan, _) = plan::plan(&l.site, &l.ledger)?;
+    let slot = |position: &str| -> Result<&SlotPlan> {
+        plan.slots
+            .iter()
+            .find(|s| s.position == position)
+            .with_context(|| format!("no slot {position} in {}", inputs.inventory.display()))
+    };
+    match action {
+        BackupAction::Run { slots, target } => {
+            let mut failed = 0;
+            for position in &slots {
+                let s = slot(position)?;
+                let bar = indicatif::ProgressBar::new(100).with_style(
+                    indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {percent}%")
+                        .expect("valid template"),
+                );
+                let (taken, outcomes) = backup::run(
+                    &l.site,
+                    s,
+                    s.owner.as_deref(),
+                    target.as_deref(),
+                    &mut |t, st| {
+                        bar.set_message(format!("{position} to {t}"));
+                        bar.set_position((st.percent_done * 100.0) as u64);
+                    },
+                )?;
+                bar.finish_and_clear();
+                for o in outcomes {
+                    match o.result {
+                        Ok(s) => println!(
+                            "{position} to {}: snapshot {} ({}): {} files, {} new, {} changed, {} bytes added",
+                            o.target,
+                            &s.snapshot_id[..s.snapshot_id.len().min(8)],
+                            taken.name(),
+                            s.total_files_processed,
+                            s.files_new,
+                            s.files_changed,
+                            s.data_added
+                        ),
+                        Err(e) => {
+                            failed += 1;
+                            eprintln!("{position} to {}: {e}", o.target);
+                        }
+                    }
+                }
+            }
+            if failed > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        BackupAction::List {
+            slot: position,
+            target,
+            json,
+        } => {
+            let s = slot(&position)?;
+            let mut failed = false;
+            let mut all = Vec::new();
+            for (t, listed) in backup::list(&l.site, s, s.owner.as_deref(), target.as_deref())? {
+                match listed {
+                    Ok(snaps) => all.extend(snaps.into_iter().map(|snap| (t.clone(), snap))),
+                    Err(e) => {
+                        failed = true;
+                        eprintln!("{position} at {t}: {e}");
+                    }
+                }
+            }
+            if json {
+                let rows: Vec<_> = all
+                    .iter()
+                    .map(|(t, s)| serde_json::json!({"target": t, "id": s.id, "short_id": s.short_id, "time": s.time}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for (t, s) in &all {
+                    println!("{:<12} {:<10} {}", t, s.short_id, s.time);
+                }
+            }
+            if failed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        BackupAction::Restore {
+            slot: position,
+            snapshot,
+            target,
+            powered_off,
+            no_export,
+        } => {
+            let s = slot(&position)?;
+            // Until pirack tracks power here, replacing a root in service needs the word.
+            let in_service = std::path::Path::new(&s.root).exists();
+            if in_service && !powered_off {
+                bail!("{position}'s root is in service: power the Pi off and pass --powered-off");
+            }
+            let spinner = indicatif::ProgressBar::new_spinner();
+            spinner.set_message(format!("restoring {position}"));
+            spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+            let rec = backup::restore(
+                &l.site,
+                s,
+                s.owner.as_deref(),
+                snapshot.as_deref(),
+                target.as_deref(),
+                false,
+            );
+            spinner.finish_and_clear();
+            let rec = rec?;
+            println!("{position}: {} now from {}", s.root, rec.image);
+            if !no_export {
+                export(&l.site, &plan, &[s])?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,324 @@
+//! Backups with real restic to two targets: a path on this machine and an
+//! SFTP server (OpenSSH's sshd in a namespace, its host key pinned). A root
+//! on btrfs (a subvolume, so backed up from a read-only snapshot) is backed
+//! up, changed, backed up again, then restored from the first snapshot:
+//! contents, owners, modes, hard links and symbolic links as they were. A
+//! key that does not open its repository is a clear error; with the SFTP
+//! server unreachable the other target still gets its backup.
+
+mod common;
+
+use common::{Child, LoopFs, can_use_netns, have, text};
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// What a tree is: each path's kind, owner, mode and content (or target),
+/// hard links as links to the first path of their inode.
+fn manifest(root: &Path) -> BTreeMap<String, String> {
+    fn walk(
+        dir: &Path,
+        root: &Path,
+        inodes: &mut BTreeMap<u64, String>,
+        out: &mut BTreeMap<String, String>,
+    ) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let head = format!("{:o} {}:{}", m.mode(), m.uid(), m.gid());
+            let what = if m.file_type().is_symlink() {
+                format!("link -> {}", std::fs::read_link(&p).unwrap().display())
+            } else if m.is_dir() {
+                walk(&p, root, inodes, out);
+                "dir".into()
+            } else if let Some(first) = inodes.get(&m.ino()).filter(|_| m.nlink() > 1) {
+                format!("hard link to {first}")
+            } else {
+                inodes.insert(m.ino(), rel.clone());
+                let bytes = std::fs::read(&p).unwrap();
+                let sum = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+                });
+                format!("file {} bytes {sum:016x}", bytes.len())
+            };
+            out.insert(rel, format!("{head} {what}"));
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut BTreeMap::new(), &mut out);
+    out
+}
+
+fn pirack(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pirack"))
+        .args(args)
+        .env(
+            "PIRACK_PROFILES",
+            std::fs::canonicalize("switch-profiles").unwrap(),
+        )
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn sh(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}", text(&out.stderr));
+}
+
+/// A Pi's root with every kind of thing a restore must bring back.
+fn fill(root: &Path) {
+    for d in ["etc", "home/pi/.ssh", "usr/bin", "var/empty"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("etc/hostname"), "a-01\n").unwrap();
+    std::fs::write(
+        root.join("home/pi/.ssh/authorized_keys"),
+        "ssh-ed25519 AAAA pi\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        root.join("home/pi/.ssh"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        root.join("home/pi/.ssh/authorized_keys"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    sh(Command::new("chown")
+        .args(["-R", "1000:1000"])
+        .arg(root.join("home/pi")));
+    std::fs::write(root.join("usr/bin/tool"), b"#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(
+        root.join("usr/bin/tool"),
+        std::fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
+    std::fs::hard_link(root.join("usr/bin/tool"), root.join("usr/bin/tool-again")).unwrap();
+    symlink("tool", root.join("usr/bin/t")).unwrap();
+    symlink("/etc/hostname", root.join("etc/name")).unwrap();
+    let big: Vec<u8> = (0..3u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(root.join("var/data.bin"), big).unwrap();
+}
+
+#[test]
+fn a_root_backed_up_to_two_targets_restores_as_it_was() {
+    let test = "backup";
+    if !can_use_netns(test)
+        || !have(test, "restic")
+        || !have(test, "/usr/sbin/sshd")
+        || !have(test, "ssh-keygen")
+        || !have(test, "mkfs.btrfs")
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let fs = LoopFs::new(&["mkfs.btrfs", "-q", "-f"]);
+    let export = fs.path();
+
+    // The SFTP server: sshd in a namespace at 10.77.0.2, reached over a veth.
+    let ns = common::netns("bk");
+    let host_if = format!("bk{}", std::process::id() % 100_000);
+    sh(Command::new("ip").args([
+        "link",
+        "add",
+        &host_if,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        ns.name(),
+    ]));
+    sh(Command::new("ip").args(["addr", "add", "10.77.0.1/30", "dev", &host_if]));
+    sh(Command::new("ip").args(["link", "set", &host_if, "up"]));
+    ns.ip(&["addr", "add", "10.77.0.2/30", "dev", "eth0"])
+        .unwrap();
+    ns.ip(&["link", "set", "eth0", "up"]).unwrap();
+    ns.ip(&["link", "set", "lo", "up"]).unwrap();
+    let ssh = d.join("ssh");
+    std::fs::create_dir_all(&ssh).unwrap();
+    for key in ["host", "id"] {
+        sh(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(ssh.join(key)));
+    }
+    std::fs::copy(ssh.join("id.pub"), ssh.join("authorized_keys")).unwrap();
+    let host_pub = std::fs::read_to_string(ssh.join("host.pub")).unwrap();
+    std::fs::write(ssh.join("known_hosts"), format!("10.77.0.2 {host_pub}")).unwrap();
+    let store = d.join("offsite");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(
+        ssh.join("sshd_config"),
+        format!(
+            "ListenAddress 10.77.0.2\nHostKey {s}/host\nAuthorizedKeysFile {s}/authorized_keys\n\
+             PermitRootLogin prohibit-password\nPasswordAuthentication no\nUsePAM no\nStrictModes no\n\
+             PidFile none\nSubsystem sftp internal-sftp\n",
+            s = ssh.display()
+        ),
+    )
+    .unwrap();
+    // sshd's privilege separation directory, which its packaged service makes.
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let sshd = Child(
+        ns.command("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(ssh.join("sshd_config"))
+            .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect("10.77.0.2:22").is_err() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "sshd did not come up: {}",
+            std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    let yaml = std::fs::read_to_string("hardware/example-8.yaml")
+        .unwrap()
+        .replace(
+            "export_root: /export",
+            &format!("export_root: {}", export.display()),
+        )
+        + &format!(
+            "\nbackup:\n  keys: {keys}\n  targets:\n    - {{ name: local, path: {local} }}\n    \
+             - {{ name: offsite, sftp: {{ host: 10.77.0.2, user: root, path: {store}, identity: {{ file: {id} }}, known_hosts: {kh} }} }}\n",
+            keys = d.join("keys").display(),
+            local = d.join("local").display(),
+            store = store.display(),
+            id = ssh.join("id").display(),
+            kh = ssh.join("known_hosts").display(),
+        );
+    let inventory = d.join("site.yaml");
+    std::fs::write(&inventory, yaml).unwrap();
+    let inv = inventory.to_str().unwrap();
+    let site = common::site(inv);
+    let (plan, _) = pirack_core::plan::plan(&site, &Default::default()).unwrap();
+    let root = Path::new(&plan.slots[0].root).to_path_buf();
+    sh(Command::new("btrfs")
+        .args(["-q", "subvolume", "create"])
+        .arg(&root));
+    fill(&root);
+    let first = manifest(&root);
+
+    let out = ok(pirack(&["backup", "--inventory", inv, "run", "A-01"]));
+    for target in ["local", "offsite"] {
+        assert!(
+            out.contains(&format!("A-01 to {target}: snapshot"))
+                && out.contains("read-only btrfs snapshot"),
+            "{out}"
+        );
+    }
+    for key in ["local/acme.key", "offsite/acme.key"] {
+        let m = std::fs::metadata(d.join("keys").join(key)).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o600, "{key}");
+    }
+    assert!(
+        store.join("acme/config").exists(),
+        "acme's repository on the SFTP server"
+    );
+
+    // Changed, and backed up again: only the change is new.
+    std::fs::write(root.join("etc/hostname"), "changed\n").unwrap();
+    std::fs::remove_file(root.join("usr/bin/t")).unwrap();
+    std::fs::write(root.join("home/pi/new"), "new\n").unwrap();
+    let out = ok(pirack(&["backup", "--inventory", inv, "run", "A-01"]));
+    assert!(out.contains("1 new, 1 changed"), "{out}");
+    let listed: serde_json::Value = serde_json::from_str(&ok(pirack(&[
+        "backup",
+        "--inventory",
+        inv,
+        "list",
+        "A-01",
+        "--json",
+    ])))
+    .unwrap();
+    let at = |t: &str| -> Vec<String> {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["target"] == t)
+            .map(|s| s["short_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!((at("local").len(), at("offsite").len()), (2, 2), "{listed}");
+
+    // Restored from the first snapshot at the SFTP server: as it was.
+    let refused = pirack(&["backup", "--inventory", inv, "restore", "A-01"]);
+    assert!(!refused.status.success() && text(&refused.stderr).contains("--powered-off"));
+    let first_id = &at("offsite")[0];
+    let out = ok(pirack(&[
+        "backup",
+        "--inventory",
+        inv,
+        "restore",
+        "A-01",
+        "--snapshot",
+        first_id,
+        "--target",
+        "offsite",
+        "--powered-off",
+        "--no-export",
+    ]));
+    assert!(out.contains(&format!("backup:offsite:{first_id}")), "{out}");
+    assert_eq!(manifest(&root), first);
+
+    // The SFTP server gone: the local target still gets its backup.
+    drop(sshd);
+    let out = pirack(&["backup", "--inventory", inv, "run", "A-01"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stdout).contains("A-01 to local: snapshot"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("A-01 to offsite: target offsite"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A key that does not open its repository.
+    let key = d.join("keys/local/acme.key");
+    std::fs::write(&key, "not the key").unwrap();
+    let out = pirack(&[
+        "backup",
+        "--inventory",
+        inv,
+        "run",
+        "A-01",
+        "--target",
+        "local",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("does not open this repository"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = Command::new("ip").args(["link", "del", &host_if]).status();
+}
