@@ -322,3 +322,134 @@ fn a_root_backed_up_to_two_targets_restores_as_it_was() {
     );
     let _ = Command::new("ip").args(["link", "del", &host_if]).status();
 }
+
+/// The restic processes this process has taken in (and no other child, so
+/// the other test's children are left to their own waits).
+fn orphaned_restics() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let (comm, rest) = stat.split_once(") ")?;
+            let ppid = rest.split(' ').nth(1)?;
+            (comm.ends_with("(restic") && ppid == me)
+                .then(|| e.file_name().to_str()?.parse().ok())?
+        })
+        .collect()
+}
+
+#[test]
+fn a_backup_killed_midway_leaves_the_repository_sound_and_the_next_succeeds() {
+    let test = "backup_killed";
+    if !common::is_root(test) || !have(test, "restic") || !have(test, "mkfs.btrfs") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let fs = LoopFs::new(&["mkfs.btrfs", "-q", "-f"]);
+    let yaml = std::fs::read_to_string("hardware/example-8.yaml")
+        .unwrap()
+        .replace(
+            "export_root: /export",
+            &format!("export_root: {}", fs.path().display()),
+        )
+        + &format!(
+            "\nbackup:\n  keys: {}\n  targets:\n    - {{ name: local, path: {} }}\n",
+            d.join("keys").display(),
+            d.join("local").display()
+        );
+    let inventory = d.join("site.yaml");
+    std::fs::write(&inventory, yaml).unwrap();
+    let inv = inventory.to_str().unwrap();
+    let site = common::site(inv);
+    let (plan, _) = pirack_core::plan::plan(&site, &Default::default()).unwrap();
+    let root = Path::new(&plan.slots[0].root).to_path_buf();
+    sh(Command::new("btrfs")
+        .args(["-q", "subvolume", "create"])
+        .arg(&root));
+    // 192 MiB that do not compress: long enough to be killed part-way.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..12 {
+        let chunk: Vec<u8> = (0..16 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        std::fs::write(root.join(format!("blob{i}")), chunk).unwrap();
+    }
+
+    // As init does on a real machine, this process takes in the orphans of
+    // the pirack it kills and reaps them: a dead restic must not linger as a
+    // zombie, which restic would take for the live holder of its lock.
+    // SAFETY: prctl with an integer argument changes only this process.
+    assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) }, 0);
+    let mut run = Command::new(env!("CARGO_BIN_EXE_pirack"))
+        .args(["backup", "--inventory", inv, "run", "A-01"])
+        .env(
+            "PIRACK_PROFILES",
+            std::fs::canonicalize("switch-profiles").unwrap(),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let data = d.join("local/acme/data");
+    let started = std::time::Instant::now();
+    let packs = || {
+        std::fs::read_dir(&data)
+            .map(|dirs| {
+                dirs.flatten()
+                    .filter_map(|sub| std::fs::read_dir(sub.path()).ok())
+                    .map(|f| f.count())
+                    .sum::<usize>()
+            })
+            .unwrap_or(0)
+    };
+    while packs() < 3 {
+        assert!(
+            run.try_wait().unwrap().is_none(),
+            "the backup ended before it could be killed"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    // restic goes with it (it dies with pirack), leaving part of its data.
+    let reaped = std::time::Instant::now();
+    while reaped.elapsed() < std::time::Duration::from_secs(2) {
+        for pid in orphaned_restics() {
+            // SAFETY: waitpid on one child of ours, not blocking.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let out = ok(pirack(&["backup", "--inventory", inv, "check", "A-01"]));
+    assert!(out.contains("A-01 at local: repository checked"), "{out}");
+    let listed = ok(pirack(&[
+        "backup",
+        "--inventory",
+        inv,
+        "list",
+        "A-01",
+        "--json",
+    ]));
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        0,
+        "no snapshot from the killed run"
+    );
+    let out = ok(pirack(&["backup", "--inventory", inv, "run", "A-01"]));
+    assert!(out.contains("A-01 to local: snapshot"), "{out}");
+    let out = ok(pirack(&["backup", "--inventory", inv, "check", "A-01"]));
+    assert!(out.contains("repository checked"), "{out}");
+    let out = ok(pirack(&["backup", "--inventory", inv, "forget", "A-01"]));
+    assert!(out.contains("retention applied"), "{out}");
+}

@@ -20,6 +20,18 @@ pub enum BackupAction {
         #[arg(long)]
         target: Option<String>,
     },
+    /// Forget the slot's snapshots beyond its retention, and prune.
+    Forget {
+        slot: String,
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Check the slot's owner's repositories (today's part of their data).
+    Check {
+        slot: String,
+        #[arg(long)]
+        target: Option<String>,
+    },
     /// A slot's snapshots at each target.
     List {
         slot: String,
@@ -100,6 +112,22 @@ pub fn backup(inputs: &Inputs, action: BackupAction) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        BackupAction::Forget {
+            slot: position,
+            target,
+        } => {
+            let s = slot(&position)?;
+            let done = backup::forget(&l.site, s, s.owner.as_deref(), target.as_deref())?;
+            return Ok(report(&position, "retention applied", done));
+        }
+        BackupAction::Check {
+            slot: position,
+            target,
+        } => {
+            let s = slot(&position)?;
+            let done = backup::check(&l.site, s.owner.as_deref(), target.as_deref())?;
+            return Ok(report(&position, "repository checked", done));
+        }
         BackupAction::List {
             slot: position,
             target,
@@ -165,4 +193,19 @@ pub fn backup(inputs: &Inputs, action: BackupAction) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A line per target; failure if any failed.
+fn report(position: &str, what: &str, done: Vec<backup::Done>) -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    for (target, r) in done {
+        match r {
+            Ok(()) => println!("{position} at {target}: {what}"),
+            Err(e) => {
+                eprintln!("{position} at {target}: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    code
 }

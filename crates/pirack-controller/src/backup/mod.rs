@@ -121,6 +121,41 @@ pub fn run(
     Ok((still.taken, outcomes))
 }
 
+/// A target's name and how an operation on it went.
+pub type Done = (String, Result<(), BackupError>);
+
+/// Applies the slot's retention at every target (or the one named): its
+/// snapshots beyond what the policy keeps are forgotten and their data pruned.
+pub fn forget(
+    site: &Site,
+    slot: &SlotPlan,
+    owner: Option<&str>,
+    only: Option<&str>,
+) -> Result<Vec<Done>, BackupError> {
+    let b = config(site)?;
+    let keep = pirack_core::backup::plan::forget_args(&b.policy(owner, &slot.position).retention);
+    Ok(repos(site, owner, only)?
+        .iter()
+        .map(|r| (r.target.clone(), r.forget(&slot.position, &keep)))
+        .collect())
+}
+
+/// Checks the owner's repository at every target (or the one named),
+/// reading today's part of the data.
+pub fn check(
+    site: &Site,
+    owner: Option<&str>,
+    only: Option<&str>,
+) -> Result<Vec<Done>, BackupError> {
+    let b = config(site)?;
+    let day = crate::store::now_ms().div_euclid(86_400_000);
+    let subset = pirack_core::backup::plan::check_subset(b.check_parts, day);
+    Ok(repos(site, owner, only)?
+        .iter()
+        .map(|r| (r.target.clone(), r.check(&subset)))
+        .collect())
+}
+
 /// A target's name and what it holds of a slot.
 pub type Listed = (String, Result<Vec<Snapshot>, BackupError>);
 

@@ -89,16 +89,30 @@ impl Repo {
         c
     }
 
-    /// Runs restic to the end; its stdout, or an error with what it said.
+    /// Runs restic to the end; its stdout, or an error with what it said. A
+    /// lock left by a restic that died (pirack killed mid-backup) is cleared
+    /// with `unlock`, which removes only locks whose process is gone or that
+    /// are half an hour old, and the command tried once more.
     fn run(&self, args: &[&str]) -> Result<String, BackupError> {
-        let out = self
-            .command(args)
-            .output()
-            .map_err(|e| self.failed(format!("running restic: {e}")))?;
-        if out.status.success() {
-            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        let once = || -> Result<String, (bool, BackupError)> {
+            let out = self
+                .command(args)
+                .output()
+                .map_err(|e| (false, self.failed(format!("running restic: {e}"))))?;
+            if out.status.success() {
+                return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+            }
+            let locked = String::from_utf8_lossy(&out.stderr).contains("already locked");
+            Err((locked, self.failed(said(&out.stderr))))
+        };
+        match once() {
+            Ok(out) => Ok(out),
+            Err((true, _)) if args.first() != Some(&"unlock") => {
+                self.run(&["unlock"])?;
+                once().map_err(|(_, e)| e)
+            }
+            Err((_, e)) => Err(e),
         }
-        Err(self.failed(said(&out.stderr)))
     }
 
     fn failed(&self, message: String) -> BackupError {
