@@ -118,6 +118,32 @@ fn fill(root: &Path) {
     std::fs::write(root.join("var/data.bin"), big).unwrap();
 }
 
+/// The example site with its roots on `export` and `targets` (YAML list
+/// items) as its backup targets, keys in `d/keys`; its path and A-01's root,
+/// made a btrfs subvolume.
+fn site_with(d: &Path, export: &Path, targets: &str) -> (String, std::path::PathBuf) {
+    let yaml = std::fs::read_to_string("hardware/example-8.yaml")
+        .unwrap()
+        .replace(
+            "export_root: /export",
+            &format!("export_root: {}", export.display()),
+        )
+        + &format!(
+            "\nbackup:\n  keys: {}\n  targets:\n{targets}",
+            d.join("keys").display()
+        );
+    let inventory = d.join("site.yaml");
+    std::fs::write(&inventory, yaml).unwrap();
+    let inv = inventory.to_str().unwrap().to_string();
+    let site = common::site(&inv);
+    let (plan, _) = pirack_core::plan::plan(&site, &Default::default()).unwrap();
+    let root = Path::new(&plan.slots[0].root).to_path_buf();
+    sh(Command::new("btrfs")
+        .args(["-q", "subvolume", "create"])
+        .arg(&root));
+    (inv, root)
+}
+
 #[test]
 fn a_root_backed_up_to_two_targets_restores_as_it_was() {
     let test = "backup";
@@ -197,30 +223,16 @@ fn a_root_backed_up_to_two_targets_restores_as_it_was() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 
-    let yaml = std::fs::read_to_string("hardware/example-8.yaml")
-        .unwrap()
-        .replace(
-            "export_root: /export",
-            &format!("export_root: {}", export.display()),
-        )
-        + &format!(
-            "\nbackup:\n  keys: {keys}\n  targets:\n    - {{ name: local, path: {local} }}\n    \
-             - {{ name: offsite, sftp: {{ host: 10.77.0.2, user: root, path: {store}, identity: {{ file: {id} }}, known_hosts: {kh} }} }}\n",
-            keys = d.join("keys").display(),
-            local = d.join("local").display(),
-            store = store.display(),
-            id = ssh.join("id").display(),
-            kh = ssh.join("known_hosts").display(),
-        );
-    let inventory = d.join("site.yaml");
-    std::fs::write(&inventory, yaml).unwrap();
-    let inv = inventory.to_str().unwrap();
-    let site = common::site(inv);
-    let (plan, _) = pirack_core::plan::plan(&site, &Default::default()).unwrap();
-    let root = Path::new(&plan.slots[0].root).to_path_buf();
-    sh(Command::new("btrfs")
-        .args(["-q", "subvolume", "create"])
-        .arg(&root));
+    let targets = format!(
+        "    - {{ name: local, path: {local} }}\n    \
+         - {{ name: offsite, sftp: {{ host: 10.77.0.2, user: root, path: {store}, identity: {{ file: {id} }}, known_hosts: {kh} }} }}\n",
+        local = d.join("local").display(),
+        store = store.display(),
+        id = ssh.join("id").display(),
+        kh = ssh.join("known_hosts").display(),
+    );
+    let (inv, root) = site_with(d, &export, &targets);
+    let inv = inv.as_str();
     fill(&root);
     let first = manifest(&root);
 
@@ -349,26 +361,12 @@ fn a_backup_killed_midway_leaves_the_repository_sound_and_the_next_succeeds() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let fs = LoopFs::new(&["mkfs.btrfs", "-q", "-f"]);
-    let yaml = std::fs::read_to_string("hardware/example-8.yaml")
-        .unwrap()
-        .replace(
-            "export_root: /export",
-            &format!("export_root: {}", fs.path().display()),
-        )
-        + &format!(
-            "\nbackup:\n  keys: {}\n  targets:\n    - {{ name: local, path: {} }}\n",
-            d.join("keys").display(),
-            d.join("local").display()
-        );
-    let inventory = d.join("site.yaml");
-    std::fs::write(&inventory, yaml).unwrap();
-    let inv = inventory.to_str().unwrap();
-    let site = common::site(inv);
-    let (plan, _) = pirack_core::plan::plan(&site, &Default::default()).unwrap();
-    let root = Path::new(&plan.slots[0].root).to_path_buf();
-    sh(Command::new("btrfs")
-        .args(["-q", "subvolume", "create"])
-        .arg(&root));
+    let targets = format!(
+        "    - {{ name: local, path: {} }}\n",
+        d.join("local").display()
+    );
+    let (inv, root) = site_with(d, &fs.path(), &targets);
+    let inv = inv.as_str();
     // 192 MiB that do not compress: long enough to be killed part-way.
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
     for i in 0..12 {
