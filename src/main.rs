@@ -87,6 +87,8 @@ enum Command {
     Backup {
         #[command(flatten)]
         inputs: Inputs,
+        #[command(flatten)]
+        db: StoreArg,
         #[command(subcommand)]
         action: cli::backup::BackupAction,
     },
@@ -325,7 +327,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Hil(args) => hil(&args),
         Command::Sim(args) => sim(&args),
         Command::Image { store, action } => image(&store, action),
-        Command::Backup { inputs, action } => cli::backup::backup(&inputs, action),
+        Command::Backup { inputs, db, action } => cli::backup::backup(&inputs, &db, action),
         Command::Root {
             inputs,
             store,

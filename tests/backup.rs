@@ -60,6 +60,8 @@ fn pirack(args: &[&str]) -> Output {
             "PIRACK_PROFILES",
             std::fs::canonicalize("switch-profiles").unwrap(),
         )
+        // No controller's store here: the slots' owners are the inventory's.
+        .env("PIRACK_DB", "sqlite:///nonexistent/pirack-test.db")
         .output()
         .unwrap()
 }
@@ -392,6 +394,8 @@ fn a_backup_killed_midway_leaves_the_repository_sound_and_the_next_succeeds() {
             "PIRACK_PROFILES",
             std::fs::canonicalize("switch-profiles").unwrap(),
         )
+        // No controller's store here: the slots' owners are the inventory's.
+        .env("PIRACK_DB", "sqlite:///nonexistent/pirack-test.db")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -3,6 +3,7 @@
 //! their owners) against the inventory.
 
 use super::inputs::{Inputs, load};
+use super::owner::StoreArg;
 use super::roots::export;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
@@ -60,9 +61,34 @@ pub enum BackupAction {
     },
 }
 
-pub fn backup(inputs: &Inputs, action: BackupAction) -> Result<ExitCode> {
+pub fn backup(inputs: &Inputs, db: &StoreArg, action: BackupAction) -> Result<ExitCode> {
+    if matches!(action, BackupAction::Restore { .. }) {
+        db.refuse_if_owned(
+            "pirack backup restore",
+            "power the slot off through it and stop it",
+        )?;
+    }
     let l = load(inputs)?;
     let (plan, _) = plan::plan(&l.site, &l.ledger)?;
+    // Each slot's owner: the store's (provisioned through the API), else the
+    // inventory's; it chooses the repositories.
+    let owners: std::collections::HashMap<String, Option<String>> = db
+        .with(async |store| {
+            Ok(store
+                .slots(None)
+                .await?
+                .into_iter()
+                .map(|r| (r.position, r.owner))
+                .collect())
+        })?
+        .unwrap_or_default();
+    let owner = |s: &SlotPlan| -> Option<String> {
+        owners
+            .get(&s.position)
+            .cloned()
+            .flatten()
+            .or_else(|| s.owner.clone())
+    };
     let slot = |position: &str| -> Result<&SlotPlan> {
         plan.slots
             .iter()
@@ -81,7 +107,7 @@ pub fn backup(inputs: &Inputs, action: BackupAction) -> Result<ExitCode> {
                 let (taken, outcomes) = backup::run(
                     &l.site,
                     s,
-                    s.owner.as_deref(),
+                    owner(s).as_deref(),
                     target.as_deref(),
                     &mut |t, st| {
                         bar.set_message(format!("{position} to {t}"));
@@ -117,7 +143,7 @@ pub fn backup(inputs: &Inputs, action: BackupAction) -> Result<ExitCode> {
             target,
         } => {
             let s = slot(&position)?;
-            let done = backup::forget(&l.site, s, s.owner.as_deref(), target.as_deref())?;
+            let done = backup::forget(&l.site, s, owner(s).as_deref(), target.as_deref())?;
             return Ok(report(&position, "retention applied", done));
         }
         BackupAction::Check {
@@ -125,7 +151,7 @@ pub fn backup(inputs: &Inputs, action: BackupAction) -> Result<ExitCode> {
             target,
         } => {
             let s = slot(&position)?;
-            let done = backup::check(&l.site, s.owner.as_deref(), target.as_deref())?;
+            let done = backup::check(&l.site, owner(s).as_deref(), target.as_deref())?;
             return Ok(report(&position, "repository checked", done));
         }
         BackupAction::List {
@@ -136,7 +162,7 @@ pub fn backup(inputs: &Inputs, action: BackupAction) -> Result<ExitCode> {
             let s = slot(&position)?;
             let mut failed = false;
             let mut all = Vec::new();
-            for (t, listed) in backup::list(&l.site, s, s.owner.as_deref(), target.as_deref())? {
+            for (t, listed) in backup::list(&l.site, s, owner(s).as_deref(), target.as_deref())? {
                 match listed {
                     Ok(snaps) => all.extend(snaps.into_iter().map(|snap| (t.clone(), snap))),
                     Err(e) => {
@@ -179,7 +205,7 @@ pub fn backup(inputs: &Inputs, action: BackupAction) -> Result<ExitCode> {
             let rec = backup::restore(
                 &l.site,
                 s,
-                s.owner.as_deref(),
+                owner(s).as_deref(),
                 snapshot.as_deref(),
                 target.as_deref(),
                 false,
