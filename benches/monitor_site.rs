@@ -12,7 +12,7 @@
 mod common;
 
 use common::targets::targets;
-use common::{arg, free_addr, have, is_root, request, serve};
+use common::{arg, free_addr, have, is_root, request, serve, sh};
 use pirack_controller::store::Store;
 use pirack_controller::store::slots::Changes;
 use pirack_core::inventory;
@@ -193,16 +193,10 @@ fn run(
 
 /// An admin token in the store at `db`.
 fn token(db: &str) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pirack"))
-        .args(["token", "create", "--db", db, "--name", "bench", "--admin"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    sh(std::process::Command::new(env!("CARGO_BIN_EXE_pirack"))
+        .args(["token", "create", "--db", db, "--name", "bench", "--admin"]))
+    .trim()
+    .to_string()
 }
 
 fn main() {

@@ -53,17 +53,21 @@ fn manifest(root: &Path) -> BTreeMap<String, String> {
     out
 }
 
-fn pirack(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pirack"))
-        .args(args)
+/// `pirack` with the repository's switch profiles and no controller's store
+/// (the slots' owners are then the inventory's).
+fn command(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pirack"));
+    c.args(args)
         .env(
             "PIRACK_PROFILES",
             std::fs::canonicalize("switch-profiles").unwrap(),
         )
-        // No controller's store here: the slots' owners are the inventory's.
-        .env("PIRACK_DB", "sqlite:///nonexistent/pirack-test.db")
-        .output()
-        .unwrap()
+        .env("PIRACK_DB", "sqlite:///nonexistent/pirack-test.db");
+    c
+}
+
+fn pirack(args: &[&str]) -> Output {
+    command(args).output().unwrap()
 }
 
 fn ok(out: Output) -> String {
@@ -388,14 +392,7 @@ fn a_backup_killed_midway_leaves_the_repository_sound_and_the_next_succeeds() {
     // zombie, which restic would take for the live holder of its lock.
     // SAFETY: prctl with an integer argument changes only this process.
     assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) }, 0);
-    let mut run = Command::new(env!("CARGO_BIN_EXE_pirack"))
-        .args(["backup", "--inventory", inv, "run", "A-01"])
-        .env(
-            "PIRACK_PROFILES",
-            std::fs::canonicalize("switch-profiles").unwrap(),
-        )
-        // No controller's store here: the slots' owners are the inventory's.
-        .env("PIRACK_DB", "sqlite:///nonexistent/pirack-test.db")
+    let mut run = command(&["backup", "--inventory", inv, "run", "A-01"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -52,26 +52,21 @@ pub fn take(root: &Path, at: &Path) -> Result<Still, CloneError> {
         })?;
     }
     if clone::is_subvolume(root) {
-        let out = crate::roots::command("btrfs")
-            .args(["-q", "subvolume", "snapshot", "-r"])
-            .arg(root)
-            .arg(at)
-            .output()
-            .map_err(|source| CloneError::Io {
-                path: root.to_path_buf(),
-                source,
-            })?;
-        if out.status.success() {
-            return Ok(Still {
-                path: at.to_path_buf(),
-                taken: Taken::Btrfs,
-            });
-        }
-        tracing::warn!(
-            "backup: no snapshot of {}: {}",
-            root.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
+        let read_only = clone::run(
+            crate::roots::command("btrfs")
+                .args(["-q", "subvolume", "snapshot", "-r"])
+                .arg(root)
+                .arg(at),
         );
+        match read_only {
+            Ok(()) => {
+                return Ok(Still {
+                    path: at.to_path_buf(),
+                    taken: Taken::Btrfs,
+                });
+            }
+            Err(e) => tracing::warn!("backup: no snapshot of {}: {e}", root.display()),
+        }
     }
     let parent = at.parent().unwrap_or(Path::new("/"));
     if clone::reflink_works(root, parent) {

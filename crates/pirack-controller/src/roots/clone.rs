@@ -71,7 +71,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CloneError + '_ {
     }
 }
 
-fn run(cmd: &mut Command) -> Result<(), CloneError> {
+pub(crate) fn run(cmd: &mut Command) -> Result<(), CloneError> {
     let out = cmd.output().map_err(|e| CloneError::Command {
         command: format!("{cmd:?}"),
         status: "not started".into(),
