@@ -207,8 +207,7 @@ fn sigkill_during_a_reimage_never_serves_half_a_root() {
     let fs = LoopFs::new(&["mkfs.xfs", "-q", "-f", "-m", "reflink=1"]);
     let s = site(&fs);
     let a03 = s.export.join("10.46.189.10");
-    // How long a build takes here, so the kills spread over one and well past it
-    // (a loaded machine makes the later builds slower).
+    // How long a build takes here, so the timed kills spread over one.
     let started = std::time::Instant::now();
     assert!(
         root_cmd(&s, &["build", "--powered-off", "--image", "tiny-2", "A-03"])
@@ -239,7 +238,20 @@ fn sigkill_during_a_reimage_never_serves_half_a_root() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(whole * i / 6);
+        if i < 8 {
+            // Timed kills spread over the build.
+            std::thread::sleep(whole * i / 6);
+        } else {
+            // Kills just after the swap, during the old root's clean-up: timed kills
+            // alone may all land before it on a loaded machine.
+            let version = a03.join("etc/image-version");
+            while fs::read_to_string(&version).ok().as_ref() == before.as_ref()
+                && child.try_wait().unwrap().is_none()
+            {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(u64::from(i - 8) * 3));
+        }
         let _ = child.kill();
         let _ = child.wait();
         let after = served(&a03);
