@@ -96,6 +96,24 @@ proptest! {
         }
         let _ = line(&damage(&summary, &edits));
         let _ = pirack_core::backup::restic::snapshots(&damage("[]", &edits));
+        let _ = pirack_core::backup::restic::stats(&damage(r#"{"total_size":1}"#, &edits));
+    }
+
+    #[test]
+    fn sftp_df_reads_back_or_fails_cleanly(
+        total in 1u64..1 << 40,
+        used_pct in 0u64..=100,
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), any::<u8>()), 0..4),
+    ) {
+        use pirack_core::backup::space::{Space, sftp_df};
+        let used = total * used_pct / 100;
+        let out = format!(
+            "sftp> df /b\n        Size         Used        Avail       (Root)    %Capacity\n {total:>12} {used:>12} {:>12} {:>12} {used_pct:>11}%\n",
+            total - used,
+            total - used
+        );
+        prop_assert_eq!(sftp_df(&out), Ok(Space { total: total * 1024, free: (total - used) * 1024 }));
+        let _ = sftp_df(&damage(&out, &edits));
     }
 
     #[test]

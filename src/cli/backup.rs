@@ -33,6 +33,13 @@ pub enum BackupAction {
         #[arg(long)]
         target: Option<String>,
     },
+    /// A slot's backups at each target: its newest snapshot, how many, the
+    /// repository's size, and what the controller last saw.
+    Show {
+        slot: String,
+        #[arg(long)]
+        target: Option<String>,
+    },
     /// A slot's snapshots at each target.
     List {
         slot: String,
@@ -97,6 +104,7 @@ pub fn backup(inputs: &Inputs, db: &StoreArg, action: BackupAction) -> Result<Ex
     };
     match action {
         BackupAction::Run { slots, target } => {
+            let only: Vec<&str> = target.iter().map(String::as_str).collect();
             let mut failed = 0;
             for position in &slots {
                 let s = slot(position)?;
@@ -108,7 +116,7 @@ pub fn backup(inputs: &Inputs, db: &StoreArg, action: BackupAction) -> Result<Ex
                     &l.site,
                     s,
                     owner(s).as_deref(),
-                    target.as_deref(),
+                    &only,
                     &mut |t, st| {
                         bar.set_message(format!("{position} to {t}"));
                         bar.set_position((st.percent_done * 100.0) as u64);
@@ -143,7 +151,8 @@ pub fn backup(inputs: &Inputs, db: &StoreArg, action: BackupAction) -> Result<Ex
             target,
         } => {
             let s = slot(&position)?;
-            let done = backup::forget(&l.site, s, owner(s).as_deref(), target.as_deref())?;
+            let only: Vec<&str> = target.iter().map(String::as_str).collect();
+            let done = backup::forget(&l.site, s, owner(s).as_deref(), &only, true)?;
             return Ok(report(&position, "retention applied", done));
         }
         BackupAction::Check {
@@ -151,7 +160,8 @@ pub fn backup(inputs: &Inputs, db: &StoreArg, action: BackupAction) -> Result<Ex
             target,
         } => {
             let s = slot(&position)?;
-            let done = backup::check(&l.site, owner(s).as_deref(), target.as_deref())?;
+            let only: Vec<&str> = target.iter().map(String::as_str).collect();
+            let done = backup::check(&l.site, owner(s).as_deref(), &only)?;
             return Ok(report(&position, "repository checked", done));
         }
         BackupAction::List {
@@ -160,9 +170,10 @@ pub fn backup(inputs: &Inputs, db: &StoreArg, action: BackupAction) -> Result<Ex
             json,
         } => {
             let s = slot(&position)?;
+            let only: Vec<&str> = target.iter().map(String::as_str).collect();
             let mut failed = false;
             let mut all = Vec::new();
-            for (t, listed) in backup::list(&l.site, s, owner(s).as_deref(), target.as_deref())? {
+            for (t, listed) in backup::list(&l.site, s, owner(s).as_deref(), &only)? {
                 match listed {
                     Ok(snaps) => all.extend(snaps.into_iter().map(|snap| (t.clone(), snap))),
                     Err(e) => {
@@ -186,6 +197,41 @@ pub fn backup(inputs: &Inputs, db: &StoreArg, action: BackupAction) -> Result<Ex
                 return Ok(ExitCode::FAILURE);
             }
         }
+        BackupAction::Show {
+            slot: position,
+            target,
+        } => {
+            let s = slot(&position)?;
+            let only: Vec<&str> = target.iter().map(String::as_str).collect();
+            let seen = db
+                .with(async |store| Ok(store.backup_statuses().await?))?
+                .unwrap_or_default();
+            let mut failed = false;
+            for (t, shown) in backup::show(&l.site, s, owner(s).as_deref(), &only)? {
+                match shown {
+                    Ok((snaps, bytes)) => {
+                        let newest = snaps.last().map_or("none".to_string(), |n| {
+                            format!("{} at {}", n.short_id, n.time)
+                        });
+                        println!(
+                            "{position} at {t}: {} snapshot(s), newest {newest}; the repository holds {bytes} bytes",
+                            snaps.len()
+                        );
+                    }
+                    Err(e) => {
+                        failed = true;
+                        eprintln!("{position} at {t}: {e}");
+                    }
+                }
+                let last = seen.iter().find(|b| b.slot == s.key.to_string() && b.target == t);
+                if let Some(e) = last.and_then(|b| b.last_error.as_deref()) {
+                    println!("{position} at {t}: the controller's last try failed: {e}");
+                }
+            }
+            if failed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         BackupAction::Restore {
             slot: position,
             snapshot,
@@ -202,17 +248,25 @@ pub fn backup(inputs: &Inputs, db: &StoreArg, action: BackupAction) -> Result<Ex
             let spinner = indicatif::ProgressBar::new_spinner();
             spinner.set_message(format!("restoring {position}"));
             spinner.enable_steady_tick(std::time::Duration::from_millis(200));
-            let rec = backup::restore(
+            let only: Vec<&str> = target.iter().map(String::as_str).collect();
+            let done = backup::restore(
                 &l.site,
                 s,
                 owner(s).as_deref(),
                 snapshot.as_deref(),
-                target.as_deref(),
+                &only,
                 false,
             );
             spinner.finish_and_clear();
-            let rec = rec?;
-            println!("{position}: {} now from {}", s.root, rec.image);
+            let done = done?;
+            println!(
+                "{position}: {} now from snapshot {} of {} at {} (image {})",
+                s.root,
+                done.snapshot.short_id,
+                done.snapshot.time,
+                done.target,
+                done.record.image
+            );
             if !no_export {
                 export(&l.site, &plan, &[s])?;
             }

@@ -52,7 +52,7 @@ pub struct By {
 }
 
 /// A new operation's id.
-fn op_id() -> Result<String, OpError> {
+pub(crate) fn op_id() -> Result<String, OpError> {
     let id = random_hex(8).map_err(|e| OpError::Internal(format!("no randomness: {e}")))?;
     Ok(format!("op-{id}"))
 }
@@ -206,7 +206,7 @@ impl Controller {
     /// After a root build or rollback: on success the exports follow, the store
     /// records the root, and the slot is `ready` on the root's image; on failure the
     /// slot is `failed`.
-    async fn root_done(
+    pub(crate) async fn root_done(
         &self,
         key: &str,
         done: Result<slot_root::Record, slot_root::RootError>,
@@ -279,6 +279,14 @@ impl Controller {
         let mut resumed = Vec::new();
         for slot in self.store.slots(None).await? {
             if !matches!(slot.state, State::BuildingRoot | State::Reimaging) {
+                continue;
+            }
+            if let Some(op) = running
+                .iter()
+                .find(|o| o.slot.as_deref() == Some(slot.key.as_str()) && o.kind == "restore")
+            {
+                crate::backup::service::resume_restore(self, &slot, op).await?;
+                resumed.push(op.id.clone());
                 continue;
             }
             let Some(image) = slot.image.clone() else {

@@ -38,6 +38,12 @@ pub enum OpError {
     Root(#[from] RootError),
     #[error("exports: {0}")]
     Export(#[from] ExporterError),
+    /// A backup or restore of the slot, or of its owner's repositories, is under way.
+    #[error("{what} has a backup operation under way: {by}")]
+    BackupBusy { what: String, by: String },
+    /// A backup, restore or repository check failed (restic's words).
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
     /// The controller itself failed (no randomness, a task that panicked).
     #[error("{0}")]
     Internal(String),
@@ -60,6 +66,11 @@ impl OpError {
             OpError::Power(_) => "power_failed",
             OpError::Root(_) => "root_failed",
             OpError::Export(_) => "export_failed",
+            OpError::BackupBusy { .. } => "busy",
+            OpError::Backup(crate::backup::BackupError::NotConfigured) => "not_configured",
+            OpError::Backup(crate::backup::BackupError::NoSnapshot { .. }) => "no_snapshot",
+            OpError::Backup(crate::backup::BackupError::NoTarget(_)) => "no_target",
+            OpError::Backup(_) => "backup_failed",
             OpError::Internal(_) => "internal",
         }
     }

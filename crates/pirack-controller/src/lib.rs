@@ -110,6 +110,8 @@ pub struct Controller {
     pub fleet: Arc<Fleet>,
     /// The checks of the running Pis and their alerts.
     pub monitor: monitor::Monitor,
+    /// The slots' backups: what runs, and what each target last did.
+    pub backups: backup::service::Backups,
 }
 
 impl Controller {
@@ -190,6 +192,7 @@ impl Controller {
             proxy: proxy::ProxyRoutes::default(),
             fleet,
             monitor: monitor::Monitor::default(),
+            backups: backup::service::Backups::default(),
         })
     }
 

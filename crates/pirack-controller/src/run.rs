@@ -177,6 +177,13 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
             "monitoring"
         });
     }
+    if ctl.site.backup.is_some() {
+        let c = Arc::clone(&ctl);
+        watchers.spawn(async move {
+            crate::backup::schedule::run(c).await;
+            "backups"
+        });
+    }
     if let (Some(p), true) = (&ctl.site.proxy, config.proxy) {
         crate::proxy::serve(&ctl, p, &mut watchers)?;
     }

@@ -105,7 +105,17 @@ impl From<OpError> for ApiError {
             OpError::Image { .. } | OpError::UnknownOwner(_) | OpError::NotFree(_) => {
                 ApiError::bad_request(message)
             }
-            OpError::Illegal(_) | OpError::Busy { .. } => ApiError::conflict(message),
+            OpError::Illegal(_) | OpError::Busy { .. } | OpError::BackupBusy { .. } => {
+                ApiError::conflict(message)
+            }
+            OpError::Backup(crate::backup::BackupError::NotConfigured) => {
+                ApiError::not_found(message)
+            }
+            OpError::Backup(
+                crate::backup::BackupError::NoSnapshot { .. }
+                | crate::backup::BackupError::NoTarget(_),
+            ) => ApiError::bad_request(message),
+            OpError::Backup(_) => ApiError::bad_gateway(message),
             OpError::Power(_) => ApiError::bad_gateway(message),
             OpError::Root(_) | OpError::Export(_) | OpError::Internal(_) => {
                 ApiError::internal(message)

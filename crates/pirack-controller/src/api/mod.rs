@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod auth;
+pub mod backups;
 pub mod client;
 pub mod dns;
 pub mod error;
@@ -84,6 +85,9 @@ pub fn router(ctl: Arc<Controller>) -> axum::Router {
         .routes(routes!(alerts::end_window))
         .routes(routes!(alerts::checks))
         .routes(routes!(alerts::glance))
+        .routes(routes!(backups::show, backups::run))
+        .routes(routes!(backups::snapshots))
+        .routes(routes!(backups::restore))
         .split_for_parts();
     let doc = Arc::new(doc);
     router

@@ -71,7 +71,7 @@ pub(super) async fn slot_for(
     caller.sees(row, slot)
 }
 
-fn accepted(op: Operation) -> (StatusCode, Json<Operation>) {
+pub(super) fn accepted(op: Operation) -> (StatusCode, Json<Operation>) {
     (StatusCode::ACCEPTED, Json(op))
 }
 

@@ -7,8 +7,12 @@
 //! blocking thread.
 
 pub mod keys;
+pub mod alerts;
 pub mod restic;
+pub mod schedule;
+pub mod service;
 pub mod snapshot;
+pub mod space;
 
 use crate::roots::clone::{self, CloneError, Method};
 use crate::roots::slot_root::{self, Record, RootError};
@@ -25,6 +29,9 @@ pub enum BackupError {
     NotConfigured,
     #[error("{0}")]
     Config(String),
+    /// A backup that failed at some target, each target's outcome said.
+    #[error("{0}")]
+    Failed(String),
     #[error("no target is called `{0}`")]
     NoTarget(String),
     #[error("target {target} ({repository}): {message}")]
@@ -63,22 +70,18 @@ fn config(site: &Site) -> Result<&SiteBackup, BackupError> {
     site.backup.as_ref().ok_or(BackupError::NotConfigured)
 }
 
-/// The slot's owner's repository at each target (or the one named).
-pub fn repos(
-    site: &Site,
-    owner: Option<&str>,
-    only: Option<&str>,
-) -> Result<Vec<Repo>, BackupError> {
+/// The slot's owner's repository at each target (or those named).
+pub fn repos(site: &Site, owner: Option<&str>, only: &[&str]) -> Result<Vec<Repo>, BackupError> {
     let b = config(site)?;
     let cache = state_dir(site).join("restic-cache");
+    if let Some(n) = only.iter().find(|n| b.target(n).is_none()) {
+        return Err(BackupError::NoTarget(n.to_string()));
+    }
     let chosen: Vec<_> = b
         .targets
         .iter()
-        .filter(|t| only.is_none_or(|n| t.name == n))
+        .filter(|t| only.is_empty() || only.contains(&t.name.as_str()))
         .collect();
-    if let (Some(n), true) = (only, chosen.is_empty()) {
-        return Err(BackupError::NoTarget(n.to_string()));
-    }
     chosen
         .into_iter()
         .map(|t| Repo::new(b, t, owner, &cache))
@@ -91,13 +94,15 @@ pub struct Outcome {
     pub result: Result<Summary, BackupError>,
 }
 
-/// Backs the slot's root up to every target (or the one named), each on its
-/// own; `progress` hears each target's restic status lines.
+/// Backs the slot's root up to every target (or those named), each on its
+/// own; `progress` hears each target's restic status lines. Each snapshot is
+/// tagged with the slot and the image its root came from (what a restore
+/// boots it with).
 pub fn run(
     site: &Site,
     slot: &SlotPlan,
     owner: Option<&str>,
-    only: Option<&str>,
+    only: &[&str],
     progress: &mut dyn FnMut(&str, &Status),
 ) -> Result<(snapshot::Taken, Vec<Outcome>), BackupError> {
     let repos = repos(site, owner, only)?;
@@ -105,48 +110,50 @@ pub fn run(
     if !root.is_dir() {
         return Err(BackupError::NoRoot(slot.position.clone()));
     }
+    let image = slot_root::record(site, slot)?.map(|r| r.image);
     let still = snapshot::take(root, &state_dir(site).join("backup").join(&slot.position))?;
-    let tags = vec!["pirack".to_string(), format!("slot={}", slot.key)];
+    let mut tags = vec!["pirack".to_string(), format!("slot={}", slot.key)];
+    tags.extend(image.map(|i| format!("{IMAGE_TAG}{i}")));
     let outcomes = repos
         .iter()
         .map(|r| Outcome {
             target: r.target.clone(),
-            result: r.ensure().and_then(|()| {
-                r.backup(&still.path, &slot.position, &tags, &mut |s| {
-                    progress(&r.target, s)
-                })
+            result: r.backup(&still.path, &slot.position, &tags, &mut |s| {
+                progress(&r.target, s)
             }),
         })
         .collect();
     Ok((still.taken, outcomes))
 }
 
+/// The tag naming the image a snapshot's root came from.
+const IMAGE_TAG: &str = "image=";
+
 /// A target's name and how an operation on it went.
 pub type Done = (String, Result<(), BackupError>);
 
-/// Applies the slot's retention at every target (or the one named): its
-/// snapshots beyond what the policy keeps are forgotten and their data pruned.
+/// Applies the slot's retention at every target (or those named): its
+/// snapshots beyond what the policy keeps are forgotten, and with `prune`
+/// their data removed (else the owner's next prune does it).
 pub fn forget(
     site: &Site,
     slot: &SlotPlan,
     owner: Option<&str>,
-    only: Option<&str>,
+    only: &[&str],
+    prune: bool,
 ) -> Result<Vec<Done>, BackupError> {
     let b = config(site)?;
-    let keep = pirack_core::backup::plan::forget_args(&b.policy(owner, &slot.position).retention);
+    let retention = &b.policy(owner, &slot.position).retention;
+    let keep = pirack_core::backup::plan::forget_args(retention, prune);
     Ok(repos(site, owner, only)?
         .iter()
         .map(|r| (r.target.clone(), r.forget(&slot.position, &keep)))
         .collect())
 }
 
-/// Checks the owner's repository at every target (or the one named),
+/// Checks the owner's repository at every target (or those named),
 /// reading today's part of the data.
-pub fn check(
-    site: &Site,
-    owner: Option<&str>,
-    only: Option<&str>,
-) -> Result<Vec<Done>, BackupError> {
+pub fn check(site: &Site, owner: Option<&str>, only: &[&str]) -> Result<Vec<Done>, BackupError> {
     let b = config(site)?;
     let day = crate::store::now_ms().div_euclid(86_400_000);
     let subset = pirack_core::backup::plan::check_subset(b.check_parts, day);
@@ -159,13 +166,13 @@ pub fn check(
 /// A target's name and what it holds of a slot.
 pub type Listed = (String, Result<Vec<Snapshot>, BackupError>);
 
-/// The slot's snapshots at each target (or the one named), oldest first;
+/// The slot's snapshots at each target (or those named), oldest first;
 /// a target that cannot be read is an error of its own.
 pub fn list(
     site: &Site,
     slot: &SlotPlan,
     owner: Option<&str>,
-    only: Option<&str>,
+    only: &[&str],
 ) -> Result<Vec<Listed>, BackupError> {
     Ok(repos(site, owner, only)?
         .iter()
@@ -173,17 +180,48 @@ pub fn list(
         .collect())
 }
 
+/// What a restore put in service.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    pub record: Record,
+    pub target: String,
+    pub snapshot: Snapshot,
+}
+
+/// A target's name and its snapshots of a slot with the repository's size.
+pub type Shown = (String, Result<(Vec<Snapshot>, u64), BackupError>);
+
+/// The slot's snapshots at each target (or those named), with the size of
+/// the owner's repository there.
+pub fn show(
+    site: &Site,
+    slot: &SlotPlan,
+    owner: Option<&str>,
+    only: &[&str],
+) -> Result<Vec<Shown>, BackupError> {
+    Ok(repos(site, owner, only)?
+        .iter()
+        .map(|r| {
+            let shown = r
+                .snapshots(Some(&slot.position))
+                .and_then(|s| Ok((s, r.size()?)));
+            (r.target.clone(), shown)
+        })
+        .collect())
+}
+
 /// Builds the slot's root from a snapshot (its newest at the first target
 /// that has one, unless named) and swaps it in, keeping the replaced root
-/// for rollback. Refused while the slot is powered on.
+/// for rollback; the root's image (what the slot boots) is the one the
+/// snapshot's root came from. Refused while the slot is powered on.
 pub fn restore(
     site: &Site,
     slot: &SlotPlan,
     owner: Option<&str>,
     wanted: Option<&str>,
-    only: Option<&str>,
+    only: &[&str],
     powered_on: bool,
-) -> Result<Record, BackupError> {
+) -> Result<Restored, BackupError> {
     if powered_on {
         return Err(RootError::PoweredOn(slot.position.clone()).into());
     }
@@ -222,15 +260,30 @@ pub fn restore(
             targets,
         });
     };
+    // Its boot files are its image's: the tag, else (an older snapshot) the
+    // image of the root in service.
+    let image = snap
+        .tags
+        .iter()
+        .find_map(|t| t.strip_prefix(IMAGE_TAG))
+        .map(str::to_string)
+        .or_else(|| slot_root::record(site, slot).ok().flatten().map(|r| r.image))
+        .ok_or_else(|| BackupError::NoSnapshot {
+            slot: slot.position.clone(),
+            wanted: format!("{} naming its image", snap.short_id),
+            targets: repo.target.clone(),
+        })?;
     let staging = slot_root::staging(site, slot)?;
-    let unpack = staging.with_extension("restore");
+    let mut unpack = staging.clone().into_os_string();
+    unpack.push(".restore");
+    let unpack = PathBuf::from(unpack);
     clone::remove_tree(&unpack)?;
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| BackupError::Io { path, source }
     };
     std::fs::create_dir_all(&unpack).map_err(io(&unpack))?;
-    let done = (|| {
+    let done = (|| -> Result<Record, BackupError> {
         repo.restore(&snap.id, &unpack)?;
         // restic puts the tree back under its backed-up path.
         let backed_up = snap.paths.first().ok_or_else(|| BackupError::NoSnapshot {
@@ -240,12 +293,11 @@ pub fn restore(
         })?;
         let tree = unpack.join(backed_up.trim_start_matches('/'));
         std::fs::rename(&tree, &staging).map_err(io(&tree))?;
-        let made = format!("backup:{}:{}", repo.target, snap.short_id);
         Ok(slot_root::install(
             site,
             slot,
             &staging,
-            &made,
+            &image,
             Method::Copy,
         )?)
     })();
@@ -253,5 +305,9 @@ pub fn restore(
     if done.is_err() {
         let _ = clone::remove_tree(&staging);
     }
-    done
+    Ok(Restored {
+        record: done?,
+        target: repo.target.clone(),
+        snapshot: snap,
+    })
 }

@@ -155,7 +155,30 @@ impl Repo {
     }
 
     /// Backs `dir` up as snapshot of `host`, reporting progress; its summary.
+    /// The repository is made (with its key) the first time: tried first,
+    /// so a backup costs no extra round trip to the target.
     pub fn backup(
+        &self,
+        dir: &Path,
+        host: &str,
+        tags: &[String],
+        progress: &mut dyn FnMut(&Status),
+    ) -> Result<Summary, BackupError> {
+        if self.key.exists() {
+            match self.backup_once(dir, host, tags, progress) {
+                Err(BackupError::Restic { message, .. }) if message.contains("wrong password") => {
+                    return Err(self.wrong_key());
+                }
+                Err(BackupError::Restic { message, .. })
+                    if message.contains("Is there a repository") => {}
+                done => return done,
+            }
+        }
+        self.ensure()?;
+        self.backup_once(dir, host, tags, progress)
+    }
+
+    fn backup_once(
         &self,
         dir: &Path,
         host: &str,
@@ -228,6 +251,17 @@ impl Repo {
         let mut args = vec!["forget", "--host", host];
         args.extend(keep.iter().map(String::as_str));
         self.run(&args).map(drop)
+    }
+
+    /// The bytes the repository's data takes (`stats --mode raw-data`).
+    pub fn size(&self) -> Result<u64, BackupError> {
+        let out = self.run(&["stats", "--json", "--mode", "raw-data"])?;
+        restic::stats(&out).map_err(|e| self.failed(format!("unreadable stats: {e}")))
+    }
+
+    /// `restic prune`: the data no snapshot uses removed.
+    pub fn prune(&self) -> Result<(), BackupError> {
+        self.run(&["prune"]).map(drop)
     }
 
     /// `restic check`, reading `subset` of the data (`n/N`).

@@ -72,6 +72,7 @@ pub(super) fn faults_now(ctl: &Controller, m: &SiteMonitor) -> (Vec<Fault>, Hash
     };
     let mut all = faults::group(&failing, &causes);
     all.extend(capacity::faults(m, &w.draw_w, &w.disks));
+    all.extend(ctl.backups.faults(ctl, m.disk_horizon));
     (all, faults::held(&failing, &causes))
 }
 

@@ -34,19 +34,44 @@ pub fn sample(disks: &mut BTreeMap<String, Disk>, paths: &[&Path], now_s: f64) {
                 let total = v.blocks() as f64 * unit;
                 let free = v.blocks_available() as f64 * unit;
                 let d = disks.entry(p.display().to_string()).or_default();
-                d.samples.push_back((now_s, free));
-                if d.samples.len() > DISK_SAMPLES {
-                    d.samples.pop_front();
-                }
-                d.total = total;
-                d.free_pct = if total > 0.0 {
-                    free * 100.0 / total
-                } else {
-                    100.0
-                };
+                d.note(now_s, total, free);
             }
             Err(e) => tracing::warn!("monitor: free space of {}: {e}", p.display()),
         }
+    }
+}
+
+impl Disk {
+    /// Takes a sample: `total` and `free` bytes at `now_s`.
+    pub fn note(&mut self, now_s: f64, total: f64, free: f64) {
+        self.samples.push_back((now_s, free));
+        if self.samples.len() > DISK_SAMPLES {
+            self.samples.pop_front();
+        }
+        self.total = total;
+        self.free_pct = if total > 0.0 {
+            free * 100.0 / total
+        } else {
+            100.0
+        };
+    }
+
+    /// What is wrong with `name`'s space: less than `warn_pct` free, or
+    /// projected to fill within `horizon`.
+    pub fn judge(&self, name: &str, warn_pct: f64, horizon: Duration) -> Option<String> {
+        if self.free_pct < warn_pct {
+            return Some(format!("{name} has {:.1} % free", self.free_pct));
+        }
+        let samples: Vec<(f64, f64)> = self.samples.iter().copied().collect();
+        let left = seconds_to_full(&samples, MIN_SPAN_S)?;
+        (left < horizon.as_secs_f64()).then(|| {
+            format!(
+                "{name} is projected to fill in {:.1} days ({:.1} % of {:.0} GB free)",
+                left / 86_400.0,
+                self.free_pct,
+                self.total / 1e9
+            )
+        })
     }
 }
 
@@ -73,26 +98,10 @@ pub fn faults(
         }
     }
     for (path, d) in disks {
-        if d.free_pct < f64::from(m.disk_warn_pct) {
+        if let Some(summary) = d.judge(path, f64::from(m.disk_warn_pct), m.disk_horizon) {
             out.push(Fault {
                 cause: format!("disk:{path}"),
-                summary: format!("{path} has {:.1} % free", d.free_pct),
-                slots: Vec::new(),
-            });
-            continue;
-        }
-        let samples: Vec<(f64, f64)> = d.samples.iter().copied().collect();
-        if let Some(left) = seconds_to_full(&samples, MIN_SPAN_S)
-            && left < m.disk_horizon.as_secs_f64()
-        {
-            out.push(Fault {
-                cause: format!("disk:{path}"),
-                summary: format!(
-                    "{path} is projected to fill in {:.1} days ({:.1} % of {:.0} GB free)",
-                    left / 86_400.0,
-                    d.free_pct,
-                    d.total / 1e9
-                ),
+                summary,
                 slots: Vec::new(),
             });
         }

@@ -4,6 +4,7 @@
 //! code (sqlx's Any driver, runtime queries, 64-bit integers and text only).
 
 pub mod alerts;
+pub mod backups;
 pub mod boards;
 pub mod events;
 pub mod lease;
@@ -119,7 +120,7 @@ fn create_private(url: &str) -> Result<(), StoreError> {
 /// The schema's migrations, compiled in: one text per step, its integer and key
 /// types spelt for the backend.
 fn migrator(backend: Backend) -> Migrator {
-    const STEPS: [(i64, &str, &str); 10] = [
+    const STEPS: [(i64, &str, &str); 11] = [
         (1, "init", include_str!("schema/0001_init.sql")),
         (
             2,
@@ -142,6 +143,7 @@ fn migrator(backend: Backend) -> Migrator {
         ),
         (9, "proxy", include_str!("schema/0009_proxy.sql")),
         (10, "monitor", include_str!("schema/0010_monitor.sql")),
+        (11, "backups", include_str!("schema/0011_backups.sql")),
     ];
     let (int, id) = match backend {
         Backend::Sqlite => ("INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),

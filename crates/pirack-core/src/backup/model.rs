@@ -77,16 +77,17 @@ pub struct Rest {
 }
 
 /// When backups run: every `every_h` hours, each slot at its own offset in
-/// the `window_h` hours from `start` (UTC, `HH:MM`).
+/// the `window_h` hours from `start` (UTC, `HH:MM`). Hours may be fractions
+/// (`0.25`: every quarter of an hour), down to a minute.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
     #[serde(default = "default_every_h")]
-    pub every_h: u32,
+    pub every_h: f64,
     #[serde(default = "default_start")]
     pub start: String,
     #[serde(default = "default_window_h")]
-    pub window_h: u32,
+    pub window_h: f64,
 }
 
 impl Default for Schedule {
@@ -148,14 +149,14 @@ fn default_check_parts() -> u32 {
 fn default_ssh_port() -> u16 {
     22
 }
-fn default_every_h() -> u32 {
-    24
+fn default_every_h() -> f64 {
+    24.0
 }
 fn default_start() -> String {
     "01:00".into()
 }
-fn default_window_h() -> u32 {
-    4
+fn default_window_h() -> f64 {
+    4.0
 }
 fn default_daily() -> u32 {
     7

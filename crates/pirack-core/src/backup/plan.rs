@@ -159,17 +159,21 @@ pub fn next_due(key: &str, w: &Window, after: i64) -> i64 {
     day + first + k * every
 }
 
-/// `restic forget` arguments that keep what `r` says (and prune the rest).
-pub fn forget_args(r: &Retention) -> Vec<String> {
-    vec![
+/// `restic forget` arguments that keep what `r` says (and with `prune`,
+/// remove the rest's data).
+pub fn forget_args(r: &Retention, prune: bool) -> Vec<String> {
+    let mut args = vec![
         "--keep-daily".into(),
         r.daily.to_string(),
         "--keep-weekly".into(),
         r.weekly.to_string(),
         "--keep-monthly".into(),
         r.monthly.to_string(),
-        "--prune".into(),
-    ]
+    ];
+    if prune {
+        args.push("--prune".into());
+    }
+    args
 }
 
 /// `restic check --read-data-subset` for day `day` (days since the epoch):

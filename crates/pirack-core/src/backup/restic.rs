@@ -111,6 +111,16 @@ pub fn snapshots(text: &str) -> Result<Vec<Snapshot>, serde_json::Error> {
     Ok(serde_json::from_str::<Option<Vec<Snapshot>>>(text)?.unwrap_or_default())
 }
 
+#[derive(Deserialize)]
+struct Stats {
+    total_size: u64,
+}
+
+/// Reads `restic stats --json`: the total size.
+pub fn stats(text: &str) -> Result<u64, serde_json::Error> {
+    Ok(serde_json::from_str::<Stats>(text)?.total_size)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +174,10 @@ mod tests {
         .unwrap();
         assert_eq!(list[0].hostname, "A-01");
         assert!(snapshots("[{]").is_err());
+        assert_eq!(
+            stats(r#"{"total_size":1234,"total_uncompressed_size":1234,"total_blob_count":3,"snapshots_count":2}"#).unwrap(),
+            1234
+        );
+        assert!(stats("{}").is_err());
     }
 }

@@ -181,23 +181,28 @@ impl Checker<'_> {
                 format!("`{}` is not a time HH:MM", s.start),
             );
         }
-        if !(1..=24 * 31).contains(&s.every_h) {
+        // A minute at least, a month at most.
+        let minute = 1.0 / 60.0;
+        if !(minute..=744.0).contains(&s.every_h) {
             self.problem(
                 format!("{at}.every_h"),
-                format!("{} is outside 1..=744", s.every_h),
+                format!("{} is outside 0.017 (a minute)..=744", s.every_h),
             );
         }
-        if s.window_h == 0 || s.window_h > s.every_h {
+        if !(s.window_h >= minute && s.window_h <= s.every_h) {
             self.problem(
                 format!("{at}.window_h"),
-                format!("{} must be at least 1 and at most every_h", s.window_h),
+                format!(
+                    "{} must be at least a minute (0.017) and at most every_h",
+                    s.window_h
+                ),
             );
         }
         let (h, m) = start?;
         (self.problems.len() == before).then(|| Window {
-            every: Duration::from_secs(u64::from(s.every_h) * 3_600),
+            every: Duration::from_secs((s.every_h * 3_600.0).round() as u64),
             start: Duration::from_secs(h * 3_600 + m * 60),
-            window: Duration::from_secs(u64::from(s.window_h) * 3_600),
+            window: Duration::from_secs((s.window_h * 3_600.0).round() as u64),
         })
     }
 
