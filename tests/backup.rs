@@ -302,7 +302,10 @@ fn a_root_backed_up_to_two_targets_restores_as_it_was() {
         "--powered-off",
         "--no-export",
     ]));
-    assert!(out.contains(&format!("backup:offsite:{first_id}")), "{out}");
+    assert!(
+        out.contains(&format!("now from snapshot {first_id} of ")) && out.contains(" at offsite"),
+        "{out}"
+    );
     assert_eq!(manifest(&root), first);
 
     // The SFTP server gone: the local target still gets its backup.

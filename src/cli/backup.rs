@@ -112,16 +112,11 @@ pub fn backup(inputs: &Inputs, db: &StoreArg, action: BackupAction) -> Result<Ex
                     indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {percent}%")
                         .expect("valid template"),
                 );
-                let (taken, outcomes) = backup::run(
-                    &l.site,
-                    s,
-                    owner(s).as_deref(),
-                    &only,
-                    &mut |t, st| {
+                let (taken, outcomes) =
+                    backup::run(&l.site, s, owner(s).as_deref(), &only, &mut |t, st| {
                         bar.set_message(format!("{position} to {t}"));
                         bar.set_position((st.percent_done * 100.0) as u64);
-                    },
-                )?;
+                    })?;
                 bar.finish_and_clear();
                 for o in outcomes {
                     match o.result {
@@ -223,7 +218,9 @@ pub fn backup(inputs: &Inputs, db: &StoreArg, action: BackupAction) -> Result<Ex
                         eprintln!("{position} at {t}: {e}");
                     }
                 }
-                let last = seen.iter().find(|b| b.slot == s.key.to_string() && b.target == t);
+                let last = seen
+                    .iter()
+                    .find(|b| b.slot == s.key.to_string() && b.target == t);
                 if let Some(e) = last.and_then(|b| b.last_error.as_deref()) {
                     println!("{position} at {t}: the controller's last try failed: {e}");
                 }
@@ -261,11 +258,7 @@ pub fn backup(inputs: &Inputs, db: &StoreArg, action: BackupAction) -> Result<Ex
             let done = done?;
             println!(
                 "{position}: {} now from snapshot {} of {} at {} (image {})",
-                s.root,
-                done.snapshot.short_id,
-                done.snapshot.time,
-                done.target,
-                done.record.image
+                s.root, done.snapshot.short_id, done.snapshot.time, done.target, done.record.image
             );
             if !no_export {
                 export(&l.site, &plan, &[s])?;

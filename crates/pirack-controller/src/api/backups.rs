@@ -6,7 +6,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::routes::{Body, Ctl, accepted, slot_for};
 use crate::backup::service::{self, Progress, RestoreRequest};
-use crate::store::backups::BackupStatus;
+use crate::store::backups::{BackupStatus, RepoCheck};
 use crate::store::ops::Operation;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -24,6 +24,8 @@ pub struct SlotBackups {
     pub targets: Vec<BackupStatus>,
     /// A backup or restore under way, and how far.
     pub running: Option<Progress>,
+    /// The owner's repository at each target: its last prune and check.
+    pub repositories: Vec<RepoCheck>,
 }
 
 /// What each target last did for the slot.
@@ -48,8 +50,10 @@ pub async fn show(
         .into_iter()
         .filter(|s| s.owner == row.owner)
         .collect();
+    let repositories = ctl.backups.checks(row.owner.as_deref());
     Ok(Json(SlotBackups {
         enabled: b.policy(row.owner.as_deref(), &row.position).enabled,
+        repositories,
         running: ctl.backups.progress(&row.key),
         slot: row.key,
         position: row.position,

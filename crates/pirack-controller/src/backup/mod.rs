@@ -6,8 +6,8 @@
 //! a reimage, the replaced root kept for rollback. Blocking: call from a
 //! blocking thread.
 
-pub mod keys;
 pub mod alerts;
+pub mod keys;
 pub mod restic;
 pub mod schedule;
 pub mod service;
@@ -261,18 +261,20 @@ pub fn restore(
         });
     };
     // Its boot files are its image's: the tag, else (an older snapshot) the
-    // image of the root in service.
+    // image of the root in service, else none known (a root pirack did not
+    // build, restored as it was).
     let image = snap
         .tags
         .iter()
         .find_map(|t| t.strip_prefix(IMAGE_TAG))
         .map(str::to_string)
-        .or_else(|| slot_root::record(site, slot).ok().flatten().map(|r| r.image))
-        .ok_or_else(|| BackupError::NoSnapshot {
-            slot: slot.position.clone(),
-            wanted: format!("{} naming its image", snap.short_id),
-            targets: repo.target.clone(),
-        })?;
+        .or_else(|| {
+            slot_root::record(site, slot)
+                .ok()
+                .flatten()
+                .map(|r| r.image)
+        })
+        .unwrap_or_default();
     let staging = slot_root::staging(site, slot)?;
     let mut unpack = staging.clone().into_os_string();
     unpack.push(".restore");

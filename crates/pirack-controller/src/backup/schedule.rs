@@ -115,26 +115,23 @@ fn due(backups: &Backups, b: &SiteBackup, row: &SlotRow, now: i64) -> Option<Vec
 }
 
 /// The repositories due their prune and check: a period after their last
-/// one, or after their first backup.
+/// one, and at once when they have a good backup and were never checked.
 fn upkeep_due(backups: &Backups, b: &SiteBackup, now: i64) -> Vec<(Option<String>, String)> {
     let every = b.window.every.as_millis() as i64;
     let live = backups.lock();
-    let mut first: std::collections::BTreeMap<(Option<String>, String), i64> = Default::default();
-    for s in live.status.values() {
-        if let Some(ok) = s.last_ok_at {
-            let e = first
-                .entry((s.owner.clone(), s.target.clone()))
-                .or_insert(ok);
-            *e = (*e).min(ok);
-        }
-    }
-    first
-        .into_iter()
-        .filter(|((owner, target), first_ok)| {
-            let key = (owner_dir(owner.as_deref()).to_string(), target.clone());
-            let since = live.checks.get(&key).map_or(*first_ok, |c| c.checked_at);
-            now - since >= every
+    let mut due: Vec<(Option<String>, String)> = live
+        .status
+        .values()
+        .filter(|s| s.last_ok_at.is_some())
+        .filter(|s| {
+            let key = (owner_dir(s.owner.as_deref()).to_string(), s.target.clone());
+            live.checks
+                .get(&key)
+                .is_none_or(|c| now - c.checked_at >= every)
         })
-        .map(|(k, _)| k)
-        .collect()
+        .map(|s| (s.owner.clone(), s.target.clone()))
+        .collect();
+    due.sort();
+    due.dedup();
+    due
 }

@@ -14,8 +14,8 @@ use crate::monitor::faults::Fault;
 use crate::store::backups::{BackupStatus, RepoCheck};
 use crate::store::now_ms;
 use crate::store::ops::{OpStatus, Operation};
-use crate::store::slots::SlotRow;
 use crate::store::slots::Changes;
+use crate::store::slots::SlotRow;
 use pirack_core::backup::plan::owner_dir;
 use pirack_core::lifecycle::Trigger;
 use serde::{Deserialize, Serialize};
@@ -86,6 +86,17 @@ impl Backups {
             .status
             .values()
             .filter(|s| s.slot == slot)
+            .cloned()
+            .collect()
+    }
+
+    /// The owner's repositories' last upkeep at each target.
+    pub fn checks(&self, owner: Option<&str>) -> Vec<RepoCheck> {
+        let dir = owner_dir(owner);
+        self.lock()
+            .checks
+            .values()
+            .filter(|c| c.owner == dir)
             .cloned()
             .collect()
     }
@@ -172,10 +183,7 @@ pub(super) fn claim(
     let mut keys: Vec<String> = slot.map(|s| s.key.clone()).into_iter().collect();
     keys.push(format!("owner:{}", owner_dir(owner)));
     let mut l = ctl.backups.lock();
-    if let Some((k, p)) = keys
-        .iter()
-        .find_map(|k| l.running.get(k).map(|p| (k, p)))
-    {
+    if let Some((k, p)) = keys.iter().find_map(|k| l.running.get(k).map(|p| (k, p))) {
         let what = match (k.strip_prefix("owner:"), slot) {
             (Some(o), _) => format!("owner {o}'s repositories"),
             (None, Some(s)) => format!("slot {}", s.position),
@@ -284,7 +292,11 @@ pub async fn back_up(
         let mut failed = Vec::new();
         for o in &outcomes {
             let tried = match &o.result {
-                Ok(s) => Ok((s.snapshot_id.as_str(), s.total_files_processed, s.data_added)),
+                Ok(s) => Ok((
+                    s.snapshot_id.as_str(),
+                    s.total_files_processed,
+                    s.data_added,
+                )),
                 Err(e) => Err(e.to_string()),
             };
             let line = match &tried {

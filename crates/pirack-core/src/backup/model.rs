@@ -78,7 +78,7 @@ pub struct Rest {
 
 /// When backups run: every `every_h` hours, each slot at its own offset in
 /// the `window_h` hours from `start` (UTC, `HH:MM`). Hours may be fractions
-/// (`0.25`: every quarter of an hour), down to a minute.
+/// (`0.25`: every quarter of an hour), down to 0.01 (36 s).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {

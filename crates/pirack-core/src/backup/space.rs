@@ -58,7 +58,13 @@ mod tests {
                 free: 14_377_792 * 1024
             })
         );
-        for bad in ["", "Size Used Avail\n", "Size Used Avail\n1 2\n", "Size Avail\n1 x 3\n", "Size Avail\n5 1 9\n"] {
+        for bad in [
+            "",
+            "Size Used Avail\n",
+            "Size Used Avail\n1 2\n",
+            "Size Avail\n1 x 3\n",
+            "Size Avail\n5 1 9\n",
+        ] {
             assert!(sftp_df(bad).is_err(), "{bad:?}");
         }
     }

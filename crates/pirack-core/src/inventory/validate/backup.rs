@@ -181,19 +181,19 @@ impl Checker<'_> {
                 format!("`{}` is not a time HH:MM", s.start),
             );
         }
-        // A minute at least, a month at most.
-        let minute = 1.0 / 60.0;
-        if !(minute..=744.0).contains(&s.every_h) {
+        // 36 s at least, a month at most.
+        let least = 0.01;
+        if !(least..=744.0).contains(&s.every_h) {
             self.problem(
                 format!("{at}.every_h"),
-                format!("{} is outside 0.017 (a minute)..=744", s.every_h),
+                format!("{} is outside 0.01 (36 s)..=744", s.every_h),
             );
         }
-        if !(s.window_h >= minute && s.window_h <= s.every_h) {
+        if !(s.window_h >= least && s.window_h <= s.every_h) {
             self.problem(
                 format!("{at}.window_h"),
                 format!(
-                    "{} must be at least a minute (0.017) and at most every_h",
+                    "{} must be at least 0.01 (36 s) and at most every_h",
                     s.window_h
                 ),
             );
