@@ -135,3 +135,44 @@ fn upkeep_due(backups: &Backups, b: &SiteBackup, now: i64) -> Vec<(Option<String
     due.dedup();
     due
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::alerts::tests::{row, site, status};
+
+    #[test]
+    fn each_target_when_due_and_a_failed_one_sooner() {
+        let b = site();
+        let a1 = row("A-01", "acme");
+        let backups = Backups::default();
+        let day = 20_000 * 86_400_000i64;
+        // First seen: due in its window that day, at every target at once.
+        assert_eq!(due(&backups, &b, &a1, day), None);
+        let first = next_due(&a1.key, &b.window, day / 1000) * 1000;
+        assert_eq!(due(&backups, &b, &a1, first), Some(Vec::new()));
+        {
+            let mut l = backups.lock();
+            l.status.insert(
+                (a1.key.clone(), "local".into()),
+                status(&a1, "local", Some(first), None),
+            );
+            let mut failed = status(&a1, "offsite", None, Some("refused"));
+            failed.last_attempt_at = first;
+            l.status.insert((a1.key.clone(), "offsite".into()), failed);
+        }
+        // The failed target again a quarter period later (an hour at most).
+        assert_eq!(due(&backups, &b, &a1, first + 3_599_000), None);
+        assert_eq!(
+            due(&backups, &b, &a1, first + 3_600_000),
+            Some(vec!["offsite".to_string()])
+        );
+        // The next day, both.
+        assert_eq!(due(&backups, &b, &a1, first + 86_400_000), Some(Vec::new()));
+        // Upkeep: at once for a repository with a good backup, then a period on.
+        assert_eq!(
+            upkeep_due(&backups, &b, first),
+            vec![(Some("acme".to_string()), "local".to_string())]
+        );
+    }
+}
