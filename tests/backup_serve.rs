@@ -227,6 +227,31 @@ fn the_controller_backs_up_alerts_and_restores_for_each_owner() {
         acme_told.to_string().contains("A-01") && !acme_told.to_string().contains("A-05"),
         "{acme_told}"
     );
+    // The rack view's slot detail: each target's last backup, the failed try marked.
+    if have(test, "chromedriver") {
+        let profile = tempfile::tempdir().unwrap();
+        let browser = common::webdriver::Browser::start(profile.path());
+        browser.goto(&format!("http://{a}/#token={}", rig.acme));
+        browser.wait_for(
+            "A-01's tile",
+            "return document.querySelector(\"button[data-slot='A-01']\") != null;",
+            Duration::from_secs(20),
+        );
+        browser.click("//button[@data-slot='A-01']");
+        let shown = browser.wait_for(
+            "A-01's backups in the detail",
+            "const off = document.querySelector(\"#backups li[data-target=offsite]\"); \
+             const local = document.querySelector(\"#backups li[data-target=local]\"); \
+             return off != null && local != null && off.className === 'bad' \
+               && local.textContent + ' | ' + off.textContent;",
+            Duration::from_secs(20),
+        );
+        let shown = shown.as_str().unwrap_or_default().to_string();
+        assert!(
+            shown.contains("local: last ") && shown.contains("offsite: none yet; last try failed"),
+            "{shown}"
+        );
+    }
     // The target short of space: a staff alert of its own.
     assert!(
         alerts(&rig)

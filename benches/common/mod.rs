@@ -1,6 +1,7 @@
 //! Helpers shared by the benchmarks (each bench uses some of them).
 #![allow(dead_code)]
 
+pub mod image;
 pub mod targets;
 
 use std::io::{Read, Write};

@@ -242,9 +242,12 @@ pub fn backup(inputs: &Inputs, db: &StoreArg, action: BackupAction) -> Result<Ex
             if in_service && !powered_off {
                 bail!("{position}'s root is in service: power the Pi off and pass --powered-off");
             }
-            let spinner = indicatif::ProgressBar::new_spinner();
-            spinner.set_message(format!("restoring {position}"));
-            spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+            let bar = indicatif::ProgressBar::new(100).with_style(
+                indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {percent}% {elapsed}")
+                    .expect("valid template"),
+            );
+            bar.set_message(format!("restoring {position}"));
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
             let only: Vec<&str> = target.iter().map(String::as_str).collect();
             let done = backup::restore(
                 &l.site,
@@ -253,8 +256,12 @@ pub fn backup(inputs: &Inputs, db: &StoreArg, action: BackupAction) -> Result<Ex
                 snapshot.as_deref(),
                 &only,
                 false,
+                &|target, share| {
+                    bar.set_message(format!("restoring {position} from {target}"));
+                    bar.set_position((share * 100.0) as u64);
+                },
             );
-            spinner.finish_and_clear();
+            bar.finish_and_clear();
             let done = done?;
             println!(
                 "{position}: {} now from snapshot {} of {} at {} (image {})",

@@ -213,7 +213,8 @@ pub fn show(
 /// Builds the slot's root from a snapshot (its newest at the first target
 /// that has one, unless named) and swaps it in, keeping the replaced root
 /// for rollback; the root's image (what the slot boots) is the one the
-/// snapshot's root came from. Refused while the slot is powered on.
+/// snapshot's root came from; `progress` hears the target and the share
+/// restored. Refused while the slot is powered on.
 pub fn restore(
     site: &Site,
     slot: &SlotPlan,
@@ -221,6 +222,7 @@ pub fn restore(
     wanted: Option<&str>,
     only: &[&str],
     powered_on: bool,
+    progress: &(dyn Fn(&str, f64) + Sync),
 ) -> Result<Restored, BackupError> {
     if powered_on {
         return Err(RootError::PoweredOn(slot.position.clone()).into());
@@ -286,7 +288,7 @@ pub fn restore(
     };
     std::fs::create_dir_all(&unpack).map_err(io(&unpack))?;
     let done = (|| -> Result<Record, BackupError> {
-        repo.restore(&snap.id, &unpack)?;
+        repo.restore(&snap.id, &unpack, &|share| progress(&repo.target, share))?;
         // restic puts the tree back under its backed-up path.
         let backed_up = snap.paths.first().ok_or_else(|| BackupError::NoSnapshot {
             slot: slot.position.clone(),

@@ -240,10 +240,38 @@ impl Repo {
         restic::snapshots(&out).map_err(|e| self.failed(format!("unreadable snapshot list: {e}")))
     }
 
-    /// Restores snapshot `id` under `into` (its paths as they were backed up).
-    pub fn restore(&self, id: &str, into: &Path) -> Result<(), BackupError> {
+    /// Restores snapshot `id` under `into` (its paths as they were backed
+    /// up), telling `progress` the share written: restic 0.14 reports no
+    /// progress of a restore, so the bytes under `into` are weighed against
+    /// the snapshot's size every half second.
+    pub fn restore(
+        &self,
+        id: &str,
+        into: &Path,
+        progress: &(dyn Fn(f64) + Sync),
+    ) -> Result<(), BackupError> {
+        let total = self
+            .run(&["stats", "--json", "--mode", "restore-size", id])
+            .ok()
+            .and_then(|out| restic::stats(&out).ok())
+            .unwrap_or(0);
         let into_arg = into.to_string_lossy();
-        self.run(&["restore", id, "--target", &into_arg]).map(drop)
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut ticks = 0u32;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    if total > 0 && ticks.is_multiple_of(5) {
+                        progress((tree_bytes(into) as f64 / total as f64).min(1.0));
+                    }
+                    ticks += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+            });
+            let r = self.run(&["restore", id, "--target", &into_arg]).map(drop);
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            r
+        })
     }
 
     /// `restic forget` with `keep` for `host`, then prune.
@@ -269,6 +297,22 @@ impl Repo {
         let arg = format!("--read-data-subset={subset}");
         self.run(&["check", &arg]).map(drop)
     }
+}
+
+/// The bytes of the regular files under `dir` (what cannot be read counts
+/// nothing).
+fn tree_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// What restic said on stderr, its last lines, printable.

@@ -213,7 +213,7 @@ pub(super) fn claim(
 /// into the operation every second; the operation ends with its outcome.
 pub(super) fn spawn<W>(ctl: &Arc<Controller>, op: Operation, claim: Claim, work: W)
 where
-    W: FnOnce(&dyn Fn(&str, f64)) -> Result<String, OpError> + Send + 'static,
+    W: FnOnce(&(dyn Fn(&str, f64) + Sync)) -> Result<String, OpError> + Send + 'static,
 {
     let ctl2 = Arc::clone(ctl);
     ctl.operations.spawn(async move {
@@ -503,6 +503,7 @@ fn run_restore(
             req.snapshot.as_deref(),
             &only,
             false,
+            progress,
         );
         match done {
             Ok(r) => {
