@@ -2,7 +2,8 @@
 //! snapshots on a loop device, each customised as its slot's), backed up by
 //! pirack (a read-only snapshot of the root, then restic) and, in the same
 //! run and order, by bare `restic backup` of the same kind of snapshot into a
-//! repository of its own; first backups, then backups of unchanged roots.
+//! repository of its own, the filesystem synced before each; first backups,
+//! then backups of unchanged roots.
 //! Prints wall times, pirack's overhead over bare restic, the slowest
 //! unchanged root, and how much each further root adds to the repository.
 //! Needs root, restic and btrfs-progs.
@@ -30,6 +31,12 @@ fn size(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// Writes out the filesystem's dirty data (untimed), so neither side's
+/// timing pays for the other's writes: a btrfs snapshot commits them.
+fn settle(on: &Path) {
+    sh(Command::new("sync").arg("-f").arg(on));
+}
+
 /// Bare restic: the slot's root as a read-only snapshot at a path of its
 /// own (made and removed outside the timing), backed up to `repo`.
 struct Bare {
@@ -54,6 +61,7 @@ impl Bare {
         sh(Command::new("btrfs")
             .args(["-q", "subvolume", "snapshot", "-r", &slot.root])
             .arg(&still));
+        settle(&self.stills);
         let t = Instant::now();
         sh(self
             .restic()
@@ -88,6 +96,7 @@ fn pass(
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for (i, s) in slots.iter().enumerate() {
         let pirack = || {
+            settle(Path::new(&s.root));
             let t = Instant::now();
             let (_, outcomes) =
                 pirack_controller::backup::run(site, s, Some("acme"), &[], &mut |_, _| {}).unwrap();

@@ -455,3 +455,83 @@ fn a_backup_killed_midway_leaves_the_repository_sound_and_the_next_succeeds() {
     let out = ok(pirack(&["backup", "--inventory", inv, "forget", "A-01"]));
     assert!(out.contains("retention applied"), "{out}");
 }
+
+#[test]
+fn a_rest_target_with_a_password_takes_backups_and_restores() {
+    let test = "backup_rest";
+    if !common::is_root(test)
+        || !have(test, "restic")
+        || !have(test, "rclone")
+        || !have(test, "mkfs.btrfs")
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let fs = LoopFs::new(&["mkfs.btrfs", "-q", "-f"]);
+    // rclone's restic REST server on loopback, behind a user and password.
+    let port = pirack_lab::testbed::free_tcp_port().unwrap();
+    let served = d.join("rest");
+    std::fs::create_dir_all(&served).unwrap();
+    let rclone = Child(
+        Command::new("rclone")
+            .args(["serve", "restic", "--addr", &format!("127.0.0.1:{port}")])
+            .args(["--user", "pirack", "--pass", "s3cret-pw"])
+            .arg(&served)
+            .stderr(std::fs::File::create(d.join("rclone.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pw = d.join("rest.pw");
+    std::fs::write(&pw, "s3cret-pw\n").unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let targets = format!(
+        "    - {{ name: rest, rest: {{ url: 'http://127.0.0.1:{port}/', user: pirack, password: {{ file: {} }} }} }}\n",
+        pw.display()
+    );
+    let (inv, root) = site_with(d, &fs.path(), &targets);
+    let inv = inv.as_str();
+    fill(&root);
+    let first = manifest(&root);
+    let out = ok(pirack(&["backup", "--inventory", inv, "run", "A-01"]));
+    assert!(out.contains("A-01 to rest: snapshot"), "{out}");
+    assert!(
+        served.join("acme/config").exists(),
+        "acme's repository behind REST"
+    );
+    let shown = ok(pirack(&["backup", "--inventory", inv, "show", "A-01"]));
+    assert!(shown.contains("A-01 at rest: 1 snapshot(s)"), "{shown}");
+    assert!(
+        !shown.contains("s3cret"),
+        "the password is never shown: {shown}"
+    );
+
+    std::fs::write(root.join("etc/hostname"), "changed\n").unwrap();
+    let out = ok(pirack(&[
+        "backup",
+        "--inventory",
+        inv,
+        "restore",
+        "A-01",
+        "--powered-off",
+        "--no-export",
+    ]));
+    assert!(out.contains(" at rest "), "{out}");
+    assert_eq!(manifest(&root), first);
+
+    // The server gone: a clear failure naming the target, the password not in it.
+    drop(rclone);
+    let out = pirack(&["backup", "--inventory", inv, "run", "A-01"]);
+    assert!(!out.status.success());
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("A-01 to rest: target rest") && said.contains("connection refused"),
+        "{said}"
+    );
+    assert!(!said.contains("s3cret"), "{said}");
+}
