@@ -81,7 +81,8 @@ pub struct Snapshots {
 /// The snapshots of the slot's root its owner's repositories hold.
 #[utoipa::path(get, path = "/v1/slots/{slot}/backups/snapshots", tag = "backups",
     params(("slot" = String, Path, description = "position or switch/port")),
-    responses((status = 200, body = Snapshots), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = Snapshots), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 502, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn snapshots(
     State(ctl): Ctl,
