@@ -37,6 +37,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print the shell's completions for pirack (`pirack completions bash >
+    /// /etc/bash_completion.d/pirack`).
+    Completions {
+        /// The shell: bash, elvish, fish, powershell or zsh.
+        shell: clap_complete::Shell,
+    },
+    /// Print pirack's manual page, as roff (`pirack manpage > pirack.1`).
+    Manpage,
     /// A shelf of simulated Pis booting from a controller on this machine, in one
     /// command: builds the CI image, installs missing peers, boots every Pi to
     /// `up` (one recovered by the watchdog) and serves the rack view. Needs root.
@@ -121,6 +129,7 @@ enum Command {
     /// Switch slots' PoE power on, off, cycle it, or show it: straight at the
     /// switch with --inventory, else through the controller's API.
     Power {
+        /// What to do with the ports.
         #[arg(value_enum)]
         verb: PowerVerb,
         /// Site inventory: talk to the switches directly (on the controller's host).
@@ -148,19 +157,23 @@ enum Command {
     Slots {
         #[command(flatten)]
         remote: Remote,
+        /// As the API's JSON (times as Unix milliseconds).
         #[arg(long)]
         json: bool,
     },
     /// One slot and its latest events.
     Show {
+        /// Position (`A-07`) or key (`sw-a/7`).
         slot: String,
         #[command(flatten)]
         remote: Remote,
+        /// As the API's JSON (times as Unix milliseconds).
         #[arg(long)]
         json: bool,
     },
     /// Give a customer a slot with a root from an image (through the API).
     Provision {
+        /// The image the root is built from (`name-version`).
         #[arg(long)]
         image: String,
         /// The customer [default: the token's own].
@@ -174,7 +187,9 @@ enum Command {
     },
     /// Build a slot's root anew from an image (the slot must be off).
     Reimage {
+        /// Position or key.
         slot: String,
+        /// The image the new root is built from (`name-version`).
         #[arg(long)]
         image: String,
         #[command(flatten)]
@@ -182,24 +197,29 @@ enum Command {
     },
     /// Put back the root the last reimage replaced (the slot must be off).
     Rollback {
+        /// Position or key.
         slot: String,
         #[command(flatten)]
         op: OpArgs,
     },
     /// End a hosted Pi: delete its root and free the slot (the slot must be off).
     Decommission {
+        /// Position or key.
         slot: String,
         #[command(flatten)]
         op: OpArgs,
     },
     /// Events, oldest first; --follow keeps printing new ones.
     Events {
+        /// Only this slot's (position or key).
         #[arg(long)]
         slot: Option<String>,
+        /// Keep printing new events as they happen (Ctrl-C stops).
         #[arg(long)]
         follow: bool,
         #[command(flatten)]
         remote: Remote,
+        /// One JSON object per line (times as Unix milliseconds).
         #[arg(long)]
         json: bool,
     },
@@ -323,6 +343,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
         } => plan_cmd(&inputs, out.as_deref(), check, json),
         Command::Serve(args) => serve(&args),
+        Command::Completions { shell } => {
+            // Into a buffer: the generator panics on a closed pipe.
+            let mut cli = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cli, "pirack", &mut out);
+            std::io::Write::write_all(&mut std::io::stdout(), &out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpage => {
+            let cli = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cli).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo(args) => demo(&args),
         Command::Hil(args) => hil(&args),
         Command::Sim(args) => sim(&args),
@@ -421,5 +454,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
             LedgerAction::Show(inputs) => ledger_show(&inputs),
             LedgerAction::Release { inputs, db, slots } => ledger_release(&inputs, &db, &slots),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every option and argument of every command says what it is for.
+    #[test]
+    fn every_option_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let builtin = matches!(a.get_id().as_str(), "help" | "version");
+                if !builtin && a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", a.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "pirack", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:#?}");
     }
 }

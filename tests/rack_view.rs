@@ -91,3 +91,85 @@ fn the_rack_view_shows_each_caller_its_slots() {
         png.len()
     );
 }
+
+/// A slot powered on with no Pi behind it: its tile counts the time in its
+/// stage against the watchdog's deadline and turns amber near it; the summary
+/// puts the failure the watchdog then declares first; a URL points at a slot.
+#[test]
+fn a_stalled_slot_turns_amber_then_fails_first_in_the_summary() {
+    let test = "rack_view_stall";
+    if !common::is_root(test) || !have(test, "snmpd") || !have(test, "chromedriver") {
+        return;
+    }
+    use common::http::post;
+    use common::snmp::{Agent, Creds, site_for};
+    use std::time::Duration;
+    let agent = Agent::start(10, 10, None);
+    let tmp = tempfile::tempdir().unwrap();
+    let fast = "snmp_timeout_ms: 500\nsnmp_retries: 1\npower: { drain_ms: 200, readback_ms: 2000 }";
+    let inventory = site_for(tmp.path(), agent.port, "generic", Creds::V2c, fast);
+    let yaml = std::fs::read_to_string(&inventory).unwrap()
+        + "\nwatchdog: { powering_on_s: 8, max_recoveries: 0 }\n";
+    std::fs::write(&inventory, yaml).unwrap();
+    let rig = start(tmp, &inventory, false);
+    let a = rig.addr;
+    let op = post(
+        a,
+        "/v1/slots",
+        Some(&rig.globex),
+        r#"{"image":"tiny-1","slot":"A-05"}"#,
+    );
+    assert_eq!(rig.wait(&op.json())["status"], "succeeded");
+    let op = post(
+        a,
+        "/v1/slots/A-05/power",
+        Some(&rig.admin),
+        r#"{"action":"on"}"#,
+    );
+    assert_eq!(rig.wait(&op.json())["status"], "succeeded", "{}", op.body);
+
+    let profile = tempfile::tempdir().unwrap();
+    let browser = common::webdriver::Browser::start(profile.path());
+    browser.goto(&format!("http://{a}/#token={}&slot=A-05", rig.admin));
+    let within = Duration::from_secs(20);
+    // The slot in the URL is shown, and the token is dropped from it.
+    browser.wait_for(
+        "A-05's detail from the URL",
+        "return document.querySelector('#detail table') != null \
+         && document.querySelector('#detail table').textContent.includes('A-05 (sw-a/5)');",
+        within,
+    );
+    assert_eq!(browser.eval("return location.hash;"), "#slot=A-05");
+    browser.wait_for(
+        "the summary counts the booting slot",
+        "const s = document.querySelector('#summary span[data-state=powering_on]'); \
+         return s != null && s.textContent === 'powering on 1';",
+        within,
+    );
+    let tile = "document.querySelector(\"button[data-slot='A-05']\")";
+    let clock = browser.wait_for(
+        "A-05 amber near the watchdog's deadline",
+        &format!("const t = {tile}; return t != null && t.dataset.late === 'warn' && t.querySelector('.clock').textContent;"),
+        within,
+    );
+    assert!(
+        clock.as_str().is_some_and(|c| c.ends_with(" s of 8 s")),
+        "{clock}"
+    );
+    // The watchdog gives up (no recoveries allowed): failed, first in the summary.
+    browser.wait_for(
+        "the failure first in the summary",
+        &format!(
+            "const first = document.querySelector('#summary span'); const t = {tile}; \
+             return first != null && first.dataset.state === 'failed' && t.dataset.state === 'failed';"
+        ),
+        within,
+    );
+    // A click points the URL at the slot.
+    browser.click("//button[@data-slot='A-01']");
+    browser.wait_for(
+        "the URL names A-01",
+        "return location.hash === '#slot=A-01';",
+        within,
+    );
+}

@@ -4,7 +4,6 @@
 use super::client::Remote;
 use anyhow::Result;
 use pirack_controller::api::client::segment;
-use pirack_controller::store::lease::utc;
 use pirack_core::text::printable;
 use serde_json::{Value, json};
 use std::process::ExitCode;
@@ -37,6 +36,7 @@ pub enum RouteAction {
     /// `pover://USER@TOKEN`, `gotify://host/TOKEN`, `json://host/path`,
     /// `mailto:someone@example.com`, `alertmanager://host:9093`.
     Add {
+        /// Where alerts go (one of the forms above).
         uri: String,
         /// For this customer [admins; default: the staff's].
         #[arg(long)]
@@ -46,6 +46,7 @@ pub enum RouteAction {
     },
     /// Stop sending alerts to a route.
     Rm {
+        /// The route's id (`pirack alert-route list`).
         id: String,
         #[command(flatten)]
         remote: Remote,
@@ -65,6 +66,7 @@ pub enum WindowAction {
     /// No checks and no alerts in SCOPE for a while: `site`, `shelf:NAME`,
     /// `switch:NAME` (admins) or `slot:A-01`.
     Add {
+        /// What the window covers (see above).
         scope: String,
         /// How long, in minutes.
         #[arg(long)]
@@ -80,6 +82,7 @@ pub enum WindowAction {
     },
     /// End a window now.
     End {
+        /// The window's id (`pirack maintenance list`).
         id: String,
         #[command(flatten)]
         remote: Remote,
@@ -127,7 +130,7 @@ fn list(list: Value, json: bool, line: fn(&Value)) -> Result<ExitCode> {
 
 fn print_alert(a: &Value) {
     let state = match a["resolved_at"].as_i64() {
-        Some(at) => format!("resolved {}", utc(at)),
+        Some(_) => format!("resolved {}", time(&a["resolved_at"])),
         None => "OPEN".into(),
     };
     println!(
@@ -144,7 +147,7 @@ fn text(v: &Value) -> String {
 }
 
 fn time(v: &Value) -> String {
-    v.as_i64().map_or("-".into(), utc)
+    super::client::when(v)
 }
 
 pub fn route(action: &RouteAction) -> Result<ExitCode> {

@@ -18,31 +18,40 @@ pub enum BackupAction {
         /// Positions of the slots.
         #[arg(required = true)]
         slots: Vec<String>,
+        /// Only this target [default: every one].
         #[arg(long)]
         target: Option<String>,
     },
     /// Forget the slot's snapshots beyond its retention, and prune.
     Forget {
+        /// Position of the slot.
         slot: String,
+        /// Only this target [default: every one].
         #[arg(long)]
         target: Option<String>,
     },
     /// Check the slot's owner's repositories (today's part of their data).
     Check {
+        /// Position of a slot of the owner.
         slot: String,
+        /// Only this target [default: every one].
         #[arg(long)]
         target: Option<String>,
     },
     /// A slot's backups at each target: its newest snapshot, how many, the
     /// repository's size, and what the controller last saw.
     Show {
+        /// Position of the slot.
         slot: String,
+        /// Only this target [default: every one].
         #[arg(long)]
         target: Option<String>,
     },
     /// A slot's snapshots at each target.
     List {
+        /// Position of the slot.
         slot: String,
+        /// Only this target [default: every one].
         #[arg(long)]
         target: Option<String>,
         /// As JSON.
@@ -52,11 +61,13 @@ pub enum BackupAction {
     /// Build the slot's root from a snapshot and swap it in (the replaced
     /// root kept for `pirack root rollback`).
     Restore {
+        /// Position of the slot.
         slot: String,
         /// A snapshot's id or short id [default: the newest].
         #[arg(long)]
         snapshot: Option<String>,
         /// The target to restore from [default: the first that has it].
+        /// Only this target [default: every one].
         #[arg(long)]
         target: Option<String>,
         /// Confirms the Pi is off: needed to replace a root in service.

@@ -107,6 +107,18 @@ pub fn slots(remote: &Remote, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Unix milliseconds as UTC and how long ago: `2026-12-03 16:00:01 UTC (3 min ago)`.
+pub fn when(v: &Value) -> String {
+    match v.as_i64() {
+        Some(ms) => format!(
+            "{} ({})",
+            pirack_controller::store::lease::utc(ms),
+            pirack_core::text::ago(pirack_controller::store::now_ms() - ms)
+        ),
+        None => "-".into(),
+    }
+}
+
 pub fn show(remote: &Remote, slot: &str, json: bool) -> Result<ExitCode> {
     let c = remote.connect()?;
     let x = c.call("GET", &format!("/v1/slots/{}", segment(slot)), None)?;
@@ -137,12 +149,13 @@ pub fn show(remote: &Remote, slot: &str, json: bool) -> Result<ExitCode> {
         println!("{k:<11} {}", s(&x[k]));
     }
     println!("{:<11} {}", "recoveries", x["recoveries"]);
+    println!("{:<11} {}", "since", when(&x["state_since"]));
     let all = events.as_array().cloned().unwrap_or_default();
     println!("\nlast events:");
     for e in all.iter().rev() {
         println!(
             "  {} {:<14} {} ({})",
-            e["at"],
+            when(&e["at"]),
             s(&e["kind"]),
             s(&e["detail"]),
             s(&e["cause"])
@@ -191,9 +204,10 @@ pub fn events(remote: &Remote, slot: Option<&str>, follow: bool, json: bool) -> 
             if json {
                 println!("{e}");
             } else {
+                let at = e["at"].as_i64().unwrap_or(0);
                 println!(
                     "{} {:<8} {:<14} {} ({})",
-                    e["at"],
+                    pirack_controller::store::lease::rfc3339(at),
                     s(&e["slot"]),
                     s(&e["kind"]),
                     s(&e["detail"]),
@@ -215,9 +229,11 @@ pub enum BoardAction {
     /// Accept the board the site's policy held in a slot: it becomes the slot's
     /// board and boots (admins).
     Accept {
+        /// Position or key.
         slot: String,
         #[command(flatten)]
         remote: Remote,
+        /// As the API's JSON.
         #[arg(long)]
         json: bool,
     },
@@ -251,6 +267,7 @@ pub struct OpArgs {
     /// Print the operation at once instead of following it to its end.
     #[arg(long)]
     pub no_wait: bool,
+    /// The operation as the API's JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -41,13 +41,16 @@ pub enum DnsAction {
     /// Let an owner keep names in a zone the site's servers hold for it (the
     /// servers must let pirack's key update and transfer it).
     Grant {
+        /// The zone (`example.com`).
         zone: String,
+        /// The customer who may keep names in it.
         owner: String,
         #[command(flatten)]
         remote: Remote,
     },
     /// Take a granted zone back, once its owner has no names left in it.
     Revoke {
+        /// The zone (`example.com`).
         zone: String,
         #[command(flatten)]
         remote: Remote,

@@ -27,6 +27,7 @@ pub enum NameAction {
     /// One name: its records, whether it is published, and for an ANAME its
     /// target, chain, last and next resolution, and why it is stale.
     Show {
+        /// The fully qualified name (`www.example.com`).
         name: String,
         /// As JSON.
         #[arg(long)]
@@ -36,6 +37,7 @@ pub enum NameAction {
     },
     /// Give a name in one of your zones one record, replacing what it held.
     Set {
+        /// The fully qualified name (`www.example.com`).
         name: String,
         #[command(flatten)]
         record: RecordArgs,
@@ -45,6 +47,7 @@ pub enum NameAction {
     /// Add one record to a name, keeping the others
     /// (`pirack name add _acme-challenge.www.example.com TXT TOKEN --wait 120`).
     Add {
+        /// The fully qualified name (`www.example.com`).
         name: String,
         #[command(flatten)]
         record: RecordArgs,
@@ -53,6 +56,7 @@ pub enum NameAction {
     },
     /// Remove one record from a name (the name goes with its last record).
     Del {
+        /// The fully qualified name (`www.example.com`).
         name: String,
         #[command(flatten)]
         record: RecordArgs,
@@ -62,6 +66,7 @@ pub enum NameAction {
     /// Make a name (a zone's apex too) follow a target's AAAA and A records
     /// (ANAME): typically your Pi's name.
     Aname {
+        /// The fully qualified name (`www.example.com`).
         name: String,
         /// The host name followed.
         target: String,
@@ -73,6 +78,7 @@ pub enum NameAction {
     },
     /// Remove a name and its records.
     Rm {
+        /// The fully qualified name (`www.example.com`).
         name: String,
         #[command(flatten)]
         remote: Remote,

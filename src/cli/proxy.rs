@@ -18,8 +18,10 @@ pub struct ProxyArgs {
     /// An address to listen on (the shared IPv4 address; repeat for IPv6).
     #[arg(long, required = true)]
     listen: Vec<IpAddr>,
+    /// The port plain HTTP is served on (Host header routing).
     #[arg(long, default_value_t = 80)]
     http_port: u16,
+    /// The port TLS is passed through on (SNI routing).
     #[arg(long, default_value_t = 443)]
     tls_port: u16,
     /// Milliseconds a client has to send its ClientHello or request head.

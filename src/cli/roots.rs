@@ -12,12 +12,16 @@ use std::process::ExitCode;
 pub enum ImageAction {
     /// Import a root (directory or tarball) and a boot-files directory as an image.
     Import {
+        /// The image's name (its id is `name-version`).
         #[arg(long)]
         name: String,
+        /// The image's version.
         #[arg(long)]
         version: String,
+        /// The root filesystem: a directory or a tarball.
         #[arg(long)]
         root: PathBuf,
+        /// The Pi 3 boot files: bootcode.bin, start.elf, the kernel, the DTBs.
         #[arg(long)]
         boot: PathBuf,
         /// The image's part of the kernel command line.
@@ -27,13 +31,20 @@ pub enum ImageAction {
     /// List the images in the store.
     List,
     /// Print an image's manifest.
-    Show { id: String },
+    Show {
+        /// The image's id (`name-version`).
+        id: String,
+    },
     /// Check an image's files against its manifest.
-    Verify { id: String },
+    Verify {
+        /// The image's id (`name-version`).
+        id: String,
+    },
     /// Remove an image that no slot's root comes from.
     Remove {
         #[command(flatten)]
         inputs: Inputs,
+        /// The image's id (`name-version`).
         id: String,
     },
 }
@@ -42,6 +53,7 @@ pub enum ImageAction {
 pub enum RootAction {
     /// Build the slots' roots from an image (a reimage keeps the old root for rollback).
     Build {
+        /// The image the roots are built from (`name-version`).
         #[arg(long)]
         image: String,
         /// Positions of the slots.
@@ -53,13 +65,17 @@ pub enum RootAction {
     },
     /// Put a slot's previous root back in service.
     Rollback {
+        /// Position of the slot.
         slot: String,
+        /// Confirms the Pi is off: needed to swap a root in service.
         #[arg(long)]
         powered_off: bool,
     },
     /// Delete a slot's root and every kept one.
     Delete {
+        /// Position of the slot.
         slot: String,
+        /// Confirms the Pi is off: needed to delete a root in service.
         #[arg(long)]
         powered_off: bool,
     },

@@ -24,7 +24,10 @@ pub enum TokenAction {
     /// List tokens (never their secrets).
     List,
     /// Revoke a token by id.
-    Revoke { id: String },
+    Revoke {
+        /// The token's id (`pirack token list`).
+        id: String,
+    },
 }
 
 pub fn token(db: &str, action: &TokenAction) -> Result<ExitCode> {
@@ -88,6 +91,7 @@ pub fn token(db: &str, action: &TokenAction) -> Result<ExitCode> {
 pub enum OwnerAction {
     /// Add customers the site knows beyond the inventory's.
     Add {
+        /// The customers' names.
         #[arg(required = true)]
         names: Vec<String>,
     },

@@ -52,9 +52,9 @@ pub struct DemoArgs {
     /// Fail instead of installing missing peers with apt-get.
     #[arg(long)]
     pub no_install: bool,
-    /// The pirack source tree: image recipes, example inventories, switch
+    /// The pirack checkout: image recipes, example inventories, switch
     /// profiles and the switch emulator.
-    #[arg(long, default_value = crate::SOURCE)]
+    #[arg(long, default_value = ".")]
     pub source: PathBuf,
 }
 
@@ -149,6 +149,12 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
     println!("rack view (admin):  {url}/#token={admin}");
     println!("rack view ({owner}): {url}/#token={customer}");
     println!("logs and state:     {}", run.display());
+    // The CLI reads the API's address and token from the environment.
+    let first = positions.first().map_or("A-01", String::as_str);
+    println!("the CLI, in another shell:");
+    println!("  export PIRACK_URL={url} PIRACK_TOKEN={admin}");
+    println!("  target/release/pirack slots");
+    println!("  target/release/pirack events --slot {first} --follow");
 
     lab.provision(&api, IMAGE)?;
     let mut watch = watch::Watch::new(&positions);
@@ -195,6 +201,10 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
             all_up = false;
         } else if !all_up {
             all_up = true;
+            for p in &positions {
+                let events = api.call("GET", &format!("/v1/events?slot={p}&limit=100"), None)?;
+                watch.stages_seen(p, &events);
+            }
             let done = format!(
                 "every Pi is up, {:.1} s after power-on\n{}",
                 started.elapsed().as_secs_f64(),

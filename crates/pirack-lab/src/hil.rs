@@ -48,8 +48,9 @@ pub struct HilArgs {
     /// Fail instead of installing missing packages with apt-get.
     #[arg(long)]
     pub no_install: bool,
-    /// The pirack source tree: image recipes, example inventories, switch profiles.
-    #[arg(long, default_value = crate::SOURCE)]
+    /// The pirack checkout: image recipes, example inventories, switch
+    /// profiles and the switch emulator.
+    #[arg(long, default_value = ".")]
     pub source: PathBuf,
 }
 

@@ -15,7 +15,3 @@ pub mod sim;
 mod site;
 pub mod testbed;
 mod watch;
-
-/// The source tree this was built from: image recipes, example inventories,
-/// switch profiles and the switch emulator.
-pub const SOURCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");

@@ -163,7 +163,13 @@ impl Lab {
         std::fs::create_dir_all(o.dir)?;
         let dir = std::fs::canonicalize(o.dir)?;
         let source = std::fs::canonicalize(o.source)
-            .with_context(|| format!("the pirack source tree {}", o.source.display()))?;
+            .with_context(|| format!("the pirack checkout {}", o.source.display()))?;
+        if !source.join("switch-profiles").is_dir() || !source.join("images").is_dir() {
+            bail!(
+                "{} is not a pirack checkout: run from the repository's top directory, or pass --source",
+                source.display()
+            );
+        }
         let missing = apt::missing_packages(o.packages)?;
         if !missing.is_empty() {
             if o.no_install {

@@ -165,7 +165,8 @@ mod tests {
     }
 
     fn shipped(name: &str) -> String {
-        std::fs::read_to_string(Path::new(crate::SOURCE).join(name)).unwrap()
+        let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        std::fs::read_to_string(checkout.join(name)).unwrap()
     }
 
     #[test]

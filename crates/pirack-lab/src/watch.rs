@@ -24,7 +24,8 @@ struct Pi {
     state: String,
     recoveries: i64,
     boots: u32,
-    /// The last boot's stage timings, as the simulated Pi measured them.
+    /// The last boot's stage timings: as the controller saw its state change
+    /// once it is up, else as the simulated Pi measured them.
     stages: String,
     /// Unix ms of the power-on, and of reaching `up`.
     powered_at: i64,
@@ -183,6 +184,14 @@ impl Watch {
         self.say(&msg);
     }
 
+    /// Takes the slot's last boot's stages from its events (newest first, as
+    /// the API pages them): each stage's time is from entering it to leaving it.
+    pub fn stages_seen(&mut self, position: &str, events: &Value) {
+        if let (Some(pi), Some(stages)) = (self.pis.get_mut(position), stages_of(events)) {
+            pi.stages = stages;
+        }
+    }
+
     /// The closing table: each Pi's time from power-on to `up`, its boots and
     /// recoveries, and its last boot's stages.
     pub fn summary(&self) -> String {
@@ -215,5 +224,58 @@ impl Watch {
         for pi in self.pis.values() {
             pi.bar.abandon();
         }
+    }
+}
+
+/// A boot's stages from state-change events (newest first): from the last
+/// `-> powering_on` to `-> up`, each stage's name and seconds; `None` until
+/// such a boot is seen.
+fn stages_of(events: &Value) -> Option<String> {
+    let mut changes: Vec<(i64, &str)> = events
+        .as_array()?
+        .iter()
+        .filter_map(|e| {
+            let (_, to) = e["detail"].as_str()?.split_once(" -> ")?;
+            Some((e["at"].as_i64()?, to))
+        })
+        .collect();
+    changes.reverse();
+    let start = changes.iter().rposition(|(_, to)| *to == "powering_on")?;
+    let boot = &changes[start..];
+    boot.last().filter(|(_, to)| *to == "up")?;
+    Some(
+        boot.windows(2)
+            .map(|w| format!("{} {:.2} s", w[0].1, (w[1].0 - w[0].0) as f64 / 1000.0))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_boots_stages_come_from_its_state_changes() {
+        let ev = |at: i64, d: &str| serde_json::json!({ "at": at, "detail": d });
+        // Newest first; an earlier boot that stalled, then a clean one.
+        let events = Value::Array(vec![
+            ev(9_000, "nfs_mounted -> up"),
+            ev(8_100, "kernel_loaded -> nfs_mounted"),
+            ev(8_000, "tftp -> kernel_loaded"),
+            ev(5_000, "dhcp -> tftp"),
+            ev(4_500, "powering_on -> dhcp"),
+            ev(1_000, "tftp -> powering_on"),
+            ev(500, "dhcp -> tftp"),
+            ev(0, "powering_on -> dhcp"),
+        ]);
+        assert_eq!(
+            stages_of(&events).unwrap(),
+            "powering_on 3.50 s, dhcp 0.50 s, tftp 3.00 s, kernel_loaded 0.10 s, nfs_mounted 0.90 s"
+        );
+        assert_eq!(
+            stages_of(&Value::Array(events.as_array().unwrap()[1..].to_vec())),
+            None
+        );
     }
 }

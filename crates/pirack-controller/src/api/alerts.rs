@@ -11,6 +11,7 @@ use crate::store::alerts::{AlertRow, DeliveryRow, WindowRow, for_owner};
 use crate::store::{now_ms, random_hex};
 use axum::Json;
 use axum::extract::{Path, State};
+use pirack_core::lifecycle::State as SlotState;
 use pirack_core::monitor::uri;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -348,6 +349,9 @@ pub struct Glances {
     pub slots: std::collections::BTreeMap<String, crate::monitor::Glance>,
     /// The switches' supplies (admins only).
     pub supplies: Vec<Supply>,
+    /// The watchdog's deadline per stage (ms), before its doubling per
+    /// recovery: how the rack view colours a slot nearing it.
+    pub deadlines_ms: std::collections::BTreeMap<String, u64>,
 }
 
 /// The rack view's glance: every slot's checks (the caller's own), and the
@@ -375,5 +379,22 @@ pub async fn glance(State(ctl): Ctl, caller: Caller) -> Json<Glances> {
             });
         }
     }
-    Json(Glances { slots, supplies })
+    let w = &ctl.site.watchdog;
+    let deadlines_ms = [
+        (SlotState::PoweringOn, w.powering_on_s),
+        (SlotState::Dhcp, w.dhcp_s),
+        (SlotState::Tftp, w.tftp_s),
+        (SlotState::KernelLoaded, w.kernel_loaded_s),
+        (SlotState::NfsMounted, w.nfs_mounted_s),
+        (SlotState::BuildingRoot, w.root_build_s),
+        (SlotState::Reimaging, w.root_build_s),
+    ]
+    .into_iter()
+    .map(|(st, s)| (st.as_str().to_string(), s * 1000))
+    .collect();
+    Json(Glances {
+        slots,
+        supplies,
+        deadlines_ms,
+    })
 }
