@@ -169,12 +169,18 @@ fn schema_is_json_schema_of_the_inventory() {
 fn completions_and_the_manual_page_come_from_the_cli_definition() {
     let bash = pirack(&["completions", "bash"]);
     assert!(bash.status.success() && text(&bash.stdout).contains("_pirack()"));
-    assert!(text(&bash.stdout).contains("provision"), "every command completes");
+    assert!(
+        text(&bash.stdout).contains("provision"),
+        "every command completes"
+    );
     let zsh = pirack(&["completions", "zsh"]);
     assert!(text(&zsh.stdout).starts_with("#compdef pirack"));
     let man = pirack(&["manpage"]);
     let page = text(&man.stdout);
-    assert!(man.status.success() && page.contains(".TH pirack 1"), "{page}");
+    assert!(
+        man.status.success() && page.contains(".TH pirack 1"),
+        "{page}"
+    );
     assert!(page.contains("completions"), "{page}");
     let bad = pirack(&["completions", "tcsh"]);
     assert!(!bad.status.success());

@@ -295,13 +295,19 @@ fn demo_once_exits_zero_when_every_pi_is_up_and_non_zero_when_time_runs_out() {
         ("2", "1"),
         "two boots, one recovery: {a03}"
     );
+    // Each stage as the controller saw it: the NFS mount to `up` takes time.
     for slot in ["A-01", "A-02"] {
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with(slot) && l.contains("rom_dhcp")),
-            "{slot}'s stage timings: {all}"
-        );
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(slot) && l.contains("powering_on "))
+            .unwrap_or_else(|| panic!("{slot}'s stage timings: {all}"));
+        let nfs: f64 = line
+            .split("nfs_mounted ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{slot}'s NFS stage: {line}"));
+        assert!(nfs > 0.0 && line.contains("kernel_loaded "), "{line}");
     }
 
     // Too little time for any Pi: non-zero, and nothing left behind.
