@@ -98,6 +98,25 @@ fn start_sshd(ssh: &Path, port: u16) -> Child {
     child
 }
 
+/// Starts an operation, asking again while the slot's or its owner's
+/// repositories are busy with another (a scheduled backup or upkeep): 409.
+fn start_op(rig: &Rig, path: &str, token: &str, body: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let r = post(rig.addr, path, Some(token), body);
+        if r.status != 409 || !r.body.contains("backup operation under way") {
+            assert_eq!(r.status, 202, "{path}: {}", r.body);
+            return r.json();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{path}: busy for two minutes: {}",
+            r.body
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 fn alerts(rig: &Rig) -> Vec<Value> {
     get(rig.addr, "/v1/alerts", Some(&rig.admin))
         .json()
@@ -167,7 +186,7 @@ fn the_controller_backs_up_alerts_and_restores_for_each_owner() {
 
     // A backup now, asked by the owner: the path target takes it, the SFTP
     // server is down.
-    let op = post(a, "/v1/slots/A-01/backups", Some(&rig.acme), "{}").json();
+    let op = start_op(&rig, "/v1/slots/A-01/backups", &rig.acme, "{}");
     assert_eq!(op["kind"], "backup", "{op}");
     let done = rig.wait(&op);
     assert_eq!(
@@ -339,7 +358,7 @@ fn the_controller_backs_up_alerts_and_restores_for_each_owner() {
         .unwrap()
         .to_string();
     let body = format!(r#"{{"snapshot":"{first}","target":"local"}}"#);
-    let op = post(a, "/v1/slots/A-01/restore", Some(&rig.acme), &body).json();
+    let op = start_op(&rig, "/v1/slots/A-01/restore", &rig.acme, &body);
     assert_eq!(op["kind"], "restore", "{op}");
     let done = rig.wait(&op);
     assert_eq!(done["status"], "succeeded", "{done}");

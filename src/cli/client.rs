@@ -88,22 +88,40 @@ pub fn slots(remote: &Remote, json: bool) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&slots)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:<8} {:<10} {:<15} {:<12} {:<20} {:<9} RECOVERIES",
-        "SLOT", "KEY", "STATE", "OWNER", "IMAGE", "BOARD"
-    );
-    for x in slots.as_array().into_iter().flatten() {
-        println!(
-            "{:<8} {:<10} {:<15} {:<12} {:<20} {:<9} {}",
-            s(&x["position"]),
-            s(&x["key"]),
-            s(&x["state"]),
-            s(&x["owner"]),
-            s(&x["image"]),
-            s(&x["board"]),
-            x["recoveries"]
-        );
-    }
+    let now = pirack_controller::store::now_ms();
+    let rows: Vec<Vec<String>> = slots
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|x| {
+            let since = x["state_since"].as_i64().map_or("-".to_string(), |at| {
+                pirack_core::text::ago(now - at)
+                    .trim_end_matches(" ago")
+                    .to_string()
+            });
+            vec![
+                s(&x["position"]),
+                s(&x["key"]),
+                s(&x["state"]),
+                since,
+                s(&x["owner"]),
+                s(&x["image"]),
+                s(&x["board"]),
+                x["recoveries"].to_string(),
+            ]
+        })
+        .collect();
+    let header = [
+        "SLOT",
+        "KEY",
+        "STATE",
+        "FOR",
+        "OWNER",
+        "IMAGE",
+        "BOARD",
+        "RECOVERIES",
+    ];
+    super::table::print(&header, &rows, &[4, 5, 6]);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -14,4 +14,5 @@ pub mod roots;
 pub mod serve;
 pub mod site;
 pub mod switch;
+pub mod table;
 pub mod tokens;
