@@ -188,46 +188,11 @@ fn a_root_backed_up_to_two_targets_restores_as_it_was() {
     ns.ip(&["link", "set", "eth0", "up"]).unwrap();
     ns.ip(&["link", "set", "lo", "up"]).unwrap();
     let ssh = d.join("ssh");
-    std::fs::create_dir_all(&ssh).unwrap();
-    for key in ["host", "id"] {
-        sh(Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(ssh.join(key)));
-    }
-    std::fs::copy(ssh.join("id.pub"), ssh.join("authorized_keys")).unwrap();
-    let host_pub = std::fs::read_to_string(ssh.join("host.pub")).unwrap();
-    std::fs::write(ssh.join("known_hosts"), format!("10.77.0.2 {host_pub}")).unwrap();
+    let listen = "10.77.0.2:22".parse().unwrap();
+    common::sshd::configure(&ssh, listen);
     let store = d.join("offsite");
     std::fs::create_dir_all(&store).unwrap();
-    std::fs::write(
-        ssh.join("sshd_config"),
-        format!(
-            "ListenAddress 10.77.0.2\nHostKey {s}/host\nAuthorizedKeysFile {s}/authorized_keys\n\
-             PermitRootLogin prohibit-password\nPasswordAuthentication no\nUsePAM no\nStrictModes no\n\
-             PidFile none\nSubsystem sftp internal-sftp\n",
-            s = ssh.display()
-        ),
-    )
-    .unwrap();
-    // sshd's privilege separation directory, which its packaged service makes.
-    std::fs::create_dir_all("/run/sshd").unwrap();
-    let sshd = Child(
-        ns.command("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(ssh.join("sshd_config"))
-            .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect("10.77.0.2:22").is_err() {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(10),
-            "sshd did not come up: {}",
-            std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let sshd = common::sshd::start(ns.command("/usr/sbin/sshd"), &ssh, listen);
 
     let targets = format!(
         "    - {{ name: local, path: {local} }}\n    \

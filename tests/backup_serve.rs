@@ -12,16 +12,11 @@ mod common;
 use common::controller::{Rig, free_tcp_port};
 use common::http::{get, post};
 use common::sink::Http;
-use common::{Child, have, text};
+use common::have;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn sh(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{cmd:?}: {}", text(&out.stderr));
-}
 
 /// Polls `what` until `done` holds of it, for up to `within`.
 fn until(
@@ -47,55 +42,6 @@ fn at<'a>(b: &'a Value, target: &str) -> Option<&'a Value> {
         .as_array()?
         .iter()
         .find(|t| t["target"] == target)
-}
-
-/// sshd on loopback at `port`, as the offsite target; its host key in
-/// `ssh/known_hosts` as `[127.0.0.1]:port`.
-fn sshd_config(ssh: &Path, port: u16) {
-    std::fs::create_dir_all(ssh).unwrap();
-    for key in ["host", "id"] {
-        sh(Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(ssh.join(key)));
-    }
-    std::fs::copy(ssh.join("id.pub"), ssh.join("authorized_keys")).unwrap();
-    let host_pub = std::fs::read_to_string(ssh.join("host.pub")).unwrap();
-    std::fs::write(
-        ssh.join("known_hosts"),
-        format!("[127.0.0.1]:{port} {host_pub}"),
-    )
-    .unwrap();
-    std::fs::write(
-        ssh.join("sshd_config"),
-        format!(
-            "ListenAddress 127.0.0.1:{port}\nHostKey {s}/host\nAuthorizedKeysFile {s}/authorized_keys\n\
-             PermitRootLogin prohibit-password\nPasswordAuthentication no\nUsePAM no\nStrictModes no\n\
-             PidFile none\nSubsystem sftp internal-sftp\n",
-            s = ssh.display()
-        ),
-    )
-    .unwrap();
-}
-
-fn start_sshd(ssh: &Path, port: u16) -> Child {
-    std::fs::create_dir_all("/run/sshd").unwrap();
-    let child = Child(
-        Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(ssh.join("sshd_config"))
-            .stderr(std::fs::File::create(ssh.join("sshd.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "sshd did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    child
 }
 
 /// Starts an operation, asking again while the slot's or its owner's
@@ -140,7 +86,8 @@ fn the_controller_backs_up_alerts_and_restores_for_each_owner() {
     let hooks = Http::start(None);
     let ssh_port = free_tcp_port();
     let ssh = d.join("ssh");
-    sshd_config(&ssh, ssh_port);
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], ssh_port));
+    common::sshd::configure(&ssh, listen);
     let offsite = d.join("offsite");
     std::fs::create_dir_all(&offsite).unwrap();
     // Every 36 s, a failed target tried again 9 s later;
@@ -250,13 +197,7 @@ fn the_controller_backs_up_alerts_and_restores_for_each_owner() {
     if have(test, "chromedriver") {
         let profile = tempfile::tempdir().unwrap();
         let browser = common::webdriver::Browser::start(profile.path());
-        browser.goto(&format!("http://{a}/#token={}", rig.acme));
-        browser.wait_for(
-            "A-01's tile",
-            "return document.querySelector(\"button[data-slot='A-01']\") != null;",
-            Duration::from_secs(20),
-        );
-        browser.click("//button[@data-slot='A-01']");
+        browser.open_slot(a, &rig.acme, "A-01");
         let shown = browser.wait_for(
             "A-01's backups in the detail",
             "const off = document.querySelector(\"#backups li[data-target=offsite]\"); \
@@ -302,7 +243,7 @@ fn the_controller_backs_up_alerts_and_restores_for_each_owner() {
 
     // The SFTP server back: the retry and the schedule bring both slots to
     // both targets, and the alert resolves.
-    let _sshd = start_sshd(&ssh, ssh_port);
+    let _sshd = common::sshd::start(Command::new("/usr/sbin/sshd"), &ssh, listen);
     for (slot, token) in [("A-01", &rig.acme), ("A-05", &rig.globex)] {
         let path = format!("/v1/slots/{slot}/backups");
         until(

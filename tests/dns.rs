@@ -516,13 +516,7 @@ fn anames_follow_their_targets_and_keep_their_addresses_through_failures() {
     if have("anames_follow_their_targets", "chromedriver") {
         let profile = tempfile::tempdir().unwrap();
         let browser = common::webdriver::Browser::start(profile.path());
-        browser.goto(&format!("http://{a}/#token={}", rig.acme));
-        browser.wait_for(
-            "A-01's tile",
-            "return document.querySelector(\"button[data-slot='A-01']\") != null;",
-            std::time::Duration::from_secs(20),
-        );
-        browser.click("//button[@data-slot='A-01']");
+        browser.open_slot(a, &rig.acme, "A-01");
         let names = browser.wait_for(
             "A-01's names",
             "const n = document.querySelector('#names'); return n && n.textContent;",

@@ -10,6 +10,7 @@ pub mod nfs;
 pub mod nsctl;
 pub mod sink;
 pub mod snmp;
+pub mod sshd;
 pub mod webdriver;
 
 use pirack_core::inventory::{self, Site};

@@ -101,6 +101,18 @@ impl Browser {
         }
     }
 
+    /// Opens the rack view at `addr` as the holder of `token`, waits for
+    /// `slot`'s tile and clicks it, so its detail is shown.
+    pub fn open_slot(&self, addr: impl std::fmt::Display, token: &str, slot: &str) {
+        self.goto(&format!("http://{addr}/#token={token}"));
+        self.wait_for(
+            &format!("{slot}'s tile"),
+            &format!("return document.querySelector(\"button[data-slot='{slot}']\") != null;"),
+            Duration::from_secs(20),
+        );
+        self.click(&format!("//button[@data-slot='{slot}']"));
+    }
+
     /// Clicks the element an XPath expression finds. The rack view redraws as
     /// events arrive, so an element found may be replaced before the click lands:
     /// then it is found again.

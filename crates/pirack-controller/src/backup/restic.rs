@@ -5,8 +5,10 @@
 //! read for them. Blocking.
 
 use super::BackupError;
+use pirack_core::backup::model::Sftp;
 use pirack_core::backup::plan::{Place, SiteBackup, Target, repository};
 use pirack_core::backup::restic::{self, Line, Snapshot, Status, Summary};
+use pirack_core::inventory::model::SecretRef;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -35,21 +37,15 @@ impl Repo {
         match &target.place {
             Place::Path(_) => {}
             Place::Sftp(s) => {
-                let identity = match &s.identity {
-                    pirack_core::inventory::model::SecretRef::File(f) => f.clone(),
-                    _ => {
-                        return Err(BackupError::Config(format!(
-                            "target {}: the SFTP identity must be a file",
-                            target.name
-                        )));
-                    }
-                };
+                let login = ssh_login(s)
+                    .map_err(|e| BackupError::Config(format!("target {}: {e}", target.name)))?;
                 options.push("-o".into());
                 options.push(format!(
-                    "sftp.command=ssh -i {identity} -p {} -o UserKnownHostsFile={} \
-                     -o StrictHostKeyChecking=yes -o BatchMode=yes -o IdentitiesOnly=yes \
-                     -o ConnectTimeout=15 -o ServerAliveInterval=15 -o ServerAliveCountMax=4 {}@{} -s sftp",
-                    s.port, s.known_hosts, s.user, s.host
+                    "sftp.command=ssh -p {} {} -o ServerAliveInterval=15 -o ServerAliveCountMax=4 {}@{} -s sftp",
+                    s.port,
+                    login.join(" "),
+                    s.user,
+                    s.host
                 ));
             }
             Place::Rest { user, password, .. } => {
@@ -297,6 +293,31 @@ impl Repo {
         let arg = format!("--read-data-subset={subset}");
         self.run(&["check", &arg]).map(drop)
     }
+}
+
+/// How pirack logs in to an SFTP target, for `ssh` and `sftp` alike: its
+/// key only, the pinned host key (never trusted on first use), no prompt,
+/// and a bounded wait.
+pub(super) fn ssh_login(s: &Sftp) -> Result<Vec<String>, &'static str> {
+    let SecretRef::File(identity) = &s.identity else {
+        return Err("the SFTP identity must be a file");
+    };
+    Ok([
+        "-i",
+        identity,
+        "-o",
+        &format!("UserKnownHostsFile={}", s.known_hosts),
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "ConnectTimeout=15",
+    ]
+    .map(String::from)
+    .to_vec())
 }
 
 /// The bytes of the regular files under `dir` (what cannot be read counts

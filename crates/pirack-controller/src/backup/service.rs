@@ -253,6 +253,15 @@ where
     });
 }
 
+/// Refused at once: a site without backups, or a target it does not have.
+fn targets_known(ctl: &Controller, names: &[String]) -> Result<(), OpError> {
+    let b = ctl.site.backup.as_ref().ok_or(BackupError::NotConfigured)?;
+    match names.iter().find(|n| b.target(n).is_none()) {
+        Some(n) => Err(BackupError::NoTarget(n.clone()).into()),
+        None => Ok(()),
+    }
+}
+
 /// Backs the slot's root up now to the targets named (every one if none),
 /// as an operation.
 pub async fn back_up(
@@ -260,14 +269,7 @@ pub async fn back_up(
     slot: &SlotRow,
     only: Vec<String>,
 ) -> Result<Operation, OpError> {
-    let b = ctl
-        .site
-        .backup
-        .as_ref()
-        .ok_or(OpError::Backup(BackupError::NotConfigured))?;
-    if let Some(n) = only.iter().find(|n| b.target(n).is_none()) {
-        return Err(BackupError::NoTarget(n.clone()).into());
-    }
+    targets_known(ctl, &only)?;
     let plan = ctl
         .slot_plan(&slot.key)
         .cloned()
@@ -288,27 +290,36 @@ pub async fn back_up(
         let (taken, outcomes) = super::run(site, &plan, owner, &names, &mut |t, s| {
             progress(t, s.percent_done)
         })?;
+        // Retention at the targets that took the backup, in one go; the data
+        // goes at the owner's next upkeep.
+        let took: Vec<&str> = outcomes
+            .iter()
+            .filter(|o| o.result.is_ok())
+            .map(|o| o.target.as_str())
+            .collect();
+        let kept: HashMap<String, Result<(), BackupError>> = match took.is_empty() {
+            true => HashMap::new(),
+            false => super::forget(site, &plan, owner, &took, false)
+                .map(|done| done.into_iter().collect())
+                .unwrap_or_default(),
+        };
         let mut lines = Vec::new();
-        let mut failed = Vec::new();
+        let mut failed = false;
         for o in &outcomes {
-            let tried = match &o.result {
-                Ok(s) => Ok((
+            let why = o.result.as_ref().err().map(ToString::to_string);
+            let tried = match (&o.result, why.as_deref()) {
+                (Ok(s), _) => Ok((
                     s.snapshot_id.as_str(),
                     s.total_files_processed,
                     s.data_added,
                 )),
-                Err(e) => Err(e.to_string()),
+                (Err(_), e) => Err(e.unwrap_or_default()),
             };
-            let line = match &tried {
+            let line = match tried {
                 Ok((id, files, added)) => {
-                    // Retention now; the data goes at the owner's next upkeep.
-                    let kept = super::forget(site, &plan, owner, &[o.target.as_str()], false)
-                        .ok()
-                        .and_then(|mut d| d.pop())
-                        .map_or(Ok(()), |(_, r)| r);
-                    let kept = match kept {
-                        Ok(()) => String::new(),
-                        Err(e) => format!("; retention not applied: {e}"),
+                    let kept = match kept.get(&o.target) {
+                        Some(Err(e)) => format!("; retention not applied: {e}"),
+                        _ => String::new(),
                     };
                     format!(
                         "to {}: snapshot {} ({}), {files} files, {added} bytes added{kept}",
@@ -318,22 +329,17 @@ pub async fn back_up(
                     )
                 }
                 Err(e) => {
-                    failed.push(o.target.clone());
+                    failed = true;
                     format!("to {}: {e}", o.target)
                 }
             };
-            let tried_ref = match &tried {
-                Ok(t) => Ok(*t),
-                Err(e) => Err(e.as_str()),
-            };
-            rt.block_on(record(&ctl2, &row, &o.target, at, tried_ref, &line));
+            rt.block_on(record(&ctl2, &row, &o.target, at, tried, &line));
             lines.push(line);
         }
         let summary = format!("{}: {}", row.position, lines.join("; "));
-        if failed.is_empty() {
-            Ok(summary)
-        } else {
-            Err(OpError::Backup(BackupError::Failed(summary)))
+        match failed {
+            false => Ok(summary),
+            true => Err(OpError::Backup(BackupError::Failed(summary))),
         }
     });
     Ok(op)
@@ -432,14 +438,7 @@ pub async fn restore(
     req: RestoreRequest,
     by: &By,
 ) -> Result<Operation, OpError> {
-    let b = ctl
-        .site
-        .backup
-        .as_ref()
-        .ok_or(OpError::Backup(BackupError::NotConfigured))?;
-    if let Some(n) = req.target.as_ref().filter(|n| b.target(n).is_none()) {
-        return Err(BackupError::NoTarget(n.clone()).into());
-    }
+    targets_known(ctl, req.target.as_slice())?;
     let id = op_id()?;
     let claim = claim(ctl, Some(slot), slot.owner.as_deref(), &id, "restore")?;
     let row = ctl

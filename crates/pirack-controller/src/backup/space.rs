@@ -6,7 +6,6 @@
 
 use pirack_core::backup::plan::{Place, SiteBackup};
 use pirack_core::backup::space::{Space, sftp_df};
-use pirack_core::inventory::model::SecretRef;
 use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
@@ -40,14 +39,10 @@ fn local(path: &Path) -> Result<Space, String> {
 }
 
 fn sftp(s: &pirack_core::backup::model::Sftp) -> Result<Space, String> {
-    let SecretRef::File(identity) = &s.identity else {
-        return Err("the SFTP identity must be a file".into());
-    };
+    let login = super::restic::ssh_login(s)?;
     let mut child = crate::roots::command("sftp")
-        .args(["-b", "-", "-q", "-i", identity, "-P", &s.port.to_string()])
-        .args(["-o", &format!("UserKnownHostsFile={}", s.known_hosts)])
-        .args(["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"])
-        .args(["-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=15"])
+        .args(["-b", "-", "-q", "-P", &s.port.to_string()])
+        .args(&login)
         .arg(format!("{}@{}", s.user, s.host))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
