@@ -10,9 +10,9 @@
 mod common;
 
 use common::controller::{Rig, free_tcp_port};
+use common::have;
 use common::http::{get, post};
 use common::sink::Http;
-use common::have;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
