@@ -295,7 +295,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             // RUST_LOG when set and not empty, else info.
             tracing_subscriber::EnvFilter::builder()
@@ -303,8 +303,12 @@ fn main() -> ExitCode {
                 .from_env_lossy(),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_ansi(std::io::stderr().is_terminal());
+    // systemd names the journal stream it gave us; the journal stamps each line.
+    match std::env::var_os("JOURNAL_STREAM") {
+        Some(_) => logs.without_time().init(),
+        None => logs.init(),
+    }
     // Linked as `pirack-acme-hook`, it is the hook itself (lego's EXEC_PATH
     // takes a program, not a command line).
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();

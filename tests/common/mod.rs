@@ -11,6 +11,7 @@ pub mod nsctl;
 pub mod sink;
 pub mod snmp;
 pub mod sshd;
+pub mod unit;
 pub mod webdriver;
 
 use pirack_core::inventory::{self, Site};

@@ -194,14 +194,27 @@ pub fn clone_tree(src: &Path, dst: &Path, method: Method) -> Result<(), CloneErr
 
 /// Removes a tree made by [`clone_tree`]: a subvolume is deleted as one, anything
 /// else recursively. A missing tree is not an error.
+///
+/// Deleting a subvolume whole takes CAP_SYS_ADMIN or a filesystem mounted with
+/// `user_subvol_rm_allowed`; without either (the packaged service has neither by
+/// default) it is emptied file by file and its last `rmdir` removes it, which
+/// Linux allows the owner-or-capable since 4.18.
 pub fn remove_tree(path: &Path) -> Result<(), CloneError> {
     if std::fs::symlink_metadata(path).is_err() {
         return Ok(());
     }
     if is_subvolume(path) {
-        return run(super::command("btrfs")
+        let whole = run(super::command("btrfs")
             .args(["-q", "subvolume", "delete"])
             .arg(path));
+        if whole.is_ok() {
+            return whole;
+        }
+        let _ = super::command("btrfs")
+            .args(["-q", "property", "set", "-ts"])
+            .arg(path)
+            .args(["ro", "false"])
+            .output();
     }
     std::fs::remove_dir_all(path).map_err(io_err(path))
 }

@@ -2,13 +2,18 @@
 //! machine-id and SSH host keys, the owner's SSH keys, and the first-boot helpers
 //! that break an NFS root (swap files, partition resizing) masked (netboot notes §5.2).
 //!
+//! Everything written is owned by the Pi's root (uid and gid 0), whoever pirack
+//! runs as: the packaged service is the `pirack` user, and a file of its uid in a
+//! root would belong to some stranger on the Pi (and sshd refuses an
+//! `authorized_keys` owned by neither root nor the user).
+//!
 //! Blocking (files and `ssh-keygen`): call from a blocking thread.
 
 use pirack_core::inventory::Site;
 use pirack_core::plan::SlotPlan;
 use pirack_core::plan::render::slot as rendered;
 use std::io::{self, Read};
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::{PermissionsExt, lchown, symlink};
 use std::path::{Path, PathBuf};
 
 /// Units masked in every root: each resizes a partition, makes a swap file or
@@ -44,20 +49,46 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CustomiseError + '_ {
     }
 }
 
+/// Gives `path` (not a symlink's target) to the Pi's root.
+fn own(path: &Path) -> Result<(), CustomiseError> {
+    lchown(path, Some(0), Some(0)).map_err(io_err(path))
+}
+
+/// Creates the directory `rel` under `root` and any missing parents, each new
+/// one owned by the Pi's root.
+fn mkdirs(root: &Path, rel: &Path) -> Result<(), CustomiseError> {
+    let mut dir = root.to_path_buf();
+    for part in rel.components() {
+        dir.push(part);
+        if std::fs::symlink_metadata(&dir).is_err() {
+            std::fs::create_dir(&dir).map_err(io_err(&dir))?;
+            own(&dir)?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes `content` at `rel` under `root`, replacing a file or symlink there (a
 /// symlink is never followed out of the root).
 fn put(root: &Path, rel: &str, content: &[u8], mode: u32) -> Result<PathBuf, CustomiseError> {
     let path = root.join(rel);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    if let Some(dir) = Path::new(rel).parent() {
+        mkdirs(root, dir)?;
     }
     if std::fs::symlink_metadata(&path).is_ok() {
         std::fs::remove_file(&path).map_err(io_err(&path))?;
     }
     std::fs::write(&path, content).map_err(io_err(&path))?;
+    own(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
         .map_err(io_err(&path))?;
     Ok(path)
+}
+
+/// A symlink at `link` to `target`, owned by the Pi's root.
+fn link(target: &str, link: &Path) -> Result<(), CustomiseError> {
+    symlink(target, link).map_err(io_err(link))?;
+    own(link)
 }
 
 /// A new systemd machine-id: 128 random bits as 32 lower-case hex digits.
@@ -86,7 +117,7 @@ pub fn customise(root: &Path, site: &Site, slot: &SlotPlan) -> Result<Vec<String
     if root.join("var/lib/dbus").is_dir() {
         let dbus = root.join("var/lib/dbus/machine-id");
         let _ = std::fs::remove_file(&dbus);
-        symlink("/etc/machine-id", &dbus).map_err(io_err(&dbus))?;
+        link("/etc/machine-id", &dbus)?;
     }
 
     if root.join("etc/ssh").is_dir() {
@@ -102,7 +133,7 @@ pub fn customise(root: &Path, site: &Site, slot: &SlotPlan) -> Result<Vec<String
             .map(|k| format!("{}\n", k.trim()))
             .collect();
         let ssh_dir = root.join("root/.ssh");
-        std::fs::create_dir_all(&ssh_dir).map_err(io_err(&ssh_dir))?;
+        mkdirs(root, Path::new("root/.ssh"))?;
         std::fs::set_permissions(&ssh_dir, std::fs::Permissions::from_mode(0o700))
             .map_err(io_err(&ssh_dir))?;
         put(root, "root/.ssh/authorized_keys", keys.as_bytes(), 0o600)?;
@@ -110,13 +141,13 @@ pub fn customise(root: &Path, site: &Site, slot: &SlotPlan) -> Result<Vec<String
     }
 
     let units = root.join("etc/systemd/system");
-    std::fs::create_dir_all(&units).map_err(io_err(&units))?;
+    mkdirs(root, Path::new("etc/systemd/system"))?;
     for unit in MASKED_UNITS {
         let link = units.join(unit);
         if std::fs::symlink_metadata(&link).is_ok() {
             std::fs::remove_file(&link).map_err(io_err(&link))?;
         }
-        symlink("/dev/null", &link).map_err(io_err(&link))?;
+        self::link("/dev/null", &link)?;
         written.push(format!("etc/systemd/system/{unit}"));
     }
     Ok(written)
@@ -166,8 +197,13 @@ fn host_keys(root: &Path, hostname: &str) -> Result<Vec<String>, CustomiseError>
                 String::from_utf8_lossy(&said).trim()
             )));
         }
-        written.push(format!("etc/ssh/ssh_host_{kind}_key"));
-        written.push(format!("etc/ssh/ssh_host_{kind}_key.pub"));
+        for file in [
+            format!("ssh_host_{kind}_key"),
+            format!("ssh_host_{kind}_key.pub"),
+        ] {
+            own(&dir.join(&file))?;
+            written.push(format!("etc/ssh/{file}"));
+        }
     }
     Ok(written)
 }

@@ -301,6 +301,8 @@ fn build(
     }
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755))
         .map_err(io_err(&root))?;
+    // The Pi's `/` is root's, whoever imports (an archive without `./` leaves it be).
+    std::os::unix::fs::lchown(&root, Some(0), Some(0)).map_err(io_err(&root))?;
     let unpack = |cmd: &mut Command| -> Result<(), ImageError> {
         let out = cmd.output().map_err(io_err(&what.root))?;
         match out.status.success() {
@@ -321,9 +323,18 @@ fn build(
                 .arg(&root),
         )?;
     } else {
+        // Owners kept even when pirack is not uid 0 (tar's default there is
+        // to give every file to the user who unpacks).
         unpack(
             super::command("tar")
-                .args(["-x", "-p", "--numeric-owner", "--xattrs", "-f"])
+                .args([
+                    "-x",
+                    "-p",
+                    "--same-owner",
+                    "--numeric-owner",
+                    "--xattrs",
+                    "-f",
+                ])
                 .arg(&what.root)
                 .arg("-C")
                 .arg(&root),
