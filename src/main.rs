@@ -4,7 +4,7 @@
 
 mod cli;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use cli::client::{self, BoardAction, OpArgs, Remote};
 use cli::inputs::{Inputs, Reported, load};
@@ -43,8 +43,13 @@ enum Command {
         /// The shell: bash, elvish, fish, powershell or zsh.
         shell: clap_complete::Shell,
     },
-    /// Print pirack's manual page, as roff (`pirack manpage > pirack.1`).
-    Manpage,
+    /// Print pirack's manual page, as roff (`pirack manpage > pirack.1`), or
+    /// write one page per command into a directory.
+    Manpage {
+        /// Write pirack.1 and a page per subcommand (pirack-serve.1, ...) here.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// A shelf of simulated Pis booting from a controller on this machine, in one
     /// command: builds the CI image, installs missing peers, boots every Pi to
     /// `up` (one recovered by the watchdog) and serves the rack view. Needs root.
@@ -294,6 +299,19 @@ enum Command {
     },
 }
 
+/// Writes `cmd`'s page as `<name>.1` in `dir`, and one per subcommand, named
+/// the way git names its commands' pages (`pirack-backup-run.1`).
+fn man_pages(dir: &std::path::Path, cmd: clap::Command, name: String) -> Result<usize> {
+    let mut pages = 1;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        pages += man_pages(dir, sub.clone(), format!("{name}-{}", sub.get_name()))?;
+    }
+    let path = dir.join(format!("{name}.1"));
+    let mut file = std::fs::File::create(&path).with_context(|| path.display().to_string())?;
+    clap_mangen::Man::new(cmd).title(name).render(&mut file)?;
+    Ok(pages)
+}
+
 fn main() -> ExitCode {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
@@ -355,9 +373,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             std::io::Write::write_all(&mut std::io::stdout(), &out)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Manpage => {
+        Command::Manpage { dir } => {
             let cli = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(cli).render(&mut std::io::stdout())?;
+            match dir {
+                None => clap_mangen::Man::new(cli).render(&mut std::io::stdout())?,
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir)?;
+                    let pages = man_pages(&dir, cli, "pirack".into())?;
+                    println!("{pages} pages in {}", dir.display());
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => demo(&args),

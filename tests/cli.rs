@@ -182,6 +182,18 @@ fn completions_and_the_manual_page_come_from_the_cli_definition() {
         "{page}"
     );
     assert!(page.contains("completions"), "{page}");
+    // A page per command, `man pirack-backup-restore` as with git's.
+    let pages = tempfile::tempdir().unwrap();
+    let dir = pages.path().join("man1");
+    let out = pirack(&["manpage", "--dir", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let restore = std::fs::read_to_string(dir.join("pirack-backup-restore.1")).unwrap();
+    assert!(
+        restore.contains(".TH pirack-backup-restore 1") && restore.contains("snapshot"),
+        "{restore}"
+    );
+    let serve = std::fs::read_to_string(dir.join("pirack-serve.1")).unwrap();
+    assert!(serve.contains("tftp"), "{serve}");
     let bad = pirack(&["completions", "tcsh"]);
     assert!(!bad.status.success());
 }

@@ -270,6 +270,7 @@ fn the_package_installs_serves_as_its_own_user_and_removes_cleanly() {
         man.contains(".TH pirack 1") && man.contains("serve"),
         "{man:.200}"
     );
+    assert!(files.contains("/usr/share/man/man1/pirack-backup-restore.1.gz"));
     let bash = std::fs::read_to_string("/usr/share/bash-completion/completions/pirack").unwrap();
     assert!(bash.contains("complete -F _pirack"), "{bash:.200}");
     assert!(files.contains("/usr/share/pirack/switch-profiles/generic.yaml"));

@@ -173,3 +173,55 @@ fn a_stalled_slot_turns_amber_then_fails_first_in_the_summary() {
         within,
     );
 }
+
+/// A shelf drawn as it hangs: a line per row, each slot in its column, a gap
+/// where a position has no slot.
+#[test]
+fn the_shelf_is_drawn_in_its_physical_rows() {
+    let test = "rack_view_rows";
+    if !have(test, "chromium") || !have(test, "chromedriver") {
+        return;
+    }
+    use std::time::Duration;
+    let tmp = tempfile::tempdir().unwrap();
+    let inventory = common::example_site_in(tmp.path(), None, "");
+    // Slots 5-8 moved to a second row, B-03 left empty.
+    let mut yaml = std::fs::read_to_string(&inventory).unwrap();
+    for (from, to) in [
+        ("A-05", "B-01"),
+        ("A-06", "B-02"),
+        ("A-07", "B-04"),
+        ("A-08", "B-05"),
+    ] {
+        yaml = yaml.replace(from, to);
+    }
+    std::fs::write(&inventory, yaml).unwrap();
+    let rig = start(tmp, &inventory, false);
+    let profile = tempfile::tempdir().unwrap();
+    let browser = common::webdriver::Browser::start(profile.path());
+    browser.goto(&format!("http://{}/#token={}", rig.addr, rig.admin));
+    let layout = browser.wait_for(
+        "the shelf's rows",
+        "const at = p => { const t = document.querySelector(`button[data-slot='${p}']`); \
+           if (!t) return null; const r = t.getBoundingClientRect(); return [Math.round(r.left), Math.round(r.top)]; }; \
+         const all = ['A-01', 'A-04', 'B-01', 'B-04', 'B-05'].map(at); \
+         if (all.includes(null)) return false; \
+         return { at: all, rows: [...document.querySelectorAll('.row-label')].map(l => l.textContent), \
+                  shelf: document.querySelector('.shelf h2').textContent };",
+        Duration::from_secs(20),
+    );
+    let at = |i: usize| {
+        let p = &layout["at"][i];
+        (p[0].as_i64().unwrap(), p[1].as_i64().unwrap())
+    };
+    let (a01, a04, b01, b04, b05) = (at(0), at(1), at(2), at(3), at(4));
+    assert_eq!(layout["rows"], serde_json::json!(["A", "B"]), "{layout}");
+    assert_eq!(layout["shelf"], "Shelf a", "{layout}");
+    assert_eq!(a01.1, a04.1, "a row is one line: {layout}");
+    assert!(b01.1 > a01.1 && b01.0 == a01.0, "B-01 under A-01: {layout}");
+    assert!(
+        b04.0 == a04.0 && b04.1 == b01.1,
+        "B-04 under A-04, B-03 a gap: {layout}"
+    );
+    assert!(b05.0 > a04.0, "{layout}");
+}

@@ -12,8 +12,10 @@ use utoipa::{IntoParams, ToSchema};
 pub struct Slot {
     /// `switch/port`.
     pub key: String,
-    /// Where it hangs, e.g. `A-07`.
+    /// Where it hangs, e.g. `A-07` (row A, seventh from the left).
     pub position: String,
+    /// The shelf it is on (its switch's).
+    pub shelf: Option<String>,
     /// Lifecycle state: empty, registered, building_root, ready, powering_on, dhcp,
     /// tftp, kernel_loaded, nfs_mounted, up, failed, reimaging, powered_off,
     /// decommissioned.
@@ -43,6 +45,7 @@ impl Slot {
             storage_ip: plan.map(|p| p.pi_ip.to_string()),
             ipv6: plan.map(|p| p.ipv6.to_string()),
             kind: plan.map_or("pi3", |p| p.kind.as_str()).into(),
+            shelf: plan.map(|p| p.shelf.clone()),
             key: row.key,
             position: row.position,
             state: row.state.to_string(),
