@@ -156,6 +156,17 @@ fn a_stalled_slot_turns_amber_then_fails_first_in_the_summary() {
         clock.as_str().is_some_and(|c| c.ends_with(" s of 8 s")),
         "{clock}"
     );
+    // Amber counts as trouble: the filter keeps A-05 and hides the idle rest.
+    browser.click("//input[@id='trouble']");
+    browser.wait_for(
+        "the filter showing A-05 alone",
+        &format!(
+            "const t = {tile}; const idle = document.querySelector(\"button[data-slot='A-01']\"); \
+             return t != null && idle != null && !t.hidden && idle.hidden;"
+        ),
+        within,
+    );
+    browser.click("//input[@id='trouble']");
     // The watchdog gives up (no recoveries allowed): failed, first in the summary.
     browser.wait_for(
         "the failure first in the summary",
