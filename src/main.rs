@@ -57,8 +57,15 @@ enum Command {
     /// Virtual Pi 3s (QEMU raspi3b) booting a real kernel from a controller on
     /// this machine, to `up` over DHCP, TFTP and NFS; checks each root is its own
     /// and a power cycle boots again. Exits non-zero, with the consoles, if a
-    /// step fails. Needs root.
-    Hil(HilArgs),
+    /// step fails (`pirack hil` alone: pirack's own self-test). `pirack hil run`
+    /// boots your image instead and checks it. Needs root.
+    #[command(args_conflicts_with_subcommands = true)]
+    Hil {
+        #[command(subcommand)]
+        action: Option<HilAction>,
+        #[command(flatten)]
+        args: HilArgs,
+    },
     /// Validate an inventory (and its ledger); lists every problem with file:line:column.
     Check(Inputs),
     /// Print the JSON Schema of the inventory file format.
@@ -299,6 +306,14 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum HilAction {
+    /// Boot your Pi 3 image on virtual Pis from a controller on this machine, run
+    /// your checks on each, and judge: exit 0 only when every Pi reached `up` and
+    /// every check passed. Needs root.
+    Run(pirack_lab::hil::run::RunArgs),
+}
+
 /// Writes `cmd`'s page as `<name>.1` in `dir`, and one per subcommand, named
 /// the way git names its commands' pages (`pirack-backup-run.1`).
 fn man_pages(dir: &std::path::Path, cmd: clap::Command, name: String) -> Result<usize> {
@@ -386,7 +401,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => demo(&args),
-        Command::Hil(args) => hil(&args),
+        Command::Hil { action: None, args } => hil(&args),
+        Command::Hil {
+            action: Some(HilAction::Run(run)),
+            ..
+        } => pirack_lab::hil::run::run(&run),
         Command::Sim(args) => sim(&args),
         Command::Image { store, action } => image(&store, action),
         Command::Backup { inputs, db, action } => cli::backup::backup(&inputs, &db, action),

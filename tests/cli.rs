@@ -197,3 +197,31 @@ fn completions_and_the_manual_page_come_from_the_cli_definition() {
     let bad = pirack(&["completions", "tcsh"]);
     assert!(!bad.status.success());
 }
+
+/// The example CI job calls `pirack hil run` only with options it has.
+#[test]
+fn the_example_ci_job_uses_real_options() {
+    let job: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string("examples/hil-ci.yml").unwrap()).unwrap();
+    let steps = job["jobs"]["boot-on-virtual-pis"]["steps"]
+        .as_sequence()
+        .expect("steps");
+    let run = steps
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .find(|r| r.contains("pirack hil run"))
+        .expect("a step running pirack hil run");
+    let help = pirack(&["hil", "run", "--help"]);
+    let help = text(&help.stdout);
+    let flags: Vec<&str> = run
+        .split_whitespace()
+        .filter(|w| w.starts_with("--"))
+        .collect();
+    assert!(flags.len() >= 6, "{run}");
+    for flag in flags {
+        assert!(
+            help.contains(&format!("{flag} ")),
+            "{flag} is not an option of pirack hil run"
+        );
+    }
+}

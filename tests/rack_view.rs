@@ -235,4 +235,16 @@ fn the_shelf_is_drawn_in_its_physical_rows() {
         "B-04 under A-04, B-03 a gap: {layout}"
     );
     assert!(b05.0 > a04.0, "{layout}");
+    // On a phone each row wraps under its label, every tile inside the width.
+    browser.resize(390, 844);
+    let phone = browser.wait_for(
+        "the rows wrapped",
+        "const w = document.documentElement.clientWidth; \
+         const t = [...document.querySelectorAll('[data-slot]')]; \
+         const label = [...document.querySelectorAll('.row-label')][1].getBoundingClientRect(); \
+         const b01 = document.querySelector(\"button[data-slot='B-01']\").getBoundingClientRect(); \
+         return t.every(x => x.getBoundingClientRect().right <= w) && label.bottom <= b01.top + 1;",
+        Duration::from_secs(10),
+    );
+    assert_eq!(phone, true);
 }

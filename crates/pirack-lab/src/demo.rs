@@ -6,7 +6,7 @@
 //! one Pi hangs on its first boot for the watchdog to recover, and the terminal
 //! shows each Pi's progress while the rack view shows the same shelf.
 
-use crate::setup::{Controller, Lab, Options, step};
+use crate::setup::{Controller, Lab, LabImage, Options, step};
 use crate::signals::STOP;
 use crate::testbed::proc::Proc;
 use crate::testbed::switch::{PoeSwitch, Spec};
@@ -67,8 +67,10 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
         source: &args.source,
         no_install: args.no_install,
         packages: &[],
-        image: "ci-tiny",
-        versions: &["1"],
+        image: LabImage::Recipe {
+            name: "ci-tiny",
+            versions: &["1"],
+        },
         slots: args.slots,
         virtual_pis: false,
         community_env: COMMUNITY_ENV,

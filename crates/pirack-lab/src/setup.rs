@@ -114,6 +114,19 @@ fn tokens(db: &str, owner: &str) -> Result<(String, String)> {
     })
 }
 
+/// What a lab boots.
+pub(crate) enum LabImage<'a> {
+    /// `images/<name>/recipe`'s image, built once into the lab's directory and
+    /// imported there as each of `versions`.
+    Recipe {
+        name: &'a str,
+        versions: &'a [&'a str],
+    },
+    /// Someone's image, readied (once the packages are in) and imported afresh
+    /// into this run's store; its boot directory is the site's boot files.
+    Given(&'a dyn Fn() -> Result<roots_image::Import>),
+}
+
 /// How a lab starts: which command, where, and what it boots.
 pub(crate) struct Options<'a> {
     pub(crate) command: &'a str,
@@ -122,9 +135,7 @@ pub(crate) struct Options<'a> {
     pub(crate) no_install: bool,
     /// Debian packages beyond the shared peers'.
     pub(crate) packages: &'a [&'static str],
-    /// The image recipe (`images/<image>/recipe`) and the versions imported.
-    pub(crate) image: &'a str,
-    pub(crate) versions: &'a [&'a str],
+    pub(crate) image: LabImage<'a>,
     pub(crate) slots: usize,
     pub(crate) virtual_pis: bool,
     pub(crate) community_env: &'a str,
@@ -178,15 +189,28 @@ impl Lab {
             let what = format!("installing {} with apt-get", missing.join(" "));
             step(&what, || Ok(apt::install(&missing, &dir.join("apt.log"))?))?;
         }
-        let store = dir.join("images");
-        let boot = image(&source, &dir, &store, o.image, o.versions)?;
-
         // A fresh shelf every run: the controller's state, roots and logs.
         let run = dir.join("run");
         if run.exists() {
             std::fs::remove_dir_all(&run).with_context(|| format!("clearing {}", run.display()))?;
         }
         std::fs::create_dir_all(run.join("nfs"))?;
+        let (store, boot) = match &o.image {
+            LabImage::Recipe { name, versions } => {
+                let store = dir.join("images");
+                let boot = image(&source, &dir, &store, name, versions)?;
+                (store, boot)
+            }
+            LabImage::Given(ready) => {
+                let import = ready()?;
+                let store = run.join("images");
+                let what = format!("importing {}-{}", import.name, import.version);
+                step(&what, || {
+                    Ok(roots_image::import(&store, &import, &|_, _| {})?)
+                })?;
+                (store, import.boot.clone())
+            }
+        };
         let example = site::example_for(o.slots)?;
         let text = std::fs::read_to_string(source.join(example))
             .with_context(|| format!("reading {example}"))?;

@@ -9,17 +9,22 @@
 //! a Pi again, and the watchdog recovering one that hangs mid-boot; it prints each
 //! Pi's stage timings, and the consoles when a step fails.
 
-use crate::setup::{Controller, Lab, Options, step};
+use crate::setup::{Controller, Lab, LabImage, Options, step};
 use crate::signals::STOP;
 use anyhow::{Context, Result, bail};
+use bed::{network, timings};
 use pirack_controller::api::client::Client;
 use pirack_controller::roots::image as roots_image;
-use pirack_core::plan::SlotPlan;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+mod bed;
+mod image;
+mod report;
+pub mod run;
 
 const IMAGE: &str = "hil-1";
 /// The image a reimage moves to, and a rollback away from.
@@ -52,64 +57,6 @@ pub struct HilArgs {
     /// profiles and the switch emulator.
     #[arg(long, default_value = ".")]
     pub source: PathBuf,
-}
-
-/// The firmware namespaces, deleted on drop (their veths go with them).
-struct Firmware(Vec<String>);
-
-impl Drop for Firmware {
-    fn drop(&mut self) {
-        let batch: String = self.0.iter().map(|n| format!("netns del {n}\n")).collect();
-        let _ = crate::testbed::netns::ip_batch(None, &batch);
-    }
-}
-
-/// Each virtual slot's storage network: a bridge with the fileserver's addresses
-/// (and the shelf's IPv6 gateway, through which the controller reaches the Pi's
-/// public address), QEMU's tap, and a veth to the firmware namespace, whose end
-/// carries the board's MAC.
-fn network(ns: &str, prefix: &str, slots: &[SlotPlan]) -> Result<Firmware> {
-    let fw = Firmware(
-        slots
-            .iter()
-            .map(|s| crate::qemu::firmware_netns(prefix, &s.position))
-            .collect(),
-    );
-    let spaces: String = fw.0.iter().map(|n| format!("netns add {n}\n")).collect();
-    crate::testbed::netns::ip_batch(None, &spaces)?;
-    let mut root = String::new();
-    let mut ctl = String::new();
-    for (s, fw_ns) in slots.iter().zip(&fw.0) {
-        let mac = &s
-            .board
-            .as_ref()
-            .context("a virtual slot needs a board")?
-            .mac;
-        let (br, tap, veth) = (
-            &s.interface,
-            crate::qemu::tap(s.vlan),
-            format!("fw{}", s.vlan),
-        );
-        root += &format!(
-            "link add {veth} netns {ns} type veth peer name eth0 netns {fw_ns} address {mac}\n"
-        );
-        ctl += &format!(
-            "link add {br} type bridge\naddr add {}/{} dev {br}\naddr add {}/128 dev {br} nodad\n\
-             link set {br} up\nroute add {}/128 dev {br}\ntuntap add {tap} mode tap\n\
-             link set {tap} master {br}\nlink set {tap} up\nlink set {veth} master {br}\n\
-             link set {veth} up\n",
-            s.fileserver_ip,
-            s.storage.prefix_len(),
-            s.ipv6_gateway,
-            s.ipv6,
-        );
-    }
-    crate::testbed::netns::ip_batch(None, &root)?;
-    crate::testbed::netns::ip_batch(Some(ns), &ctl)?;
-    for n in &fw.0 {
-        crate::testbed::netns::ip_batch(Some(n), "link set lo up\nlink set eth0 up\n")?;
-    }
-    Ok(fw)
 }
 
 /// Polls the slots until `done` holds for every one of `positions` (an error
@@ -160,38 +107,6 @@ fn wait_for(
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-}
-
-/// The latest boot's stages from the slot's events: seconds from the power-on to
-/// each first DHCP, TFTP, kernel, NFS mount and answer.
-fn timings(api: &Client, position: &str) -> Result<String> {
-    let events = api.call(
-        "GET",
-        &format!("/v1/events?slot={position}&limit=1000"),
-        None,
-    )?;
-    // Newest first from the API; oldest first here.
-    let mut events = events.as_array().cloned().unwrap_or_default();
-    events.reverse();
-    let start = events
-        .iter()
-        .rposition(|e| e["kind"] == "power_on" || e["kind"] == "recover")
-        .context("no power-on among the slot's events")?;
-    let t0 = events[start]["at"].as_i64().unwrap_or(0);
-    let mut out = Vec::new();
-    for kind in [
-        "dhcp_seen",
-        "tftp_seen",
-        "kernel_served",
-        "nfs_mounted",
-        "reachable",
-    ] {
-        if let Some(e) = events[start..].iter().find(|e| e["kind"] == kind) {
-            let s = (e["at"].as_i64().unwrap_or(t0) - t0) as f64 / 1000.0;
-            out.push(format!("{kind} {s:.1} s"));
-        }
-    }
-    Ok(out.join(", "))
 }
 
 /// Kills (SIGKILL) the QEMU whose NIC is on `tap`, as a Pi that hangs, waiting up
@@ -337,8 +252,10 @@ pub fn hil(args: &HilArgs) -> Result<ExitCode> {
         source: &args.source,
         no_install: args.no_install,
         packages: &["qemu-system-arm", "cpio"],
-        image: "hil",
-        versions: &["1"],
+        image: LabImage::Recipe {
+            name: "hil",
+            versions: &["1"],
+        },
         slots: args.slots,
         virtual_pis: true,
         community_env: COMMUNITY_ENV,
