@@ -1,9 +1,58 @@
-//! What every hardware-in-loop run stands on: each virtual slot's storage
-//! network and firmware namespace, and the stage timings of a boot.
+//! What every hardware-in-loop run stands on: the virtual shelf (each slot's
+//! storage network and firmware namespace, NFS-Ganesha and the controller), and
+//! the stage timings of a boot.
 
+use crate::setup::{Controller, Lab, step};
+use crate::testbed::nfs::Ganesha;
 use anyhow::{Context, Result};
 use pirack_controller::api::client::Client;
-use pirack_core::plan::SlotPlan;
+use pirack_core::plan::{Plan, SlotPlan};
+use std::path::PathBuf;
+
+/// A lab's virtual shelf, running.
+pub(crate) struct Shelf {
+    pub(crate) controller: Controller,
+    /// The controller's plan (it plans from the same empty ledger).
+    pub(crate) plan: Plan,
+    pub(crate) positions: Vec<String>,
+    /// `<position>/console.log` for each slot.
+    pub(crate) consoles: PathBuf,
+    /// The slots' networks and the NFS server, taken down when dropped.
+    pub(crate) guards: (Ganesha, Firmware),
+}
+
+/// Plans the lab's site, wires each virtual slot, and starts NFS-Ganesha and the
+/// controller (its API carried to loopback `port`).
+pub(crate) fn shelf(lab: &Lab, port: u16) -> Result<Shelf> {
+    let profiles = pirack_core::switch::Profiles::load_dir(&lab.profiles)?;
+    let site = pirack_core::inventory::load(&lab.inventory, &profiles.names())?;
+    let ledger =
+        pirack_core::plan::Ledger::load(&pirack_core::plan::Ledger::path_for(&lab.inventory))?;
+    let (plan, _) = pirack_core::plan::plan(&site, &ledger)?;
+    let positions = lab.site.slots.iter().map(|(p, _)| p.clone()).collect();
+    let prefix = format!("{}-fw", lab.ns.name());
+    let firmware = step("making the virtual Pis' networks", || {
+        network(lab.ns.name(), &prefix, &plan.slots)
+    })?;
+    let nfs = lab.nfs()?;
+    let consoles = lab.run.join("hil");
+    let controller = lab.controller(
+        &[
+            "--hil-dir",
+            &consoles.display().to_string(),
+            "--hil-netns-prefix",
+            &prefix,
+        ],
+        port,
+    )?;
+    Ok(Shelf {
+        controller,
+        plan,
+        positions,
+        consoles,
+        guards: (nfs, firmware),
+    })
+}
 
 /// The firmware namespaces, deleted on drop (their veths go with them).
 pub(crate) struct Firmware(Vec<String>);
@@ -19,7 +68,7 @@ impl Drop for Firmware {
 /// (and the shelf's IPv6 gateway, through which the controller reaches the Pi's
 /// public address), QEMU's tap, and a veth to the firmware namespace, whose end
 /// carries the board's MAC.
-pub(crate) fn network(ns: &str, prefix: &str, slots: &[SlotPlan]) -> Result<Firmware> {
+fn network(ns: &str, prefix: &str, slots: &[SlotPlan]) -> Result<Firmware> {
     let fw = Firmware(
         slots
             .iter()

@@ -12,7 +12,7 @@
 use crate::setup::{Controller, Lab, LabImage, Options, step};
 use crate::signals::STOP;
 use anyhow::{Context, Result, bail};
-use bed::{network, timings};
+use bed::timings;
 use pirack_controller::api::client::Client;
 use pirack_controller::roots::image as roots_image;
 use serde_json::{Value, json};
@@ -262,29 +262,20 @@ pub fn hil(args: &HilArgs) -> Result<ExitCode> {
     })?;
     second_image(&lab)?;
     let run = &lab.run;
-    let profiles = pirack_core::switch::Profiles::load_dir(&lab.profiles)?;
-    let site = pirack_core::inventory::load(&lab.inventory, &profiles.names())?;
-    let ledger =
-        pirack_core::plan::Ledger::load(&pirack_core::plan::Ledger::path_for(&lab.inventory))?;
-    // The controller plans from the same empty ledger, so the same addresses.
-    let (plan, _) = pirack_core::plan::plan(&site, &ledger)?;
-    let positions: Vec<String> = lab.site.slots.iter().map(|(p, _)| p.clone()).collect();
-    let prefix = format!("{}-fw", lab.ns.name());
-    let _firmware = step("making the virtual Pis' networks", || {
-        network(lab.ns.name(), &prefix, &plan.slots)
-    })?;
-    let _nfs = lab.nfs()?;
-    let hil_dir = run.join("hil").display().to_string();
-    let Controller {
-        proc: mut serve,
-        api,
-        url,
-        admin,
+    let bed::Shelf {
+        guards: _guards,
+        controller:
+            Controller {
+                proc: mut serve,
+                api,
+                url,
+                admin,
+                ..
+            },
+        plan,
+        positions,
         ..
-    } = lab.controller(
-        &["--hil-dir", &hil_dir, "--hil-netns-prefix", &prefix],
-        args.port,
-    )?;
+    } = bed::shelf(&lab, args.port)?;
     println!("rack view (admin): {url}/#token={admin}");
     println!("logs, consoles and state: {}", run.display());
 

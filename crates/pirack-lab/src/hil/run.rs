@@ -6,10 +6,10 @@
 //! JUnit XML on request, and the exit status: 0 only when every Pi came up and
 //! every check passed.
 
-use super::bed::{network, timings};
+use super::bed::{self, timings};
 use super::image::{self, NAME, VERSION};
 use super::report::{self, Check, Pi};
-use crate::setup::{Controller, Lab, LabImage, Options, step};
+use crate::setup::{Lab, LabImage, Options, step};
 use crate::signals::STOP;
 use anyhow::{Context, Result, bail};
 use pirack_controller::api::client::Client;
@@ -93,32 +93,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         virtual_pis: true,
         community_env: COMMUNITY_ENV,
     })?;
-    let profiles = pirack_core::switch::Profiles::load_dir(&lab.profiles)?;
-    let site = pirack_core::inventory::load(&lab.inventory, &profiles.names())?;
-    let ledger =
-        pirack_core::plan::Ledger::load(&pirack_core::plan::Ledger::path_for(&lab.inventory))?;
-    let (plan, _) = pirack_core::plan::plan(&site, &ledger)?;
-    let positions: Vec<String> = lab.site.slots.iter().map(|(p, _)| p.clone()).collect();
-    let prefix = format!("{}-fw", lab.ns.name());
-    let _firmware = step("making the virtual Pis' networks", || {
-        network(lab.ns.name(), &prefix, &plan.slots)
-    })?;
-    let _nfs = lab.nfs()?;
-    let consoles = lab.run.join("hil");
     // Held to the end: dropping it stops the controller (and its QEMUs).
-    let controller: Controller = lab.controller(
-        &[
-            "--hil-dir",
-            &consoles.display().to_string(),
-            "--hil-netns-prefix",
-            &prefix,
-        ],
-        args.port,
-    )?;
-    let api = &controller.api;
+    let shelf = bed::shelf(&lab, args.port)?;
+    let (api, positions, consoles) = (&shelf.controller.api, &shelf.positions, &shelf.consoles);
     let started = Instant::now();
     lab.provision(api, &format!("{NAME}-{VERSION}"))?;
-    for p in &positions {
+    for p in positions {
         let op = api.call(
             "POST",
             &format!("/v1/slots/{p}/power"),
@@ -127,10 +107,10 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         api.wait(&op)?;
     }
     let deadline = started + Duration::from_secs(args.timeout);
-    let ups = boot(api, &positions, started, deadline)?;
+    let ups = boot(api, positions, started, deadline)?;
 
     let mut pis = Vec::new();
-    for p in &positions {
+    for p in positions {
         let log = consoles.join(p).join("console.log");
         let up = ups.get(p).and_then(|(_, up)| *up);
         let mut checks = Vec::new();
@@ -154,7 +134,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             .with_context(|| format!("writing {}", file.display()))?;
     }
     if let Some(dir) = &args.keep_logs {
-        keep_logs(dir, &consoles, &positions, &lab.run.join("serve.log"))?;
+        keep_logs(dir, consoles, positions, &lab.run.join("serve.log"))?;
     }
     let passed = pis.iter().all(Pi::passed);
     println!(
