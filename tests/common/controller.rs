@@ -181,19 +181,37 @@ impl Rig {
         self.serve = spawn_serve(&self.dir, &self.serve_args, &self.env, self.addr);
     }
 
-    /// Polls an operation until it ends; its final JSON.
+    /// Polls an operation until it ends; its final JSON. A controller just
+    /// restarted may drop a connection: tried again while it runs, its log
+    /// shown if it died.
     pub fn wait(&self, op: &serde_json::Value) -> serde_json::Value {
         let id = op["id"]
             .as_str()
             .unwrap_or_else(|| panic!("no operation in {op}"));
         let started = Instant::now();
         loop {
-            let now = get(
-                self.addr,
-                &format!("/v1/operations/{id}"),
-                Some(&self.admin),
-            )
-            .json();
+            let path = format!("/v1/operations/{id}");
+            let now =
+                match super::http::try_request(self.addr, "GET", &path, Some(&self.admin), None) {
+                    Ok(r) => r.json(),
+                    Err(e) => {
+                        // Exited: no process, or a zombie not yet reaped.
+                        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()));
+                        if stat.is_err() || stat.is_ok_and(|s| s.contains(") Z ")) {
+                            panic!(
+                                "GET {path}: {e}; the controller exited:\n{}",
+                                std::fs::read_to_string(self.dir.join("serve.log"))
+                                    .unwrap_or_default()
+                            );
+                        }
+                        assert!(
+                            started.elapsed() < Duration::from_secs(10),
+                            "GET {path}: {e}"
+                        );
+                        std::thread::sleep(Duration::from_millis(200));
+                        continue;
+                    }
+                };
             if now["status"] != "running" {
                 return now;
             }

@@ -34,8 +34,20 @@ pub fn request(
     token: Option<&str>,
     body: Option<&str>,
 ) -> Response {
-    let mut s = TcpStream::connect(addr).expect("API reachable");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    try_request(addr, method, path, token, body)
+        .unwrap_or_else(|e| panic!("{method} {path} to {addr}: {e}"))
+}
+
+/// As [`request`], a failed connection or read an error rather than a panic.
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(t) = token {
         head += &format!("Authorization: Bearer {t}\r\n");
@@ -45,7 +57,7 @@ pub fn request(
         head += "Content-Type: application/json\r\n";
     }
     head += &format!("Content-Length: {}\r\n\r\n", body.len());
-    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(head.as_bytes())?;
     // A server refusing an oversize body may answer and close before it is all sent.
     let _ = s.write_all(body.as_bytes());
     // Read to the end of the body: to Content-Length where the server sends one
@@ -53,7 +65,7 @@ pub fn request(
     let mut raw = Vec::new();
     let mut buf = [0u8; 16384];
     loop {
-        let n = s.read(&mut buf).unwrap();
+        let n = s.read(&mut buf)?;
         raw.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&raw);
         let complete = text.split_once("\r\n\r\n").is_some_and(|(head, body)| {
@@ -77,11 +89,11 @@ pub fn request(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {head:?}"));
-    Response {
+    Ok(Response {
         status,
         head: head.to_string(),
         body: body.to_string(),
-    }
+    })
 }
 
 pub fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Response {
