@@ -9,18 +9,14 @@ mod common;
 use common::controller::start;
 use common::dns;
 use common::snmp::{Creds, free_udp_port, site_for};
-use common::{Child, have, is_root, text};
+use common::{Child, have, have_all, is_root, text};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[test]
 fn lego_gets_a_certificate_for_a_customers_names_through_the_hook() {
     let test = "lego_gets_a_certificate";
-    if !is_root(test)
-        || !["named", "dig", "pebble", "lego", "openssl"]
-            .iter()
-            .all(|p| have(test, p))
-    {
+    if !is_root(test) || !have_all(test, &["named", "dig", "pebble", "lego", "openssl"]) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@
 mod common;
 
 use common::webdriver::{Browser, TILES, tiles};
-use common::{Child, can_use_netns, have};
+use common::{Child, can_use_netns, have, have_all};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
@@ -20,10 +20,7 @@ use std::time::{Duration, Instant};
 static ONE: Mutex<()> = Mutex::new(());
 
 fn can_run(test: &str) -> bool {
-    can_use_netns(test)
-        && ["snmpd", "ganesha.nfsd", "rpcbind", "python3"]
-            .iter()
-            .all(|p| have(test, p))
+    can_use_netns(test) && have_all(test, &["snmpd", "ganesha.nfsd", "rpcbind", "python3"])
 }
 
 struct Demo {

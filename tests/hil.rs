@@ -9,17 +9,13 @@
 
 mod common;
 
-use common::{can_use_netns, have, text};
+use common::{can_use_netns, have_all, text};
 use std::process::Command;
 
 #[test]
 fn two_virtual_pis_boot_to_up_and_power_cycles_a_reimage_and_the_watchdog_boot_them_again() {
     let test = "hil";
-    if !can_use_netns(test)
-        || !["qemu-system-aarch64", "cpio", "ganesha.nfsd", "rpcbind"]
-            .iter()
-            .all(|p| have(test, p))
-    {
+    if !can_use_netns(test) || !have_all(test, common::VIRTUAL_PI_PEERS) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

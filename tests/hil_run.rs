@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{can_use_netns, have, text};
+use common::{can_use_netns, have_all, text};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -54,11 +54,7 @@ fn hil_run(dir: &Path, root: &Path, boot: &Path, extra: &[&str]) -> (bool, Strin
 #[test]
 fn a_users_image_is_booted_checked_and_judged() {
     let test = "hil_run";
-    if !can_use_netns(test)
-        || !["qemu-system-aarch64", "cpio", "ganesha.nfsd", "rpcbind"]
-            .iter()
-            .all(|p| have(test, p))
-    {
+    if !can_use_netns(test) || !have_all(test, common::VIRTUAL_PI_PEERS) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -17,24 +17,13 @@ mod common;
 use common::nsctl::Api;
 use common::sink::{Http, Smtp};
 use common::snmp::{Agent, Creds, site_for};
-use common::{Child, Netns, can_use_netns, have, text};
+use common::{Child, Netns, can_use_netns, have, text, until};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SWITCH: &str = "snmp_timeout_ms: 400\nsnmp_retries: 0\npower: { drain_ms: 300, readback_ms: 3000, batch: 8, batch_interval_ms: 100 }";
 const API: &str = "127.0.0.1:18090";
-
-fn until<T>(what: &str, within: Duration, f: impl Fn() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(started.elapsed() < within, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// Alertmanager in `ctl`, delivering every alert on its own to `hook`'s `/am`.
 fn alertmanager(ctl: &Netns, d: &Path, hook: std::net::SocketAddr) -> Child {
@@ -328,14 +317,7 @@ fn a_down_pi_is_told_once_to_each_route_and_its_recovery_once() {
     for (slot, owner) in [("A-01", "acme"), ("A-02", "acme"), ("A-05", "globex")] {
         let body = format!(r#"{{"image":"tiny-1","owner":"{owner}","slot":"{slot}"}}"#);
         let op = api.call(&admin, "POST", "/v1/slots", Some(&body));
-        let id = op["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{op}"))
-            .to_string();
-        until("provisioned", Duration::from_secs(120), || {
-            let o = api.call(&admin, "GET", &format!("/v1/operations/{id}"), None);
-            (o["status"] != "running").then_some(())
-        });
+        api.wait(&admin, &op);
         api.call(
             &admin,
             "POST",

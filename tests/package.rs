@@ -9,12 +9,13 @@
 
 mod common;
 
+use common::nsctl::Api;
 use common::unit::Unit;
-use common::{can_use_netns, have, text};
+use common::{can_use_netns, have_all, text, until};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const STATE: &str = "/var/lib/pirack";
 const GANESHA_DIR: &str = "/etc/ganesha/pirack-package-test";
@@ -31,17 +32,6 @@ fn run(program: &str, args: &[&str]) -> String {
         text(&out.stderr)
     );
     text(&out.stdout)
-}
-
-fn until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(started.elapsed() < within, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Leaves the machine as it was: the package purged, its user, state and the
@@ -116,36 +106,6 @@ fn image_root(root: &Path) {
             "3",
         ],
     );
-}
-
-fn api(ns: &common::Netns, token: &str, method: &str, path: &str, body: Option<&str>) -> String {
-    let mut c = ns.command("curl");
-    c.args(["-sS", "--max-time", "20", "-X", method, "-H"])
-        .arg(format!("Authorization: Bearer {token}"))
-        .arg(format!("http://{API}{path}"));
-    if let Some(b) = body {
-        c.args(["-H", "Content-Type: application/json", "-d", b]);
-    }
-    text(&c.output().unwrap().stdout)
-}
-
-fn wait_op(ns: &common::Netns, token: &str, started: &str) -> serde_json::Value {
-    let op: serde_json::Value = serde_json::from_str(started).expect(started);
-    let id = op["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{op}"))
-        .to_string();
-    until("the operation", Duration::from_secs(120), || {
-        let o: serde_json::Value = serde_json::from_str(&api(
-            ns,
-            token,
-            "GET",
-            &format!("/v1/operations/{id}"),
-            None,
-        ))
-        .ok()?;
-        (o["status"] != "running").then_some(o)
-    })
 }
 
 /// The system calls in `@group`, its nested groups expanded.
@@ -224,16 +184,17 @@ fn the_package_installs_serves_as_its_own_user_and_removes_cleanly() {
         return;
     }
     if !can_use_netns(test)
-        || [
-            "dpkg",
-            "setpriv",
-            "strace",
-            "systemd-analyze",
-            "setcap",
-            "ganesha.nfsd",
-        ]
-        .iter()
-        .any(|p| !have(test, p))
+        || !have_all(
+            test,
+            &[
+                "dpkg",
+                "setpriv",
+                "strace",
+                "systemd-analyze",
+                "setcap",
+                "ganesha.nfsd",
+            ],
+        )
     {
         return;
     }
@@ -448,17 +409,16 @@ fn the_package_installs_serves_as_its_own_user_and_removes_cleanly() {
     }
 
     // Real work: a customer's Pi provisioned, its root built and exported.
-    let op = api(
-        &ns,
+    let api = Api { ns: &ns, addr: API };
+    let op = api.call(
         &admin,
         "POST",
         "/v1/slots",
         Some(r#"{"image":"tiny-1","owner":"acme","slot":"A-01"}"#),
     );
-    let done = wait_op(&ns, &admin, &op);
+    let done = api.wait(&admin, &op);
     assert_eq!(done["status"], "succeeded", "{done}\n{}", serve_log());
-    let slot: serde_json::Value =
-        serde_json::from_str(&api(&ns, &admin, "GET", "/v1/slots/A-01", None)).unwrap();
+    let slot = api.call(&admin, "GET", "/v1/slots/A-01", None);
     let pi = slot["storage_ip"]
         .as_str()
         .unwrap_or_else(|| panic!("{slot}"));
@@ -498,8 +458,8 @@ fn the_package_installs_serves_as_its_own_user_and_removes_cleanly() {
     assert!(exports.contains(built.to_str().unwrap()), "{exports}");
 
     // And taken away again.
-    let op = api(&ns, &admin, "DELETE", "/v1/slots/A-01", None);
-    let done = wait_op(&ns, &admin, &op);
+    let op = api.call(&admin, "DELETE", "/v1/slots/A-01", None);
+    let done = api.wait(&admin, &op);
     assert_eq!(done["status"], "succeeded", "{done}\n{}", serve_log());
     assert!(!built.exists(), "the root is gone");
 

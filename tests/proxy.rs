@@ -8,7 +8,7 @@ mod common;
 use common::controller::{free_tcp_port, start};
 use common::http::{get, post, request};
 use common::snmp::{Creds, free_udp_port, site_for};
-use common::{have, is_root, netns, text};
+use common::{have_all, is_root, netns, text};
 use pirack_lab::testbed::netns::Netns;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -181,11 +181,7 @@ fn client_hello(name: &str, pad: usize) -> Vec<u8> {
 #[test]
 fn the_proxy_routes_by_sni_and_host_to_each_pi_with_its_proxy_header() {
     let test = "the_proxy_routes";
-    if !is_root(test)
-        || !["nginx", "haproxy", "curl", "openssl"]
-            .iter()
-            .all(|p| have(test, p))
-    {
+    if !is_root(test) || !have_all(test, &["nginx", "haproxy", "curl", "openssl"]) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

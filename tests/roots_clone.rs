@@ -109,16 +109,17 @@ fn check_clone(fs: &LoopFs, src: &Path, method: Method, max_extra: u64) {
 
 fn ready(test: &str) -> bool {
     common::can_use_netns(test)
-        && [
-            "losetup",
-            "mkfs.btrfs",
-            "mkfs.xfs",
-            "btrfs",
-            "setcap",
-            "getcap",
-        ]
-        .iter()
-        .all(|p| common::have(test, p))
+        && common::have_all(
+            test,
+            &[
+                "losetup",
+                "mkfs.btrfs",
+                "mkfs.xfs",
+                "btrfs",
+                "setcap",
+                "getcap",
+            ],
+        )
 }
 
 #[test]

@@ -14,16 +14,17 @@ use std::time::Duration;
 
 fn ready(test: &str) -> bool {
     common::can_use_netns(test)
-        && [
-            "ganesha.nfsd",
-            "rpcbind",
-            "nfs-ls",
-            "nfs-cat",
-            "ssh-keygen",
-            "apt-get",
-        ]
-        .iter()
-        .all(|p| common::have(test, p))
+        && common::have_all(
+            test,
+            &[
+                "ganesha.nfsd",
+                "rpcbind",
+                "nfs-ls",
+                "nfs-cat",
+                "ssh-keygen",
+                "apt-get",
+            ],
+        )
 }
 
 /// nfs-cat of `path` on `server` from namespace `ns`: the bytes, or the error.

@@ -86,10 +86,7 @@ fn served(root: &Path) -> Option<String> {
 }
 
 fn ready(test: &str) -> bool {
-    common::can_use_netns(test)
-        && ["losetup", "mkfs.xfs", "ssh-keygen"]
-            .iter()
-            .all(|p| common::have(test, p))
+    common::can_use_netns(test) && common::have_all(test, &["losetup", "mkfs.xfs", "ssh-keygen"])
 }
 
 #[test]

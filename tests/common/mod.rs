@@ -109,6 +109,26 @@ pub fn have(test: &str, program: &str) -> bool {
     found
 }
 
+/// What booting virtual Pi 3s takes (`pirack hil` and `pirack hil run`).
+pub const VIRTUAL_PI_PEERS: &[&str] = &["qemu-system-aarch64", "cpio", "ganesha.nfsd", "rpcbind"];
+
+/// Whether every one of `programs` is installed, as [`have`] says.
+pub fn have_all(test: &str, programs: &[&str]) -> bool {
+    programs.iter().all(|p| have(test, p))
+}
+
+/// Polls `f` every 200 ms until it gives a value; fails the test after `within`.
+pub fn until<T>(what: &str, within: std::time::Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// A namespace for this test run, `pt-<tag>-<pid>`, deleted on drop.
 pub fn netns(tag: &str) -> Netns {
     Netns::new(&format!("pt-{tag}-{}", std::process::id())).expect("ip netns add")

@@ -38,6 +38,17 @@ impl Api<'_> {
         })
     }
 
+    /// Polls the operation `op` (as a call started it) until it ends; its final JSON.
+    pub fn wait(&self, token: &str, op: &serde_json::Value) -> serde_json::Value {
+        let id = op["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no operation in {op}"));
+        super::until("the operation", Duration::from_secs(120), || {
+            let o = self.call(token, "GET", &format!("/v1/operations/{id}"), None);
+            (o["status"] != "running").then_some(o)
+        })
+    }
+
     /// Starts `pirack serve` on `inventory` with its store and images in `d`
     /// (its log appended to `d/serve.log`, so a restart keeps the first run's),
     /// and waits for `/healthz`.

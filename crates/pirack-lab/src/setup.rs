@@ -338,6 +338,20 @@ impl Lab {
             Ok(())
         })
     }
+
+    /// Switches every slot of the lab on through the API, and waits for the
+    /// switch to have done it.
+    pub(crate) fn power_on(&self, api: &pirack_controller::api::client::Client) -> Result<()> {
+        let body = serde_json::json!({ "action": "on" });
+        let ops = self
+            .site
+            .slots
+            .iter()
+            .map(|(slot, _)| api.call("POST", &format!("/v1/slots/{slot}/power"), Some(&body)))
+            .collect::<Result<Vec<_>, _>>()?;
+        ops.iter().try_for_each(|op| api.wait(op).map(drop))?;
+        Ok(())
+    }
 }
 
 /// A running controller of a lab.

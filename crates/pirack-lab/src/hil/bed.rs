@@ -7,7 +7,7 @@ use crate::testbed::nfs::Ganesha;
 use anyhow::{Context, Result};
 use pirack_controller::api::client::Client;
 use pirack_core::plan::{Plan, SlotPlan};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A lab's virtual shelf, running.
 pub(crate) struct Shelf {
@@ -142,4 +142,13 @@ pub(crate) fn timings(api: &Client, position: &str) -> Result<String> {
         }
     }
     Ok(out.join(", "))
+}
+
+/// A virtual Pi's console log since its last power-on (the driver's
+/// `[pirack] power on` line), where the current boot's lines are.
+pub(crate) fn last_boot(log: &Path) -> std::io::Result<String> {
+    let text = std::fs::read(log)?;
+    let text = String::from_utf8_lossy(&text);
+    let from = text.rfind("[pirack] power on").unwrap_or(0);
+    Ok(text[from..].to_string())
 }

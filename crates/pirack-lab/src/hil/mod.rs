@@ -31,6 +31,7 @@ const IMAGE: &str = "hil-1";
 const SECOND: &str = "hil-2";
 const SECOND_KERNEL: &str = "vmlinuz-hil-2";
 const SECOND_MARK: &str = "pirack.image=hil-2";
+/// The switch community's variable in the HIL labs' environment.
 const COMMUNITY_ENV: &str = "PIRACK_HIL_COMMUNITY";
 
 #[derive(clap::Args)]
@@ -221,11 +222,7 @@ fn booted_image(
     if !served.contains(&format!("/{kernel} ")) {
         bail!("{position}: the kernel served last was not {kernel}: {served}");
     }
-    let log = std::fs::read_to_string(console)
-        .with_context(|| format!("reading {}", console.display()))?;
-    let last = log
-        .rfind("[pirack] power on")
-        .map_or(log.as_str(), |i| &log[i..]);
+    let last = bed::last_boot(console).with_context(|| format!("reading {}", console.display()))?;
     let line = |start: &str| last.lines().find(|l| l.contains(start)).unwrap_or_default();
     let said = line("[pirack] booting image ");
     let loaded = line("[pirack] start.elf loads ");
@@ -281,15 +278,8 @@ pub fn hil(args: &HilArgs) -> Result<ExitCode> {
 
     let checks = || -> Result<()> {
         lab.provision(&api, IMAGE)?;
+        lab.power_on(&api)?;
         let within = Duration::from_secs(args.timeout);
-        for p in &positions {
-            let op = api.call(
-                "POST",
-                &format!("/v1/slots/{p}/power"),
-                Some(&json!({ "action": "on" })),
-            )?;
-            api.wait(&op)?;
-        }
         let up = wait_for(&api, &positions, within, "booting", |s| s["state"] == "up")?;
         println!("every virtual Pi is up");
         for p in &positions {

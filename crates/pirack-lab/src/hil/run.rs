@@ -6,6 +6,7 @@
 //! JUnit XML on request, and the exit status: 0 only when every Pi came up and
 //! every check passed.
 
+use super::COMMUNITY_ENV;
 use super::bed::{self, timings};
 use super::image::{self, NAME, VERSION};
 use super::report::{self, Check, Pi};
@@ -14,14 +15,11 @@ use crate::signals::STOP;
 use anyhow::{Context, Result, bail};
 use pirack_controller::api::client::Client;
 use regex::Regex;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-const COMMUNITY_ENV: &str = "PIRACK_HIL_COMMUNITY";
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -98,14 +96,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let (api, positions, consoles) = (&shelf.controller.api, &shelf.positions, &shelf.consoles);
     let started = Instant::now();
     lab.provision(api, &format!("{NAME}-{VERSION}"))?;
-    for p in positions {
-        let op = api.call(
-            "POST",
-            &format!("/v1/slots/{p}/power"),
-            Some(&json!({ "action": "on" })),
-        )?;
-        api.wait(&op)?;
-    }
+    lab.power_on(api)?;
     let deadline = started + Duration::from_secs(args.timeout);
     let ups = boot(api, positions, started, deadline)?;
 
@@ -124,7 +115,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             up,
             state: ups.get(p).map_or("?".into(), |(s, _)| s.clone()),
             stages: timings(api, p).unwrap_or_default(),
-            console_tail: report::tail(&last_boot(&log), 30),
+            console_tail: report::tail(&bed::last_boot(&log).unwrap_or_default(), 30),
             checks,
         });
     }
@@ -193,21 +184,13 @@ fn boot(
     }
 }
 
-/// The console since the last power-on.
-fn last_boot(log: &Path) -> String {
-    let text = std::fs::read(log).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
-    let from = text.rfind("[pirack] power on").unwrap_or(0);
-    text[from..].to_string()
-}
-
 /// `re` on the console since the power-on, waited for until `deadline` (at
 /// least a few seconds: what an image prints just after coming up).
 fn expect(log: &Path, re: &Regex, deadline: Instant) -> Check {
     let started = Instant::now();
     let until = deadline.max(started + Duration::from_secs(5));
     loop {
-        let text = last_boot(log);
+        let text = bed::last_boot(log).unwrap_or_default();
         if let Some(m) = re.find(&text) {
             let line_start = text[..m.start()].rfind('\n').map_or(0, |i| i + 1);
             let line_end = text[m.end()..]
