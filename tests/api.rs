@@ -181,6 +181,12 @@ fn a_slot_s_life_through_the_api() {
     let op = post(a, "/v1/slots", t, r#"{"image":"tiny-1","owner":"initech"}"#).json();
     let slot = op["slot"].as_str().unwrap().to_string();
     assert_eq!(slot, "sw-a/7", "the first free slot nobody owns");
+    assert!(
+        op["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("image tiny-1 is not qualified")),
+        "an image never booted on virtual Pis is used with a warning: {op}"
+    );
     assert_eq!(rig.wait(&op)["status"], "succeeded");
     let root = rig.dir.join("export/10.46.189.26");
     assert!(root.join("etc/os-release").exists(), "the root was built");
@@ -230,7 +236,22 @@ fn a_slot_s_life_through_the_api() {
     assert_eq!(agent.admin(7), 2, "the switch port is off");
     assert_eq!(rig.slot("A-07")["state"], "powered_off");
 
+    // tiny-2 qualified (the verdict `pirack image qualify` records, which
+    // tests/hil_run.rs runs for real): every caller sees it, and it is used
+    // without a warning.
+    qualify(&rig.dir.join("images"), "tiny-2", true);
+    let images = get(a, "/v1/images", Some(rig.acme.as_str())).json();
+    assert_eq!(images.as_array().unwrap().len(), 2, "{images}");
+    assert!(images[0]["qualification"].is_null(), "{images}");
+    assert_eq!(images[1]["qualification"]["passed"], true, "{images}");
+    let tiny2 = get(a, "/v1/images/tiny-2", t).json();
+    assert_eq!(
+        tiny2["qualification"]["summary"],
+        "1 of 1 virtual Pis passed"
+    );
+    assert_eq!(get(a, "/v1/images/tiny-9", t).status, 404);
     let op = post(a, "/v1/slots/A-07/reimage", t, r#"{"image":"tiny-2"}"#).json();
+    assert!(op.get("warnings").is_none(), "{op}");
     assert_eq!(rig.wait(&op)["status"], "succeeded", "{op}");
     assert_eq!(rig.slot("A-07")["image"], "tiny-2");
     let release = std::fs::read_to_string(root.join("etc/os-release")).unwrap();
@@ -263,9 +284,15 @@ fn a_slot_s_life_through_the_api() {
     let (code, out) = cli(&["power", "cycle", "A-07"]);
     assert_eq!(code, Some(1), "a slot that is off cannot be cycled: {out}");
     assert!(out.contains("409") && out.contains("not allowed"), "{out}");
+    // A failed qualification warns too, saying so, and the CLI passes it on.
+    qualify(&rig.dir.join("images"), "tiny-2", false);
     let (code, out) = cli(&["reimage", "A-07", "--image", "tiny-2"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("reimage succeeded"), "{out}");
+    assert!(
+        out.contains("warning: image tiny-2 failed its qualification (0 of 1 virtual Pis passed)"),
+        "{out}"
+    );
     let (code, out) = cli(&["rollback", "A-07"]);
     assert_eq!(code, Some(0), "{out}");
     let (code, out) = cli(&["events", "--slot", "A-07"]);
@@ -857,4 +884,21 @@ fn a_tenant_reads_only_its_own_history_and_a_revoked_stream_ends() {
         !got.contains("reimage"),
         "no event after the revocation: {got}"
     );
+}
+
+/// Records a verdict on `id` as `pirack image qualify` does; one about another
+/// root is refused.
+fn qualify(store: &std::path::Path, id: &str, passed: bool) {
+    use pirack_controller::roots::{image, qualification};
+    let root = image::show(store, id).unwrap().checksums.root;
+    let mut q = qualification::Qualification {
+        passed,
+        at: 0,
+        summary: format!("{} of 1 virtual Pis passed", u8::from(passed)),
+        checks: vec!["pass A-01 boots to up".into()],
+        root: "0".repeat(64),
+    };
+    assert!(qualification::record(store, id, &q).is_err());
+    q.root = root;
+    qualification::record(store, id, &q).unwrap();
 }

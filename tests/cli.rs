@@ -225,3 +225,33 @@ fn the_example_ci_job_uses_real_options() {
         );
     }
 }
+
+#[test]
+fn hil_run_as_another_user_says_exactly_what_needs_root() {
+    if !common::is_root("hil_run_as_another_user_says_exactly_what_needs_root") {
+        return;
+    }
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_pirack"))
+        .args([
+            "hil",
+            "run",
+            "--image",
+            "/nonexistent",
+            "--boot",
+            "/nonexistent",
+        ])
+        .output()
+        .unwrap();
+    let said = text(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    for why in [
+        "needs root",
+        "CAP_NET_ADMIN",
+        "ports 67 and 69",
+        "CAP_CHOWN",
+    ] {
+        assert!(said.contains(why), "{why} not in: {said}");
+    }
+}

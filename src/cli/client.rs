@@ -192,6 +192,10 @@ pub fn operate(
 ) -> Result<ExitCode> {
     let c = remote.connect()?;
     let op = c.call(method, path, body.as_ref())?;
+    // Said at once (an image not qualified), before a wait of minutes.
+    for w in op["warnings"].as_array().into_iter().flatten() {
+        eprintln!("warning: {}", s(w));
+    }
     let done = if no_wait { op } else { c.wait(&op)? };
     if json {
         println!("{}", serde_json::to_string_pretty(&done)?);

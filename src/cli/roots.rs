@@ -35,6 +35,15 @@ pub enum ImageAction {
         /// The image's id (`name-version`).
         id: String,
     },
+    /// Boot an image on virtual Pi 3s as `pirack hil run` does, run the checks,
+    /// and record the verdict on the image: the API shows it, and provisioning
+    /// with an image that is not qualified warns. Needs root.
+    Qualify {
+        /// The image's id (`name-version`).
+        id: String,
+        #[command(flatten)]
+        checks: pirack_lab::hil::run::Checks,
+    },
     /// Check an image's files against its manifest.
     Verify {
         /// The image's id (`name-version`).
@@ -84,7 +93,7 @@ pub enum RootAction {
 }
 
 pub fn image(store: &Path, action: ImageAction) -> Result<ExitCode> {
-    use pirack_controller::roots::image;
+    use pirack_controller::roots::{image, qualification};
     match action {
         ImageAction::Import {
             name,
@@ -124,8 +133,13 @@ pub fn image(store: &Path, action: ImageAction) -> Result<ExitCode> {
         }
         ImageAction::List => {
             for m in image::list(store)? {
+                let verdict = match qualification::read(store, &m.id())? {
+                    Some(q) if q.passed => "qualified",
+                    Some(_) => "FAILED qualification",
+                    None => "not qualified",
+                };
                 println!(
-                    "{:<32} {:<8} kernel {:<14} root {}",
+                    "{:<32} {:<8} kernel {:<14} root {}  {verdict}",
                     m.id(),
                     m.architecture,
                     m.kernel,
@@ -133,7 +147,19 @@ pub fn image(store: &Path, action: ImageAction) -> Result<ExitCode> {
                 );
             }
         }
-        ImageAction::Show { id } => print!("{}", serde_yaml::to_string(&image::show(store, &id)?)?),
+        ImageAction::Show { id } => {
+            print!("{}", serde_yaml::to_string(&image::show(store, &id)?)?);
+            match qualification::read(store, &id)? {
+                Some(q) => print!(
+                    "{}",
+                    serde_yaml::to_string(&serde_json::json!({ "qualification": q }))?
+                ),
+                None => println!("qualification: none (`pirack image qualify {id}`)"),
+            }
+        }
+        ImageAction::Qualify { id, checks } => {
+            return pirack_lab::hil::run::qualify(store, &id, &checks);
+        }
         ImageAction::Remove { inputs, id } => {
             let l = load(&inputs)?;
             let users = pirack_controller::roots::slot_root::users(

@@ -5,7 +5,7 @@
 use crate::Controller;
 use crate::error::OpError;
 use crate::power::PowerAction;
-use crate::roots::{image, slot_root};
+use crate::roots::{image, qualification, slot_root};
 use crate::store::ops::{OpStatus, Operation};
 use crate::store::records::PowerOp;
 use crate::store::slots::{Changes, SlotRow};
@@ -163,20 +163,27 @@ impl Controller {
     }
 
     /// The image must exist in the image store; the store notes it as used.
-    async fn check_image(&self, image_id: &str) -> Result<(), OpError> {
+    /// One that is not qualified is used with a warning (returned for the
+    /// answer, and logged).
+    async fn check_image(&self, image_id: &str) -> Result<Vec<String>, OpError> {
         let (images, id) = (self.paths.images.clone(), image_id.to_string());
-        let manifest = tokio::task::spawn_blocking(move || image::show(&images, &id))
-            .await
-            .map_err(|e| OpError::Internal(e.to_string()))?
-            .map_err(|source| OpError::Image {
-                id: image_id.to_string(),
-                source,
-            })?;
+        let (manifest, warning) = tokio::task::spawn_blocking(move || {
+            image::show(&images, &id).map(|m| (m, qualification::warning(&images, &id)))
+        })
+        .await
+        .map_err(|e| OpError::Internal(e.to_string()))?
+        .map_err(|source| OpError::Image {
+            id: image_id.to_string(),
+            source,
+        })?;
         let json = serde_json::to_string(&manifest).unwrap_or_default();
         self.store
             .record_image(image_id, &manifest.name, &manifest.version, &json)
             .await?;
-        Ok(())
+        if let Some(w) = &warning {
+            tracing::warn!("{w}");
+        }
+        Ok(warning.into_iter().collect())
     }
 
     /// Builds the slot's root from `image_id` (powered off, as the lifecycle made
@@ -328,7 +335,7 @@ impl Controller {
         if !self.store.has_owner(owner).await? {
             return Err(OpError::UnknownOwner(owner.to_string()));
         }
-        self.check_image(image_id).await?;
+        let warnings = self.check_image(image_id).await?;
         let slot = self
             .store
             .claim(owner, image_id, wanted)
@@ -337,7 +344,7 @@ impl Controller {
                 StoreError::Invalid(m) => OpError::NotFree(m),
                 other => other.into(),
             })?;
-        let op = self
+        let mut op = self
             .operation("provision", Some(&slot.key), Some(owner))
             .await?;
         let (ctl, key, image_id, owner) = (
@@ -349,6 +356,7 @@ impl Controller {
         self.finish(&op, async move {
             ctl.build_root(&key, &image_id, Some(owner)).await
         });
+        op.warnings = warnings;
         Ok(op)
     }
 
@@ -470,7 +478,7 @@ impl Controller {
         image_id: &str,
         by: &By,
     ) -> Result<Operation, OpError> {
-        self.check_image(image_id).await?;
+        let warnings = self.check_image(image_id).await?;
         let changes = Changes {
             image: Some(Some(image_id.to_string())),
             actor: by.token.clone(),
@@ -485,7 +493,7 @@ impl Controller {
                 changes,
             )
             .await?;
-        let op = self
+        let mut op = self
             .operation("reimage", Some(&row.key), row.owner.as_deref())
             .await?;
         let (ctl, key, image_id, owner) =
@@ -494,6 +502,7 @@ impl Controller {
             &op,
             async move { ctl.build_root(&key, &image_id, owner).await },
         );
+        op.warnings = warnings;
         Ok(op)
     }
 

@@ -74,6 +74,7 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
         slots: args.slots,
         virtual_pis: false,
         community_env: COMMUNITY_ENV,
+        ssh: false,
     })?;
     let (run, ns) = (&lab.run, lab.ns.name());
     let positions: Vec<String> = lab.site.slots.iter().map(|(p, _)| p.clone()).collect();

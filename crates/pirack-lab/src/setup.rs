@@ -114,6 +114,21 @@ fn tokens(db: &str, owner: &str) -> Result<(String, String)> {
     })
 }
 
+/// Refuses to go on unless root, saying exactly what the labs need it for.
+pub(crate) fn need_root(command: &str) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!(
+            "pirack {command} needs root: every Pi gets a network namespace and its own \
+             links (a veth pair; a bridge and a tap for a virtual Pi: CAP_NET_ADMIN), the \
+             controller serves DHCP and TFTP on ports 67 and 69 and NFS-Ganesha serves \
+             the roots (CAP_NET_BIND_SERVICE), and the roots keep the image's owners and \
+             modes (CAP_CHOWN, CAP_FOWNER, CAP_MKNOD). Run it as root (sudo -E pirack \
+             {command} ...), in a VM or container if you prefer."
+        );
+    }
+    Ok(())
+}
+
 /// What a lab boots.
 pub(crate) enum LabImage<'a> {
     /// `images/<name>/recipe`'s image, built once into the lab's directory and
@@ -139,6 +154,8 @@ pub(crate) struct Options<'a> {
     pub(crate) slots: usize,
     pub(crate) virtual_pis: bool,
     pub(crate) community_env: &'a str,
+    /// Make a key pair and let it into every Pi as root (needs openssh-client).
+    pub(crate) ssh: bool,
 }
 
 /// What both labs set up first: root, signals, packages, the image, a fresh run
@@ -158,18 +175,14 @@ pub(crate) struct Lab {
     pub(crate) community: String,
     pub(crate) community_env: String,
     pub(crate) ns: Netns,
+    /// The private key every Pi lets in as root, when asked for.
+    pub(crate) ssh_identity: Option<PathBuf>,
 }
 
 impl Lab {
     pub(crate) fn open(o: &Options) -> Result<Lab> {
         let command = o.command;
-        if !nix::unistd::geteuid().is_root() {
-            bail!(
-                "pirack {command} needs root: every Pi gets a network namespace and its own \
-                 link, and the controller serves DHCP and TFTP on them. Run it as root \
-                 (sudo -E cargo run --release -- {command}), in a VM or container if you prefer."
-            );
-        }
+        need_root(command)?;
         catch_stop_signals()?;
         std::fs::create_dir_all(o.dir)?;
         let dir = std::fs::canonicalize(o.dir)?;
@@ -215,6 +228,10 @@ impl Lab {
         let text = std::fs::read_to_string(source.join(example))
             .with_context(|| format!("reading {example}"))?;
         let (exports, ganesha_pid) = (run.join("nfs/exports.conf"), run.join("nfs/ganesha.pid"));
+        let ssh = match o.ssh {
+            true => Some(crate::hil::exec::keypair(&run.join("ssh"))?),
+            false => None,
+        };
         let layout = site::Layout {
             export_root: &run.join("export"),
             boot_files: &boot,
@@ -222,6 +239,7 @@ impl Lab {
             ganesha_pid_file: &ganesha_pid,
             community_env: o.community_env,
             virtual_pis: o.virtual_pis,
+            ssh_key: ssh.as_ref().map(|(_, public)| public.as_str()),
         };
         let site = site::derive(example, &text, o.slots, &layout)?;
         let inventory = run.join("site.yaml");
@@ -244,6 +262,7 @@ impl Lab {
             community: pirack_controller::store::random_hex(12)?,
             community_env: o.community_env.to_string(),
             ns,
+            ssh_identity: ssh.map(|(key, _)| key),
         })
     }
 

@@ -16,6 +16,8 @@ pub struct Layout<'a> {
     pub community_env: &'a str,
     /// Virtual Pi 3s under QEMU (`pirack hil`) instead of simulated ones.
     pub virtual_pis: bool,
+    /// A public key every owner's Pis let in as root (`pirack hil run --exec`).
+    pub ssh_key: Option<&'a str>,
 }
 
 /// The demo's inventory and what it boots.
@@ -132,6 +134,14 @@ pub fn derive(name: &str, example: &str, slots: usize, l: &Layout) -> Result<Dem
         set(&mut site["boot"], "console", "console=ttyAMA0,115200");
     }
     set(&mut site, "watchdog", watchdog);
+    if let Some(key) = l.ssh_key {
+        for o in site["owners"].as_sequence_mut().into_iter().flatten() {
+            match o.get_mut("ssh_keys").and_then(Value::as_sequence_mut) {
+                Some(keys) => keys.push(key.into()),
+                None => set(o, "ssh_keys", vec![Value::from(key)]),
+            }
+        }
+    }
     let mut exports = Mapping::new();
     exports.insert("backend".into(), "ganesha".into());
     exports.insert("file".into(), path(l.exports_file));
@@ -161,6 +171,7 @@ mod tests {
             ganesha_pid_file: Path::new("/d/nfs/ganesha.pid"),
             community_env: "DEMO_COMMUNITY",
             virtual_pis: false,
+            ssh_key: None,
         }
     }
 
@@ -205,11 +216,16 @@ mod tests {
         let name = example_for(2).unwrap();
         let l = Layout {
             virtual_pis: true,
+            ssh_key: Some("ssh-ed25519 AAAA hil"),
             ..layout()
         };
         let d = derive(name, &shipped(name), 2, &l).unwrap();
         let site: Value = serde_yaml::from_str(&d.yaml).unwrap();
         assert_eq!(site["slots"][1]["kind"], "qemu-raspi3b");
+        for owner in site["owners"].as_sequence().unwrap() {
+            let keys = owner["ssh_keys"].as_sequence().unwrap();
+            assert_eq!(keys.last().unwrap(), "ssh-ed25519 AAAA hil", "{owner:?}");
+        }
         assert_eq!(site["boot"]["console"], "console=ttyAMA0,115200");
         assert_eq!(site["watchdog"]["nfs_mounted_s"], 75);
     }

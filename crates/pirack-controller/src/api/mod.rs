@@ -9,6 +9,7 @@ pub mod client;
 pub mod dns;
 pub mod error;
 pub mod guard;
+pub mod images;
 pub mod limits;
 pub mod listing;
 pub mod model;
@@ -88,6 +89,8 @@ pub fn router(ctl: Arc<Controller>) -> axum::Router {
         .routes(routes!(backups::show, backups::run))
         .routes(routes!(backups::snapshots))
         .routes(routes!(backups::restore))
+        .routes(routes!(images::list))
+        .routes(routes!(images::show))
         .split_for_parts();
     let doc = Arc::new(doc);
     router

@@ -7,6 +7,7 @@ pub mod clone;
 pub mod customise;
 pub mod exports;
 pub mod image;
+pub mod qualification;
 pub mod slot_root;
 
 pub use clone::{CloneError, Method, best_method, clone_tree, remove_tree};

@@ -36,6 +36,10 @@ pub struct Operation {
     pub error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// What the caller should know but did not stop the operation (an image not
+    /// qualified on virtual Pis); in the answer to the request only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Store {
@@ -118,6 +122,7 @@ impl Store {
             },
             detail: r.try_get("detail")?,
             error: r.try_get("error")?,
+            warnings: Vec::new(),
             created_at: r.try_get("created_at")?,
             updated_at: r.try_get("updated_at")?,
         }))

@@ -11,22 +11,28 @@ use pirack_controller::roots::image::{self as roots_image, Import};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The id the image under test gets in the run's store.
+/// The id an image handed over as files gets in the run's store.
 pub(crate) const NAME: &str = "under-test";
 pub(crate) const VERSION: &str = "1";
 
-/// The import of `root` with `boot` staged in `work` for a virtual Pi.
-pub(crate) fn prepare(source: &Path, root: &Path, boot: &Path, work: &Path) -> Result<Import> {
+/// The import of `root` with `boot` staged in `work` for a virtual Pi, as
+/// `name`-`version`.
+pub(crate) fn prepare(
+    source: &Path,
+    (root, boot): (&Path, &Path),
+    work: &Path,
+    (name, version): (&str, &str),
+) -> Result<Import> {
     let files = roots_image::check_boot(boot)?;
     let kernel = std::fs::read(boot.join(&files.kernel))
         .with_context(|| format!("reading {}", boot.join(&files.kernel).display()))?;
-    let version = kernel_version(&kernel).with_context(|| {
+    let release = kernel_version(&kernel).with_context(|| {
         format!(
             "{}: no `Linux version` in it, so not a kernel whose modules can be found",
             boot.join(&files.kernel).display()
         )
     })?;
-    let modules = modules_for(source, root, &version, work)?;
+    let modules = modules_for(source, root, &release, work)?;
 
     let staged = work.join("boot");
     if staged.exists() {
@@ -45,8 +51,8 @@ pub(crate) fn prepare(source: &Path, root: &Path, boot: &Path, work: &Path) -> R
         .arg(staged.join("initrd.img")))
     .context("building the virtual Pi's initramfs")?;
     Ok(Import {
-        name: NAME.into(),
-        version: VERSION.into(),
+        name: name.into(),
+        version: version.into(),
         root: root.to_path_buf(),
         boot: staged,
         cmdline: "console=ttyAMA0,115200".into(),

@@ -22,6 +22,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 mod bed;
+pub(crate) mod exec;
 mod image;
 mod report;
 pub mod run;
@@ -256,6 +257,7 @@ pub fn hil(args: &HilArgs) -> Result<ExitCode> {
         slots: args.slots,
         virtual_pis: true,
         community_env: COMMUNITY_ENV,
+        ssh: false,
     })?;
     second_image(&lab)?;
     let run = &lab.run;

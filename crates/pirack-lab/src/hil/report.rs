@@ -40,7 +40,7 @@ pub(crate) fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// The verdict table, then what each failure saw.
+/// The verdict table, then each check's result and what it saw.
 pub(crate) fn table(pis: &[Pi]) -> String {
     let mut out = format!(
         "{:<8} {:<7} {:>8}  {:<8} STAGES\n",
@@ -66,8 +66,22 @@ pub(crate) fn table(pis: &[Pi]) -> String {
                 p.position, p.state, p.console_tail
             );
         }
-        for c in p.checks.iter().filter(|c| !c.passed) {
-            let _ = writeln!(out, "\n{}: {} failed:\n{}", p.position, c.name, c.output);
+        for c in &p.checks {
+            // A pass shows what it saw in brief; a failure all of its evidence.
+            let (verdict, said) = match c.passed {
+                true => ("passed", tail(&c.output, 5)),
+                false => ("failed", c.output.clone()),
+            };
+            let _ = writeln!(
+                out,
+                "\n{}: {} {verdict} ({:.1} s):",
+                p.position,
+                c.name,
+                c.took.as_secs_f64()
+            );
+            for line in said.lines() {
+                let _ = writeln!(out, "  {line}");
+            }
         }
     }
     out
@@ -208,7 +222,14 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("A-02     FAIL           -  0/0\n"), "{t}");
-        assert!(t.contains("A-01: expect /ready/ failed:"), "{t}");
+        assert!(
+            t.contains("A-01: expect /up: / passed (0.0 s):\n  pirack: up: a\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("A-01: expect /ready/ failed (1.0 s):\n  not on the console"),
+            "{t}"
+        );
         assert!(
             t.contains("A-02: did not reach up (left failed); its console's end:\nKernel panic")
         );
