@@ -32,6 +32,15 @@ impl Pi {
     pub(crate) fn passed(&self) -> bool {
         self.up.is_some() && self.checks.iter().all(|c| c.passed)
     }
+
+    /// Whether it came up at its latest boot: the first, or the last later one
+    /// (whose check is named `<label>: boots to up`).
+    pub(crate) fn up_at_last_boot(&self) -> bool {
+        self.checks
+            .iter()
+            .rfind(|c| c.name.ends_with(": boots to up"))
+            .map_or(self.up.is_some(), |c| c.passed)
+    }
 }
 
 /// The last `lines` lines of `text`.
