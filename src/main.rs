@@ -221,6 +221,12 @@ enum Command {
         #[command(flatten)]
         op: OpArgs,
     },
+    /// The controllers sharing the store (serving or standing by), the
+    /// store's lease and the last failovers (staff).
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
     /// Events, oldest first; --follow keeps printing new ones.
     Events {
         /// Only this slot's (position or key).
@@ -303,6 +309,18 @@ enum Command {
     Ledger {
         #[command(subcommand)]
         action: LedgerAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterAction {
+    /// Who serves and who stands by, their lag, the lease and the last failover.
+    Status {
+        #[command(flatten)]
+        remote: Remote,
+        /// The API's JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -487,6 +505,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             remote,
             json,
         } => client::events(&remote, slot.as_deref(), follow, json),
+        Command::Cluster {
+            action: ClusterAction::Status { remote, json },
+        } => client::cluster(&remote, json),
         Command::Switch { action } => switch(&action),
         Command::Dns { action } => cli::dns::dns(&action),
         Command::Name { action } => cli::names::name(&action),

@@ -394,28 +394,10 @@ fn ninety_six_provisioning_calls_at_once_on_postgres() {
     if !is_root(test) {
         return;
     }
-    let Ok(admin) = std::env::var("PIRACK_TEST_POSTGRES") else {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "{test}: CI must test PostgreSQL"
-        );
-        eprintln!("skipped {test}: PIRACK_TEST_POSTGRES is not set");
+    let Some(db) = common::postgres("api") else {
         return;
     };
-    let name = format!("pirack_api_{}", std::process::id());
-    let psql = |sql: String| {
-        let ok = Command::new("su")
-            .args(["postgres", "-c", &format!("psql -qc '{sql}'")])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "{sql}");
-    };
-    psql(format!("DROP DATABASE IF EXISTS {name}"));
-    psql(format!("CREATE DATABASE {name} OWNER pirack"));
-    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-    ninety_six(Some(url));
-    psql(format!("DROP DATABASE {name} WITH (FORCE)"));
+    ninety_six(Some(db.url.clone()));
 }
 
 fn ninety_six(db: Option<String>) {

@@ -17,6 +17,7 @@ use std::path::Path;
 /// A store under test, and how to clean up after it.
 struct Under {
     store: Store,
+    url: String,
     _dir: Option<tempfile::TempDir>,
     /// The PostgreSQL admin URL and the test's database, dropped afterwards.
     postgres: Option<(String, String)>,
@@ -36,6 +37,7 @@ async fn stores(test: &str) -> Vec<Under> {
     let sqlite = format!("sqlite://{}/state.db", dir.path().display());
     let mut out = vec![Under {
         store: Store::open(&sqlite).await.unwrap(),
+        url: sqlite,
         _dir: Some(dir),
         postgres: None,
     }];
@@ -51,6 +53,7 @@ async fn stores(test: &str) -> Vec<Under> {
             };
             out.push(Under {
                 store: Store::open(&url).await.unwrap(),
+                url,
                 _dir: None,
                 postgres: Some((admin, name)),
             });
@@ -418,21 +421,23 @@ fn operations_and_event_pages() {
 #[test]
 fn one_controller_holds_the_lease_until_it_lapses_or_its_process_is_gone() {
     use pirack_controller::store::StoreError;
-    use pirack_controller::store::lease::{Lease, TTL_MS};
+    use pirack_controller::store::lease::{DEFAULT_TTL_MS, Lease};
     on_each("lease", |store| async move {
         assert_eq!(store.lease().await.unwrap(), None);
-        let me = Lease::mine("pirack serve");
-        store.take_lease(&me).await.unwrap();
-        store.take_lease(&me).await.unwrap(); // its own again
-        assert_eq!(store.lease().await.unwrap(), Some(me.clone()));
+        let me = Lease::mine("pirack serve", DEFAULT_TTL_MS);
+        let taken = store.take_lease(&me).await.unwrap();
+        assert_eq!(taken.generation, 1);
+        let again = store.take_lease(&me).await.unwrap(); // its own again
+        assert_eq!(again.generation, 1, "the same holder keeps its generation");
+        assert_eq!(store.lease().await.unwrap(), Some(taken.clone()));
         let other = Lease {
             host: "fs2.example".into(),
             pid: 4242,
-            ..Lease::mine("pirack serve")
+            ..Lease::mine("pirack serve", DEFAULT_TTL_MS)
         };
         let refused = store.take_lease(&other).await.unwrap_err();
         assert!(
-            matches!(&refused, StoreError::Held(h) if **h == me),
+            matches!(&refused, StoreError::Held(h) if **h == taken),
             "{refused}"
         );
         assert!(
@@ -440,29 +445,93 @@ fn one_controller_holds_the_lease_until_it_lapses_or_its_process_is_gone() {
             "{refused}"
         );
         assert!(store.renew_lease(&me).await.unwrap());
-        // Given up on a clean stop: the next one takes it at once.
+        // Given up on a clean stop: the next one takes it at once, with the
+        // next generation, and that is no failover.
         store.drop_lease(&me).await.unwrap();
-        store.take_lease(&other).await.unwrap();
+        assert_eq!(store.lease().await.unwrap(), None);
+        assert_eq!(store.take_lease(&other).await.unwrap().generation, 2);
+        assert!(store.failovers(10).await.unwrap().is_empty());
         assert!(!store.renew_lease(&me).await.unwrap(), "no longer mine");
-        // Another host's lease lapses only when it is not renewed in time.
-        let stale = Lease {
-            renewed_at: other.renewed_at - TTL_MS - 1,
-            since: other.since - TTL_MS - 1,
+        // Another host's lease lapses only when it is not renewed within its
+        // own lifetime.
+        let short = Lease {
+            renewed_at: other.renewed_at - 2_001,
+            ttl_ms: 2_000,
             ..other.clone()
         };
-        store.drop_lease(&other).await.unwrap();
-        store.take_lease(&stale).await.unwrap();
+        store.take_lease(&short).await.unwrap();
         assert_eq!(store.lease().await.unwrap(), None, "lapsed");
-        store.take_lease(&me).await.unwrap();
+        let third = store.take_lease(&me).await.unwrap();
+        assert_eq!(third.generation, 3);
+        let failovers = store.failovers(10).await.unwrap();
+        assert_eq!(failovers.len(), 1, "{failovers:?}");
+        assert!(failovers[0].from_holder.contains("fs2.example"));
+        assert!(failovers[0].lapsed_ms > 2_000 && failovers[0].generation == 3);
         // A holder on this host whose process is gone (a killed controller)
         // gives way at once.
         let dead = Lease {
             pid: i64::from(i32::MAX),
-            ..Lease::mine("pirack serve")
+            ..Lease::mine("pirack serve", DEFAULT_TTL_MS)
         };
         store.drop_lease(&me).await.unwrap();
         store.take_lease(&dead).await.unwrap();
         store.take_lease(&me).await.unwrap();
+    });
+}
+
+#[test]
+fn a_controller_whose_lease_passed_to_another_writes_nothing_more() {
+    use pirack_controller::store::lease::Lease;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        for under in stores("fence").await {
+            let old = under.store;
+            let me = Lease::mine("pirack serve", 2_000);
+            old.take_lease(&me).await.unwrap();
+            old.add_owner("acme", pirack_controller::store::owners::Source::Inventory)
+                .await
+                .unwrap();
+            // It stalls past its lease; another controller takes over.
+            let new = Store::open(&under.url).await.unwrap();
+            let successor = Lease {
+                host: "fs2.example".into(),
+                pid: 4242,
+                renewed_at: me.renewed_at + 2_001,
+                ..me.clone()
+            };
+            let stale = Lease {
+                renewed_at: me.renewed_at - 2_001,
+                ..me.clone()
+            };
+            // (Its last renewal, back-dated past the lifetime.)
+            old.take_lease(&stale).await.unwrap();
+            assert_eq!(new.take_lease(&successor).await.unwrap().generation, 2);
+            let fenced = old
+                .add_owner(
+                    "globex",
+                    pirack_controller::store::owners::Source::Inventory,
+                )
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(fenced, StoreError::Fenced(1)),
+                "{:?}: {fenced}",
+                old.backend()
+            );
+            assert!(!old.renew_lease(&me).await.unwrap(), "its renewal says so");
+            new.add_owner(
+                "globex",
+                pirack_controller::store::owners::Source::Inventory,
+            )
+            .await
+            .unwrap();
+            for s in [old, new] {
+                s.pool().close().await;
+            }
+            if let Some((admin, name)) = under.postgres {
+                admin_sql(&admin, format!("DROP DATABASE {name}")).await;
+            }
+        }
     });
 }
 

@@ -299,3 +299,59 @@ impl OpArgs {
         operate(&self.remote, call, body, self.no_wait, self.json)
     }
 }
+
+/// `pirack cluster status`: the controllers on the store, its lease and the
+/// last failovers.
+pub fn cluster(remote: &Remote, json: bool) -> Result<ExitCode> {
+    let c = remote.connect()?;
+    let status = c.call("GET", "/v1/cluster", None)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = status["controllers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            vec![
+                s(&m["id"]),
+                match m["holder"].as_bool() {
+                    Some(true) => format!("{} (holds the lease)", s(&m["state"])),
+                    _ => s(&m["state"]),
+                },
+                s(&m["api"]),
+                format!("{:.1} s", m["lag_ms"].as_i64().unwrap_or(0) as f64 / 1000.0),
+                when(&m["started_at"]),
+            ]
+        })
+        .collect();
+    super::table::print(
+        &["CONTROLLER", "STATE", "API", "LAG", "STARTED"],
+        &rows,
+        &[],
+    );
+    let lease = &status["lease"];
+    match lease.is_null() {
+        true => println!("\nlease: none live (a standby takes over within a second)"),
+        false => println!(
+            "\nlease: {}, generation {}, renewed {}, lives {:.0} s unrenewed",
+            s(&lease["holder"]),
+            lease["generation"],
+            when(&lease["renewed_at"]),
+            lease["ttl_ms"].as_i64().unwrap_or(0) as f64 / 1000.0
+        ),
+    }
+    match status["failovers"].as_array().and_then(|f| f.first()) {
+        None => println!("last failover: none"),
+        Some(f) => println!(
+            "last failover: {}: from {} to {} (generation {}, {:.1} s after its last renewal)",
+            when(&f["at"]),
+            s(&f["from_holder"]),
+            s(&f["to_holder"]),
+            f["generation"],
+            f["lapsed_ms"].as_i64().unwrap_or(0) as f64 / 1000.0
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -95,6 +95,14 @@ pub struct ServeArgs {
     /// scheduled (a nice increment, 0-19): when the CPU is short, boots win.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub api_nice: i32,
+    /// Seconds the controller's lease on the store lives without renewal: how
+    /// soon a standby takes over from a controller that died or lost the store.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=600))]
+    pub lease_s: u64,
+    /// Stand by while another controller holds the store (a PostgreSQL both
+    /// use), and take over when its lease lapses, instead of refusing to start.
+    #[arg(long)]
+    pub standby: bool,
 }
 
 pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
@@ -143,6 +151,8 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
         proxy: !args.no_proxy,
         tick: Duration::from_secs(1),
         retention: Duration::from_secs(args.retention_days * 86_400),
+        lease_ttl: Duration::from_secs(args.lease_s),
+        standby: args.standby,
     };
     // The API, the store and the controller's tasks on every core, at a lower
     // priority; DHCP and TFTP keep a thread and event loop of their own (see

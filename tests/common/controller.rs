@@ -61,6 +61,17 @@ pub fn start_on(tmp: tempfile::TempDir, inventory: &Path, ssh: bool, db: String)
     start_full(tmp, inventory, ssh, db, false, Vec::new(), &[])
 }
 
+/// As [`start_on`], with `extra` arguments for `pirack serve`.
+pub fn start_on_with(
+    tmp: tempfile::TempDir,
+    inventory: &Path,
+    ssh: bool,
+    db: String,
+    extra: &[&str],
+) -> Rig {
+    start_full(tmp, inventory, ssh, db, false, Vec::new(), extra)
+}
+
 /// As [`start`], with `extra` arguments for `pirack serve`.
 pub fn start_with(tmp: tempfile::TempDir, inventory: &Path, extra: &[&str]) -> Rig {
     let db = format!("sqlite://{}/state.db", tmp.path().display());
@@ -173,6 +184,40 @@ impl Rig {
     /// The controller's process id.
     pub fn pid(&self) -> u32 {
         self.serve.0.id()
+    }
+
+    /// Another controller on the same store and inventory (`--standby` and
+    /// `extra`), its log in `<name>.log`; not waited for (a standby answers only
+    /// once it has taken over). Its API, DHCP and TFTP on ports of its own, as on
+    /// another machine: a stalled controller here keeps its sockets.
+    pub fn standby(&self, name: &str, extra: &[&str]) -> (Child, SocketAddr) {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+        let mut args = self.serve_args.clone();
+        let mut set = |flag: &str, value: String| {
+            let at = args.iter().position(|a| a == flag).unwrap() + 1;
+            args[at] = value;
+        };
+        set("--api", addr.to_string());
+        set("--dhcp-port", super::snmp::free_udp_port().to_string());
+        set("--tftp-port", super::snmp::free_udp_port().to_string());
+        args.push("--standby".into());
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_pirack"))
+            .args(&args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("PIRACK_SW_A_COMMUNITY", super::snmp::COMMUNITY)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        (Child(child), addr)
+    }
+
+    /// SIGKILLs the controller (its process reaped).
+    pub fn kill(&mut self) {
+        self.serve.0.kill().unwrap();
+        self.serve.0.wait().unwrap();
     }
 
     pub fn kill_and_restart(&mut self) {

@@ -353,3 +353,42 @@ pub fn booting_site(
     );
     (inventory, store)
 }
+
+/// A fresh PostgreSQL database owned by `pirack`, dropped with it.
+pub struct PgDb {
+    name: String,
+    pub url: String,
+}
+
+fn psql(sql: &str) {
+    let ok = std::process::Command::new("su")
+        .args(["postgres", "-c", &format!("psql -qc '{sql}'")])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{sql}");
+}
+
+/// A database for `test` on the server PIRACK_TEST_POSTGRES names (required
+/// under CI), or none with a printed reason.
+pub fn postgres(test: &str) -> Option<PgDb> {
+    let Ok(admin) = std::env::var("PIRACK_TEST_POSTGRES") else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "{test}: CI must test PostgreSQL"
+        );
+        eprintln!("skipped {test}: PIRACK_TEST_POSTGRES is not set");
+        return None;
+    };
+    let name = format!("pirack_{test}_{}", std::process::id());
+    psql(&format!("DROP DATABASE IF EXISTS {name}"));
+    psql(&format!("CREATE DATABASE {name} OWNER pirack"));
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    Some(PgDb { name, url })
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        psql(&format!("DROP DATABASE {} WITH (FORCE)", self.name));
+    }
+}

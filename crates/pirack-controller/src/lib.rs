@@ -115,8 +115,8 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// Opens the controller's state: the store's lease taken (refused while
-    /// another controller holds it), the YAML ledger's allocations the store lacks
+    /// Opens the controller's state on a store whose lease it has taken
+    /// ([`Store::take_lease`]): the YAML ledger's allocations the store lacks
     /// imported, the plan against the stored ledger (new allocations recorded, and
     /// the YAML ledger rewritten to match), the store synced with the inventory,
     /// the boards as the store knows them, and `boots` filled from the roots on
@@ -132,8 +132,9 @@ impl Controller {
         boots: Arc<pirack_netboot::boots::Boots>,
         streams: api::limits::Streams,
     ) -> Result<Controller, ControllerError> {
-        let lease = Lease::mine("pirack serve");
-        store.take_lease(&lease).await?;
+        let lease = store.held().ok_or_else(|| {
+            store::StoreError::Invalid("the store's lease must be taken first".into())
+        })?;
         let yaml = match paths.ledger_yaml.as_ref().filter(|p| p.exists()) {
             Some(path) => Some(Ledger::load(path)?),
             None => None,

@@ -6,6 +6,7 @@
 
 use crate::api;
 use crate::power::Drivers;
+use crate::store::cluster::ControllerRow;
 use crate::store::{Store, StoreError, lease};
 use crate::{Controller, ControllerError, Paths, exporter, netboot, observe, watchdog};
 use pirack_core::inventory::Site;
@@ -46,6 +47,12 @@ pub struct Config {
     pub retention: Duration,
     /// Run the inventory's `proxy:` here.
     pub proxy: bool,
+    /// How long the controller's lease on the store lives without renewal: how
+    /// soon a standby takes over from a controller that died or lost the store.
+    pub lease_ttl: Duration,
+    /// Wait while another controller holds the store, and take over when its
+    /// lease lapses (instead of refusing to start).
+    pub standby: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +96,14 @@ pub struct Running {
 /// every task.
 pub async fn start(config: Config) -> Result<Running, RunError> {
     let store = Store::open(&config.db)
+        .await
+        .map_err(|source| RunError::Store {
+            url: config.db.clone(),
+            source,
+        })?;
+    let me = lease::Lease::mine("pirack serve", config.lease_ttl.as_millis() as i64);
+    store
+        .take_lease(&me)
         .await
         .map_err(|source| RunError::Store {
             url: config.db.clone(),
@@ -142,9 +157,10 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         watchdog::run(c, config.tick).await;
         "watchdog"
     });
+    let me = registry_row(&ctl.lease, "serving", &config.api.to_string());
     let c = Arc::clone(&ctl);
     watchers.spawn(async move {
-        keep_lease(c).await;
+        keep_lease(c, me).await;
         "lease renewal"
     });
     let c = Arc::clone(&ctl);
@@ -255,9 +271,60 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
     })
 }
 
-/// [`start`], then [`Running::until`] `shutdown`.
+/// [`start`] (after standing by, if the config says so), then
+/// [`Running::until`] `shutdown`.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
+    let mut shutdown = std::pin::pin!(shutdown);
+    if config.standby {
+        tokio::select! {
+            stood = stand_by(&config) => stood?,
+            () = &mut shutdown => return Ok(()),
+        }
+    }
     start(config).await?.until(shutdown).await
+}
+
+/// Waits while another controller's lease on the store is live, saying so in
+/// the store's list of controllers; returns once it has lapsed.
+async fn stand_by(config: &Config) -> Result<(), RunError> {
+    let err = |source| RunError::Store {
+        url: config.db.clone(),
+        source,
+    };
+    let store = Store::open(&config.db).await.map_err(err)?;
+    let me = lease::Lease::mine("pirack serve", config.lease_ttl.as_millis() as i64);
+    let row = registry_row(&me, "standby", &config.api.to_string());
+    let mut said = false;
+    while let Some(holder) = store.lease().await.map_err(err)? {
+        if !said {
+            tracing::info!(
+                "standing by: {holder} holds the store; taking over when its lease lapses"
+            );
+            said = true;
+        }
+        if let Err(e) = store.controller_seen(&row).await {
+            tracing::warn!("cannot say so in the store: {e}");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    if said {
+        tracing::warn!("the store's lease lapsed: taking over");
+    }
+    store.pool().close().await;
+    Ok(())
+}
+
+/// This controller in the store's list of controllers.
+fn registry_row(me: &lease::Lease, state: &str, api: &str) -> ControllerRow {
+    ControllerRow {
+        id: format!("{}:{}", me.host, me.pid),
+        host: me.host.clone(),
+        pid: me.pid,
+        state: state.into(),
+        api: api.into(),
+        started_at: me.since,
+        seen_at: me.since,
+    }
 }
 
 impl Running {
@@ -296,6 +363,10 @@ impl Running {
         self.netboot.stop().await;
         self.followers.shutdown().await;
         self.ctl.drivers.shutdown();
+        let id = format!("{}:{}", self.ctl.lease.host, self.ctl.lease.pid);
+        if let Err(e) = self.ctl.store.controller_gone(&id).await {
+            tracing::warn!("the store still lists this controller: {e}");
+        }
         if let Err(e) = self.ctl.store.drop_lease(&self.ctl.lease).await {
             tracing::warn!("the store's lease was not given up (it lapses on its own): {e}");
         }
@@ -303,19 +374,36 @@ impl Running {
     }
 }
 
-/// Renews the controller's lease on the store until another controller has taken
-/// it (after this one failed to renew it in time): then this one must stop.
-async fn keep_lease(ctl: Arc<Controller>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(lease::RENEW_MS));
+/// Renews the controller's lease on the store every third of its lifetime
+/// (and says it is there, as `me`), until another controller has taken it, or
+/// until it could not be renewed for a whole lifetime (cut off from the
+/// database: a standby may hold it now): then this one must stop.
+async fn keep_lease(ctl: Arc<Controller>, me: ControllerRow) {
+    let ttl = Duration::from_millis(ctl.lease.ttl_ms.max(3) as u64);
+    let every = ttl / 3;
+    let mut tick = tokio::time::interval(every);
+    let mut renewed = tokio::time::Instant::now();
     loop {
         tick.tick().await;
-        match ctl.store.renew_lease(&ctl.lease).await {
-            Ok(true) => {}
-            Ok(false) => {
+        match tokio::time::timeout(every, ctl.store.renew_lease(&ctl.lease)).await {
+            Ok(Ok(true)) => {
+                renewed = tokio::time::Instant::now();
+                if let Err(e) = ctl.store.controller_seen(&me).await {
+                    tracing::warn!("cannot say this controller is here: {e}");
+                }
+            }
+            Ok(Ok(false)) => {
                 tracing::error!("another controller took this store's lease: stopping");
                 return;
             }
-            Err(e) => tracing::warn!("cannot renew the store's lease: {e}"),
+            Ok(Err(e)) => tracing::warn!("cannot renew the store's lease: {e}"),
+            Err(_) => tracing::warn!("renewing the store's lease took over {every:?}"),
+        }
+        if renewed.elapsed() >= ttl {
+            tracing::error!(
+                "the store's lease was not renewed for {ttl:?} (a standby may hold it now): stopping"
+            );
+            return;
         }
     }
 }

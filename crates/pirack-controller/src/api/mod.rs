@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod auth;
 pub mod backups;
 pub mod client;
+pub mod cluster;
 pub mod dns;
 pub mod error;
 pub mod guard;
@@ -91,6 +92,7 @@ pub fn router(ctl: Arc<Controller>) -> axum::Router {
         .routes(routes!(backups::restore))
         .routes(routes!(images::list))
         .routes(routes!(images::show))
+        .routes(routes!(cluster::status))
         .split_for_parts();
     let doc = Arc::new(doc);
     router

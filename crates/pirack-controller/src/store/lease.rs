@@ -1,19 +1,27 @@
 //! The controller's lease on its store: while a controller runs it owns the
 //! store, and with it the site's roots, exports and ledger. It renews the lease
-//! every few seconds; a second controller refuses to start while the lease is
-//! live, and offline commands that would change what the controller owns refuse
-//! too, naming the holder. A lease lapses when not renewed for [`TTL_MS`], or at
-//! once when its holder was a process on this host that no longer runs (a killed
+//! every third of the lease's lifetime; a second controller refuses to start
+//! while the lease is live, or (`--standby`) waits and takes over when it lapses;
+//! offline commands that would change what the controller owns refuse too,
+//! naming the holder. A lease lapses when not renewed within its lifetime
+//! (`ttl_ms`, its holder's choice, [`DEFAULT_TTL_MS`] by default), or at once when
+//! its holder was a process on this host that no longer runs (a killed
 //! controller restarted).
+//!
+//! Fencing: each change of holder raises the lease's generation, and every write
+//! of a holder checks first that the generation is still its own
+//! ([`check_fence`]), so a holder that lost its lease (paused, or cut off from
+//! the database past its lifetime) cannot write after its successor began. A
+//! lease given up on a clean stop is kept, marked released, so generations never
+//! go back; one taken from a holder that lapsed is recorded as a failover.
+//! Leases are timed by the controllers' clocks: keep them in step (NTP).
 
-use super::{Store, StoreError, now_ms};
+use super::{Backend, Store, StoreError, now_ms};
 use sqlx::Row;
 use std::fmt;
 
-/// How long a lease lives without renewal.
-pub const TTL_MS: i64 = 15_000;
-/// How often the holder renews it.
-pub const RENEW_MS: u64 = 5_000;
+/// How long a lease lives without renewal, unless its holder says otherwise.
+pub const DEFAULT_TTL_MS: i64 = 15_000;
 
 /// Who holds (or wants) the lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,11 +32,15 @@ pub struct Lease {
     pub what: String,
     pub since: i64,
     pub renewed_at: i64,
+    /// How long it lives without renewal.
+    pub ttl_ms: i64,
+    /// Raised at each change of holder; 0 in a lease not yet taken.
+    pub generation: i64,
 }
 
 impl Lease {
-    /// This process, taking the lease now.
-    pub fn mine(what: &str) -> Lease {
+    /// This process, taking the lease now for `ttl_ms` at a time.
+    pub fn mine(what: &str, ttl_ms: i64) -> Lease {
         let now = now_ms();
         Lease {
             host: this_host(),
@@ -36,6 +48,8 @@ impl Lease {
             what: what.to_string(),
             since: now,
             renewed_at: now,
+            ttl_ms,
+            generation: 0,
         }
     }
 
@@ -45,8 +59,8 @@ impl Lease {
 
     /// Whether it still holds: renewed within the TTL, and (on this host) its
     /// process still runs.
-    fn live(&self, now: i64) -> bool {
-        if now - self.renewed_at > TTL_MS {
+    pub fn live(&self, now: i64) -> bool {
+        if self.renewed_at == 0 || now - self.renewed_at > self.ttl_ms {
             return false;
         }
         self.host != this_host() || process_runs(self.pid)
@@ -114,6 +128,15 @@ fn civil(ms: i64) -> (i64, i64, i64, i64, i64, i64) {
     (year, month, day, rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
+const SELECT: &str = "SELECT host, pid, what, since, renewed_at, ttl_ms, generation \
+     FROM leases WHERE name = 'controller'";
+const SELECT_FOR_UPDATE: &str = "SELECT host, pid, what, since, renewed_at, ttl_ms, generation \
+     FROM leases WHERE name = 'controller' FOR UPDATE";
+const GENERATION: &str =
+    "SELECT generation FROM leases WHERE name = 'controller' AND host = $1 AND pid = $2";
+const GENERATION_FOR_SHARE: &str =
+    "SELECT generation FROM leases WHERE name = 'controller' AND host = $1 AND pid = $2 FOR SHARE";
+
 fn lease_of(r: &sqlx::any::AnyRow) -> Result<Lease, StoreError> {
     Ok(Lease {
         host: r.try_get("host")?,
@@ -121,17 +144,51 @@ fn lease_of(r: &sqlx::any::AnyRow) -> Result<Lease, StoreError> {
         what: r.try_get("what")?,
         since: r.try_get("since")?,
         renewed_at: r.try_get("renewed_at")?,
+        ttl_ms: r.try_get("ttl_ms")?,
+        generation: r.try_get("generation")?,
     })
+}
+
+/// Fails with [`StoreError::Fenced`] unless `f` is still the controller lease's
+/// holder and generation; on PostgreSQL the row stays share-locked to the end
+/// of `tx`, so a takeover waits for it.
+pub(super) async fn check_fence(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    f: &Lease,
+) -> Result<(), StoreError> {
+    let sql = match backend {
+        Backend::Postgres => GENERATION_FOR_SHARE,
+        Backend::Sqlite => GENERATION,
+    };
+    let row = sqlx::query(sql)
+        .bind(&f.host)
+        .bind(f.pid)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let now: Option<i64> = row.map(|r| r.try_get("generation")).transpose()?;
+    match now == Some(f.generation) {
+        true => Ok(()),
+        false => Err(StoreError::Fenced(f.generation)),
+    }
+}
+
+/// A lease taken from a holder that lapsed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Failover {
+    pub name: String,
+    pub from_holder: String,
+    pub to_holder: String,
+    pub generation: i64,
+    pub at: i64,
+    /// How long the old holder had not renewed it.
+    pub lapsed_ms: i64,
 }
 
 impl Store {
     /// The live holder of the controller lease, if any.
     pub async fn lease(&self) -> Result<Option<Lease>, StoreError> {
-        let row = sqlx::query(
-            "SELECT host, pid, what, since, renewed_at FROM leases WHERE name = 'controller'",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(SELECT).fetch_optional(&self.pool).await?;
         let now = now_ms();
         Ok(match row {
             Some(r) => Some(lease_of(&r)?).filter(|l| l.live(now)),
@@ -139,41 +196,76 @@ impl Store {
         })
     }
 
-    /// Takes the controller lease for `me`, unless another live holder has it.
-    pub async fn take_lease(&self, me: &Lease) -> Result<(), StoreError> {
-        let mut tx = self.allocating().await?;
-        let held = sqlx::query(
-            "SELECT host, pid, what, since, renewed_at FROM leases WHERE name = 'controller'",
+    /// Takes the controller lease for `me`, unless another live holder has it;
+    /// from then on this store's writes are fenced by it. Returns the lease as
+    /// taken (its generation raised if the holder changed).
+    pub async fn take_lease(&self, me: &Lease) -> Result<Lease, StoreError> {
+        let mut tx = self.write().await?;
+        // The row first (so that two takers lock the same one), then locked.
+        sqlx::query(
+            "INSERT INTO leases (name, host, pid, what, since, renewed_at, ttl_ms, generation) \
+             VALUES ('controller', '', 0, '', 0, 0, 0, 0) ON CONFLICT (name) DO NOTHING",
         )
-        .fetch_optional(&mut *tx)
+        .execute(&mut *tx)
         .await?;
-        if let Some(r) = held {
-            let other = lease_of(&r)?;
-            if !other.same_holder(me) && other.live(now_ms()) {
-                return Err(StoreError::Held(Box::new(other)));
-            }
+        let sql = match self.backend {
+            Backend::Postgres => SELECT_FOR_UPDATE,
+            Backend::Sqlite => SELECT,
+        };
+        let held = sqlx::query(sql).fetch_one(&mut *tx).await?;
+        let other = lease_of(&held)?;
+        let now = now_ms();
+        if !other.same_holder(me) && other.live(now) {
+            return Err(StoreError::Held(Box::new(other)));
+        }
+        let mut taken = me.clone();
+        taken.generation = match other.same_holder(me) {
+            true => other.generation.max(1),
+            false => other.generation + 1,
+        };
+        if !other.same_holder(me) && other.renewed_at != 0 {
+            sqlx::query(
+                "INSERT INTO failovers (name, from_holder, to_holder, generation, at, lapsed_ms) \
+                 VALUES ('controller', $1, $2, $3, $4, $5)",
+            )
+            .bind(other.to_string())
+            .bind(taken.to_string())
+            .bind(taken.generation)
+            .bind(now)
+            .bind(now - other.renewed_at)
+            .execute(&mut *tx)
+            .await?;
         }
         sqlx::query(
-            "INSERT INTO leases (name, host, pid, what, since, renewed_at) \
-             VALUES ('controller', $1, $2, $3, $4, $5) \
-             ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, \
-             what = excluded.what, since = excluded.since, renewed_at = excluded.renewed_at",
+            "UPDATE leases SET host = $1, pid = $2, what = $3, since = $4, renewed_at = $5, \
+             ttl_ms = $6, generation = $7 WHERE name = 'controller'",
         )
-        .bind(&me.host)
-        .bind(me.pid)
-        .bind(&me.what)
-        .bind(me.since)
-        .bind(me.renewed_at)
+        .bind(&taken.host)
+        .bind(taken.pid)
+        .bind(&taken.what)
+        .bind(taken.since)
+        .bind(taken.renewed_at)
+        .bind(taken.ttl_ms)
+        .bind(taken.generation)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        *self.fence.lock().expect("not poisoned") = Some(taken.clone());
+        Ok(taken)
+    }
+
+    /// The lease this store took, which its writes are fenced by.
+    pub fn held(&self) -> Option<Lease> {
+        self.fence.lock().expect("not poisoned").clone()
     }
 
     /// Renews `me`'s lease; false if it is no longer `me`'s (it lapsed and
     /// another took it): the holder must stop at once.
     pub async fn renew_lease(&self, me: &Lease) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
+        let mut tx = match self.write().await {
+            Err(StoreError::Fenced(_)) => return Ok(false),
+            other => other?,
+        };
         let done = sqlx::query(
             "UPDATE leases SET renewed_at = $1 WHERE name = 'controller' AND host = $2 AND pid = $3",
         )
@@ -189,39 +281,37 @@ impl Store {
     /// Gives `me`'s lease up (a clean stop): the next controller starts at once.
     pub async fn drop_lease(&self, me: &Lease) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM leases WHERE name = 'controller' AND host = $1 AND pid = $2")
-            .bind(&me.host)
-            .bind(me.pid)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE leases SET renewed_at = 0 WHERE name = 'controller' AND host = $1 AND pid = $2",
+        )
+        .bind(&me.host)
+        .bind(me.pid)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unix_milliseconds_read_as_utc() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc(1_796_223_669_000), "2026-12-02 15:01:09 UTC");
-        assert_eq!(rfc3339(1_796_223_669_042), "2026-12-02T15:01:09.042Z");
-    }
-
-    #[test]
-    fn a_lease_lapses_unrenewed_or_when_its_process_is_gone() {
-        let mut l = Lease::mine("test");
-        assert!(l.live(l.renewed_at + 1000));
-        assert!(!l.live(l.renewed_at + TTL_MS + 1));
-        l.pid = i64::from(i32::MAX);
-        assert!(!l.live(l.renewed_at), "no such process on this host");
-        l.host = "elsewhere".into();
-        assert!(
-            l.live(l.renewed_at),
-            "another host's process is not ours to judge"
-        );
+    /// The last `limit` failovers, newest first.
+    pub async fn failovers(&self, limit: i64) -> Result<Vec<Failover>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, from_holder, to_holder, generation, at, lapsed_ms FROM failovers \
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Failover {
+                    name: r.try_get("name")?,
+                    from_holder: r.try_get("from_holder")?,
+                    to_holder: r.try_get("to_holder")?,
+                    generation: r.try_get("generation")?,
+                    at: r.try_get("at")?,
+                    lapsed_ms: r.try_get("lapsed_ms")?,
+                })
+            })
+            .collect()
     }
 }

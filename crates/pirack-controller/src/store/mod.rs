@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod backups;
 pub mod boards;
+pub mod cluster;
 pub mod events;
 pub mod lease;
 pub mod ledger;
@@ -50,6 +51,10 @@ pub enum StoreError {
     /// A live controller holds the store's lease.
     #[error("the store is owned by {0}")]
     Held(Box<lease::Lease>),
+    /// This controller's lease went to another (generation `0` is no longer
+    /// the lease's): it must write nothing more.
+    #[error("fenced: this controller's lease (generation {0}) has passed to another")]
+    Fenced(i64),
 }
 
 /// The store, cheap to clone (a pool and the mirror of what the API reads).
@@ -58,6 +63,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     mirror: std::sync::Arc<mirror::Mirror>,
+    /// The lease this store's writes are fenced by, once taken.
+    fence: std::sync::Arc<std::sync::Mutex<Option<lease::Lease>>>,
 }
 
 /// Milliseconds since the Unix epoch, the store's clock.
@@ -120,7 +127,7 @@ fn create_private(url: &str) -> Result<(), StoreError> {
 /// The schema's migrations, compiled in: one text per step, its integer and key
 /// types spelt for the backend.
 fn migrator(backend: Backend) -> Migrator {
-    const STEPS: [(i64, &str, &str); 11] = [
+    const STEPS: [(i64, &str, &str); 12] = [
         (1, "init", include_str!("schema/0001_init.sql")),
         (
             2,
@@ -144,6 +151,7 @@ fn migrator(backend: Backend) -> Migrator {
         (9, "proxy", include_str!("schema/0009_proxy.sql")),
         (10, "monitor", include_str!("schema/0010_monitor.sql")),
         (11, "backups", include_str!("schema/0011_backups.sql")),
+        (12, "failover", include_str!("schema/0012_failover.sql")),
     ];
     let (int, id) = match backend {
         Backend::Sqlite => ("INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),
@@ -198,6 +206,12 @@ impl Store {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA busy_timeout = 30000").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    } else {
+                        // A controller stalled inside a transaction (paused, cut
+                        // off) loses it, and the lease row it share-locked, so
+                        // a standby can take over; pirack's own are short.
+                        conn.execute("SET idle_in_transaction_session_timeout = '30s'")
+                            .await?;
                     }
                     Ok(())
                 })
@@ -209,6 +223,7 @@ impl Store {
             pool,
             backend,
             mirror: std::sync::Arc::default(),
+            fence: std::sync::Arc::default(),
         };
         store.reload_slots().await?;
         store.refresh_tokens().await?;
@@ -236,11 +251,19 @@ impl Store {
 
     /// A transaction that writes. On SQLite it takes the write lock at once (a
     /// deferred one could fail to upgrade); PostgreSQL's row locks suffice.
+    /// Once this store's controller holds the lease, every write first checks
+    /// that it still does (the lease row share-locked on PostgreSQL, so a
+    /// takeover waits for the writes under way and every later one sees it).
     pub async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        match self.backend {
-            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
-            Backend::Postgres => Ok(self.pool.begin().await?),
+        let mut tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        let fence = self.fence.lock().expect("not poisoned").clone();
+        if let Some(f) = fence {
+            lease::check_fence(&mut tx, self.backend, &f).await?;
         }
+        Ok(tx)
     }
 
     /// A writing transaction that hands out something only one may get (a slot, an
