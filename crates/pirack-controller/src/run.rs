@@ -92,23 +92,22 @@ pub struct Running {
     followers: JoinSet<&'static str>,
 }
 
-/// Opens the store and the controller, resumes cut-short root builds and starts
-/// every task.
+/// Opens the store (its lease taken, or refused while another controller
+/// holds it) and the controller, resumes cut-short root builds and starts every
+/// task.
 pub async fn start(config: Config) -> Result<Running, RunError> {
-    let store = Store::open(&config.db)
-        .await
-        .map_err(|source| RunError::Store {
-            url: config.db.clone(),
-            source,
-        })?;
+    let err = |source| RunError::Store {
+        url: config.db.clone(),
+        source,
+    };
+    let store = Store::open(&config.db).await.map_err(err)?;
     let me = lease::Lease::mine("pirack serve", config.lease_ttl.as_millis() as i64);
-    store
-        .take_lease(&me)
-        .await
-        .map_err(|source| RunError::Store {
-            url: config.db.clone(),
-            source,
-        })?;
+    store.take_lease(&me).await.map_err(err)?;
+    start_on(config, store).await
+}
+
+/// [`start`] on a store whose lease is taken.
+async fn start_on(config: Config, store: Store) -> Result<Running, RunError> {
     let ctl = Controller::open(
         config.site,
         &config.profiles,
@@ -275,18 +274,23 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
 /// [`Running::until`] `shutdown`.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let mut shutdown = std::pin::pin!(shutdown);
-    if config.standby {
-        tokio::select! {
-            stood = stand_by(&config) => stood?,
-            () = &mut shutdown => return Ok(()),
+    let running = match config.standby {
+        true => {
+            let store = tokio::select! {
+                store = stand_by(&config) => store?,
+                () = &mut shutdown => return Ok(()),
+            };
+            start_on(config, store).await?
         }
-    }
-    start(config).await?.until(shutdown).await
+        false => start(config).await?,
+    };
+    running.until(shutdown).await
 }
 
-/// Waits while another controller's lease on the store is live, saying so in
-/// the store's list of controllers; returns once it has lapsed.
-async fn stand_by(config: &Config) -> Result<(), RunError> {
+/// Opens the store and waits while another controller's lease on it is live
+/// (saying so in the store's list of controllers); returns the store once its
+/// lease is this controller's.
+async fn stand_by(config: &Config) -> Result<Store, RunError> {
     let err = |source| RunError::Store {
         url: config.db.clone(),
         source,
@@ -295,23 +299,32 @@ async fn stand_by(config: &Config) -> Result<(), RunError> {
     let me = lease::Lease::mine("pirack serve", config.lease_ttl.as_millis() as i64);
     let row = registry_row(&me, "standby", &config.api.to_string());
     let mut said = false;
-    while let Some(holder) = store.lease().await.map_err(err)? {
-        if !said {
-            tracing::info!(
-                "standing by: {holder} holds the store; taking over when its lease lapses"
-            );
-            said = true;
-        }
-        if let Err(e) = store.controller_seen(&row).await {
-            tracing::warn!("cannot say so in the store: {e}");
+    loop {
+        match store.take_lease(&me).await {
+            Ok(taken) => {
+                if said {
+                    tracing::warn!(
+                        "the store's lease lapsed: taking over (generation {})",
+                        taken.generation
+                    );
+                }
+                return Ok(store);
+            }
+            Err(StoreError::Held(holder)) => {
+                if !said {
+                    tracing::info!(
+                        "standing by: {holder} holds the store; taking over when its lease lapses"
+                    );
+                    said = true;
+                }
+                if let Err(e) = store.controller_seen(&row).await {
+                    tracing::warn!("cannot say so in the store: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("cannot reach the store's lease: {e}"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    if said {
-        tracing::warn!("the store's lease lapsed: taking over");
-    }
-    store.pool().close().await;
-    Ok(())
 }
 
 /// This controller in the store's list of controllers.
