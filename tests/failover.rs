@@ -154,3 +154,42 @@ fn a_standby_takes_over_from_a_dead_or_stalled_controller_which_is_fenced() {
     cc.0.kill().unwrap();
     let _ = cc.0.wait();
 }
+
+/// The demo's shelf with a second controller standing by: the first is killed
+/// two seconds after power-on, while the Pis boot, and every Pi still comes up
+/// (DHCP, TFTP and the lifecycle picked up by the standby on the same ports).
+#[test]
+fn a_booting_shelf_comes_up_from_the_standby_after_its_controller_is_killed() {
+    let test = "failover_boot";
+    if !common::can_use_netns(test)
+        || !common::have_all(test, &["snmpd", "ganesha.nfsd", "rpcbind", "python3"])
+    {
+        return;
+    }
+    let Some(db) = common::postgres(test) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let port = common::controller::free_tcp_port().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_pirack"))
+        .args([
+            "demo",
+            "--once",
+            "--no-stall",
+            "--no-install",
+            "--slots",
+            "3",
+        ])
+        .args(["--failover-after", "2", "--timeout", "300", "--port", &port])
+        .args(["--db", &db.url])
+        .arg("--dir")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let said = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
+    eprintln!("{said}");
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("killed the controller (SIGKILL) 2.0 s after power-on"));
+    assert!(said.contains("the standby took over in "), "{said}");
+    assert!(said.contains("every Pi is up"), "{said}");
+}

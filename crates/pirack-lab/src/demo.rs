@@ -49,6 +49,15 @@ pub struct DemoArgs {
     /// Every Pi boots cleanly.
     #[arg(long, conflicts_with = "stall")]
     pub no_stall: bool,
+    /// A second controller stands by on the same store; this many seconds
+    /// after power-on the first is killed (SIGKILL) and the standby takes over
+    /// while the Pis boot.
+    #[arg(long, value_name = "SECONDS")]
+    pub failover_after: Option<f64>,
+    /// The controller's store: a fresh, empty database (`postgres://...`)
+    /// [default: SQLite in the demo's directory].
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
     /// Fail instead of installing missing peers with apt-get.
     #[arg(long)]
     pub no_install: bool,
@@ -75,6 +84,7 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
         virtual_pis: false,
         community_env: COMMUNITY_ENV,
         ssh: false,
+        db: args.db.as_deref(),
     })?;
     let (run, ns) = (&lab.run, lab.ns.name());
     let positions: Vec<String> = lab.site.slots.iter().map(|(p, _)| p.clone()).collect();
@@ -143,12 +153,16 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
     let _nfs = lab.nfs()?;
     let Controller {
         proc: mut serve,
-        api,
+        mut api,
         url,
         admin,
         owner,
         customer,
     } = lab.controller(&[], args.port)?;
+    let mut standby = match args.failover_after {
+        Some(_) => Some(lab.standby(&[], args.port.wrapping_add(1), &admin)?),
+        None => None,
+    };
     println!("rack view (admin):  {url}/#token={admin}");
     println!("rack view ({owner}): {url}/#token={customer}");
     println!("logs and state:     {}", run.display());
@@ -188,6 +202,30 @@ pub fn demo(args: &DemoArgs) -> Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             };
+        }
+        if let Some(after) = args.failover_after
+            && started.elapsed().as_secs_f64() >= after
+            && let Some((next, next_api, next_url)) = standby.take()
+        {
+            let killed = Instant::now();
+            serve.kill();
+            watch.say(&format!(
+                "killed the controller (SIGKILL) {after:.1} s after power-on"
+            ));
+            while next_api.call("GET", "/healthz", None).is_err() {
+                if killed.elapsed() > Duration::from_secs(30) {
+                    bail!(
+                        "the standby did not take over; see {}",
+                        run.join("standby.log").display()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            watch.say(&format!(
+                "the standby took over in {:.1} s; rack view now {next_url}/#token={admin}",
+                killed.elapsed().as_secs_f64()
+            ));
+            (serve, api) = (next, next_api);
         }
         serve.check()?;
         sim.check()?;

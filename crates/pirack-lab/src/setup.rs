@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 /// Where the API listens inside a lab's namespace.
 const API: &str = "127.0.0.1:18080";
+/// Where a standby controller's API listens there.
+const STANDBY_API: &str = "127.0.0.1:18081";
 
 /// Runs `work` behind a spinner saying `what`, then a line with its time.
 pub(crate) fn step<T>(what: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -94,6 +96,28 @@ fn image(
     Ok(built.join("boot"))
 }
 
+/// The loopback address of a PostgreSQL URL's server (`postgres://u:p@127.0.0.1/db`,
+/// port 5432 unless named), if that is where it is.
+fn loopback_database(url: &str) -> Option<std::net::SocketAddr> {
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))?;
+    let authority = rest.split('/').next()?;
+    let host_port = authority.rsplit('@').next()?;
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().ok()?),
+        None => (host_port, 5432),
+    };
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    ip.is_loopback()
+        .then_some(std::net::SocketAddr::new(ip, port))
+}
+
 /// An admin token and one for `owner`, made in the store at `db`.
 fn tokens(db: &str, owner: &str) -> Result<(String, String)> {
     use pirack_controller::store::owners::Source;
@@ -156,6 +180,9 @@ pub(crate) struct Options<'a> {
     pub(crate) community_env: &'a str,
     /// Make a key pair and let it into every Pi as root (needs openssh-client).
     pub(crate) ssh: bool,
+    /// The controller's store: a fresh database [default: SQLite in the run
+    /// directory].
+    pub(crate) db: Option<&'a str>,
 }
 
 /// What both labs set up first: root, signals, packages, the image, a fresh run
@@ -177,6 +204,8 @@ pub(crate) struct Lab {
     pub(crate) ns: Netns,
     /// The private key every Pi lets in as root, when asked for.
     pub(crate) ssh_identity: Option<PathBuf>,
+    /// The controller's store's URL.
+    pub(crate) db: String,
 }
 
 impl Lab {
@@ -249,6 +278,14 @@ impl Lab {
         // `pirack-hil-PID[-fw-SLOT]` and `pirack-sim-PID-N`.
         netns::clear_stale(&["pirack-demo-", "pirack-hil-", "pirack-sim-"]);
         let ns = Netns::new(&format!("pirack-{command}-{}", std::process::id()))?;
+        let db = o.db.map_or_else(
+            || format!("sqlite://{}", run.join("state.db").display()),
+            String::from,
+        );
+        if let Some(at) = loopback_database(&db) {
+            // The controllers, inside the namespace, reach it at the same address.
+            forward::out_of(ns.name(), at)?;
+        }
         Ok(Lab {
             profiles: source.join("switch-profiles"),
             source,
@@ -263,6 +300,7 @@ impl Lab {
             community_env: o.community_env.to_string(),
             ns,
             ssh_identity: ssh.map(|(key, _)| key),
+            db,
         })
     }
 
@@ -299,10 +337,9 @@ impl Lab {
     /// carried to a loopback `port`, and a client with an admin token; also a
     /// token for the first slot's customer.
     pub(crate) fn controller(&self, extra: &[&str], port: u16) -> Result<Controller> {
-        let db = format!("sqlite://{}", self.run.join("state.db").display());
         let owner = self.site.slots[0].1.clone();
-        let (admin, customer) = tokens(&db, &owner)?;
-        let mut serve = self.pirack(true, &["serve", "--db", &db, "--api", API])?;
+        let (admin, customer) = tokens(&self.db, &owner)?;
+        let mut serve = self.pirack(true, &["serve", "--db", &self.db, "--api", API])?;
         serve.arg("--images").arg(&self.store).args(extra);
         let log = self.run.join("serve.log");
         let mut proc = Proc::spawn("pirack serve", &mut serve, &log, false)?;
@@ -335,6 +372,30 @@ impl Lab {
 }
 
 impl Lab {
+    /// A second controller on the lab's store, standing by (`pirack serve
+    /// --standby`, `extra` as the first's) on the same ports in the namespace,
+    /// as a fileserver's second machine would; its API carried to loopback
+    /// `port`, with the first's `admin` token. Not waited for: it answers once
+    /// it has taken over.
+    pub(crate) fn standby(
+        &self,
+        extra: &[&str],
+        port: u16,
+        admin: &str,
+    ) -> Result<(Proc, pirack_controller::api::client::Client, String)> {
+        let mut serve = self.pirack(
+            true,
+            &["serve", "--standby", "--db", &self.db, "--api", STANDBY_API],
+        )?;
+        serve.arg("--images").arg(&self.store).args(extra);
+        let log = self.run.join("standby.log");
+        let proc = Proc::spawn("pirack serve --standby", &mut serve, &log, false)?;
+        let local = forward::start(port, self.ns.name(), STANDBY_API.parse()?)?;
+        let url = format!("http://{local}");
+        let api = pirack_controller::api::client::Client::new(&url, admin.to_string(), None)?;
+        Ok((proc, api, url))
+    }
+
     /// Provisions every slot of the lab with `image` for its customer, through
     /// the API, and waits for the roots.
     pub(crate) fn provision(
@@ -381,4 +442,24 @@ pub(crate) struct Controller {
     pub(crate) admin: String,
     pub(crate) owner: String,
     pub(crate) customer: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback_database;
+
+    #[test]
+    fn a_database_on_this_machines_loopback_is_found_in_its_url() {
+        let at = |u: &str| loopback_database(u).map(|a| a.to_string());
+        assert_eq!(
+            at("postgres://p:w@127.0.0.1/db").as_deref(),
+            Some("127.0.0.1:5432")
+        );
+        assert_eq!(
+            at("postgresql://localhost:5433/db").as_deref(),
+            Some("127.0.0.1:5433")
+        );
+        assert_eq!(at("postgres://p:w@db.example/db"), None);
+        assert_eq!(at("sqlite:///tmp/state.db"), None);
+    }
 }

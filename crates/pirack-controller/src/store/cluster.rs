@@ -22,9 +22,14 @@ pub struct ControllerRow {
 }
 
 impl Store {
-    /// Records `c` as it is now (`seen_at` now).
+    /// Records `c` as it is now (`seen_at` now), and forgets controllers
+    /// silent for a day (killed ones never say goodbye).
     pub async fn controller_seen(&self, c: &ControllerRow) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM controllers WHERE seen_at < $1")
+            .bind(now_ms() - 86_400_000)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO controllers (id, host, pid, state, api, started_at, seen_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \

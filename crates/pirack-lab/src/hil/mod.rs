@@ -258,6 +258,7 @@ pub fn hil(args: &HilArgs) -> Result<ExitCode> {
         virtual_pis: true,
         community_env: COMMUNITY_ENV,
         ssh: false,
+        db: None,
     })?;
     second_image(&lab)?;
     let run = &lab.run;

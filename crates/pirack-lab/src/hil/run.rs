@@ -251,6 +251,7 @@ fn judge(image: &Image, store: &Path, args: &Checks) -> Result<Verdict> {
         virtual_pis: true,
         community_env: COMMUNITY_ENV,
         ssh: !args.exec.is_empty(),
+        db: None,
     })?;
     if let Some(next) = reimage.as_ref().filter(|r| r.id() != image.id()) {
         let import = next.prepare(&source, &work.join("staged-reimage"))?;

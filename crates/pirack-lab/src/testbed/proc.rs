@@ -64,6 +64,12 @@ impl Proc {
         })
     }
 
+    /// Kills it outright (SIGKILL), as a crash would, and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// An error naming the log if the process has ended.
     pub fn check(&mut self) -> Result<()> {
         match self.child.try_wait().map_err(io_err(self.name))? {
