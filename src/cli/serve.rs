@@ -97,11 +97,16 @@ pub struct ServeArgs {
     pub api_nice: i32,
     /// Seconds the controller's lease on the store lives without renewal: how
     /// soon a standby takes over from a controller that died or lost the store.
-    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=600))]
+    #[arg(
+        long,
+        env = "PIRACK_LEASE_S",
+        default_value_t = 15,
+        value_parser = clap::value_parser!(u64).range(3..=600)
+    )]
     pub lease_s: u64,
     /// Stand by while another controller holds the store (a PostgreSQL both
     /// use), and take over when its lease lapses, instead of refusing to start.
-    #[arg(long)]
+    #[arg(long, env = "PIRACK_STANDBY")]
     pub standby: bool,
 }
 
