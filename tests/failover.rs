@@ -116,8 +116,9 @@ fn a_standby_takes_over_from_a_dead_or_stalled_controller_which_is_fenced() {
     wait("C to take over", 30, &mut || answers(c_addr));
     let took = stalled.elapsed();
     eprintln!("failover from a stalled controller: C serves {took:?} after the stall");
+    // B's last renewal came up to a third of the lease before the stall.
     assert!(
-        took >= Duration::from_secs(3),
+        took >= Duration::from_secs(2),
         "not before the lease's lifetime: {took:?}"
     );
     nix::sys::signal::kill(b_pid, nix::sys::signal::Signal::SIGCONT).unwrap();
