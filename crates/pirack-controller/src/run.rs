@@ -330,7 +330,7 @@ async fn stand_by(config: &Config) -> Result<Store, RunError> {
 /// This controller in the store's list of controllers.
 fn registry_row(me: &lease::Lease, state: &str, api: &str) -> ControllerRow {
     ControllerRow {
-        id: format!("{}:{}", me.host, me.pid),
+        id: me.holder_id(),
         host: me.host.clone(),
         pid: me.pid,
         state: state.into(),
@@ -376,8 +376,12 @@ impl Running {
         self.netboot.stop().await;
         self.followers.shutdown().await;
         self.ctl.drivers.shutdown();
-        let id = format!("{}:{}", self.ctl.lease.host, self.ctl.lease.pid);
-        if let Err(e) = self.ctl.store.controller_gone(&id).await {
+        if let Err(e) = self
+            .ctl
+            .store
+            .controller_gone(&self.ctl.lease.holder_id())
+            .await
+        {
             tracing::warn!("the store still lists this controller: {e}");
         }
         if let Err(e) = self.ctl.store.drop_lease(&self.ctl.lease).await {

@@ -6,7 +6,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::routes::Ctl;
 use crate::store::cluster::ControllerRow;
-use crate::store::lease::{DEFAULT_TTL_MS, Failover};
+use crate::store::lease::{self, DEFAULT_TTL_MS, Failover};
 use crate::store::now_ms;
 use axum::Json;
 use axum::extract::State;
@@ -58,7 +58,7 @@ pub async fn status(State(ctl): Ctl, caller: Caller) -> Result<Json<Cluster>, Ap
     caller.admin()?;
     let now = now_ms();
     let lease = ctl.store.lease().await?;
-    let holder = lease.as_ref().map(|l| format!("{}:{}", l.host, l.pid));
+    let holder = lease.as_ref().map(lease::Lease::holder_id);
     // One silent for longer than a lease lives is gone (killed, or cut off).
     let ttl = lease.as_ref().map_or(DEFAULT_TTL_MS, |l| l.ttl_ms);
     let controllers = ctl

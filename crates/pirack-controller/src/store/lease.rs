@@ -53,6 +53,11 @@ impl Lease {
         }
     }
 
+    /// Its holder as the store's list of controllers names it: `host:pid`.
+    pub fn holder_id(&self) -> String {
+        format!("{}:{}", self.host, self.pid)
+    }
+
     fn same_holder(&self, other: &Lease) -> bool {
         self.host == other.host && self.pid == other.pid
     }
