@@ -19,6 +19,13 @@ fn cluster(addr: SocketAddr, token: &str) -> serde_json::Value {
     get(addr, "/v1/cluster", Some(token)).json()
 }
 
+/// The lease on the shelves, from a cluster status.
+fn rack(c: &serde_json::Value) -> serde_json::Value {
+    let leases = c["leases"].as_array().cloned().unwrap_or_default();
+    let found = leases.into_iter().find(|l| l["name"] == "rack:fileserver");
+    found.unwrap_or_else(|| panic!("no rack lease: {c}"))
+}
+
 fn answers(addr: SocketAddr) -> bool {
     common::http::try_request(addr, "GET", "/healthz", None, None).is_ok_and(|r| r.status == 200)
 }
@@ -64,8 +71,8 @@ fn a_standby_takes_over_from_a_dead_or_stalled_controller_which_is_fenced() {
     });
     assert!(!answers(b_addr), "a standby serves nothing");
     let c = cluster(a, &t);
-    assert_eq!(c["lease"]["generation"], 1, "{c}");
-    assert_eq!(c["lease"]["pid"], first, "{c}");
+    assert_eq!(rack(&c)["generation"], 1, "{c}");
+    assert_eq!(rack(&c)["pid"], first, "{c}");
     let r = get(a, "/v1/cluster", Some(&rig.acme));
     assert_eq!(r.status, 403, "staff only: {}", r.body);
 
@@ -91,8 +98,8 @@ fn a_standby_takes_over_from_a_dead_or_stalled_controller_which_is_fenced() {
         assert_eq!(done["status"], "succeeded", "{done}");
     }
     let c = cluster(b_addr, &t);
-    assert_eq!(c["lease"]["generation"], 2, "{c}");
-    assert_eq!(c["lease"]["pid"], b.0.id(), "{c}");
+    assert_eq!(rack(&c)["generation"], 2, "{c}");
+    assert_eq!(rack(&c)["pid"], b.0.id(), "{c}");
     let failover = &c["failovers"][0];
     assert!(
         failover["from_holder"]
@@ -129,14 +136,19 @@ fn a_standby_takes_over_from_a_dead_or_stalled_controller_which_is_fenced() {
     assert!(!status.success(), "B stops as failed: {status}");
     let b_log = std::fs::read_to_string(rig.dir.join("standby-b.log")).unwrap();
     assert!(
-        b_log.contains("another controller took this store's lease")
+        b_log.contains("another controller took the lease rack:fileserver")
             || b_log.contains("was not renewed for"),
         "{b_log}"
     );
     let c = cluster(c_addr, &t);
-    assert_eq!(c["lease"]["generation"], 3, "{c}");
-    assert_eq!(c["lease"]["pid"], cc.0.id(), "{c}");
-    assert_eq!(c["failovers"].as_array().unwrap().len(), 2, "{c}");
+    assert_eq!(rack(&c)["generation"], 3, "{c}");
+    assert_eq!(rack(&c)["pid"], cc.0.id(), "{c}");
+    // The shelves changed hands twice, and the region's lead with them.
+    let failovers = c["failovers"].as_array().unwrap();
+    for name in ["rack:fileserver", "region"] {
+        let n = failovers.iter().filter(|f| f["name"] == name).count();
+        assert_eq!(n, 2, "{name}: {c}");
+    }
     // The CLI shows it.
     let out = Command::new(env!("CARGO_BIN_EXE_pirack"))
         .args(["cluster", "status"])
@@ -148,7 +160,7 @@ fn a_standby_takes_over_from_a_dead_or_stalled_controller_which_is_fenced() {
     let said = text(&out.stdout);
     assert!(out.status.success(), "{said}{}", text(&out.stderr));
     assert!(
-        said.contains("serving (holds the lease)") && said.contains("generation 3"),
+        said.contains("rack:fileserver, region") && said.contains("generation 3"),
         "{said}"
     );
     assert!(said.contains("last failover: "), "{said}");

@@ -422,18 +422,19 @@ fn operations_and_event_pages() {
 fn one_controller_holds_the_lease_until_it_lapses_or_its_process_is_gone() {
     use pirack_controller::store::StoreError;
     use pirack_controller::store::lease::{DEFAULT_TTL_MS, Lease};
+    const RACK: &str = "rack:fs1";
     on_each("lease", |store| async move {
-        assert_eq!(store.lease().await.unwrap(), None);
-        let me = Lease::mine("pirack serve", DEFAULT_TTL_MS);
+        assert_eq!(store.lease(RACK).await.unwrap(), None);
+        let me = Lease::mine(RACK, "pirack serve", DEFAULT_TTL_MS);
         let taken = store.take_lease(&me).await.unwrap();
         assert_eq!(taken.generation, 1);
         let again = store.take_lease(&me).await.unwrap(); // its own again
         assert_eq!(again.generation, 1, "the same holder keeps its generation");
-        assert_eq!(store.lease().await.unwrap(), Some(taken.clone()));
+        assert_eq!(store.lease(RACK).await.unwrap(), Some(taken.clone()));
         let other = Lease {
             host: "fs2.example".into(),
             pid: 4242,
-            ..Lease::mine("pirack serve", DEFAULT_TTL_MS)
+            ..Lease::mine(RACK, "pirack serve", DEFAULT_TTL_MS)
         };
         let refused = store.take_lease(&other).await.unwrap_err();
         assert!(
@@ -444,14 +445,22 @@ fn one_controller_holds_the_lease_until_it_lapses_or_its_process_is_gone() {
             refused.to_string().contains("pirack serve (pid"),
             "{refused}"
         );
-        assert!(store.renew_lease(&me).await.unwrap());
+        assert!(store.renew_lease(&taken).await.unwrap());
+        // Another lease is another's to take: the region's leader.
+        let leader = Lease {
+            name: "region".into(),
+            ..other.clone()
+        };
+        assert_eq!(store.take_lease(&leader).await.unwrap().generation, 1);
+        let still = store.lease(RACK).await.unwrap().unwrap();
+        assert_eq!((still.pid, still.generation), (taken.pid, 1));
         // Given up on a clean stop: the next one takes it at once, with the
         // next generation, and that is no failover.
-        store.drop_lease(&me).await.unwrap();
-        assert_eq!(store.lease().await.unwrap(), None);
+        store.drop_lease(&taken).await.unwrap();
+        assert_eq!(store.lease(RACK).await.unwrap(), None);
         assert_eq!(store.take_lease(&other).await.unwrap().generation, 2);
         assert!(store.failovers(10).await.unwrap().is_empty());
-        assert!(!store.renew_lease(&me).await.unwrap(), "no longer mine");
+        assert!(!store.renew_lease(&taken).await.unwrap(), "no longer mine");
         // Another host's lease lapses only when it is not renewed within its
         // own lifetime.
         let short = Lease {
@@ -460,7 +469,7 @@ fn one_controller_holds_the_lease_until_it_lapses_or_its_process_is_gone() {
             ..other.clone()
         };
         store.take_lease(&short).await.unwrap();
-        assert_eq!(store.lease().await.unwrap(), None, "lapsed");
+        assert_eq!(store.lease(RACK).await.unwrap(), None, "lapsed");
         let third = store.take_lease(&me).await.unwrap();
         assert_eq!(third.generation, 3);
         let failovers = store.failovers(10).await.unwrap();
@@ -471,9 +480,9 @@ fn one_controller_holds_the_lease_until_it_lapses_or_its_process_is_gone() {
         // gives way at once.
         let dead = Lease {
             pid: i64::from(i32::MAX),
-            ..Lease::mine("pirack serve", DEFAULT_TTL_MS)
+            ..Lease::mine(RACK, "pirack serve", DEFAULT_TTL_MS)
         };
-        store.drop_lease(&me).await.unwrap();
+        store.drop_lease(&third).await.unwrap();
         store.take_lease(&dead).await.unwrap();
         store.take_lease(&me).await.unwrap();
     });
@@ -481,13 +490,14 @@ fn one_controller_holds_the_lease_until_it_lapses_or_its_process_is_gone() {
 
 #[test]
 fn a_controller_whose_lease_passed_to_another_writes_nothing_more() {
-    use pirack_controller::store::lease::Lease;
+    use pirack_controller::store::lease::{self, Lease};
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         for under in stores("fence").await {
             let old = under.store;
-            let me = Lease::mine("pirack serve", 2_000);
-            old.take_lease(&me).await.unwrap();
+            let me = Lease::mine("rack:fs1", "pirack serve", 2_000);
+            let taken = old.take_lease(&me).await.unwrap();
+            old.fence_by(taken.clone());
             old.add_owner("acme", pirack_controller::store::owners::Source::Inventory)
                 .await
                 .unwrap();
@@ -518,7 +528,27 @@ fn a_controller_whose_lease_passed_to_another_writes_nothing_more() {
                 "{:?}: {fenced}",
                 old.backend()
             );
-            assert!(!old.renew_lease(&me).await.unwrap(), "its renewal says so");
+            assert!(
+                !old.renew_lease(&taken).await.unwrap(),
+                "its renewal says so"
+            );
+            // A duty under a lease of its own (the region's) is fenced by
+            // that one alone.
+            let region = Lease {
+                name: "region".into(),
+                ..me.clone()
+            };
+            let leading = old.take_lease(&region).await.unwrap();
+            let owner = pirack_controller::store::owners::Source::Inventory;
+            lease::under(leading.clone(), old.add_owner("initech", owner))
+                .await
+                .unwrap();
+            let next = Lease {
+                generation: leading.generation + 1,
+                ..leading.clone()
+            };
+            let gone = lease::under(next, old.add_owner("umbrella", owner)).await;
+            assert!(matches!(gone, Err(StoreError::Fenced(_))), "{gone:?}");
             new.add_owner(
                 "globex",
                 pirack_controller::store::owners::Source::Inventory,

@@ -300,7 +300,7 @@ impl OpArgs {
     }
 }
 
-/// `pirack cluster status`: the controllers on the store, its lease and the
+/// `pirack cluster status`: the controllers on the store, their roles, the leases and the
 /// last failovers.
 pub fn cluster(remote: &Remote, json: bool) -> Result<ExitCode> {
     let c = remote.connect()?;
@@ -314,12 +314,12 @@ pub fn cluster(remote: &Remote, json: bool) -> Result<ExitCode> {
         .into_iter()
         .flatten()
         .map(|m| {
+            let holds: Vec<String> = m["holds"].as_array().into_iter().flatten().map(s).collect();
             vec![
                 s(&m["id"]),
-                match m["holder"].as_bool() {
-                    Some(true) => format!("{} (holds the lease)", s(&m["state"])),
-                    _ => s(&m["state"]),
-                },
+                s(&m["role"]),
+                s(&m["state"]),
+                holds.join(", "),
                 s(&m["api"]),
                 format!("{:.1} s", m["lag_ms"].as_i64().unwrap_or(0) as f64 / 1000.0),
                 when(&m["started_at"]),
@@ -327,20 +327,45 @@ pub fn cluster(remote: &Remote, json: bool) -> Result<ExitCode> {
         })
         .collect();
     super::table::print(
-        &["CONTROLLER", "STATE", "API", "LAG", "STARTED"],
+        &[
+            "CONTROLLER",
+            "ROLE",
+            "STATE",
+            "HOLDS",
+            "API",
+            "LAG",
+            "STARTED",
+        ],
         &rows,
         &[],
     );
-    let lease = &status["lease"];
-    match lease.is_null() {
-        true => println!("\nlease: none live (a standby takes over within a second)"),
-        false => println!(
-            "\nlease: {}, generation {}, renewed {}, lives {:.0} s unrenewed",
-            s(&lease["holder"]),
-            lease["generation"],
-            when(&lease["renewed_at"]),
-            lease["ttl_ms"].as_i64().unwrap_or(0) as f64 / 1000.0
-        ),
+    println!();
+    for lease in status["leases"].as_array().into_iter().flatten() {
+        let shelves: Vec<String> = lease["shelves"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(s)
+            .collect();
+        let of = match shelves.is_empty() {
+            true => String::new(),
+            false => format!(" (shelves {})", shelves.join(", ")),
+        };
+        match lease["live"].as_bool() {
+            Some(true) => println!(
+                "lease {}{of}: {}, generation {}, renewed {}, lives {:.0} s unrenewed",
+                s(&lease["name"]),
+                s(&lease["holder"]),
+                lease["generation"],
+                when(&lease["renewed_at"]),
+                lease["ttl_ms"].as_i64().unwrap_or(0) as f64 / 1000.0
+            ),
+            _ => println!(
+                "lease {}{of}: none live since generation {} (a standby takes over within a second)",
+                s(&lease["name"]),
+                lease["generation"]
+            ),
+        }
     }
     match status["failovers"].as_array().and_then(|f| f.first()) {
         None => println!("last failover: none"),

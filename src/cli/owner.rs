@@ -49,7 +49,12 @@ impl StoreArg {
     /// Fails if a controller owns the store: `what` was refused, `instead` says
     /// how to do it through the controller.
     pub fn refuse_if_owned(&self, what: &str, instead: &str) -> Result<()> {
-        let held = self.with(async |store| Ok(store.lease().await?))?.flatten();
+        let now = pirack_controller::store::now_ms();
+        let held = self
+            .with(async |store| Ok(store.leases().await?))?
+            .into_iter()
+            .flatten()
+            .find(|l| l.live(now));
         if let Some(holder) = held {
             bail!(
                 "{what}: refused while {holder} owns the store {}: {instead}, or stop it first",

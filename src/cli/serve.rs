@@ -95,8 +95,9 @@ pub struct ServeArgs {
     /// scheduled (a nice increment, 0-19): when the CPU is short, boots win.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub api_nice: i32,
-    /// Seconds the controller's lease on the store lives without renewal: how
-    /// soon a standby takes over from a controller that died or lost the store.
+    /// Seconds a lease (a rack controller's on its shelves, the region
+    /// leader's) lives without renewal: how soon a standby takes over from a
+    /// controller that died or lost the store.
     #[arg(
         long,
         env = "PIRACK_LEASE_S",
@@ -104,10 +105,18 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(3..=600)
     )]
     pub lease_s: u64,
-    /// Stand by while another controller holds the store (a PostgreSQL both
-    /// use), and take over when its lease lapses, instead of refusing to start.
+    /// Stand by while another rack controller holds the shelves (on a
+    /// PostgreSQL both use), and take over when its lease lapses, instead of
+    /// refusing to start.
     #[arg(long, env = "PIRACK_STANDBY")]
     pub standby: bool,
+    /// What this controller does: `rack` serves its fileserver's shelves
+    /// (netboot, exports, power, root builds, backups); `region` serves the
+    /// API and leads the region's singleton duties (DNS, monitoring, alerts)
+    /// when it holds their lease; `all` both, on one box.
+    #[arg(long, env = "PIRACK_ROLE", default_value = "all",
+        value_parser = ["rack", "region", "all"])]
+    pub role: String,
 }
 
 pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
@@ -158,6 +167,7 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
         retention: Duration::from_secs(args.retention_days * 86_400),
         lease_ttl: Duration::from_secs(args.lease_s),
         standby: args.standby,
+        role: args.role.parse().map_err(anyhow::Error::msg)?,
     };
     // The API, the store and the controller's tasks on every core, at a lower
     // priority; DHCP and TFTP keep a thread and event loop of their own (see

@@ -1,12 +1,14 @@
 //! What the API (and the watchdog) ask of a slot: provision, power, reimage, roll
 //! back, decommission. Each is checked against the lifecycle at once, so a refusal
-//! is immediate, then runs as an operation whose id the caller can poll.
+//! is immediate, then runs as an operation whose id the caller can poll: here,
+//! if this controller serves the shelves, or else queued in the store for the
+//! rack controller that does ([`Controller::run_queued`]).
 
 use crate::Controller;
 use crate::error::OpError;
 use crate::power::PowerAction;
 use crate::roots::{image, qualification, slot_root};
-use crate::store::ops::{OpStatus, Operation};
+use crate::store::ops::{OpStatus, Operation, Queued};
 use crate::store::records::PowerOp;
 use crate::store::slots::{Changes, SlotRow};
 use crate::store::{StoreError, now_ms, random_hex};
@@ -15,6 +17,7 @@ use pirack_core::plan::SlotPlan;
 use pirack_core::switch::port::PortStatus;
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -50,6 +53,16 @@ pub struct By {
     pub name: String,
     pub token: Option<String>,
 }
+
+/// What an operation records of who asked; kept with a queued one.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Asked {
+    pub cause: String,
+    pub actor: Option<String>,
+}
+
+/// An operation's work, to run as it.
+type Work = Pin<Box<dyn Future<Output = Result<String, OpError>> + Send>>;
 
 /// A new operation's id.
 pub(crate) fn op_id() -> Result<String, OpError> {
@@ -345,17 +358,8 @@ impl Controller {
                 other => other.into(),
             })?;
         let mut op = self
-            .operation("provision", Some(&slot.key), Some(owner))
+            .dispatch(&op_id()?, "provision", &slot, Asked::default(), None)
             .await?;
-        let (ctl, key, image_id, owner) = (
-            Arc::clone(self),
-            slot.key,
-            image_id.to_string(),
-            owner.to_string(),
-        );
-        self.finish(&op, async move {
-            ctl.build_root(&key, &image_id, Some(owner)).await
-        });
         op.warnings = warnings;
         Ok(op)
     }
@@ -373,29 +377,122 @@ impl Controller {
         };
         lifecycle::next(slot.state, trigger)?;
         let id = op_id()?;
-        let claim = self
-            .power_claims
-            .claim(&slot.key, Some(&id))
+        // Here, the claim refuses at once; queued, the rack controller's does.
+        let claim = match self.serves_shelves() {
+            true => Some(self.claim_power(slot, &id)?),
+            false => None,
+        };
+        let asked = Asked {
+            cause: format!("{} by {}", action.as_str(), by.name),
+            actor: by.token.clone(),
+        };
+        let kind = format!("power-{}", action.as_str());
+        self.dispatch(&id, &kind, slot, asked, claim).await
+    }
+
+    fn claim_power(&self, slot: &SlotRow, op: &str) -> Result<PowerClaim, OpError> {
+        self.power_claims
+            .claim(&slot.key, Some(op))
             .map_err(|holder| OpError::Busy {
                 slot: slot.position.clone(),
                 by: holder.unwrap_or_else(|| "the watchdog's power cycle".into()),
-            })?;
+            })
+    }
+
+    /// Runs operation `kind` on `slot` here if this controller serves the
+    /// shelves, or queues it for the rack controller that does.
+    async fn dispatch(
+        self: &Arc<Self>,
+        id: &str,
+        kind: &str,
+        slot: &SlotRow,
+        asked: Asked,
+        claim: Option<PowerClaim>,
+    ) -> Result<Operation, OpError> {
+        let owner = slot.owner.as_deref();
+        if !self.serves_shelves() {
+            let request =
+                serde_json::to_string(&asked).map_err(|e| OpError::Internal(e.to_string()))?;
+            return Ok(self
+                .store
+                .queue_op(id, kind, Some(&slot.key), owner, &request)
+                .await?);
+        }
         let op = self
             .store
-            .start_op(
-                &id,
-                &format!("power-{}", action.as_str()),
-                Some(&slot.key),
-                slot.owner.as_deref(),
-            )
+            .start_op(id, kind, Some(&slot.key), owner)
             .await?;
-        let (ctl, key, by) = (Arc::clone(self), slot.key.clone(), by.clone());
-        self.finish(&op, async move {
-            let _claim = claim;
-            let cause = format!("{} by {}", action.as_str(), by.name);
-            ctl.switch_power(&key, action, &cause, by.token).await
-        });
+        match self.work(&op, asked, claim) {
+            Ok(work) => self.finish(&op, work),
+            Err(e) => self.finish(&op, async move { Err(e) }),
+        }
         Ok(op)
+    }
+
+    /// Takes and runs an operation another controller queued (one this
+    /// controller knows not how to run fails, saying so).
+    pub async fn run_queued(self: &Arc<Self>, queued: Queued) -> Result<(), OpError> {
+        if !self.store.take_op(&queued.op.id).await? {
+            return Ok(());
+        }
+        let asked = queued
+            .request
+            .and_then(|r| serde_json::from_str(&r).ok())
+            .unwrap_or_default();
+        tracing::info!(
+            "running operation {} ({}) queued by another controller",
+            queued.op.id,
+            queued.op.kind
+        );
+        match self.work(&queued.op, asked, None) {
+            Ok(work) => self.finish(&queued.op, work),
+            Err(e) => self.finish(&queued.op, async move { Err(e) }),
+        }
+        Ok(())
+    }
+
+    /// The work of operation `op` on its slot, as the slot is in the store now.
+    fn work(
+        self: &Arc<Self>,
+        op: &Operation,
+        asked: Asked,
+        claim: Option<PowerClaim>,
+    ) -> Result<Work, OpError> {
+        let key = op
+            .slot
+            .clone()
+            .ok_or_else(|| OpError::Internal(format!("operation {} names no slot", op.id)))?;
+        let ctl = Arc::clone(self);
+        let action = match op.kind.as_str() {
+            "provision" | "reimage" | "resume-build" => {
+                return Ok(Box::pin(async move {
+                    let slot = ctl.store.slot_fresh(&key).await?;
+                    let image = slot
+                        .image
+                        .ok_or_else(|| OpError::Internal(format!("slot {key} has no image")))?;
+                    ctl.build_root(&key, &image, slot.owner).await
+                }));
+            }
+            "rollback" => return Ok(Box::pin(async move { ctl.roll_back(&key).await })),
+            "decommission" => return Ok(Box::pin(async move { ctl.delete_root(&key).await })),
+            "power-on" => PowerAction::On,
+            "power-off" => PowerAction::Off,
+            "power-cycle" => PowerAction::Cycle,
+            other => {
+                return Err(OpError::Internal(format!(
+                    "no controller runs `{other}` operations queued"
+                )));
+            }
+        };
+        let id = op.id.clone();
+        Ok(Box::pin(async move {
+            let _claim = match claim {
+                Some(c) => c,
+                None => ctl.claim_power(&ctl.store.slot(&key).await?, &id)?,
+            };
+            ctl.switch_power(&key, action, &asked.cause, asked.actor)
+                .await
+        }))
     }
 
     /// Switches the slot's power through its driver (which reads it back) and
@@ -408,10 +505,13 @@ impl Controller {
     ) -> Result<PortStatus, OpError> {
         let plan = self.plan_of(key)?;
         let started = now_ms();
+        // None after this controller lost its shelves to another.
+        let fence = self.store.fence_here().await?;
         let result = match self.drivers.of(&plan) {
             Ok(driver) => driver.switch(&plan, action).await,
             Err(e) => Err(e),
         };
+        fence.release().await;
         let outcome = if result.is_ok() { "ok" } else { "failed" };
         self.metrics
             .power
@@ -494,20 +594,14 @@ impl Controller {
             )
             .await?;
         let mut op = self
-            .operation("reimage", Some(&row.key), row.owner.as_deref())
+            .dispatch(&op_id()?, "reimage", &row, Asked::default(), None)
             .await?;
-        let (ctl, key, image_id, owner) =
-            (Arc::clone(self), row.key, image_id.to_string(), row.owner);
-        self.finish(
-            &op,
-            async move { ctl.build_root(&key, &image_id, owner).await },
-        );
         op.warnings = warnings;
         Ok(op)
     }
 
     pub async fn rollback(self: &Arc<Self>, slot: &SlotRow, by: &By) -> Result<Operation, OpError> {
-        let plan = self.plan_of(&slot.key)?;
+        self.plan_of(&slot.key)?;
         let row = self
             .store
             .transition(
@@ -520,26 +614,25 @@ impl Controller {
                 },
             )
             .await?;
-        let op = self
-            .operation("rollback", Some(&row.key), row.owner.as_deref())
-            .await?;
-        let (ctl, key) = (Arc::clone(self), row.key);
-        self.finish(&op, async move {
-            let previous = slot_root::record(&ctl.site, &plan)
-                .ok()
-                .flatten()
-                .and_then(|r| r.previous.first().map(|p| p.image.clone()));
-            if let Some(image) = previous {
-                ctl.boot_ready(&key, &plan, &image, "rollback").await?;
-            }
-            let site = ctl.site.clone();
-            let done =
-                tokio::task::spawn_blocking(move || slot_root::rollback(&site, &plan, false))
-                    .await
-                    .map_err(|e| OpError::Internal(format!("rollback panicked: {e}")))?;
-            ctl.root_done(&key, done, "rollback").await
-        });
-        Ok(op)
+        self.dispatch(&op_id()?, "rollback", &row, Asked::default(), None)
+            .await
+    }
+
+    /// Swaps the slot's previous root back in (its boot files with it).
+    async fn roll_back(self: &Arc<Self>, key: &str) -> Result<String, OpError> {
+        let plan = self.plan_of(key)?;
+        let previous = slot_root::record(&self.site, &plan)
+            .ok()
+            .flatten()
+            .and_then(|r| r.previous.first().map(|p| p.image.clone()));
+        if let Some(image) = previous {
+            self.boot_ready(key, &plan, &image, "rollback").await?;
+        }
+        let site = self.site.clone();
+        let done = tokio::task::spawn_blocking(move || slot_root::rollback(&site, &plan, false))
+            .await
+            .map_err(|e| OpError::Internal(format!("rollback panicked: {e}")))?;
+        self.root_done(key, done, "rollback").await
     }
 
     /// Ends a customer's use of a slot: its root is deleted and the slot freed.
@@ -548,8 +641,7 @@ impl Controller {
         slot: &SlotRow,
         by: &By,
     ) -> Result<Operation, OpError> {
-        let plan = self.plan_of(&slot.key)?;
-        let plan_of_slot = plan.clone();
+        self.plan_of(&slot.key)?;
         let changes = Changes {
             owner: Some(None),
             image: Some(None),
@@ -565,29 +657,36 @@ impl Controller {
                 changes,
             )
             .await?;
-        let op = self
-            .operation("decommission", Some(&row.key), slot.owner.as_deref())
-            .await?;
-        let ctl = Arc::clone(self);
-        self.finish(&op, async move {
-            let site = ctl.site.clone();
-            let deleted =
-                tokio::task::spawn_blocking(move || slot_root::delete(&site, &plan, false))
-                    .await
-                    .map_err(|e| OpError::Internal(format!("delete panicked: {e}")))?;
-            match deleted {
-                Ok(()) | Err(slot_root::RootError::NoRoot(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-            ctl.boot_image(&plan_of_slot, None).await?;
-            ctl.store.forget_root(&row.key).await?;
-            if let Err(e) = ctl.export(None).await {
-                let detail = format!("decommissioned, but {e}");
-                ctl.note(&row, None, "alert", "exports", &detail).await;
-                return Err(e);
-            }
-            Ok(format!("{}: decommissioned", row.key))
-        });
-        Ok(op)
+        // The operation stays the tenant's who asked.
+        let row = SlotRow {
+            owner: slot.owner.clone(),
+            ..row
+        };
+        self.dispatch(&op_id()?, "decommission", &row, Asked::default(), None)
+            .await
+    }
+
+    /// Deletes a decommissioned slot's root, its boot files and its export.
+    async fn delete_root(self: &Arc<Self>, key: &str) -> Result<String, OpError> {
+        let plan = self.plan_of(key)?;
+        let site = self.site.clone();
+        let of_slot = plan.clone();
+        let deleted =
+            tokio::task::spawn_blocking(move || slot_root::delete(&site, &of_slot, false))
+                .await
+                .map_err(|e| OpError::Internal(format!("delete panicked: {e}")))?;
+        match deleted {
+            Ok(()) | Err(slot_root::RootError::NoRoot(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.boot_image(&plan, None).await?;
+        self.store.forget_root(key).await?;
+        if let Err(e) = self.export(None).await {
+            let detail = format!("decommissioned, but {e}");
+            let row = self.store.slot(key).await?;
+            self.note(&row, None, "alert", "exports", &detail).await;
+            return Err(e);
+        }
+        Ok(format!("{key}: decommissioned"))
     }
 }

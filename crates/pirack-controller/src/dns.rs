@@ -145,6 +145,14 @@ impl Publisher {
                 .map(|n| (n.name.as_str(), n.owner.as_str(), n.records.as_slice())),
             &mut wanted,
         );
+        // Only the region's leader writes, and none after it lost the lead.
+        let fence = match apply {
+            true => match ctl.region_fence().await {
+                Ok(f) => Some(f),
+                Err(e) => return Some(Err(DnsError::Store(e.to_string()))),
+            },
+            false => None,
+        };
         // A server that stops answering mid-pass must not hold every later pass.
         let result = tokio::time::timeout(PASS, reconcile(dns, &ctl.site.name, &wanted, apply))
             .await
@@ -154,6 +162,9 @@ impl Publisher {
                     PASS.as_secs()
                 )))
             });
+        if let Some(f) = fence {
+            f.release().await;
+        }
         let m = ctl.metrics;
         match &result {
             Ok(report) if apply => {

@@ -10,6 +10,7 @@ pub mod api;
 pub mod backup;
 pub mod boards;
 pub mod boot;
+pub mod cluster;
 pub mod dns;
 pub mod error;
 pub mod exporter;
@@ -88,8 +89,14 @@ pub struct Controller {
     pub operations: actions::Operations,
     /// Slots whose power is being switched.
     pub power_claims: Arc<actions::PowerClaims>,
-    /// This controller's hold on the store.
-    pub lease: Lease,
+    /// What this controller does.
+    pub role: cluster::Role,
+    /// The rack lease it serves the shelves under (none on a region controller).
+    pub lease: Option<Lease>,
+    /// The region lease, while this controller leads the region.
+    pub leader: std::sync::Mutex<Option<Lease>>,
+    /// Woken when another controller queues an operation.
+    pub queued: Arc<tokio::sync::Notify>,
     /// The one writer of the NFS exports.
     pub exporter: exporter::Exporter,
     /// Its queue, until [`run`] starts serving it.
@@ -115,15 +122,27 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// Opens the controller's state on a store whose lease it has taken
-    /// ([`Store::take_lease`]): the YAML ledger's allocations the store lacks
+    /// Whether this controller serves the shelves (runs operations itself).
+    pub fn serves_shelves(&self) -> bool {
+        self.lease.is_some()
+    }
+
+    /// Its name in the store's list of controllers: `host:pid`.
+    pub fn id(&self) -> String {
+        Lease::mine("", "", 0).holder_id()
+    }
+
+    /// Opens the controller's state on a store (fenced by its rack lease
+    /// if `role` serves shelves, [`Store::fence_by`]): the YAML ledger's allocations the store lacks
     /// imported, the plan against the stored ledger (new allocations recorded, and
     /// the YAML ledger rewritten to match), the store synced with the inventory,
     /// the boards as the store knows them, and `boots` filled from the roots on
     /// disk (operations a stop cut short are [`Controller::resume`]d or failed).
     /// `drivers` power the slots the PoE switches do not; `streams` bounds the
     /// API's event streams per token.
+    #[allow(clippy::too_many_arguments)]
     pub async fn open(
+        role: cluster::Role,
         site: Site,
         profiles: &Profiles,
         store: Store,
@@ -132,9 +151,11 @@ impl Controller {
         boots: Arc<pirack_netboot::boots::Boots>,
         streams: api::limits::Streams,
     ) -> Result<Controller, ControllerError> {
-        let lease = store.held().ok_or_else(|| {
-            store::StoreError::Invalid("the store's lease must be taken first".into())
-        })?;
+        let lease = store.fenced_by();
+        if role.rack() && lease.is_none() {
+            let why = "a rack controller's lease must be taken first";
+            return Err(store::StoreError::Invalid(why.into()).into());
+        }
         let yaml = match paths.ledger_yaml.as_ref().filter(|p| p.exists()) {
             Some(path) => Some(Ledger::load(path)?),
             None => None,
@@ -184,7 +205,10 @@ impl Controller {
             power_claims: Arc::default(),
             exporter,
             export_queue: std::sync::Mutex::new(Some(export_queue)),
+            role,
             lease,
+            leader: std::sync::Mutex::default(),
+            queued: Arc::default(),
             streams,
             listings: api::listing::Listings::default(),
             quiet: quiet::Quiet::default(),

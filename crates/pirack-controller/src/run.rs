@@ -1,10 +1,13 @@
 //! The controller as one library entry: [`start`] opens the store and the
-//! controller's state, then starts and keeps every task (DHCP and TFTP, the
-//! lifecycle driver, the observer, the watchdog, the event log, the API);
-//! [`Running::until`] serves until asked to stop or a task fails, then stops them
-//! in order. `pirack serve`, the labs and the tests all start a controller so.
+//! controller's state, then starts and keeps every task its role has (a rack
+//! controller's DHCP and TFTP, lifecycle driver, observer, watchdog and
+//! operations; a region controller's leadership bid; everyone's API and
+//! following of the others' writes); [`Running::until`] serves until asked to
+//! stop or a task fails, then stops them in order. `pirack serve`, the labs and
+//! the tests all start a controller so.
 
 use crate::api;
+use crate::cluster::{self, Role};
 use crate::power::Drivers;
 use crate::store::cluster::ControllerRow;
 use crate::store::{Store, StoreError, lease};
@@ -50,9 +53,11 @@ pub struct Config {
     /// How long the controller's lease on the store lives without renewal: how
     /// soon a standby takes over from a controller that died or lost the store.
     pub lease_ttl: Duration,
-    /// Wait while another controller holds the store, and take over when its
-    /// lease lapses (instead of refusing to start).
+    /// Wait while another rack controller holds the shelves, and take over
+    /// when its lease lapses (instead of refusing to start).
     pub standby: bool,
+    /// What this controller does.
+    pub role: Role,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +79,10 @@ pub enum RunError {
     },
     #[error("the {0} task stopped")]
     TaskEnded(&'static str),
+    #[error(
+        "role {0} needs a PostgreSQL store that its peers share (SQLite serves one box: role all)"
+    )]
+    Role(&'static str),
 }
 
 /// A started controller and the tasks it owns.
@@ -83,16 +92,17 @@ pub struct Running {
     pub api: SocketAddr,
     api_stop: oneshot::Sender<()>,
     api_task: tokio::task::JoinHandle<std::io::Result<()>>,
-    /// Watchdog, observer and the lease's renewal: they start power actions or
-    /// vouch for them, so they stop first. Each task ends with its name.
+    /// Watchdog, observer, the leases' renewal and the region's duties: they
+    /// start power actions and updates or vouch for them, so they stop first.
+    /// Each task ends with its name.
     watchers: JoinSet<&'static str>,
-    /// DHCP and TFTP, on their own thread.
-    netboot: pirack_netboot::Thread,
+    /// DHCP and TFTP, on their own thread (a rack controller's).
+    netboot: Option<pirack_netboot::Thread>,
     /// The lifecycle driver and the event log, which follow the netboot services.
     followers: JoinSet<&'static str>,
 }
 
-/// Opens the store (its lease taken, or refused while another controller
+/// Opens the store (a rack controller's lease taken, or refused while another
 /// holds it) and the controller, resumes cut-short root builds and starts every
 /// task.
 pub async fn start(config: Config) -> Result<Running, RunError> {
@@ -100,15 +110,41 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
         url: config.db.clone(),
         source,
     };
-    let store = Store::open(&config.db).await.map_err(err)?;
-    let me = lease::Lease::mine("pirack serve", config.lease_ttl.as_millis() as i64);
-    store.take_lease(&me).await.map_err(err)?;
+    let store = open(&config).await?;
+    if config.role.rack() {
+        let taken = store.take_lease(&rack_lease(&config)).await.map_err(err)?;
+        store.fence_by(taken);
+    }
     start_on(config, store).await
 }
 
-/// [`start`] on a store whose lease is taken.
+/// Opens the store, refusing a split role on SQLite.
+async fn open(config: &Config) -> Result<Store, RunError> {
+    let store = Store::open(&config.db)
+        .await
+        .map_err(|source| RunError::Store {
+            url: config.db.clone(),
+            source,
+        })?;
+    match (config.role, store.backend()) {
+        (Role::Rack | Role::Region, crate::store::Backend::Sqlite) => {
+            Err(RunError::Role(config.role.as_str()))
+        }
+        _ => Ok(store),
+    }
+}
+
+/// This process as a taker of the rack lease of `config`'s fileserver.
+fn rack_lease(config: &Config) -> lease::Lease {
+    let name = lease::rack(&config.site.fileserver.name);
+    lease::Lease::mine(&name, "pirack serve", config.lease_ttl.as_millis() as i64)
+}
+
+/// [`start`] on a store fenced by its rack lease if the role has one.
 async fn start_on(config: Config, store: Store) -> Result<Running, RunError> {
+    let role = config.role;
     let ctl = Controller::open(
+        role,
         config.site,
         &config.profiles,
         store,
@@ -119,19 +155,7 @@ async fn start_on(config: Config, store: Store) -> Result<Running, RunError> {
     )
     .await?;
     let ctl = Arc::new(ctl);
-    let resumed = ctl.resume().await?;
-    if resumed > 0 {
-        tracing::info!("resumed {resumed} root build(s) a stop cut short");
-    }
-    let mut followers = JoinSet::new();
-    let queue = ctl.export_queue.lock().expect("not poisoned").take();
-    if let Some(queue) = queue {
-        let (site, plan) = (ctl.site.clone(), ctl.plan.clone());
-        followers.spawn(async move {
-            exporter::serve(queue, site, plan).await;
-            "exporter"
-        });
-    }
+    let (mut followers, mut watchers) = (JoinSet::new(), JoinSet::new());
     // Subscribed here, before the netboot thread starts: a task's own
     // subscription could come after the first events (the interfaces found
     // missing at start) and miss them.
@@ -140,27 +164,16 @@ async fn start_on(config: Config, store: Store) -> Result<Running, RunError> {
         log_events(c, events, config.json_events).await;
         "event log"
     });
-    let (c, events) = (Arc::clone(&ctl), ctl.bus.subscribe());
+    let (store, queued) = (ctl.store.clone(), Arc::clone(&ctl.queued));
     followers.spawn(async move {
-        netboot::follow(c, events).await;
-        "lifecycle driver"
+        crate::store::follow::run(store, queued).await;
+        "following the other controllers"
     });
-    let mut watchers = JoinSet::new();
+    let me = registry_row(&ctl, "serving", &config.api.to_string());
     let c = Arc::clone(&ctl);
     watchers.spawn(async move {
-        observe::run(c, config.tick).await;
-        "observer"
-    });
-    let c = Arc::clone(&ctl);
-    watchers.spawn(async move {
-        watchdog::run(c, config.tick).await;
-        "watchdog"
-    });
-    let me = registry_row(&ctl.lease, "serving", &config.api.to_string());
-    let c = Arc::clone(&ctl);
-    watchers.spawn(async move {
-        keep_lease(c, me).await;
-        "lease renewal"
+        say_here(c, me).await;
+        "registry"
     });
     let c = Arc::clone(&ctl);
     watchers.spawn(async move {
@@ -169,69 +182,52 @@ async fn start_on(config: Config, store: Store) -> Result<Running, RunError> {
     });
     let c = Arc::clone(&ctl);
     watchers.spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            c.summarise_held().await;
-        }
-    });
-    let c = Arc::clone(&ctl);
-    watchers.spawn(async move {
-        prune(c, config.retention).await;
-        "pruning"
-    });
-    let c = Arc::clone(&ctl);
-    watchers.spawn(async move {
         crate::proxy::run(c).await;
         "proxy routes"
     });
-    if ctl.site.monitor.is_some() {
+    if role.region() {
+        let first = cluster::bid(&ctl, config.lease_ttl).await;
         let c = Arc::clone(&ctl);
         watchers.spawn(async move {
-            crate::monitor::run(c).await;
-            "monitoring"
+            cluster::lead(c, config.lease_ttl, config.retention, first).await;
+            "region leadership"
         });
+        if let (Some(p), true) = (&ctl.site.proxy, config.proxy) {
+            crate::proxy::serve(&ctl, p, &mut watchers)?;
+        }
     }
-    if ctl.site.backup.is_some() {
-        let c = Arc::clone(&ctl);
-        watchers.spawn(async move {
-            crate::backup::schedule::run(c).await;
-            "backups"
-        });
-    }
-    if let (Some(p), true) = (&ctl.site.proxy, config.proxy) {
-        crate::proxy::serve(&ctl, p, &mut watchers)?;
-    }
-    if let Some(every) = ctl.dns.every() {
-        let c = Arc::clone(&ctl);
-        watchers.spawn(async move {
-            crate::dns::run(c, every).await;
-            "DNS publishing"
-        });
-        let c = Arc::clone(&ctl);
-        watchers.spawn(async move {
-            crate::aname::run(c).await;
-            "ANAME refreshing"
-        });
-    }
-    tracing::info!(
-        "serving {} slot(s) of site {}: DHCP port {}, TFTP port {}, bootcode.bin from {}",
-        ctl.plan.slots.len(),
-        ctl.site.name,
-        config.netboot.dhcp.server_port,
-        config.netboot.tftp.port,
-        ctl.boots
-            .bootcode()
-            .map_or("nowhere yet".into(), |p| p.display().to_string())
-    );
-    let netboot = pirack_netboot::Thread::spawn(
-        &ctl.plan,
-        config.netboot,
-        Arc::clone(&ctl.boards),
-        Arc::clone(&ctl.boots),
-        &ctl.bus,
-    )
-    .await?;
+    let netboot = match role.rack() {
+        true => {
+            serve_shelves(&ctl, &mut followers, &mut watchers, config.tick).await?;
+            tracing::info!(
+                "serving {} slot(s) of site {}: DHCP port {}, TFTP port {}, bootcode.bin from {}",
+                ctl.plan.slots.len(),
+                ctl.site.name,
+                config.netboot.dhcp.server_port,
+                config.netboot.tftp.port,
+                ctl.boots
+                    .bootcode()
+                    .map_or("nowhere yet".into(), |p| p.display().to_string())
+            );
+            let thread = pirack_netboot::Thread::spawn(
+                &ctl.plan,
+                config.netboot,
+                Arc::clone(&ctl.boards),
+                Arc::clone(&ctl.boots),
+                &ctl.bus,
+            )
+            .await?;
+            Some(thread)
+        }
+        false => {
+            tracing::info!(
+                "region controller of site {}: {} slot(s), served by the rack controllers",
+                ctl.site.name,
+                ctl.plan.slots.len()
+            );
+            None
+        }
+    };
     let listener = tokio::net::TcpListener::bind(config.api)
         .await
         .map_err(|source| RunError::Api {
@@ -270,11 +266,78 @@ async fn start_on(config: Config, store: Store) -> Result<Running, RunError> {
     })
 }
 
+/// A rack controller's tasks: root builds a stop cut short resumed, the
+/// exporter, the lifecycle driver, the observer and the watchdog, its lease
+/// kept, the operations queued for it, and backups (they read the roots).
+async fn serve_shelves(
+    ctl: &Arc<Controller>,
+    followers: &mut JoinSet<&'static str>,
+    watchers: &mut JoinSet<&'static str>,
+    tick: Duration,
+) -> Result<(), RunError> {
+    let resumed = ctl.resume().await?;
+    if resumed > 0 {
+        tracing::info!("resumed {resumed} root build(s) a stop cut short");
+    }
+    let queue = ctl.export_queue.lock().expect("not poisoned").take();
+    if let Some(queue) = queue {
+        let (site, plan) = (ctl.site.clone(), ctl.plan.clone());
+        followers.spawn(async move {
+            exporter::serve(queue, site, plan).await;
+            "exporter"
+        });
+    }
+    let (c, events) = (Arc::clone(ctl), ctl.bus.subscribe());
+    followers.spawn(async move {
+        netboot::follow(c, events).await;
+        "lifecycle driver"
+    });
+    let c = Arc::clone(ctl);
+    watchers.spawn(async move {
+        observe::run(c, tick).await;
+        "observer"
+    });
+    let c = Arc::clone(ctl);
+    watchers.spawn(async move {
+        watchdog::run(c, tick).await;
+        "watchdog"
+    });
+    let c = Arc::clone(ctl);
+    watchers.spawn(async move {
+        if let Some(held) = &c.lease {
+            cluster::hold(&c.store, held).await;
+            tracing::error!("this controller no longer holds its shelves: stopping");
+        }
+        "lease renewal"
+    });
+    let c = Arc::clone(ctl);
+    watchers.spawn(async move {
+        cluster::serve_queue(c).await;
+        "operation queue"
+    });
+    let c = Arc::clone(ctl);
+    watchers.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            c.summarise_held().await;
+        }
+    });
+    if ctl.site.backup.is_some() {
+        let c = Arc::clone(ctl);
+        watchers.spawn(async move {
+            crate::backup::schedule::run(c).await;
+            "backups"
+        });
+    }
+    Ok(())
+}
+
 /// [`start`] (after standing by, if the config says so), then
 /// [`Running::until`] `shutdown`.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let mut shutdown = std::pin::pin!(shutdown);
-    let running = match config.standby {
+    let running = match config.standby && config.role.rack() {
         true => {
             let store = tokio::select! {
                 store = stand_by(&config) => store?,
@@ -287,33 +350,41 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     running.until(shutdown).await
 }
 
-/// Opens the store and waits while another controller's lease on it is live
-/// (saying so in the store's list of controllers); returns the store once its
-/// lease is this controller's.
+/// Opens the store and waits while another rack controller's lease on the
+/// shelves is live (saying so in the store's list of controllers); returns
+/// the store, fenced by the lease, once it is this controller's.
 async fn stand_by(config: &Config) -> Result<Store, RunError> {
-    let err = |source| RunError::Store {
-        url: config.db.clone(),
-        source,
+    let store = open(config).await?;
+    let me = rack_lease(config);
+    let row = ControllerRow {
+        id: me.holder_id(),
+        host: me.host.clone(),
+        pid: me.pid,
+        role: config.role.as_str().into(),
+        state: "standby".into(),
+        api: config.api.to_string(),
+        started_at: me.since,
+        seen_at: me.since,
     };
-    let store = Store::open(&config.db).await.map_err(err)?;
-    let me = lease::Lease::mine("pirack serve", config.lease_ttl.as_millis() as i64);
-    let row = registry_row(&me, "standby", &config.api.to_string());
     let mut said = false;
     loop {
         match store.take_lease(&me).await {
             Ok(taken) => {
                 if said {
                     tracing::warn!(
-                        "the store's lease lapsed: taking over (generation {})",
+                        "the lease {} lapsed: taking over (generation {})",
+                        taken.name,
                         taken.generation
                     );
                 }
+                store.fence_by(taken);
                 return Ok(store);
             }
             Err(StoreError::Held(holder)) => {
                 if !said {
                     tracing::info!(
-                        "standing by: {holder} holds the store; taking over when its lease lapses"
+                        "standing by: {holder} holds {}; taking over when its lease lapses",
+                        me.name
                     );
                     said = true;
                 }
@@ -321,22 +392,35 @@ async fn stand_by(config: &Config) -> Result<Store, RunError> {
                     tracing::warn!("cannot say so in the store: {e}");
                 }
             }
-            Err(e) => tracing::warn!("cannot reach the store's lease: {e}"),
+            Err(e) => tracing::warn!("cannot reach the lease {}: {e}", me.name),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
 /// This controller in the store's list of controllers.
-fn registry_row(me: &lease::Lease, state: &str, api: &str) -> ControllerRow {
+fn registry_row(ctl: &Controller, state: &str, api: &str) -> ControllerRow {
+    let me = lease::Lease::mine("", "", 0);
     ControllerRow {
         id: me.holder_id(),
-        host: me.host.clone(),
+        host: me.host,
         pid: me.pid,
+        role: ctl.role.as_str().into(),
         state: state.into(),
         api: api.into(),
         started_at: me.since,
         seen_at: me.since,
+    }
+}
+
+/// Says every few seconds that this controller is there (as `me`).
+async fn say_here(ctl: Arc<Controller>, me: ControllerRow) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        if let Err(e) = ctl.store.controller_seen(&me).await {
+            tracing::warn!("cannot say this controller is here: {e}");
+        }
     }
 }
 
@@ -350,7 +434,12 @@ impl Running {
                 Ok(Err(source)) => RunError::Api { addr: self.api, source },
                 _ => RunError::TaskEnded("API"),
             }),
-            () = self.netboot.ended() => Some(RunError::TaskEnded("netboot")),
+            () = async {
+                match &mut self.netboot {
+                    Some(n) => n.ended().await,
+                    None => std::future::pending().await,
+                }
+            } => Some(RunError::TaskEnded("netboot")),
             Some(done) = self.watchers.join_next() => Some(RunError::TaskEnded(done.unwrap_or("a watcher"))),
             Some(done) = self.followers.join_next() => Some(RunError::TaskEnded(done.unwrap_or("a follower"))),
         };
@@ -358,11 +447,12 @@ impl Running {
         failed.map_or(Ok(()), Err)
     }
 
-    /// Stops in order: the API (no new requests), the watchdog and the observer
-    /// (no new power actions), the operations under way (a cut-short root build is
-    /// resumed at the next start), DHCP and TFTP, then what follows their events;
-    /// then whatever the power drivers started (virtual slots), and last the
-    /// store, its lease given up for the next controller.
+    /// Stops in order: the API (no new requests), the watchdog, the observer
+    /// and the region's duties (no new power actions or updates), the
+    /// operations under way (a cut-short root build is resumed at the next
+    /// start), DHCP and TFTP, then what follows their events; then whatever the
+    /// power drivers started (virtual slots), and last the store, its leases
+    /// given up for the next holders.
     pub async fn stop(mut self) {
         let _ = self.api_stop.send(());
         if tokio::time::timeout(Duration::from_secs(5), &mut self.api_task)
@@ -373,55 +463,21 @@ impl Running {
         }
         self.watchers.shutdown().await;
         self.ctl.stop_operations().await;
-        self.netboot.stop().await;
+        if let Some(netboot) = self.netboot {
+            netboot.stop().await;
+        }
         self.followers.shutdown().await;
         self.ctl.drivers.shutdown();
-        if let Err(e) = self
-            .ctl
-            .store
-            .controller_gone(&self.ctl.lease.holder_id())
-            .await
-        {
+        if let Err(e) = self.ctl.store.controller_gone(&self.ctl.id()).await {
             tracing::warn!("the store still lists this controller: {e}");
         }
-        if let Err(e) = self.ctl.store.drop_lease(&self.ctl.lease).await {
-            tracing::warn!("the store's lease was not given up (it lapses on its own): {e}");
+        let leader = self.ctl.leader.lock().expect("not poisoned").take();
+        for held in leader.iter().chain(&self.ctl.lease) {
+            if let Err(e) = self.ctl.store.drop_lease(held).await {
+                tracing::warn!("the lease {} was not given up (it lapses): {e}", held.name);
+            }
         }
         self.ctl.store.pool().close().await;
-    }
-}
-
-/// Renews the controller's lease on the store every third of its lifetime
-/// (and says it is there, as `me`), until another controller has taken it, or
-/// until it could not be renewed for a whole lifetime (cut off from the
-/// database: a standby may hold it now): then this one must stop.
-async fn keep_lease(ctl: Arc<Controller>, me: ControllerRow) {
-    let ttl = Duration::from_millis(ctl.lease.ttl_ms.max(3) as u64);
-    let every = ttl / 3;
-    let mut tick = tokio::time::interval(every);
-    let mut renewed = tokio::time::Instant::now();
-    loop {
-        tick.tick().await;
-        match tokio::time::timeout(every, ctl.store.renew_lease(&ctl.lease)).await {
-            Ok(Ok(true)) => {
-                renewed = tokio::time::Instant::now();
-                if let Err(e) = ctl.store.controller_seen(&me).await {
-                    tracing::warn!("cannot say this controller is here: {e}");
-                }
-            }
-            Ok(Ok(false)) => {
-                tracing::error!("another controller took this store's lease: stopping");
-                return;
-            }
-            Ok(Err(e)) => tracing::warn!("cannot renew the store's lease: {e}"),
-            Err(_) => tracing::warn!("renewing the store's lease took over {every:?}"),
-        }
-        if renewed.elapsed() >= ttl {
-            tracing::error!(
-                "the store's lease was not renewed for {ttl:?} (a standby may hold it now): stopping"
-            );
-            return;
-        }
     }
 }
 
@@ -438,7 +494,7 @@ async fn refresh_tokens(ctl: Arc<Controller>) {
 }
 
 /// Deletes what is older than `retention`, at start and every hour.
-async fn prune(ctl: Arc<Controller>, retention: Duration) {
+pub(crate) async fn prune(ctl: Arc<Controller>, retention: Duration) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;

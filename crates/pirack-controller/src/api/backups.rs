@@ -90,6 +90,7 @@ pub async fn snapshots(
     Path(slot): Path<String>,
 ) -> Result<Json<Snapshots>, ApiError> {
     let row = slot_for(&ctl, &caller, &slot).await?;
+    on_shelves(&ctl).await?;
     let plan = ctl
         .slot_plan(&row.key)
         .cloned()
@@ -140,6 +141,7 @@ pub async fn run(
     Body(req): Body<BackupRequest>,
 ) -> Result<(StatusCode, Json<Operation>), ApiError> {
     let row = slot_for(&ctl, &caller, &slot).await?;
+    on_shelves(&ctl).await?;
     Ok(accepted(service::back_up(&ctl, &row, req.targets).await?))
 }
 
@@ -157,7 +159,31 @@ pub async fn restore(
     Body(req): Body<RestoreRequest>,
 ) -> Result<(StatusCode, Json<Operation>), ApiError> {
     let row = slot_for(&ctl, &caller, &slot).await?;
+    on_shelves(&ctl).await?;
     Ok(accepted(
         service::restore(&ctl, &row, req, &caller.by()).await?,
     ))
+}
+
+/// Backups read and write the roots on the fileserver's disk: they run on the
+/// rack controller serving the shelves, and a region controller says where.
+async fn on_shelves(ctl: &crate::Controller) -> Result<(), ApiError> {
+    if ctl.serves_shelves() {
+        return Ok(());
+    }
+    let rack = crate::store::lease::rack(&ctl.site.fileserver.name);
+    let holder = ctl.store.lease(&rack).await?;
+    let api = match &holder {
+        Some(h) => ctl
+            .store
+            .controllers()
+            .await?
+            .into_iter()
+            .find(|c| c.id == h.holder_id())
+            .map_or_else(|| "unknown".into(), |c| c.api),
+        None => "none serves them now".into(),
+    };
+    Err(ApiError::unavailable(format!(
+        "backups and restores run on the rack controller serving the shelves (its API: {api})"
+    )))
 }

@@ -107,6 +107,14 @@ async fn send(ctl: &Controller, m: &SiteMonitor, a: &AlertRow, route: &Route, no
     let mut attempts = 0;
     loop {
         attempts += 1;
+        // Only the region's leader sends, and none after it lost the lead.
+        let fence = match ctl.region_fence().await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!("monitor: alert {} to {} not sent: {e}", a.id, route.id);
+                return;
+            }
+        };
         let (out, m2, target) = (out.clone(), m.clone(), route.target.clone());
         let customer = route.owner.is_some();
         let result = tokio::task::spawn_blocking(move || {
@@ -117,6 +125,7 @@ async fn send(ctl: &Controller, m: &SiteMonitor, a: &AlertRow, route: &Route, no
         })
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
+        fence.release().await;
         match result {
             Ok(()) => {
                 record(ctl, a, route, notice, "sent", attempts, "").await;

@@ -1,6 +1,5 @@
-//! The controllers on this store: each says every lease renewal (or, standing
-//! by, every few seconds) that it is there, serving or standing by, and where
-//! its API listens, so `pirack cluster status` and the API can show them with
+//! The controllers on this store: each says every few seconds that it is
+//! there, its role, whether it serves or stands by, and where its API listens, so `pirack cluster status` and the API can show them with
 //! their lag.
 
 use super::{Store, StoreError, now_ms};
@@ -13,6 +12,8 @@ pub struct ControllerRow {
     pub id: String,
     pub host: String,
     pub pid: i64,
+    /// `rack`, `region` or `all`.
+    pub role: String,
     /// `serving` or `standby`.
     pub state: String,
     /// Where its API listens.
@@ -31,14 +32,15 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO controllers (id, host, pid, state, api, started_at, seen_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (id) DO UPDATE SET state = excluded.state, api = excluded.api, \
-             seen_at = excluded.seen_at",
+            "INSERT INTO controllers (id, host, pid, role, state, api, started_at, seen_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (id) DO UPDATE SET role = excluded.role, state = excluded.state, \
+             api = excluded.api, seen_at = excluded.seen_at",
         )
         .bind(&c.id)
         .bind(&c.host)
         .bind(c.pid)
+        .bind(&c.role)
         .bind(&c.state)
         .bind(&c.api)
         .bind(c.started_at)
@@ -63,7 +65,8 @@ impl Store {
     /// Every controller that said it was there, by id.
     pub async fn controllers(&self) -> Result<Vec<ControllerRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, host, pid, state, api, started_at, seen_at FROM controllers ORDER BY id",
+            "SELECT id, host, pid, role, state, api, started_at, seen_at FROM controllers \
+             ORDER BY id",
         )
         .fetch_all(self.pool())
         .await?;
@@ -73,6 +76,7 @@ impl Store {
                     id: r.try_get("id")?,
                     host: r.try_get("host")?,
                     pid: r.try_get("pid")?,
+                    role: r.try_get("role")?,
                     state: r.try_get("state")?,
                     api: r.try_get("api")?,
                     started_at: r.try_get("started_at")?,

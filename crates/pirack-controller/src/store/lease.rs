@@ -1,20 +1,24 @@
-//! The controller's lease on its store: while a controller runs it owns the
-//! store, and with it the site's roots, exports and ledger. It renews the lease
-//! every third of the lease's lifetime; a second controller refuses to start
-//! while the lease is live, or (`--standby`) waits and takes over when it lapses;
-//! offline commands that would change what the controller owns refuse too,
-//! naming the holder. A lease lapses when not renewed within its lifetime
-//! (`ttl_ms`, its holder's choice, [`DEFAULT_TTL_MS`] by default), or at once when
-//! its holder was a process on this host that no longer runs (a killed
+//! Leases on the store: while a controller serves a fileserver's shelves it
+//! holds the lease `rack:FILESERVER` ([`rack`]), and the region leader holds
+//! [`REGION`] while it runs the singleton duties. A holder renews its lease
+//! every third of its lifetime; a second rack controller refuses to start while
+//! the lease is live, or (`--standby`) waits and takes over when it lapses;
+//! offline commands that would change what the rack controller owns refuse
+//! too, naming the holder. A lease lapses when not renewed within its lifetime
+//! (`ttl_ms`, its holder's choice, [`DEFAULT_TTL_MS`] by default), or at once
+//! when its holder was a process on this host that no longer runs (a killed
 //! controller restarted).
 //!
 //! Fencing: each change of holder raises the lease's generation, and every write
 //! of a holder checks first that the generation is still its own
 //! ([`check_fence`]), so a holder that lost its lease (paused, or cut off from
 //! the database past its lifetime) cannot write after its successor began. A
-//! lease given up on a clean stop is kept, marked released, so generations never
-//! go back; one taken from a holder that lapsed is recorded as a failover.
-//! Leases are timed by the controllers' clocks: keep them in step (NTP).
+//! store's writes are fenced by its rack lease ([`Store::fence_by`]); a duty's
+//! task by its own ([`under`]), and what it does outside the store by a
+//! [`Fence`] held across it. A lease given up on a clean stop is kept, marked
+//! released, so generations never go back; one taken from a holder that lapsed
+//! is recorded as a failover. Leases are timed by the controllers' clocks: keep
+//! them in step (NTP).
 
 use super::{Backend, Store, StoreError, now_ms};
 use sqlx::Row;
@@ -23,9 +27,30 @@ use std::fmt;
 /// How long a lease lives without renewal, unless its holder says otherwise.
 pub const DEFAULT_TTL_MS: i64 = 15_000;
 
-/// Who holds (or wants) the lease.
+/// The lease the region leader holds.
+pub const REGION: &str = "region";
+
+/// The lease of the rack controller serving `fileserver`'s shelves.
+pub fn rack(fileserver: &str) -> String {
+    format!("rack:{fileserver}")
+}
+
+tokio::task_local! {
+    /// The lease of the duty this task runs, which its writes are fenced by.
+    static DUTY: Lease;
+}
+
+/// Runs `work` as a duty held under `lease`: its writes to the store are
+/// fenced by that lease rather than the store's (tasks it spawns are not).
+pub async fn under<F: std::future::Future>(lease: Lease, work: F) -> F::Output {
+    DUTY.scope(lease, work).await
+}
+
+/// Who holds (or wants) a lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// Which lease: [`REGION`] or [`rack`]`(FILESERVER)`.
+    pub name: String,
     pub host: String,
     pub pid: i64,
     /// What holds it (`pirack serve`).
@@ -39,10 +64,11 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// This process, taking the lease now for `ttl_ms` at a time.
-    pub fn mine(what: &str, ttl_ms: i64) -> Lease {
+    /// This process, taking lease `name` now for `ttl_ms` at a time.
+    pub fn mine(name: &str, what: &str, ttl_ms: i64) -> Lease {
         let now = now_ms();
         Lease {
+            name: name.to_string(),
             host: this_host(),
             pid: i64::from(std::process::id()),
             what: what.to_string(),
@@ -133,17 +159,19 @@ fn civil(ms: i64) -> (i64, i64, i64, i64, i64, i64) {
     (year, month, day, rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
-const SELECT: &str = "SELECT host, pid, what, since, renewed_at, ttl_ms, generation \
-     FROM leases WHERE name = 'controller'";
-const SELECT_FOR_UPDATE: &str = "SELECT host, pid, what, since, renewed_at, ttl_ms, generation \
-     FROM leases WHERE name = 'controller' FOR UPDATE";
-const GENERATION: &str =
-    "SELECT generation FROM leases WHERE name = 'controller' AND host = $1 AND pid = $2";
+const SELECT: &str = "SELECT name, host, pid, what, since, renewed_at, ttl_ms, generation \
+     FROM leases WHERE name = $1";
+const SELECT_FOR_UPDATE: &str = "SELECT name, host, pid, what, since, renewed_at, ttl_ms, \
+     generation FROM leases WHERE name = $1 FOR UPDATE";
+const SELECT_ALL: &str = "SELECT name, host, pid, what, since, renewed_at, ttl_ms, generation \
+     FROM leases ORDER BY name";
+const GENERATION: &str = "SELECT generation FROM leases WHERE name = $1 AND host = $2 AND pid = $3";
 const GENERATION_FOR_SHARE: &str =
-    "SELECT generation FROM leases WHERE name = 'controller' AND host = $1 AND pid = $2 FOR SHARE";
+    "SELECT generation FROM leases WHERE name = $1 AND host = $2 AND pid = $3 FOR KEY SHARE";
 
 fn lease_of(r: &sqlx::any::AnyRow) -> Result<Lease, StoreError> {
     Ok(Lease {
+        name: r.try_get("name")?,
         host: r.try_get("host")?,
         pid: r.try_get("pid")?,
         what: r.try_get("what")?,
@@ -154,9 +182,10 @@ fn lease_of(r: &sqlx::any::AnyRow) -> Result<Lease, StoreError> {
     })
 }
 
-/// Fails with [`StoreError::Fenced`] unless `f` is still the controller lease's
-/// holder and generation; on PostgreSQL the row stays share-locked to the end
-/// of `tx`, so a takeover waits for it.
+/// Fails with [`StoreError::Fenced`] unless `f` is still its lease's holder and
+/// generation; on PostgreSQL the row stays key-share-locked to the end of
+/// `tx`, so a takeover (which locks it for update) waits for it while the
+/// holder's renewals (which change no key) do not.
 pub(super) async fn check_fence(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     backend: Backend,
@@ -167,6 +196,7 @@ pub(super) async fn check_fence(
         Backend::Sqlite => GENERATION,
     };
     let row = sqlx::query(sql)
+        .bind(&f.name)
         .bind(&f.host)
         .bind(f.pid)
         .fetch_optional(&mut **tx)
@@ -190,10 +220,27 @@ pub struct Failover {
     pub lapsed_ms: i64,
 }
 
+/// A lease's row held share-locked (on PostgreSQL) while its holder acts
+/// outside the store (a DNS update, an alert sent, a port switched): a
+/// takeover waits for the act to end, and no act starts once it happened.
+pub struct Fence(Option<sqlx::Transaction<'static, sqlx::Any>>);
+
+impl Fence {
+    /// Ends it (dropping it does too).
+    pub async fn release(self) {
+        if let Some(tx) = self.0 {
+            let _ = tx.rollback().await;
+        }
+    }
+}
+
 impl Store {
-    /// The live holder of the controller lease, if any.
-    pub async fn lease(&self) -> Result<Option<Lease>, StoreError> {
-        let row = sqlx::query(SELECT).fetch_optional(&self.pool).await?;
+    /// The live holder of lease `name`, if any.
+    pub async fn lease(&self, name: &str) -> Result<Option<Lease>, StoreError> {
+        let row = sqlx::query(SELECT)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         let now = now_ms();
         Ok(match row {
             Some(r) => Some(lease_of(&r)?).filter(|l| l.live(now)),
@@ -201,23 +248,38 @@ impl Store {
         })
     }
 
-    /// Takes the controller lease for `me`, unless another live holder has it;
-    /// from then on this store's writes are fenced by it. Returns the lease as
-    /// taken (its generation raised if the holder changed).
+    /// Every lease ever taken, live or not, by name.
+    pub async fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        let rows = sqlx::query(SELECT_ALL).fetch_all(&self.pool).await?;
+        rows.iter().map(lease_of).collect()
+    }
+
+    /// A transaction outside any fence: the leases' own writes, whose
+    /// conditions on holder and generation are their fence.
+    async fn begin_unfenced(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// Takes lease `me.name` for `me`, unless another live holder has it.
+    /// Returns the lease as taken (its generation raised if the holder changed).
     pub async fn take_lease(&self, me: &Lease) -> Result<Lease, StoreError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.begin_unfenced().await?;
         // The row first (so that two takers lock the same one), then locked.
         sqlx::query(
             "INSERT INTO leases (name, host, pid, what, since, renewed_at, ttl_ms, generation) \
-             VALUES ('controller', '', 0, '', 0, 0, 0, 0) ON CONFLICT (name) DO NOTHING",
+             VALUES ($1, '', 0, '', 0, 0, 0, 0) ON CONFLICT (name) DO NOTHING",
         )
+        .bind(&me.name)
         .execute(&mut *tx)
         .await?;
         let sql = match self.backend {
             Backend::Postgres => SELECT_FOR_UPDATE,
             Backend::Sqlite => SELECT,
         };
-        let held = sqlx::query(sql).fetch_one(&mut *tx).await?;
+        let held = sqlx::query(sql).bind(&me.name).fetch_one(&mut *tx).await?;
         let other = lease_of(&held)?;
         let now = now_ms();
         if !other.same_holder(me) && other.live(now) {
@@ -231,8 +293,9 @@ impl Store {
         if !other.same_holder(me) && other.renewed_at != 0 {
             sqlx::query(
                 "INSERT INTO failovers (name, from_holder, to_holder, generation, at, lapsed_ms) \
-                 VALUES ('controller', $1, $2, $3, $4, $5)",
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
+            .bind(&me.name)
             .bind(other.to_string())
             .bind(taken.to_string())
             .bind(taken.generation)
@@ -243,7 +306,7 @@ impl Store {
         }
         sqlx::query(
             "UPDATE leases SET host = $1, pid = $2, what = $3, since = $4, renewed_at = $5, \
-             ttl_ms = $6, generation = $7 WHERE name = 'controller'",
+             ttl_ms = $6, generation = $7 WHERE name = $8",
         )
         .bind(&taken.host)
         .bind(taken.pid)
@@ -252,45 +315,80 @@ impl Store {
         .bind(taken.renewed_at)
         .bind(taken.ttl_ms)
         .bind(taken.generation)
+        .bind(&me.name)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        *self.fence.lock().expect("not poisoned") = Some(taken.clone());
         Ok(taken)
     }
 
-    /// The lease this store took, which its writes are fenced by.
-    pub fn held(&self) -> Option<Lease> {
+    /// From now on every write of this store is fenced by `lease` (a rack
+    /// controller's), unless the writing task runs [`under`] another.
+    pub fn fence_by(&self, lease: Lease) {
+        *self.fence.lock().expect("not poisoned") = Some(lease);
+    }
+
+    /// The lease this store's writes are fenced by, if any.
+    pub fn fenced_by(&self) -> Option<Lease> {
         self.fence.lock().expect("not poisoned").clone()
     }
 
+    /// The lease the current write is fenced by: the task's duty's, else the
+    /// store's.
+    pub(super) fn fence_now(&self) -> Option<Lease> {
+        DUTY.try_with(Lease::clone)
+            .ok()
+            .or_else(|| self.fenced_by())
+    }
+
+    /// The [`Store::fence`] of the lease the current write would be fenced
+    /// by (none, and no fence, on a store without one).
+    pub async fn fence_here(&self) -> Result<Fence, StoreError> {
+        match self.fence_now() {
+            Some(held) => self.fence(&held).await,
+            None => Ok(Fence(None)),
+        }
+    }
+
+    /// Checks that `lease` is still its holder's and holds it (locked on
+    /// PostgreSQL) until the [`Fence`] is released: what the holder does
+    /// meanwhile outside the store cannot overlap a successor's.
+    pub async fn fence(&self, lease: &Lease) -> Result<Fence, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        check_fence(&mut tx, self.backend, lease).await?;
+        Ok(Fence((self.backend == Backend::Postgres).then_some(tx)))
+    }
+
     /// Renews `me`'s lease; false if it is no longer `me`'s (it lapsed and
-    /// another took it): the holder must stop at once.
+    /// another took it): the holder must stop its duty at once.
     pub async fn renew_lease(&self, me: &Lease) -> Result<bool, StoreError> {
-        let mut tx = match self.write().await {
-            Err(StoreError::Fenced(_)) => return Ok(false),
-            other => other?,
-        };
+        let mut tx = self.begin_unfenced().await?;
         let done = sqlx::query(
-            "UPDATE leases SET renewed_at = $1 WHERE name = 'controller' AND host = $2 AND pid = $3",
+            "UPDATE leases SET renewed_at = $1 \
+             WHERE name = $2 AND host = $3 AND pid = $4 AND generation = $5",
         )
         .bind(now_ms())
+        .bind(&me.name)
         .bind(&me.host)
         .bind(me.pid)
+        .bind(me.generation)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Gives `me`'s lease up (a clean stop): the next controller starts at once.
+    /// Gives `me`'s lease up (a clean stop): the next holder takes it at once.
     pub async fn drop_lease(&self, me: &Lease) -> Result<(), StoreError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.begin_unfenced().await?;
         sqlx::query(
-            "UPDATE leases SET renewed_at = 0 WHERE name = 'controller' AND host = $1 AND pid = $2",
+            "UPDATE leases SET renewed_at = 0 \
+             WHERE name = $1 AND host = $2 AND pid = $3 AND generation = $4",
         )
+        .bind(&me.name)
         .bind(&me.host)
         .bind(me.pid)
+        .bind(me.generation)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

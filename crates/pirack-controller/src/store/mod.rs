@@ -8,6 +8,7 @@ pub mod backups;
 pub mod boards;
 pub mod cluster;
 pub mod events;
+pub mod follow;
 pub mod lease;
 pub mod ledger;
 pub mod mirror;
@@ -63,8 +64,14 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     mirror: std::sync::Arc<mirror::Mirror>,
-    /// The lease this store's writes are fenced by, once taken.
+    /// The lease this store's writes are fenced by, once set
+    /// ([`Store::fence_by`]); a duty's own lease ([`lease::under`]) comes first.
     fence: std::sync::Arc<std::sync::Mutex<Option<lease::Lease>>>,
+    /// This store's name on its PostgreSQL connections (`application_name`):
+    /// what its own writes are told by, so that it skips them ([`follow`]).
+    origin: std::sync::Arc<str>,
+    /// Where it is, for the listener of other controllers' writes.
+    url: std::sync::Arc<str>,
 }
 
 /// Milliseconds since the Unix epoch, the store's clock.
@@ -127,7 +134,7 @@ fn create_private(url: &str) -> Result<(), StoreError> {
 /// The schema's migrations, compiled in: one text per step, its integer and key
 /// types spelt for the backend.
 fn migrator(backend: Backend) -> Migrator {
-    const STEPS: [(i64, &str, &str); 12] = [
+    const STEPS: [(i64, &str, &str); 13] = [
         (1, "init", include_str!("schema/0001_init.sql")),
         (
             2,
@@ -152,7 +159,10 @@ fn migrator(backend: Backend) -> Migrator {
         (10, "monitor", include_str!("schema/0010_monitor.sql")),
         (11, "backups", include_str!("schema/0011_backups.sql")),
         (12, "failover", include_str!("schema/0012_failover.sql")),
+        (13, "roles", include_str!("schema/0013_roles.sql")),
     ];
+    // What only PostgreSQL has: the triggers that tell other controllers.
+    const PG_ONLY: [(i64, &str); 1] = [(13, include_str!("schema/0013_roles_pg.sql"))];
     let (int, id) = match backend {
         Backend::Sqlite => ("INTEGER", "INTEGER PRIMARY KEY AUTOINCREMENT"),
         Backend::Postgres => ("BIGINT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
@@ -161,7 +171,13 @@ fn migrator(backend: Backend) -> Migrator {
         STEPS
             .into_iter()
             .map(|(version, name, sql)| {
-                let sql = sql.replace("{int}", int).replace("{id}", id);
+                let mut sql = sql.replace("{int}", int).replace("{id}", id);
+                if backend == Backend::Postgres {
+                    PG_ONLY
+                        .iter()
+                        .filter(|(v, _)| *v == version)
+                        .for_each(|(_, more)| sql.push_str(more));
+                }
                 Migration::new(
                     version,
                     name.into(),
@@ -196,10 +212,18 @@ impl Store {
             }
             _ => url.to_string(),
         };
+        let origin: std::sync::Arc<str> = format!(
+            "pirack-{}",
+            random_hex(6)
+                .map_err(|e| { StoreError::Invalid(format!("reading /dev/urandom: {e}")) })?
+        )
+        .into();
+        let name = format!("SET application_name = '{origin}'");
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _| {
+                let name = name.clone();
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // Readers never wait for the writer; writers queue, not fail.
@@ -212,6 +236,7 @@ impl Store {
                         // a standby can take over; pirack's own are short.
                         conn.execute("SET idle_in_transaction_session_timeout = '30s'")
                             .await?;
+                        conn.execute(AssertSqlSafe(name)).await?;
                     }
                     Ok(())
                 })
@@ -224,6 +249,8 @@ impl Store {
             backend,
             mirror: std::sync::Arc::default(),
             fence: std::sync::Arc::default(),
+            origin,
+            url: url.into(),
         };
         store.reload_slots().await?;
         store.refresh_tokens().await?;
@@ -259,8 +286,7 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        let fence = self.fence.lock().expect("not poisoned").clone();
-        if let Some(f) = fence {
+        if let Some(f) = self.fence_now() {
             lease::check_fence(&mut tx, self.backend, &f).await?;
         }
         Ok(tx)

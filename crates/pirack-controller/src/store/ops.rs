@@ -42,7 +42,16 @@ pub struct Operation {
     pub warnings: Vec<String>,
 }
 
+/// An operation queued for the rack controller, with what it was asked.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub op: Operation,
+    /// The request as JSON (the cause and actor it records, say).
+    pub request: Option<String>,
+}
+
 impl Store {
+    /// Records operation `id`, run by this controller.
     pub async fn start_op(
         &self,
         id: &str,
@@ -50,23 +59,90 @@ impl Store {
         slot: Option<&str>,
         owner: Option<&str>,
     ) -> Result<Operation, StoreError> {
+        self.insert_op(id, kind, slot, owner, Some(&self.origin), None)
+            .await
+    }
+
+    /// Records operation `id` for the rack controller to take ([`Store::take_op`])
+    /// and run, with its `request` (JSON).
+    pub async fn queue_op(
+        &self,
+        id: &str,
+        kind: &str,
+        slot: Option<&str>,
+        owner: Option<&str>,
+        request: &str,
+    ) -> Result<Operation, StoreError> {
+        self.insert_op(id, kind, slot, owner, None, Some(request))
+            .await
+    }
+
+    async fn insert_op(
+        &self,
+        id: &str,
+        kind: &str,
+        slot: Option<&str>,
+        owner: Option<&str>,
+        runner: Option<&str>,
+        request: Option<&str>,
+    ) -> Result<Operation, StoreError> {
         let now = now_ms();
         let mut tx = self.write().await?;
         sqlx::query(
-            "INSERT INTO operations (id, kind, slot_key, owner, status, detail, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'running', '', $5, $5)",
+            "INSERT INTO operations (id, kind, slot_key, owner, status, detail, created_at, \
+             updated_at, runner, request) VALUES ($1, $2, $3, $4, 'running', '', $5, $5, $6, $7)",
         )
         .bind(id)
         .bind(kind)
         .bind(slot)
         .bind(owner)
         .bind(now)
+        .bind(runner)
+        .bind(request)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         self.op(id)
             .await?
             .ok_or_else(|| StoreError::Invalid(format!("operation {id} vanished")))
+    }
+
+    /// The operations queued and not yet taken, oldest first.
+    pub async fn queued_ops(&self) -> Result<Vec<Queued>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, request FROM operations WHERE status = 'running' AND runner IS NULL \
+             ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let id: String = r.try_get("id")?;
+            if let Some(op) = self.op(&id).await? {
+                out.push(Queued {
+                    op,
+                    request: r.try_get("request")?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes queued operation `id` for this controller: false if another
+    /// took it first (or it ended).
+    pub async fn take_op(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE operations SET runner = $1, updated_at = $2 \
+             WHERE id = $3 AND runner IS NULL AND status = 'running'",
+        )
+        .bind(&*self.origin)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Ends an operation (or notes progress while it runs), names its slot once
@@ -128,12 +204,14 @@ impl Store {
         }))
     }
 
-    /// Operations still marked running (at start: those a stop cut short).
+    /// Operations still marked running and taken by a controller (at start:
+    /// those a stop cut short); not those still queued.
     pub async fn running_ops(&self) -> Result<Vec<Operation>, StoreError> {
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM operations WHERE status = 'running' ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM operations WHERE status = 'running' AND runner IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let mut out = Vec::new();
         for id in ids {
             out.extend(self.op(&id).await?);
@@ -146,10 +224,11 @@ impl Store {
     pub async fn fail_interrupted_ops(&self, resumed: &[String]) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
         let mut failed = 0;
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM operations WHERE status = 'running'")
-                .fetch_all(&mut *tx)
-                .await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM operations WHERE status = 'running' AND runner IS NOT NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         for id in ids.iter().filter(|id| !resumed.contains(id)) {
             let done = sqlx::query(
                 "UPDATE operations SET status = 'failed', detail = 'interrupted: the controller stopped', \

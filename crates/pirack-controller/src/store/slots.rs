@@ -130,6 +130,26 @@ impl Store {
         Ok(())
     }
 
+    /// Slot `key` as the store has it now (another controller may have
+    /// written it since the mirror heard).
+    pub async fn slot_fresh(&self, key: &str) -> Result<SlotRow, StoreError> {
+        self.refresh_slot(key).await?;
+        self.slot(key).await
+    }
+
+    /// Reads slot `key` again into the mirror (another controller wrote it).
+    pub(super) async fn refresh_slot(&self, key: &str) -> Result<(), StoreError> {
+        let q = format!("SELECT {COLUMNS} FROM slots WHERE slot_key = $1");
+        let found = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(r) = found {
+            self.mirror.slot_changed(&row(&r)?);
+        }
+        Ok(())
+    }
+
     /// A slot by key or position, as last committed (from the mirror).
     pub async fn slot(&self, key: &str) -> Result<SlotRow, StoreError> {
         self.mirror
@@ -156,7 +176,16 @@ impl Store {
         let to = lifecycle::next(seen.state, trigger)?;
         let started = std::time::Instant::now();
         let mut tx = self.write().await?;
-        let (row, event) = transition_in(&mut tx, seen, to, trigger, cause, changes).await?;
+        let (row, event) = match transition_in(&mut tx, seen, to, trigger, cause, changes).await {
+            Err(StoreError::Conflict(key)) => {
+                // Another controller's write, maybe not yet followed: the
+                // caller's next read sees it.
+                drop(tx);
+                self.refresh_slot(&seen.key).await?;
+                return Err(StoreError::Conflict(key));
+            }
+            done => done?,
+        };
         tx.commit().await?;
         crate::metrics::global().store_op("transition", started.elapsed());
         self.mirror.slot_changed(&row);
