@@ -191,16 +191,28 @@ impl Rig {
     /// once it has taken over). Its API, DHCP and TFTP on ports of its own, as on
     /// another machine: a stalled controller here keeps its sockets.
     pub fn standby(&self, name: &str, extra: &[&str]) -> (Child, SocketAddr) {
+        let mut args = vec!["--standby"];
+        args.extend(extra);
+        self.another(name, &[], &args)
+    }
+
+    /// Another controller as [`Rig::standby`], with the flags in `set` given
+    /// these values instead (added if the first has none) and `extra` added.
+    pub fn another(&self, name: &str, set: &[(&str, &str)], extra: &[&str]) -> (Child, SocketAddr) {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
         let mut args = self.serve_args.clone();
-        let mut set = |flag: &str, value: String| {
-            let at = args.iter().position(|a| a == flag).unwrap() + 1;
-            args[at] = value;
-        };
-        set("--api", addr.to_string());
-        set("--dhcp-port", super::snmp::free_udp_port().to_string());
-        set("--tftp-port", super::snmp::free_udp_port().to_string());
-        args.push("--standby".into());
+        let own = [
+            ("--api", addr.to_string()),
+            ("--dhcp-port", super::snmp::free_udp_port().to_string()),
+            ("--tftp-port", super::snmp::free_udp_port().to_string()),
+        ];
+        let given = set.iter().map(|(f, v)| (*f, v.to_string()));
+        for (flag, value) in own.into_iter().chain(given) {
+            match args.iter().position(|a| a == flag) {
+                Some(at) => args[at + 1] = value,
+                None => args.extend([flag.to_string(), value]),
+            }
+        }
         args.extend(extra.iter().map(|a| a.to_string()));
         let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_pirack"))

@@ -8,6 +8,7 @@ pub mod dns;
 pub mod http;
 pub mod nfs;
 pub mod nsctl;
+pub mod partition;
 pub mod sink;
 pub mod snmp;
 pub mod sshd;

@@ -78,8 +78,10 @@ impl Controller {
 }
 
 /// Renews `held` every third of its lifetime; returns when another took it,
-/// or when it could not be renewed for a whole lifetime (cut off from the
-/// database: another may hold it now). Its holder must then stop its duty.
+/// or when it could not be renewed for two thirds of its lifetime (cut off
+/// from the database): it gives up before the others may take it over, so a
+/// holder cut off has stopped its duty when its successor starts. Its holder
+/// must then stop the duty.
 pub async fn hold(store: &Store, held: &Lease) {
     let ttl = Duration::from_millis(held.ttl_ms.max(3) as u64);
     let every = ttl / 3;
@@ -87,19 +89,21 @@ pub async fn hold(store: &Store, held: &Lease) {
     let mut renewed = tokio::time::Instant::now();
     loop {
         tick.tick().await;
-        match tokio::time::timeout(every, store.renew_lease(held)).await {
+        let left = (ttl * 2 / 3).saturating_sub(renewed.elapsed());
+        match tokio::time::timeout(left, store.renew_lease(held)).await {
             Ok(Ok(true)) => renewed = tokio::time::Instant::now(),
             Ok(Ok(false)) => {
                 tracing::error!("another controller took the lease {}", held.name);
                 return;
             }
             Ok(Err(e)) => tracing::warn!("cannot renew the lease {}: {e}", held.name),
-            Err(_) => tracing::warn!("renewing the lease {} took over {every:?}", held.name),
+            Err(_) => tracing::warn!("renewing the lease {} took too long", held.name),
         }
-        if renewed.elapsed() >= ttl {
+        if renewed.elapsed() >= ttl * 2 / 3 {
             tracing::error!(
-                "the lease {} was not renewed for {ttl:?} (another may hold it now)",
-                held.name
+                "the lease {} was not renewed for {:?}, two thirds of its lifetime: giving it up",
+                held.name,
+                renewed.elapsed()
             );
             return;
         }

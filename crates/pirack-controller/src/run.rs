@@ -447,13 +447,17 @@ impl Running {
         failed.map_or(Ok(()), Err)
     }
 
-    /// Stops in order: the API (no new requests), the watchdog, the observer
-    /// and the region's duties (no new power actions or updates), the
-    /// operations under way (a cut-short root build is resumed at the next
-    /// start), DHCP and TFTP, then what follows their events; then whatever the
-    /// power drivers started (virtual slots), and last the store, its leases
-    /// given up for the next holders.
+    /// Stops in order: DHCP and TFTP (a controller that lost its shelves
+    /// must not answer a Pi its successor serves), the API (no new requests),
+    /// the watchdog, the observer and the region's duties (no new power
+    /// actions or updates), the operations under way (a cut-short root build
+    /// is resumed at the next start), then what follows the netboot events;
+    /// then whatever the power drivers started (virtual slots), and last the
+    /// store, its leases given up for the next holders.
     pub async fn stop(mut self) {
+        if let Some(netboot) = self.netboot {
+            netboot.stop().await;
+        }
         let _ = self.api_stop.send(());
         if tokio::time::timeout(Duration::from_secs(5), &mut self.api_task)
             .await
@@ -463,18 +467,23 @@ impl Running {
         }
         self.watchers.shutdown().await;
         self.ctl.stop_operations().await;
-        if let Some(netboot) = self.netboot {
-            netboot.stop().await;
-        }
         self.followers.shutdown().await;
         self.ctl.drivers.shutdown();
-        if let Err(e) = self.ctl.store.controller_gone(&self.ctl.id()).await {
-            tracing::warn!("the store still lists this controller: {e}");
+        // A store cut off must not hold the stop: what is not said lapses.
+        let bound = Duration::from_secs(2);
+        match tokio::time::timeout(bound, self.ctl.store.controller_gone(&self.ctl.id())).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("the store still lists this controller: {e}"),
+            Err(_) => tracing::warn!("the store still lists this controller: it did not answer"),
         }
         let leader = self.ctl.leader.lock().expect("not poisoned").take();
         for held in leader.iter().chain(&self.ctl.lease) {
-            if let Err(e) = self.ctl.store.drop_lease(held).await {
-                tracing::warn!("the lease {} was not given up (it lapses): {e}", held.name);
+            match tokio::time::timeout(bound, self.ctl.store.drop_lease(held)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("the lease {} lapses (not given up): {e}", held.name),
+                Err(_) => {
+                    tracing::warn!("the lease {} lapses (the store did not answer)", held.name)
+                }
             }
         }
         self.ctl.store.pool().close().await;
