@@ -53,7 +53,14 @@ fn rack_and_region_controllers_share_the_site_and_fail_over_apart() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let inventory = common::example_site_in(tmp.path(), None, "");
+    // The region's leader watches the disks: under 99 % free (any build
+    // machine's) is an alert, told once to the hook whoever leads.
+    let hook = common::sink::Http::start(None);
+    let monitor = format!(
+        "\nmonitor:\n  checks: {{ interval_s: 1 }}\n  routes: [ 'ntfy://{}/noc' ]\n  disk_warn_pct: 99\n",
+        hook.addr
+    );
+    let inventory = common::example_site_in(tmp.path(), None, &monitor);
     let args = ["--lease-s", "3", "--role", "rack", "--no-proxy"];
     let mut rig = start_on_with(tmp, &inventory, false, db.url.clone(), &args);
     let (a, t) = (rig.addr, rig.admin.clone());
@@ -238,7 +245,24 @@ fn rack_and_region_controllers_share_the_site_and_fail_over_apart() {
     let done = provision("A-06", "globex");
     assert_eq!(done["status"], "succeeded", "{done}\n{}", logs());
 
-    // R is killed while R2 waits: R2 leads the region.
+    // R is killed while R2 waits: R2 leads the region, and the disk alert R
+    // sent is not sent again.
+    let told = || {
+        let all = hook.to("/noc");
+        let disk =
+            |r: &&common::sink::Request| r.header("title").is_some_and(|t| t.contains("% free"));
+        all.iter().filter(disk).count()
+    };
+    let started = Instant::now();
+    while told() != 1 {
+        let all = hook.all();
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "R told {all:?}\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let (mut r2, r2_addr) = rig.another("region-2", &region, &[]);
     wait("R2 to serve", 30, &mut || answers(r2_addr));
     let mut r = r;
