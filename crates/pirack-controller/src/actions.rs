@@ -505,13 +505,14 @@ impl Controller {
     ) -> Result<PortStatus, OpError> {
         let plan = self.plan_of(key)?;
         let started = now_ms();
-        // None after this controller lost its shelves to another.
-        let fence = self.store.fence_here().await?;
+        // None after this controller lost its shelves to another: checked
+        // just before (not held across the switch, which storms of cycles
+        // would make a wait for the store's connections).
+        self.store.fence_here().await?.release().await;
         let result = match self.drivers.of(&plan) {
             Ok(driver) => driver.switch(&plan, action).await,
             Err(e) => Err(e),
         };
-        fence.release().await;
         let outcome = if result.is_ok() { "ok" } else { "failed" };
         self.metrics
             .power

@@ -127,14 +127,9 @@ impl Controller {
         self.lease.is_some()
     }
 
-    /// Its name in the store's list of controllers: `host:pid`.
-    pub fn id(&self) -> String {
-        Lease::mine("", "", 0).holder_id()
-    }
-
-    /// Opens the controller's state on a store (fenced by its rack lease
-    /// if `role` serves shelves, [`Store::fence_by`]): the YAML ledger's allocations the store lacks
-    /// imported, the plan against the stored ledger (new allocations recorded, and
+    /// Opens the controller's state on a store (fenced by its rack lease if
+    /// `role` serves shelves, [`Store::fence_by`]): the YAML ledger's
+    /// allocations the store lacks imported, the plan against the stored ledger (new allocations recorded, and
     /// the YAML ledger rewritten to match), the store synced with the inventory,
     /// the boards as the store knows them, and `boots` filled from the roots on
     /// disk (operations a stop cut short are [`Controller::resume`]d or failed).

@@ -402,7 +402,7 @@ async fn stand_by(config: &Config) -> Result<Store, RunError> {
 fn registry_row(ctl: &Controller, state: &str, api: &str) -> ControllerRow {
     let me = lease::Lease::mine("", "", 0);
     ControllerRow {
-        id: me.holder_id(),
+        id: lease::Lease::my_id(),
         host: me.host,
         pid: me.pid,
         role: ctl.role.as_str().into(),
@@ -471,7 +471,12 @@ impl Running {
         self.ctl.drivers.shutdown();
         // A store cut off must not hold the stop: what is not said lapses.
         let bound = Duration::from_secs(2);
-        match tokio::time::timeout(bound, self.ctl.store.controller_gone(&self.ctl.id())).await {
+        match tokio::time::timeout(
+            bound,
+            self.ctl.store.controller_gone(&lease::Lease::my_id()),
+        )
+        .await
+        {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("the store still lists this controller: {e}"),
             Err(_) => tracing::warn!("the store still lists this controller: it did not answer"),

@@ -84,6 +84,11 @@ impl Lease {
         format!("{}:{}", self.host, self.pid)
     }
 
+    /// This process as the store's list of controllers names it.
+    pub fn my_id() -> String {
+        Lease::mine("", "", 0).holder_id()
+    }
+
     fn same_holder(&self, other: &Lease) -> bool {
         self.host == other.host && self.pid == other.pid
     }
