@@ -1,0 +1,515 @@
+//! A 1,000-slot site: ten shelves of 100 simulated Pi 3s with small boot files,
+//! served first by one controller (`--role all` on SQLite, the one box), then by
+//! a cluster on PostgreSQL (rack controller A, rack controller B standing by as
+//! on another machine, region controller R serving the API), in one run. For
+//! each: the provisioning rate (every slot provisioned through the API, 16
+//! callers), the boot storm of every Pi at once with events per second into the
+//! store, and the API's latency under that load (8 callers reading the rack
+//! view's listing of every slot throughout). Then the cluster's failover: A
+//! SIGKILLed, timed until B answers a Pi's DHCP DISCOVER (B sees A's lease lapse
+//! as a standby on another machine would: its own hostname, in a UTS namespace).
+//! Needs root and a PostgreSQL as `.ci/run` sets up (PIRACK_TEST_POSTGRES).
+//!
+//!     cargo bench --bench cluster -- [--slots 1000] [--lease-s 15]
+
+mod common;
+
+use common::{arg, request, sh};
+use pirack_core::inventory::{self, Site};
+use pirack_core::plan::{Ledger, Plan, plan};
+use pirack_core::switch::Profiles;
+use pirack_lab::sim::{self, frames, lab, link::RawLink, pi};
+use pirack_lab::testbed::netns::{self, Netns};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+static NEVER: AtomicBool = AtomicBool::new(false);
+const IMAGE: &str = "bench-1";
+/// The APIs, inside the controllers' namespace: the one box's or the rack
+/// controllers', and the region controller's.
+const API: &str = "127.0.0.1:18088";
+const REGION_API: &str = "127.0.0.1:18089";
+
+/// What one set-up measured.
+#[derive(Default)]
+struct Figures {
+    provision_s: f64,
+    storm_s: f64,
+    booted: usize,
+    events: i64,
+    api_p50_ms: f64,
+    api_p99_ms: f64,
+    api_calls: usize,
+}
+
+/// The site: `n` slots in shelves of 100 (two rows of 50 each), one switch per
+/// shelf, every slot with a Pi 3B whose MAC follows its serial.
+fn site_yaml(n: usize, export: &Path) -> String {
+    let shelves = n.div_ceil(100);
+    let mut y = format!(
+        "site:\n  name: site{n}\n  domain: pi.example.net\n  unknown_board: hold\n\
+         fileserver:\n  name: fs1\n  trunk_interface: eth0\n  storage_pool: 10.32.0.0/16\n  \
+         storage_vlans: {{ first: 10, last: {} }}\n  export_root: {}\n  root_name: \"{{pi_ip}}\"\n\
+         shelves:\n",
+        9 + n,
+        export.display()
+    );
+    for k in 0..shelves {
+        y += &format!(
+            "  - name: s{k}\n    public_vlan: {}\n    ipv6:\n      prefix: 2001:db8:0:{:x}:1000:1::/96\n      \
+             on_link: 64\n      gateway: 2001:db8:0:{:x}::1\n",
+            3000 + k,
+            0x100 + k,
+            0x100 + k
+        );
+    }
+    y += "switches:\n";
+    for k in 0..shelves {
+        y += &format!(
+            "  - name: sw-{k}\n    shelf: s{k}\n    address: 127.0.0.1\n    snmp_port: 16162\n    \
+             profile: generic\n    snmp: {{ version: v2c, community: {{ env: PIRACK_BENCH_COMMUNITY }} }}\n    \
+             ports: 104\n    trunk_port: 101\n"
+        );
+    }
+    y += "owners:\n  - name: acme\n    contact: ops@acme.example\nslots:\n";
+    let mut boards = String::from("boards:\n");
+    for i in 0..n {
+        let (k, at) = (i / 100, i % 100);
+        let row = (b'A' + (2 * k + at / 50) as u8) as char;
+        let position = format!("{row}-{:02}", at % 50 + 1);
+        y += &format!(
+            "  - {{ position: {position}, switch: sw-{k}, port: {} }}\n",
+            at + 1
+        );
+        let serial = 0x5a00_0000u32 + i as u32 + 1;
+        let b = serial.to_be_bytes();
+        boards += &format!(
+            "  - {{ serial: \"{serial:08x}\", mac: \"b8:27:eb:{:02x}:{:02x}:{:02x}\", model: 3B, slot: {position} }}\n",
+            b[1], b[2], b[3]
+        );
+    }
+    y + &boards
+}
+
+/// Small boot files (pseudo-random bytes of a Pi's files' kind of sizes, the
+/// kernel cut to 512 KiB) as image `bench-1`, and the site; the inventory,
+/// its plan and the image store.
+fn prepare(n: usize) -> (PathBuf, Site, Plan, PathBuf) {
+    let dir = std::path::absolute("target/bench-cluster").unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    for sub in ["hardware", "boot", "root/etc", "export"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut noise = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    for (f, size) in [
+        ("bootcode.bin", 52_456),
+        ("start.elf", 120_000),
+        ("fixup.dat", 7_300),
+        ("bcm2710-rpi-3-b.dtb", 24_621),
+        ("bcm2710-rpi-3-b-plus.dtb", 25_196),
+        ("kernel8.img", 512 << 10),
+    ] {
+        std::fs::write(dir.join("boot").join(f), noise(size)).unwrap();
+    }
+    std::fs::write(dir.join("root/etc/os-release"), "NAME=bench\n").unwrap();
+    let inventory = dir.join("hardware/site.yaml");
+    std::fs::write(&inventory, site_yaml(n, &dir.join("export"))).unwrap();
+    let store = dir.join("images");
+    let import = pirack_controller::roots::image::Import {
+        name: "bench".into(),
+        version: "1".into(),
+        root: dir.join("root"),
+        boot: dir.join("boot"),
+        cmdline: "console=ttyAMA0,115200".into(),
+    };
+    pirack_controller::roots::image::import(&store, &import, &|_, _| {}).unwrap();
+    let profiles = Profiles::load_dir(Path::new("switch-profiles")).unwrap();
+    let site = inventory::load(&inventory, &profiles.names()).unwrap();
+    let (plan, _) = plan(&site, &Ledger::default()).unwrap();
+    (inventory, site, plan, store)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// `work` on `threads` threads inside namespace `ns`, each taking the next
+/// item of `items` until none is left.
+fn in_parallel<T: Send + Sync>(ns: &str, threads: usize, items: &[T], work: impl Fn(&T) + Sync) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                netns::enter(ns).unwrap();
+                while let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    work(item);
+                }
+            });
+        }
+    });
+}
+
+/// Provisions every slot through `api` (16 callers, each waiting for its
+/// operation before the next); the seconds it took.
+fn provision(ns: &str, api: SocketAddr, token: &str, plan: &Plan) -> f64 {
+    let started = Instant::now();
+    in_parallel(ns, 16, &plan.slots, |s| {
+        let body = format!(
+            r#"{{"image":"{IMAGE}","owner":"acme","slot":"{}"}}"#,
+            s.position
+        );
+        let (status, op) = request(api, "POST", "/v1/slots", token, &body);
+        assert_eq!(status, 202, "{}: {op}", s.position);
+        let op: serde_json::Value = serde_json::from_str(&op).unwrap();
+        let path = format!("/v1/operations/{}", op["id"].as_str().unwrap());
+        loop {
+            let (_, now) = request(api, "GET", &path, token, "");
+            let now: serde_json::Value = serde_json::from_str(&now).unwrap();
+            match now["status"].as_str() {
+                Some("running") => std::thread::sleep(Duration::from_millis(50)),
+                Some("succeeded") => break,
+                _ => panic!("{}: {now}", s.position),
+            }
+        }
+    });
+    started.elapsed().as_secs_f64()
+}
+
+/// Every Pi booted at once while 8 callers read `GET /v1/slots` from `api`;
+/// fills the storm's figures.
+fn storm(
+    site: &Site,
+    plan: &Plan,
+    opts: &sim::Options,
+    api: SocketAddr,
+    token: &str,
+    db: &str,
+    f: &mut Figures,
+) {
+    let prepared = sim::prepare(site, plan, opts).expect("simulator network");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt
+        .block_on(pirack_controller::store::Store::open(db))
+        .unwrap();
+    let before = rt.block_on(store.last_event_id()).unwrap();
+    let done = AtomicBool::new(false);
+    let latencies = Mutex::new(Vec::new());
+    let ns = opts.controller_netns.clone().unwrap();
+    let started = Instant::now();
+    let reports = std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                netns::enter(&ns).unwrap();
+                let mut mine = Vec::new();
+                while !done.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let (status, _) = request(api, "GET", "/v1/slots", token, "");
+                    assert_eq!(status, 200);
+                    mine.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                latencies.lock().unwrap().extend(mine);
+            });
+        }
+        let reports = prepared.boot(&NEVER);
+        done.store(true, Ordering::Relaxed);
+        reports
+    });
+    f.storm_s = started.elapsed().as_secs_f64();
+    f.booted = reports.iter().filter(|r| r.ok).count();
+    if let Some(r) = reports.iter().find(|r| !r.ok) {
+        eprintln!(
+            "  e.g. {} failed: {}",
+            r.position,
+            r.error.as_deref().unwrap_or("")
+        );
+    }
+    f.events = rt.block_on(store.last_event_id()).unwrap() - before;
+    rt.block_on(store.pool().close());
+    let mut l = latencies.into_inner().unwrap();
+    l.sort_by(f64::total_cmp);
+    (f.api_p50_ms, f.api_p99_ms, f.api_calls) =
+        (percentile(&l, 0.5), percentile(&l, 0.99), l.len());
+}
+
+/// One `pirack serve` in namespace `ctl` with `args`, its log in `log`;
+/// `host`: as if on another machine of that name (a UTS namespace).
+fn serve(ctl: &Netns, common: &[String], args: &[&str], log: &Path, host: Option<&str>) -> Child {
+    let mut cmd = match host {
+        Some(h) => {
+            let mut c = ctl.command("unshare");
+            c.args([
+                "--uts",
+                "sh",
+                "-c",
+                &format!("hostname {h} && exec \"$@\""),
+                "sh",
+            ]);
+            c.arg(env!("CARGO_BIN_EXE_pirack"));
+            c
+        }
+        None => ctl.command(env!("CARGO_BIN_EXE_pirack")),
+    };
+    cmd.arg("serve")
+        .args(common)
+        .args(args)
+        .env("PIRACK_BENCH_COMMUNITY", "public")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("pirack serve starts")
+}
+
+/// Waits for `api` (inside `ns`) to answer.
+fn answering(ns: &str, api: SocketAddr, log: &Path) {
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            netns::enter(ns).unwrap();
+            while std::net::TcpStream::connect(api).is_err() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(120),
+                    "{api} did not answer:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+    });
+}
+
+/// A Pi's link for `slot`, and its board: DISCOVERs from its boot ROM until
+/// one is offered; the time that took.
+fn until_offered(slot: &pirack_core::plan::SlotPlan, ctl: &str, prefix: &str) -> Duration {
+    let board = pi::Board::of(slot).unwrap();
+    let link = lab::PiLink {
+        netns: format!("{prefix}-probe"),
+        controller_if: slot.interface.clone(),
+        fileserver_cidr: format!("{}/{}", slot.fileserver_ip, slot.storage.prefix_len()),
+        mac: board.mac.to_string(),
+        public: slot.ipv6.to_string(),
+    };
+    let _lab = lab::Lab::build(std::slice::from_ref(&link), Some(ctl)).unwrap();
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            netns::enter(&link.netns).unwrap();
+            let raw = RawLink::open("eth0").unwrap();
+            let frame =
+                frames::loader_discover(frames::Asker::Rom(board.model), board.mac, board.serial);
+            loop {
+                raw.send(&frame).unwrap();
+                let got = raw
+                    .recv_until(Duration::from_millis(200), &NEVER, |f| {
+                        let r = frames::parse_reply(f)?;
+                        (r.msg.chaddr().get(..6) == Some(&board.mac.0[..])).then_some(())
+                    })
+                    .unwrap();
+                if got.is_some() {
+                    return;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(120),
+                    "no DHCP offer"
+                );
+            }
+        });
+    });
+    started.elapsed()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") || !common::is_root("cluster") {
+        return;
+    }
+    let Ok(admin) = std::env::var("PIRACK_TEST_POSTGRES") else {
+        eprintln!("cluster needs PIRACK_TEST_POSTGRES (a PostgreSQL as .ci/run sets up); skipped");
+        return;
+    };
+    let n = arg("--slots", 1000) as usize;
+    let lease_s = arg("--lease-s", 15);
+    let (inventory, site, plan, images) = prepare(n);
+    let dir = inventory.parent().unwrap().parent().unwrap().to_path_buf();
+    let ctl = Netns::new(&format!("pirack-cl-{}", std::process::id())).unwrap();
+    let prefix = format!("pirack-cl{}", std::process::id());
+    let opts = sim::Options {
+        controller_netns: Some(ctl.name().to_string()),
+        boot_files: dir.join("boot"),
+        images: images.clone(),
+        image: Some(IMAGE.into()),
+        only: Vec::new(),
+        prefix: prefix.clone(),
+        power_on: Duration::from_secs(1),
+    };
+    let common: Vec<String> = [
+        "--inventory",
+        inventory.to_str().unwrap(),
+        "--images",
+        images.to_str().unwrap(),
+        "--boot-files",
+        dir.join("boot").to_str().unwrap(),
+        "--no-export",
+        "--no-proxy",
+        "--streams-per-token",
+        "1000",
+    ]
+    .map(String::from)
+    .to_vec();
+    let token = |db: &str| {
+        sh(Command::new(env!("CARGO_BIN_EXE_pirack"))
+            .args(["token", "create", "--db", db, "--name", "bench", "--admin"]))
+        .trim()
+        .to_string()
+    };
+    let (api, region_api): (SocketAddr, SocketAddr) =
+        (API.parse().unwrap(), REGION_API.parse().unwrap());
+    println!("{n} slots in {} shelves; small boot files", n.div_ceil(100));
+
+    // The one box.
+    let sqlite = format!("sqlite://{}/state.db", dir.display());
+    let t = token(&sqlite);
+    let mut one = Figures::default();
+    {
+        let log = dir.join("one-box.log");
+        let args = ["--db", &sqlite, "--api", API];
+        let mut c = serve(&ctl, &common, &args, &log, None);
+        answering(ctl.name(), api, &log);
+        one.provision_s = provision(ctl.name(), api, &t, &plan);
+        storm(&site, &plan, &opts, api, &t, &sqlite, &mut one);
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    // The cluster.
+    let name = format!("pirack_bench_cluster_{}", std::process::id());
+    let psql =
+        |sql: &str| sh(Command::new("su").args(["postgres", "-c", &format!("psql -qc '{sql}'")]));
+    psql(&format!("DROP DATABASE IF EXISTS {name}"));
+    psql(&format!("CREATE DATABASE {name} OWNER pirack"));
+    let pg = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let host = pg.rsplit_once('@').unwrap().1.split('/').next().unwrap();
+    let pg_addr: SocketAddr = match host.contains(':') {
+        true => host.parse().unwrap(),
+        false => format!("{host}:5432").parse().unwrap(),
+    };
+    pirack_lab::forward::out_of(ctl.name(), pg_addr).unwrap();
+    let t = token(&pg);
+    let mut cl = Figures::default();
+    let lease = lease_s.to_string();
+    let rack = |api: &str| {
+        [
+            "--db",
+            &pg,
+            "--api",
+            api,
+            "--role",
+            "rack",
+            "--lease-s",
+            &lease,
+        ]
+        .map(String::from)
+    };
+    let (a_log, b_log, r_log) = (
+        dir.join("rack-a.log"),
+        dir.join("rack-b.log"),
+        dir.join("region.log"),
+    );
+    let a_args = rack(API);
+    let mut a = serve(
+        &ctl,
+        &common,
+        &a_args.each_ref().map(String::as_str),
+        &a_log,
+        None,
+    );
+    answering(ctl.name(), api, &a_log);
+    let mut b_args = rack("127.0.0.1:18090").to_vec();
+    b_args.push("--standby".into());
+    let b_args: Vec<&str> = b_args.iter().map(String::as_str).collect();
+    let mut b = serve(&ctl, &common, &b_args, &b_log, Some("rack-b"));
+    let r_args = [
+        "--db",
+        &pg,
+        "--api",
+        REGION_API,
+        "--role",
+        "region",
+        "--lease-s",
+        &lease,
+    ];
+    let mut r = serve(&ctl, &common, &r_args, &r_log, None);
+    answering(ctl.name(), region_api, &r_log);
+    cl.provision_s = provision(ctl.name(), region_api, &t, &plan);
+    storm(&site, &plan, &opts, region_api, &t, &pg, &mut cl);
+    // Failover: A killed, B (another machine's standby) timed to a DHCP offer.
+    let first = &plan.slots[0];
+    let warm = until_offered(first, ctl.name(), &prefix);
+    let _ = a.kill();
+    let killed = Instant::now();
+    let _ = a.wait();
+    let offered = until_offered(first, ctl.name(), &prefix);
+    let failover = killed.elapsed();
+    for c in [&mut b, &mut r] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
+    drop(ctl);
+
+    println!(
+        "{:<34} {:>12} {:>12} {:>7}",
+        "", "one box", "cluster", "ratio"
+    );
+    let row = |what: &str, one: f64, cl: f64| {
+        println!("{what:<34} {one:>12.1} {cl:>12.1} {:>6.2}x", cl / one);
+    };
+    row(
+        "provisioning, slots/s",
+        n as f64 / one.provision_s,
+        n as f64 / cl.provision_s,
+    );
+    row("storm wall, s", one.storm_s, cl.storm_s);
+    row(
+        "events into the store, /s",
+        one.events as f64 / one.storm_s,
+        cl.events as f64 / cl.storm_s,
+    );
+    row(
+        "GET /v1/slots p50 under load, ms",
+        one.api_p50_ms,
+        cl.api_p50_ms,
+    );
+    row(
+        "GET /v1/slots p99 under load, ms",
+        one.api_p99_ms,
+        cl.api_p99_ms,
+    );
+    println!(
+        "booted: one box {}/{n}, cluster {}/{n}; events {} and {}; API calls {} and {}",
+        one.booted, cl.booted, one.events, cl.events, one.api_calls, cl.api_calls
+    );
+    println!(
+        "failover: SIGKILL of rack controller A to B's first DHCP offer {:.1} s \
+         (lease {lease_s} s; an offer from A before the kill took {:.1} s, the ROM's reply delay; the probe itself {:.1} s)",
+        failover.as_secs_f64(),
+        warm.as_secs_f64(),
+        offered.as_secs_f64()
+    );
+}
