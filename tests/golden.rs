@@ -124,3 +124,28 @@ fn nfs_exports_directory_holds_the_rendered_exports() {
         );
     }
 }
+
+#[test]
+fn two_fileservers_each_get_their_own_shelf_and_nothing_else() {
+    let tree = rendered("hardware/two-fileservers.yaml");
+    golden(&tree, "tests/golden/two-fileservers");
+    for (fs, mine, theirs) in [("fs-a", "A-0", "B-0"), ("fs-b", "B-0", "A-0")] {
+        for file in [
+            format!("fileserver/{fs}/ifupdown/pirack"),
+            format!("exports/{fs}/pirack.exports"),
+            format!("exports/{fs}/ganesha.conf"),
+        ] {
+            let text = &tree[&file];
+            assert!(text.contains(mine) || file.ends_with("exports"), "{file}");
+            assert!(!text.contains(theirs), "{file} serves {theirs}*:\n{text}");
+        }
+    }
+    // fs-b's slots: its pool, its VLANs, its export root, its name in /etc/hosts.
+    assert!(tree["exports/fs-b/pirack.exports"].contains("/export-b/10.46.190.2 10.46.190.2("));
+    assert!(tree["fileserver/fs-b/ifupdown/pirack"].contains("auto eth0.50\n"));
+    assert!(tree["slots/B-01/root/etc/hosts"].contains("10.46.190.1\tfs-b\n"));
+    assert!(
+        tree["slots/B-01/boot/cmdline.txt"].contains("nfsroot=10.46.190.1:/export-b/10.46.190.2,")
+    );
+    assert!(!tree.contains_key("fileserver/ifupdown/pirack"));
+}

@@ -55,7 +55,11 @@ fn check_command_fails_listing_every_problem() {
 
 #[test]
 fn shipped_inventories_pass_check() {
-    for path in ["hardware/example-8.yaml", "hardware/shelf-96.yaml"] {
+    for path in [
+        "hardware/example-8.yaml",
+        "hardware/shelf-96.yaml",
+        "hardware/two-fileservers.yaml",
+    ] {
         let out = common::pirack(&["check", "--inventory", path]);
         assert!(
             out.status.success(),

@@ -14,25 +14,33 @@ use std::path::Path;
 type Spec = (u8, u16, Option<u16>);
 
 fn site(slots: &[Spec]) -> Site {
-    let inv = Inventory {
+    site_of(slots, false)
+}
+
+/// The site of `slots`, on one fileserver, or on two (`two`: shelf s1's,
+/// with its own pool and VLANs 401..=800, its slots' pins moved there).
+fn site_of(slots: &[Spec], two: bool) -> Site {
+    let fileserver = |name: &str, pool: &str, first: u16| model::Fileserver {
+        name: name.into(),
+        trunk_interface: "eth0".into(),
+        storage_pool: pool.into(),
+        storage_vlans: VlanRange {
+            first,
+            last: first + 390,
+        },
+        interface_name: "{trunk}.{vlan}".into(),
+        export_root: "/export".into(),
+        root_name: "{slot}".into(),
+    };
+    let mut inv = Inventory {
         site: SiteInfo {
             name: "prop".into(),
             domain: None,
             hostname: "{site}-{position}".into(),
             unknown_board: BoardPolicy::Hold,
         },
-        fileserver: model::Fileserver {
-            name: "fileserver".into(),
-            trunk_interface: "eth0".into(),
-            storage_pool: "10.0.0.0/22".into(),
-            storage_vlans: VlanRange {
-                first: 10,
-                last: 400,
-            },
-            interface_name: "{trunk}.{vlan}".into(),
-            export_root: "/export".into(),
-            root_name: "{slot}".into(),
-        },
+        fileserver: Some(fileserver("fileserver", "10.0.0.0/22", 10)),
+        fileservers: vec![],
         boot: model::Boot::default(),
         netboot: model::Netboot::default(),
         exports: model::Exports::default(),
@@ -40,6 +48,7 @@ fn site(slots: &[Spec]) -> Site {
         shelves: (0..2)
             .map(|i| Shelf {
                 name: format!("s{i}"),
+                fileserver: None,
                 public_vlan: 1000 + i,
                 ipv6: ShelfIpv6 {
                     prefix: format!("2001:db8:{i}:1::/112"),
@@ -83,6 +92,19 @@ fn site(slots: &[Spec]) -> Site {
             .collect(),
         boards: vec![],
     };
+    if two {
+        inv.fileserver = None;
+        inv.fileservers = vec![
+            fileserver("fs-a", "10.0.0.0/22", 10),
+            fileserver("fs-b", "10.1.0.0/22", 410),
+        ];
+        for (shelf, fs) in inv.shelves.iter_mut().zip(["fs-a", "fs-b"]) {
+            shelf.fileserver = Some(fs.into());
+        }
+        for slot in inv.slots.iter_mut().filter(|s| s.switch == "sw1") {
+            slot.vlan = slot.vlan.map(|v| v + 400);
+        }
+    }
     let text = serde_yaml::to_string(&inv).unwrap();
     let profiles = BTreeSet::from(["generic".to_string()]);
     validate(Path::new("prop.yaml"), &text, &profiles).unwrap_or_else(|p| panic!("{p}\n{text}"))
@@ -139,25 +161,34 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn allocations_are_unique_and_fit(slots in specs(60)) {
-        let site = site(&slots);
+    fn allocations_are_unique_and_fit(slots in specs(60), two in any::<bool>()) {
+        let site = site_of(&slots, two);
         let (p, ledger) = plan(&site, &Ledger::default()).unwrap();
         assert_unique(&ledger);
         for (s, spec) in p.slots.iter().zip(&slots) {
-            prop_assert!(site.fileserver.storage_pool.contains(&s.storage));
-            prop_assert!(site.fileserver.storage_vlans.contains(&s.vlan));
+            // Each slot is its shelf's fileserver's, from that one's pool and VLANs.
+            let fs = site.fileserver(&s.fileserver).unwrap();
+            let expected = match (two, spec.0) {
+                (true, 1) => "fs-b",
+                (true, _) => "fs-a",
+                (false, _) => "fileserver",
+            };
+            prop_assert_eq!(&fs.name, expected);
+            prop_assert!(fs.storage_pool.contains(&s.storage));
+            prop_assert!(fs.storage_vlans.contains(&s.vlan));
             prop_assert_eq!(s.storage.prefix_len(), 30);
             prop_assert_eq!(u32::from(s.pi_ip), u32::from(s.storage.network()) + 2);
             prop_assert_eq!(u32::from(s.fileserver_ip), u32::from(s.storage.network()) + 1);
             if let Some(pin) = spec.2 {
-                prop_assert_eq!(s.vlan, pin);
+                let moved = if two && spec.0 == 1 { 400 } else { 0 };
+                prop_assert_eq!(s.vlan, pin + moved);
             }
         }
     }
 
     #[test]
-    fn planning_is_idempotent(slots in specs(60)) {
-        let site = site(&slots);
+    fn planning_is_idempotent(slots in specs(60), two in any::<bool>()) {
+        let site = site_of(&slots, two);
         let (p1, l1) = plan(&site, &Ledger::default()).unwrap();
         let (p2, l2) = plan(&site, &l1).unwrap();
         prop_assert_eq!(p1, p2);

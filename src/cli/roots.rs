@@ -162,10 +162,13 @@ pub fn image(store: &Path, action: ImageAction) -> Result<ExitCode> {
         }
         ImageAction::Remove { inputs, id } => {
             let l = load(&inputs)?;
-            let users = pirack_controller::roots::slot_root::users(
-                Path::new(&l.site.fileserver.export_root),
-                &id,
-            )?;
+            let mut users = Vec::new();
+            for fs in &l.site.fileservers {
+                let root = Path::new(&fs.export_root);
+                users.extend(pirack_controller::roots::slot_root::users(root, &id)?);
+            }
+            users.sort();
+            users.dedup();
             image::remove(store, &id, &users)?;
             println!("removed {id}");
         }

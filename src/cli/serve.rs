@@ -117,6 +117,10 @@ pub struct ServeArgs {
     #[arg(long, env = "PIRACK_ROLE", default_value = "all",
         value_parser = ["rack", "region", "all"])]
     pub role: String,
+    /// The fileserver whose shelves this rack controller serves (the one it
+    /// runs on): needed when the site has several (`fileservers:`).
+    #[arg(long, env = "PIRACK_FILESERVER")]
+    pub fileserver: Option<String>,
 }
 
 pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
@@ -168,6 +172,7 @@ pub fn serve(args: &ServeArgs) -> Result<ExitCode> {
         lease_ttl: Duration::from_secs(args.lease_s),
         standby: args.standby,
         role: args.role.parse().map_err(anyhow::Error::msg)?,
+        fileserver: args.fileserver.clone(),
     };
     // The API, the store and the controller's tasks on every core, at a lower
     // priority; DHCP and TFTP keep a thread and event loop of their own (see

@@ -295,10 +295,18 @@ impl Controller {
     /// it sees it finish; other operations a stop cut short are failed as
     /// interrupted. Returns how many builds resumed.
     pub async fn resume(self: &Arc<Self>) -> Result<usize, OpError> {
-        let running = self.store.running_ops().await?;
+        // Another fileserver's controller runs its own slots' operations.
+        let running: Vec<_> = (self.store.running_ops().await?.into_iter())
+            .filter(|o| match &o.slot {
+                Some(slot) => self.serves(slot),
+                None => self.keeps_repositories(),
+            })
+            .collect();
         let mut resumed = Vec::new();
         for slot in self.store.slots(None).await? {
-            if !matches!(slot.state, State::BuildingRoot | State::Reimaging) {
+            if !matches!(slot.state, State::BuildingRoot | State::Reimaging)
+                || !self.serves(&slot.key)
+            {
                 continue;
             }
             if let Some(op) = running
@@ -330,7 +338,11 @@ impl Controller {
             });
             resumed.push(op.id);
         }
-        let failed = self.store.fail_interrupted_ops(&resumed).await?;
+        let interrupted: Vec<String> = (running.into_iter())
+            .filter(|o| !resumed.contains(&o.id))
+            .map(|o| o.id)
+            .collect();
+        let failed = self.store.fail_interrupted_ops(&interrupted).await?;
         if failed > 0 {
             tracing::warn!("{failed} operation(s) were cut short by a restart");
         }
@@ -378,7 +390,7 @@ impl Controller {
         lifecycle::next(slot.state, trigger)?;
         let id = op_id()?;
         // Here, the claim refuses at once; queued, the rack controller's does.
-        let claim = match self.serves_shelves() {
+        let claim = match self.serves(&slot.key) {
             true => Some(self.claim_power(slot, &id)?),
             false => None,
         };
@@ -410,7 +422,7 @@ impl Controller {
         claim: Option<PowerClaim>,
     ) -> Result<Operation, OpError> {
         let owner = slot.owner.as_deref();
-        if !self.serves_shelves() {
+        if !self.serves(&slot.key) {
             let request =
                 serde_json::to_string(&asked).map_err(|e| OpError::Internal(e.to_string()))?;
             return Ok(self

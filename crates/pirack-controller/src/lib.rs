@@ -93,6 +93,8 @@ pub struct Controller {
     pub role: cluster::Role,
     /// The rack lease it serves the shelves under (none on a region controller).
     pub lease: Option<Lease>,
+    /// The fileserver whose shelves it serves, by that lease.
+    pub fileserver: Option<String>,
     /// The region lease, while this controller leads the region.
     pub leader: std::sync::Mutex<Option<Lease>>,
     /// Woken when another controller queues an operation.
@@ -122,9 +124,30 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// Whether this controller serves the shelves (runs operations itself).
-    pub fn serves_shelves(&self) -> bool {
-        self.lease.is_some()
+    /// Whether this controller serves the slot's shelf (runs its operations
+    /// itself): it holds the rack lease of the slot's fileserver.
+    pub fn serves(&self, slot: &str) -> bool {
+        let fs = self.slot_plan(slot).map(|p| p.fileserver.as_str());
+        fs.is_some() && fs == self.fileserver.as_deref()
+    }
+
+    /// Whether this controller keeps the backup repositories (prunes and
+    /// checks them): they are the site's, not one fileserver's, so the rack
+    /// controller of the site's first fileserver does.
+    pub fn keeps_repositories(&self) -> bool {
+        let first = self.site.fileservers.first().map(|f| f.name.as_str());
+        first.is_some() && first == self.fileserver.as_deref()
+    }
+
+    /// The slots whose shelves this controller serves.
+    pub fn held_plan(&self) -> Plan {
+        Plan {
+            site: self.plan.site.clone(),
+            slots: (self.plan.slots.iter())
+                .filter(|s| Some(s.fileserver.as_str()) == self.fileserver.as_deref())
+                .cloned()
+                .collect(),
+        }
     }
 
     /// Opens the controller's state on a store (fenced by its rack lease if
@@ -150,6 +173,15 @@ impl Controller {
         if role.rack() && lease.is_none() {
             let why = "a rack controller's lease must be taken first";
             return Err(store::StoreError::Invalid(why.into()).into());
+        }
+        let fileserver = lease
+            .as_ref()
+            .and_then(|l| store::lease::fileserver_of(&l.name));
+        if let Some(fs) = &fileserver
+            && site.fileserver(fs).is_none()
+        {
+            let why = format!("the rack lease names fileserver {fs}, not the site's");
+            return Err(store::StoreError::Invalid(why).into());
         }
         let yaml = match paths.ledger_yaml.as_ref().filter(|p| p.exists()) {
             Some(path) => Some(Ledger::load(path)?),
@@ -202,6 +234,7 @@ impl Controller {
             export_queue: std::sync::Mutex::new(Some(export_queue)),
             role,
             lease,
+            fileserver,
             leader: std::sync::Mutex::default(),
             queued: Arc::default(),
             streams,

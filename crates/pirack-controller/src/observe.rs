@@ -88,6 +88,7 @@ pub async fn run(ctl: Arc<Controller>, tick: Duration) {
         };
         let watched: Vec<_> = slots
             .into_iter()
+            .filter(|s| ctl.serves(&s.key))
             .filter(|s| {
                 matches!(
                     s.state,

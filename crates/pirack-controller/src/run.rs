@@ -58,6 +58,9 @@ pub struct Config {
     pub standby: bool,
     /// What this controller does.
     pub role: Role,
+    /// The fileserver whose shelves a rack controller serves (the one it runs
+    /// on); needed only when the site has several.
+    pub fileserver: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +86,8 @@ pub enum RunError {
         "role {0} needs a PostgreSQL store that its peers share (SQLite serves one box: role all)"
     )]
     Role(&'static str),
+    #[error("{0}")]
+    Fileserver(String),
 }
 
 /// A started controller and the tasks it owns.
@@ -112,7 +117,7 @@ pub async fn start(config: Config) -> Result<Running, RunError> {
     };
     let store = open(&config).await?;
     if config.role.rack() {
-        let taken = store.take_lease(&rack_lease(&config)).await.map_err(err)?;
+        let taken = store.take_lease(&rack_lease(&config)?).await.map_err(err)?;
         store.fence_by(taken);
     }
     start_on(config, store).await
@@ -134,10 +139,40 @@ async fn open(config: &Config) -> Result<Store, RunError> {
     }
 }
 
-/// This process as a taker of the rack lease of `config`'s fileserver.
-fn rack_lease(config: &Config) -> lease::Lease {
-    let name = lease::rack(&config.site.fileserver.name);
-    lease::Lease::mine(&name, "pirack serve", config.lease_ttl.as_millis() as i64)
+/// This process as a taker of the rack lease of `config`'s fileserver: the
+/// one named, or the site's only one.
+fn rack_lease(config: &Config) -> Result<lease::Lease, RunError> {
+    let all = &config.site.fileservers;
+    let names = || {
+        all.iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let fs = match (&config.fileserver, all.as_slice()) {
+        (None, [only]) => only,
+        (None, _) => {
+            return Err(RunError::Fileserver(format!(
+                "site {} has several fileservers ({}): name the one this rack controller \
+                 serves (--fileserver)",
+                config.site.name,
+                names()
+            )));
+        }
+        (Some(name), _) => config.site.fileserver(name).ok_or_else(|| {
+            RunError::Fileserver(format!(
+                "site {} has no fileserver {name} (it has {})",
+                config.site.name,
+                names()
+            ))
+        })?,
+    };
+    let ttl = config.lease_ttl.as_millis() as i64;
+    Ok(lease::Lease::mine(
+        &lease::rack(&fs.name),
+        "pirack serve",
+        ttl,
+    ))
 }
 
 /// [`start`] on a store fenced by its rack lease if the role has one.
@@ -198,11 +233,14 @@ async fn start_on(config: Config, store: Store) -> Result<Running, RunError> {
     }
     let netboot = match role.rack() {
         true => {
-            serve_shelves(&ctl, &mut followers, &mut watchers, config.tick).await?;
+            let held = ctl.held_plan();
+            serve_shelves(&ctl, &held, &mut followers, &mut watchers, config.tick).await?;
             tracing::info!(
-                "serving {} slot(s) of site {}: DHCP port {}, TFTP port {}, bootcode.bin from {}",
-                ctl.plan.slots.len(),
+                "serving {} slot(s) of site {} (fileserver {}): DHCP port {}, TFTP port {}, \
+                 bootcode.bin from {}",
+                held.slots.len(),
                 ctl.site.name,
+                ctl.fileserver.as_deref().unwrap_or("?"),
                 config.netboot.dhcp.server_port,
                 config.netboot.tftp.port,
                 ctl.boots
@@ -210,7 +248,7 @@ async fn start_on(config: Config, store: Store) -> Result<Running, RunError> {
                     .map_or("nowhere yet".into(), |p| p.display().to_string())
             );
             let thread = pirack_netboot::Thread::spawn(
-                &ctl.plan,
+                &held,
                 config.netboot,
                 Arc::clone(&ctl.boards),
                 Arc::clone(&ctl.boots),
@@ -266,11 +304,13 @@ async fn start_on(config: Config, store: Store) -> Result<Running, RunError> {
     })
 }
 
-/// A rack controller's tasks: root builds a stop cut short resumed, the
-/// exporter, the lifecycle driver, the observer and the watchdog, its lease
-/// kept, the operations queued for it, and backups (they read the roots).
+/// A rack controller's tasks, for the slots of its fileserver (`held`): root
+/// builds a stop cut short resumed, the exporter, the lifecycle driver, the
+/// observer and the watchdog, its lease kept, the operations queued for it,
+/// and backups (they read the roots).
 async fn serve_shelves(
     ctl: &Arc<Controller>,
+    held: &pirack_core::plan::Plan,
     followers: &mut JoinSet<&'static str>,
     watchers: &mut JoinSet<&'static str>,
     tick: Duration,
@@ -281,7 +321,7 @@ async fn serve_shelves(
     }
     let queue = ctl.export_queue.lock().expect("not poisoned").take();
     if let Some(queue) = queue {
-        let (site, plan) = (ctl.site.clone(), ctl.plan.clone());
+        let (site, plan) = (ctl.site.clone(), held.clone());
         followers.spawn(async move {
             exporter::serve(queue, site, plan).await;
             "exporter"
@@ -355,7 +395,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 /// the store, fenced by the lease, once it is this controller's.
 async fn stand_by(config: &Config) -> Result<Store, RunError> {
     let store = open(config).await?;
-    let me = rack_lease(config);
+    let me = rack_lease(config)?;
     let row = ControllerRow {
         id: me.holder_id(),
         host: me.host.clone(),

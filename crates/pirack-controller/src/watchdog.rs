@@ -42,7 +42,7 @@ pub async fn run(ctl: Arc<Controller>, tick: Duration) {
                 continue;
             }
         };
-        for slot in slots {
+        for slot in slots.into_iter().filter(|s| ctl.serves(&s.key)) {
             let Some(limit) = deadline(&ctl.site.watchdog, slot.state, slot.recoveries) else {
                 continue;
             };

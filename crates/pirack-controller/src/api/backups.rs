@@ -8,6 +8,7 @@ use super::routes::{Body, Ctl, accepted, slot_for};
 use crate::backup::service::{self, Progress, RestoreRequest};
 use crate::store::backups::{BackupStatus, RepoCheck};
 use crate::store::ops::Operation;
+use crate::store::slots::SlotRow;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -90,7 +91,7 @@ pub async fn snapshots(
     Path(slot): Path<String>,
 ) -> Result<Json<Snapshots>, ApiError> {
     let row = slot_for(&ctl, &caller, &slot).await?;
-    on_shelves(&ctl).await?;
+    on_shelves(&ctl, &row).await?;
     let plan = ctl
         .slot_plan(&row.key)
         .cloned()
@@ -141,7 +142,7 @@ pub async fn run(
     Body(req): Body<BackupRequest>,
 ) -> Result<(StatusCode, Json<Operation>), ApiError> {
     let row = slot_for(&ctl, &caller, &slot).await?;
-    on_shelves(&ctl).await?;
+    on_shelves(&ctl, &row).await?;
     Ok(accepted(service::back_up(&ctl, &row, req.targets).await?))
 }
 
@@ -159,7 +160,7 @@ pub async fn restore(
     Body(req): Body<RestoreRequest>,
 ) -> Result<(StatusCode, Json<Operation>), ApiError> {
     let row = slot_for(&ctl, &caller, &slot).await?;
-    on_shelves(&ctl).await?;
+    on_shelves(&ctl, &row).await?;
     Ok(accepted(
         service::restore(&ctl, &row, req, &caller.by()).await?,
     ))
@@ -167,11 +168,12 @@ pub async fn restore(
 
 /// Backups read and write the roots on the fileserver's disk: they run on the
 /// rack controller serving the shelves, and a region controller says where.
-async fn on_shelves(ctl: &crate::Controller) -> Result<(), ApiError> {
-    if ctl.serves_shelves() {
+async fn on_shelves(ctl: &crate::Controller, row: &SlotRow) -> Result<(), ApiError> {
+    if ctl.serves(&row.key) {
         return Ok(());
     }
-    let rack = crate::store::lease::rack(&ctl.site.fileserver.name);
+    let fs = ctl.slot_plan(&row.key).map(|p| p.fileserver.as_str());
+    let rack = crate::store::lease::rack(fs.unwrap_or_default());
     let holder = ctl.store.lease(&rack).await?;
     let api = match &holder {
         Some(h) => ctl

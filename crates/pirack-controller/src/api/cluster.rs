@@ -68,7 +68,6 @@ pub struct Lease {
 pub async fn status(State(ctl): Ctl, caller: Caller) -> Result<Json<Cluster>, ApiError> {
     caller.admin()?;
     let now = now_ms();
-    let rack = lease::rack(&ctl.site.fileserver.name);
     let leases: Vec<Lease> = ctl
         .store
         .leases()
@@ -76,10 +75,10 @@ pub async fn status(State(ctl): Ctl, caller: Caller) -> Result<Json<Cluster>, Ap
         .into_iter()
         .filter(|l| l.generation > 0)
         .map(|l| Lease {
-            shelves: match l.name == rack {
-                true => ctl.site.shelves.iter().map(|s| s.name.clone()).collect(),
-                false => Vec::new(),
-            },
+            shelves: (ctl.site.shelves.iter())
+                .filter(|s| lease::rack(&ctl.site.fileservers[s.fileserver].name) == l.name)
+                .map(|s| s.name.clone())
+                .collect(),
             live: l.live(now),
             holder: l.to_string(),
             holder_id: l.holder_id(),

@@ -61,9 +61,22 @@ pub enum BackupError {
     },
 }
 
-/// pirack's directory beside the roots (see `slot_root`).
-fn state_dir(site: &Site) -> PathBuf {
-    Path::new(&site.fileserver.export_root).join(".pirack")
+/// pirack's directory beside the slot's root (see `slot_root`).
+fn state_dir(site: &Site, slot: &SlotPlan) -> PathBuf {
+    let fs = site
+        .fileserver(&slot.fileserver)
+        .expect("a plan's fileserver is its site's");
+    Path::new(&fs.export_root).join(".pirack")
+}
+
+/// restic's cache, beside the roots this host serves: under the first
+/// fileserver's export root found here (every one, when none is).
+fn cache_dir(site: &Site) -> PathBuf {
+    let roots = site.fileservers.iter().map(|f| Path::new(&f.export_root));
+    let mut here = roots.clone().filter(|r| r.is_dir());
+    let root = here.next().or_else(|| roots.clone().next());
+    root.unwrap_or(Path::new("/var/lib/pirack"))
+        .join(".pirack/restic-cache")
 }
 
 fn config(site: &Site) -> Result<&SiteBackup, BackupError> {
@@ -73,7 +86,7 @@ fn config(site: &Site) -> Result<&SiteBackup, BackupError> {
 /// The slot's owner's repository at each target (or those named).
 pub fn repos(site: &Site, owner: Option<&str>, only: &[&str]) -> Result<Vec<Repo>, BackupError> {
     let b = config(site)?;
-    let cache = state_dir(site).join("restic-cache");
+    let cache = cache_dir(site);
     if let Some(n) = only.iter().find(|n| b.target(n).is_none()) {
         return Err(BackupError::NoTarget(n.to_string()));
     }
@@ -111,7 +124,10 @@ pub fn run(
         return Err(BackupError::NoRoot(slot.position.clone()));
     }
     let image = slot_root::record(site, slot)?.map(|r| r.image);
-    let still = snapshot::take(root, &state_dir(site).join("backup").join(&slot.position))?;
+    let still = snapshot::take(
+        root,
+        &state_dir(site, slot).join("backup").join(&slot.position),
+    )?;
     let mut tags = vec!["pirack".to_string(), format!("slot={}", slot.key)];
     tags.extend(image.map(|i| format!("{IMAGE_TAG}{i}")));
     let outcomes = repos

@@ -4,7 +4,8 @@
 //! target whose last try failed is tried again a quarter period later (an
 //! hour at most). After an outage every slot is due at once, and `PARALLEL`
 //! bounds them. Each owner's repository at each target is pruned and
-//! checked once a period, and the targets' free space sampled.
+//! checked once a period, and the targets' free space sampled. A rack
+//! controller backs up the slots it serves.
 
 use super::service::{self, Backups};
 use crate::Controller;
@@ -47,6 +48,9 @@ pub async fn run(ctl: Arc<Controller>) {
         }
         let now = now_ms();
         for row in ctl.store.mirror().slots(None) {
+            if !ctl.serves(&row.key) {
+                continue;
+            }
             if ctl.backups.running() >= PARALLEL {
                 break;
             }
@@ -58,7 +62,11 @@ pub async fn run(ctl: Arc<Controller>) {
                 Err(e) => tracing::warn!("backup: {}: {e}", row.position),
             }
         }
-        for (owner, target) in upkeep_due(&ctl.backups, &b, now) {
+        let upkeep = match ctl.keeps_repositories() {
+            true => upkeep_due(&ctl.backups, &b, now),
+            false => Vec::new(),
+        };
+        for (owner, target) in upkeep {
             if ctl.backups.running() >= PARALLEL {
                 break;
             }

@@ -49,7 +49,11 @@ pub(super) fn faults_now(ctl: &Controller, m: &SiteMonitor) -> (Vec<Fault>, Hash
         })
         .collect();
     let causes = Causes {
-        trunk_down: trunk_down(&ctl.site.fileserver.trunk_interface),
+        trunk_down: ctl
+            .site
+            .fileservers
+            .iter()
+            .find_map(|f| trunk_down(&f.trunk_interface)),
         switches_down: w
             .switches
             .iter()

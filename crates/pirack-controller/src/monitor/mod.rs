@@ -182,9 +182,17 @@ pub async fn run(ctl: Arc<Controller>) {
         if disk_at.is_none_or(|at| at.elapsed() >= capacity::DISK_EVERY) {
             disk_at = Some(Instant::now());
             let now_s = now_ms() as f64 / 1000.0;
-            let roots = std::path::Path::new(&ctl.site.fileserver.export_root);
+            let mut paths: Vec<&std::path::Path> = ctl
+                .site
+                .fileservers
+                .iter()
+                .map(|f| std::path::Path::new(&f.export_root))
+                .collect();
+            paths.push(&ctl.paths.images);
+            paths.sort();
+            paths.dedup();
             let mut w = ctl.monitor.lock();
-            capacity::sample(&mut w.disks, &[roots, &ctl.paths.images], now_s);
+            capacity::sample(&mut w.disks, &paths, now_s);
         }
         let (faults, held) = alerting::faults_now(&ctl, &m);
         frozen.extend(held);

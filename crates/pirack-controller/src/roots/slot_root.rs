@@ -64,12 +64,16 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RootError + '_ {
 }
 
 /// pirack's own directory beside the roots, on their filesystem and never exported.
-fn state_dir(site: &Site) -> PathBuf {
-    Path::new(&site.fileserver.export_root).join(".pirack")
+/// The slot's fileserver's.
+fn state_dir(site: &Site, slot: &SlotPlan) -> PathBuf {
+    let fs = site
+        .fileserver(&slot.fileserver)
+        .expect("a plan's fileserver is its site's");
+    Path::new(&fs.export_root).join(".pirack")
 }
 
 fn record_path(site: &Site, slot: &SlotPlan) -> PathBuf {
-    state_dir(site)
+    state_dir(site, slot)
         .join("roots")
         .join(format!("{}.yaml", slot.position))
 }
@@ -164,7 +168,7 @@ pub fn build(
 /// Where a slot's new root is prepared before [`install`]: private to this
 /// process, what an earlier killed run left for the slot cleared first.
 pub fn staging(site: &Site, slot: &SlotPlan) -> Result<PathBuf, RootError> {
-    let work = state_dir(site).join("work");
+    let work = state_dir(site, slot).join("work");
     clear_work(&work, &slot.position)?;
     std::fs::create_dir_all(&work).map_err(io_err(&work))?;
     Ok(work.join(format!("{}.{}", slot.position, std::process::id())))
@@ -192,7 +196,7 @@ pub fn install(
     if target.exists() {
         exchange(staging, &target)?;
         // The replaced root now sits at the staging path; keep it for rollback.
-        let kept_dir = state_dir(site).join("kept");
+        let kept_dir = state_dir(site, slot).join("kept");
         std::fs::create_dir_all(&kept_dir).map_err(io_err(&kept_dir))?;
         let kept = kept_dir.join(format!("{}.{}", slot.position, unique()));
         std::fs::rename(staging, &kept).map_err(io_err(&kept))?;
@@ -241,7 +245,7 @@ pub fn delete(site: &Site, slot: &SlotPlan, powered_on: bool) -> Result<(), Root
         }
     }
     clone::remove_tree(Path::new(&slot.root))?;
-    clear_work(&state_dir(site).join("work"), &slot.position)?;
+    clear_work(&state_dir(site, slot).join("work"), &slot.position)?;
     let path = record_path(site, slot);
     match std::fs::remove_file(&path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(&path)(e)),

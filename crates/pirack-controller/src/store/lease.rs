@@ -35,6 +35,11 @@ pub fn rack(fileserver: &str) -> String {
     format!("rack:{fileserver}")
 }
 
+/// The fileserver a rack lease is named for.
+pub fn fileserver_of(lease: &str) -> Option<String> {
+    lease.strip_prefix("rack:").map(str::to_string)
+}
+
 tokio::task_local! {
     /// The lease of the duty this task runs, which its writes are fenced by.
     static DUTY: Lease;

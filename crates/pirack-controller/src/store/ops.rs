@@ -219,17 +219,12 @@ impl Store {
         Ok(out)
     }
 
-    /// Operations a stop left running that will never end on their own: every
-    /// running one but `resumed`.
-    pub async fn fail_interrupted_ops(&self, resumed: &[String]) -> Result<u64, StoreError> {
+    /// Fails operations a stop left running that will never end on their own
+    /// (`interrupted`, those still running of them).
+    pub async fn fail_interrupted_ops(&self, interrupted: &[String]) -> Result<u64, StoreError> {
         let mut tx = self.write().await?;
         let mut failed = 0;
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM operations WHERE status = 'running' AND runner IS NOT NULL",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        for id in ids.iter().filter(|id| !resumed.contains(id)) {
+        for id in interrupted {
             let done = sqlx::query(
                 "UPDATE operations SET status = 'failed', detail = 'interrupted: the controller stopped', \
                  error = 'interrupted', updated_at = $1 WHERE id = $2 AND status = 'running'",

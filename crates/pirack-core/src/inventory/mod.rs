@@ -28,7 +28,8 @@ pub struct Site {
     pub domain: Option<String>,
     pub hostname: Template,
     pub unknown_board: BoardPolicy,
-    pub fileserver: Fileserver,
+    /// One or more, each serving its shelves.
+    pub fileservers: Vec<Fileserver>,
     pub boot: Boot,
     /// Netboot settings, `boot_files` resolved against the inventory's directory.
     pub netboot: Netboot,
@@ -162,6 +163,8 @@ pub struct Fileserver {
 #[derive(Debug, Clone)]
 pub struct Shelf {
     pub name: String,
+    /// Index into [`Site::fileservers`].
+    pub fileserver: usize,
     pub public_vlan: u16,
     pub ipv6_prefix: Ipv6Net,
     pub on_link: u8,
@@ -211,6 +214,16 @@ impl Site {
     /// The shelf a slot belongs to (through its switch).
     pub fn shelf_of(&self, slot: &Slot) -> &Shelf {
         &self.shelves[self.switches[slot.switch].shelf]
+    }
+
+    /// The fileserver serving a slot (through its shelf).
+    pub fn fileserver_of(&self, slot: &Slot) -> &Fileserver {
+        &self.fileservers[self.shelf_of(slot).fileserver]
+    }
+
+    /// A fileserver by name.
+    pub fn fileserver(&self, name: &str) -> Option<&Fileserver> {
+        self.fileservers.iter().find(|f| f.name == name)
     }
 }
 

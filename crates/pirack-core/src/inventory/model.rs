@@ -12,7 +12,12 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct Inventory {
     pub site: SiteInfo,
-    pub fileserver: Fileserver,
+    /// The site's one fileserver (or `fileservers:`, for several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fileserver: Option<Fileserver>,
+    /// Several fileservers, each serving the shelves that name it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fileservers: Vec<Fileserver>,
     /// Kernel command line and config.txt defaults for every slot.
     #[serde(default)]
     pub boot: Boot,
@@ -298,6 +303,9 @@ pub enum ExportBackend {
 #[serde(deny_unknown_fields)]
 pub struct Shelf {
     pub name: String,
+    /// The fileserver serving this shelf's Pis (needed when there are several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fileserver: Option<String>,
     /// Tagged VLAN carrying the Pis' public IPv6 traffic.
     pub public_vlan: u16,
     pub ipv6: ShelfIpv6,

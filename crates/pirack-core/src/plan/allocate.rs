@@ -18,14 +18,13 @@ pub struct PlanError(pub Vec<String>);
 pub fn allocate(site: &Site, ledger: &Ledger) -> Result<Ledger, PlanError> {
     let mut out = ledger.clone();
     let mut problems = Vec::new();
-    let fs = &site.fileserver;
 
     for slot in &site.slots {
         let Some(a) = out.slots.get_mut(&slot.key) else {
             continue;
         };
         a.position.clone_from(&slot.position);
-        let shelf = site.shelf_of(slot);
+        let (shelf, fs) = (site.shelf_of(slot), site.fileserver_of(slot));
         if !fs.storage_pool.contains(&a.storage) {
             problems.push(format!(
                 "slot {} ({}): its ledger network {} is outside the storage pool {}; release it to renumber",
@@ -76,6 +75,7 @@ pub fn allocate(site: &Site, ledger: &Ledger) -> Result<Ledger, PlanError> {
         if out.slots.contains_key(&slot.key) {
             continue;
         }
+        let fs = site.fileserver_of(slot);
         let vlan = slot.pinned_vlan.or_else(|| {
             fs.storage_vlans
                 .clone()

@@ -26,6 +26,8 @@ pub struct SlotPlan {
     pub board: Option<BoardPlan>,
     /// Untagged storage VLAN of the slot's port.
     pub vlan: u16,
+    /// The fileserver serving the slot (its shelf's).
+    pub fileserver: String,
     /// The fileserver's interface for that VLAN.
     pub interface: String,
     pub storage: Ipv4Net,
@@ -83,7 +85,7 @@ pub fn plan(site: &Site, ledger: &Ledger) -> Result<(Plan, Ledger), PlanError> {
 }
 
 fn slot_plan(site: &Site, slot: &Slot, a: &Allocation) -> SlotPlan {
-    let fs = &site.fileserver;
+    let fs = site.fileserver_of(slot);
     let shelf = site.shelf_of(slot);
     let net = u32::from(a.storage.network());
     let fileserver_ip = Ipv4Addr::from(net + 1);
@@ -116,6 +118,7 @@ fn slot_plan(site: &Site, slot: &Slot, a: &Allocation) -> SlotPlan {
             model: b.model,
         }),
         vlan: a.vlan,
+        fileserver: fs.name.clone(),
         interface,
         storage: a.storage,
         fileserver_ip,

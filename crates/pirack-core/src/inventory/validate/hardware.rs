@@ -3,7 +3,7 @@
 
 use super::{Checker, hostname, is_hostname_label};
 use crate::inventory::model::{self, Inventory, SecretRef};
-use crate::inventory::{Board, Fileserver, MacAddr, Serial, Slot, SlotKey, Switch};
+use crate::inventory::{Board, Fileserver, MacAddr, Serial, Shelf, Slot, SlotKey, Switch};
 use crate::template::Template;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -166,7 +166,8 @@ impl Checker<'_> {
     pub(super) fn slots(
         &mut self,
         raw: &Inventory,
-        fs: &Fileserver,
+        fileservers: &[Fileserver],
+        shelves: &[Shelf],
         switches: &[Switch],
     ) -> Vec<Slot> {
         let slot_field = |i: usize, f: &str| format!("slots[{i}].{f}");
@@ -229,14 +230,22 @@ impl Checker<'_> {
                 ),
                 Some(_) => {}
             }
+            let fs = switch
+                .and_then(|w| shelves.get(switches[w].shelf))
+                .and_then(|shelf| fileservers.get(shelf.fileserver));
             if let Some(v) = s.vlan
                 && self.vlan_id(slot_field(i, "vlan"), v)
+                && let Some(fs) = fs
                 && !fs.storage_vlans.contains(&v)
             {
                 self.problem(
                     slot_field(i, "vlan"),
                     format!(
-                        "pinned VLAN {v} is outside the storage range {}..={}",
+                        "pinned VLAN {v} is outside {} storage range {}..={}",
+                        match fileservers.len() {
+                            1 => "the".to_string(),
+                            _ => format!("fileserver {}'s", fs.name),
+                        },
                         fs.storage_vlans.start(),
                         fs.storage_vlans.end()
                     ),

@@ -156,9 +156,9 @@ impl Checker<'_> {
         }
         let (hostname, hostname_ok) =
             self.template("site.hostname", &raw.site.hostname, HOSTNAME_VARS);
-        let fileserver = self.fileserver(&raw.fileserver, raw.slots.len());
+        let (fileservers, shelf_fs) = self.fileservers(raw);
         self.boot(&raw.boot);
-        let shelves = self.shelves(raw, &fileserver);
+        let shelves = self.shelves(raw, &fileservers, &shelf_fs);
         let switches = self.switches(raw);
         let owners = raw.owners.clone();
         self.unique(
@@ -169,7 +169,7 @@ impl Checker<'_> {
                 .map(|(i, o)| (o.name.clone(), format!("owners[{i}].name"), o.name.clone()))
                 .collect(),
         );
-        let mut slots = self.slots(raw, &fileserver, &switches);
+        let mut slots = self.slots(raw, &fileservers, &shelves, &switches);
         self.boards(raw, &mut slots);
         if hostname_ok {
             self.hostnames(raw, &hostname, &slots);
@@ -192,7 +192,7 @@ impl Checker<'_> {
             domain: raw.site.domain.clone(),
             hostname,
             unknown_board: raw.site.unknown_board,
-            fileserver,
+            fileservers,
             boot: raw.boot.clone(),
             netboot: model::Netboot {
                 boot_files: self

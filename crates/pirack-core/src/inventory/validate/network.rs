@@ -8,31 +8,137 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use std::net::Ipv6Addr;
 
 impl Checker<'_> {
-    pub(super) fn fileserver(&mut self, f: &model::Fileserver, slot_count: usize) -> Fileserver {
+    /// The site's fileservers (`fileserver:`, or `fileservers:` for several),
+    /// each checked against the slots of the shelves it serves, and each
+    /// shelf's fileserver by index.
+    pub(super) fn fileservers(&mut self, raw: &Inventory) -> (Vec<Fileserver>, Vec<usize>) {
+        let (list, field): (Vec<&model::Fileserver>, fn(usize) -> String) =
+            match (&raw.fileserver, raw.fileservers.as_slice()) {
+                (Some(f), []) => (vec![f], |_| "fileserver".into()),
+                (None, []) => {
+                    self.problem("fileserver", "missing: the site needs a fileserver");
+                    return (Vec::new(), vec![0; raw.shelves.len()]);
+                }
+                (one, many) => {
+                    if one.is_some() {
+                        self.problem(
+                            "fileservers",
+                            "give `fileserver:` (one) or `fileservers:` (several), not both",
+                        );
+                    }
+                    (many.iter().collect(), |i| format!("fileservers[{i}]"))
+                }
+            };
+        self.unique(
+            "fileserver",
+            list.iter()
+                .enumerate()
+                .map(|(i, f)| (f.name.clone(), format!("{}.name", field(i)), f.name.clone()))
+                .collect(),
+        );
+        let shelf_fs = self.shelf_fileservers(raw, &list);
+        let mut slots = vec![0; list.len()];
+        for slot in &raw.slots {
+            let shelf = raw
+                .switches
+                .iter()
+                .find(|sw| sw.name == slot.switch)
+                .and_then(|sw| raw.shelves.iter().position(|s| s.name == sw.shelf));
+            if let Some(shelf) = shelf {
+                slots[shelf_fs[shelf]] += 1;
+            }
+        }
+        let checked: Vec<Fileserver> = list
+            .iter()
+            .enumerate()
+            .map(|(i, f)| self.fileserver(f, &field(i), slots[i]))
+            .collect();
+        for (j, b) in checked.iter().enumerate() {
+            for a in &checked[..j] {
+                if a.storage_pool.contains(&b.storage_pool.network())
+                    || b.storage_pool.contains(&a.storage_pool.network())
+                {
+                    self.problem(
+                        format!("{}.storage_pool", field(j)),
+                        format!(
+                            "{} overlaps {}'s pool {}",
+                            b.storage_pool, a.name, a.storage_pool
+                        ),
+                    );
+                }
+                let (x, y) = (&a.storage_vlans, &b.storage_vlans);
+                if x.start() <= y.end() && y.start() <= x.end() {
+                    self.problem(
+                        format!("{}.storage_vlans", field(j)),
+                        format!(
+                            "{}..={} overlaps {}'s storage VLANs {}..={}",
+                            y.start(),
+                            y.end(),
+                            a.name,
+                            x.start(),
+                            x.end()
+                        ),
+                    );
+                }
+            }
+        }
+        (checked, shelf_fs)
+    }
+
+    /// Each shelf's fileserver: the one it names, or the site's only one.
+    fn shelf_fileservers(&mut self, raw: &Inventory, list: &[&model::Fileserver]) -> Vec<usize> {
+        let names = || {
+            let n: Vec<&str> = list.iter().map(|f| f.name.as_str()).collect();
+            n.join(", ")
+        };
+        let mut out = Vec::new();
+        for (i, s) in raw.shelves.iter().enumerate() {
+            let at = format!("shelves[{i}].fileserver");
+            let found = match &s.fileserver {
+                Some(name) => {
+                    let found = list.iter().position(|f| &f.name == name);
+                    if found.is_none() {
+                        self.problem(at, format!("unknown fileserver `{name}` ({})", names()));
+                    }
+                    found
+                }
+                None if list.len() > 1 => {
+                    self.problem(
+                        at,
+                        format!("missing: the site has several fileservers ({})", names()),
+                    );
+                    None
+                }
+                None => None,
+            };
+            out.push(found.unwrap_or(0));
+        }
+        out
+    }
+
+    fn fileserver(&mut self, f: &model::Fileserver, at: &str, slot_count: usize) -> Fileserver {
+        let field = |name: &str| format!("{at}.{name}");
         if !is_hostname_label(&f.name) {
-            self.problem(
-                "fileserver.name",
-                format!("`{}` is not a host name", f.name),
-            );
+            self.problem(field("name"), format!("`{}` is not a host name", f.name));
         }
         if f.trunk_interface.is_empty()
             || f.trunk_interface.len() > IFNAME_MAX
             || f.trunk_interface.contains(['/', ' ', '\t', ':'])
         {
             self.problem(
-                "fileserver.trunk_interface",
+                field("trunk_interface"),
                 format!("`{}` is not a Linux interface name", f.trunk_interface),
             );
         }
-        let pool = self.storage_pool(&f.storage_pool, slot_count);
+        let pool = self.storage_pool(&field("storage_pool"), &f.storage_pool, slot_count);
         let vlans = f.storage_vlans.first..=f.storage_vlans.last;
-        let first_ok = self.vlan_id("fileserver.storage_vlans.first".into(), *vlans.start());
-        let last_ok = self.vlan_id("fileserver.storage_vlans.last".into(), *vlans.end());
+        let first_ok = self.vlan_id(field("storage_vlans.first"), *vlans.start());
+        let last_ok = self.vlan_id(field("storage_vlans.last"), *vlans.end());
         if first_ok && last_ok {
             let size = vlans.len();
             if vlans.is_empty() {
                 self.problem(
-                    "fileserver.storage_vlans",
+                    field("storage_vlans"),
                     format!(
                         "empty range: first {} is above last {}",
                         vlans.start(),
@@ -41,19 +147,16 @@ impl Checker<'_> {
                 );
             } else if size < slot_count {
                 self.problem(
-                    "fileserver.storage_vlans",
+                    field("storage_vlans"),
                     format!("too small: {size} VLAN ids for {slot_count} slots"),
                 );
             }
         }
-        let (interface_name, ok) = self.template(
-            "fileserver.interface_name",
-            &f.interface_name,
-            INTERFACE_VARS,
-        );
+        let (interface_name, ok) =
+            self.template(&field("interface_name"), &f.interface_name, INTERFACE_VARS);
         if ok && !interface_name.uses("vlan") {
             self.problem(
-                "fileserver.interface_name",
+                field("interface_name"),
                 "must contain `{vlan}`: each slot needs its own interface",
             );
         } else if ok {
@@ -63,24 +166,24 @@ impl Checker<'_> {
             });
             if longest.len() > IFNAME_MAX {
                 self.problem(
-                    "fileserver.interface_name",
+                    field("interface_name"),
                     format!("renders `{longest}`, longer than the {IFNAME_MAX}-byte Linux limit"),
                 );
             }
         }
         if !f.export_root.starts_with('/') || f.export_root.split('/').any(|c| c == "..") {
             self.problem(
-                "fileserver.export_root",
+                field("export_root"),
                 format!("`{}` must be an absolute path without `..`", f.export_root),
             );
         }
-        let (root_name, ok) = self.template("fileserver.root_name", &f.root_name, ROOT_VARS);
+        let (root_name, ok) = self.template(&field("root_name"), &f.root_name, ROOT_VARS);
         let per_slot = !ok
             || ["pi_ip", "slot", "vlan"].iter().any(|v| root_name.uses(v))
             || (root_name.uses("switch") && root_name.uses("port"));
         if !per_slot {
             self.problem(
-                "fileserver.root_name",
+                field("root_name"),
                 "must name each slot apart: use `{pi_ip}`, `{slot}`, `{vlan}`, or `{switch}` with `{port}`",
             );
         }
@@ -94,8 +197,7 @@ impl Checker<'_> {
             root_name,
         }
     }
-    pub(super) fn storage_pool(&mut self, text: &str, slot_count: usize) -> Option<Ipv4Net> {
-        let field = "fileserver.storage_pool";
+    fn storage_pool(&mut self, field: &str, text: &str, slot_count: usize) -> Option<Ipv4Net> {
         let net: Ipv4Net = self.parse(
             field.into(),
             text.parse().map_err(|_| {
@@ -140,7 +242,12 @@ impl Checker<'_> {
             }
         }
     }
-    pub(super) fn shelves(&mut self, raw: &Inventory, fs: &Fileserver) -> Vec<Shelf> {
+    pub(super) fn shelves(
+        &mut self,
+        raw: &Inventory,
+        fileservers: &[Fileserver],
+        shelf_fs: &[usize],
+    ) -> Vec<Shelf> {
         self.unique(
             "shelf",
             raw.shelves
@@ -154,7 +261,9 @@ impl Checker<'_> {
             let at = |f: &str| format!("shelves[{i}].{f}");
             self.name(at("name"), &s.name, "shelf name");
             if self.vlan_id(at("public_vlan"), s.public_vlan)
-                && fs.storage_vlans.contains(&s.public_vlan)
+                && fileservers
+                    .iter()
+                    .any(|f| f.storage_vlans.contains(&s.public_vlan))
             {
                 self.problem(
                     at("public_vlan"),
@@ -206,6 +315,7 @@ impl Checker<'_> {
             }
             out.push(Shelf {
                 name: s.name.clone(),
+                fileserver: shelf_fs[i],
                 public_vlan: s.public_vlan,
                 ipv6_prefix: prefix.unwrap_or_default(),
                 on_link,

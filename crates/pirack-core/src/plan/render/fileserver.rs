@@ -4,17 +4,24 @@
 //! kernel before pirack sees it.
 
 use super::{Tree, header};
-use crate::inventory::Site;
+use crate::inventory::{Fileserver, Site};
 use crate::plan::Plan;
 
-pub fn render(site: &Site, plan: &Plan, tree: &mut Tree) {
-    let trunk = &site.fileserver.trunk_interface;
+/// `fs`'s files, under `fileserver/` (`fileserver/<name>/` when the site has
+/// several), for the slots it serves.
+pub fn render(site: &Site, fs: &Fileserver, plan: &Plan, tree: &mut Tree) {
+    let trunk = &fs.trunk_interface;
+    let top = match site.fileservers.len() {
+        1 => "fileserver".to_string(),
+        _ => format!("fileserver/{}", fs.name),
+    };
+    let slots = || plan.slots.iter().filter(|s| s.fileserver == fs.name);
     let mut ifupdown = header(
         "#",
         &format!("Storage VLAN interfaces of site {}", site.name),
     );
     ifupdown += "# Install as /etc/network/interfaces.d/pirack.\n";
-    for s in &plan.slots {
+    for s in slots() {
         ifupdown += &format!(
             "\n# slot {} ({}), VLAN {}\nauto {if}\niface {if} inet static\n    address {}\n    netmask {}\n    vlan-raw-device {trunk}\n    post-up sysctl -qw {}=1\n",
             s.position,
@@ -26,7 +33,7 @@ pub fn render(site: &Site, plan: &Plan, tree: &mut Tree) {
             if = s.interface,
         );
     }
-    tree.insert("fileserver/ifupdown/pirack".into(), ifupdown);
+    tree.insert(format!("{top}/ifupdown/pirack"), ifupdown);
 
     // systemd applies sysctl.d to each interface as it appears, whichever of
     // ifupdown or systemd-networkd made it; an explicit key overrides the
@@ -39,24 +46,21 @@ pub fn render(site: &Site, plan: &Plan, tree: &mut Tree) {
         ),
     );
     sysctl += "# Install in /etc/sysctl.d/.\n";
-    for s in &plan.slots {
+    for s in slots() {
         sysctl += &format!("{} = 1\n", rp_filter(&s.interface));
     }
-    tree.insert(
-        "fileserver/sysctl.d/90-pirack-rp-filter.conf".into(),
-        sysctl,
-    );
+    tree.insert(format!("{top}/sysctl.d/90-pirack-rp-filter.conf"), sysctl);
 
-    let dir = "fileserver/systemd-networkd";
+    let dir = format!("{top}/systemd-networkd");
     let mut trunk_net = header("#", &format!("Trunk {trunk} carrying the storage VLANs"));
     trunk_net += &format!(
         "# Install in /etc/systemd/network/; put any other settings for {trunk} in a\n# drop-in directory 10-pirack-{trunk}.network.d/.\n\n[Match]\nName={trunk}\n\n[Network]\n"
     );
-    for s in &plan.slots {
+    for s in slots() {
         trunk_net += &format!("VLAN={}\n", s.interface);
     }
     tree.insert(format!("{dir}/10-pirack-{trunk}.network"), trunk_net);
-    for s in &plan.slots {
+    for s in slots() {
         let what = format!("Storage VLAN {} of slot {} ({})", s.vlan, s.position, s.key);
         tree.insert(
             format!("{dir}/20-pirack-{}.netdev", s.interface),

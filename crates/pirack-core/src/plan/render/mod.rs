@@ -17,10 +17,13 @@ use std::collections::BTreeMap;
 pub type Tree = BTreeMap<String, String>;
 
 /// Renders every file of the plan: `fileserver/`, `switch/<name>/`, `exports/`
-/// (kernel and Ganesha forms) and `slots/<position>/`.
+/// (kernel and Ganesha forms) and `slots/<position>/`; a site of several
+/// fileservers has `fileserver/<name>/` and `exports/<name>/` for each.
 pub fn render(site: &Site, plan: &Plan, profiles: &Profiles) -> Tree {
     let mut tree = Tree::new();
-    fileserver::render(site, plan, &mut tree);
+    for fs in &site.fileservers {
+        fileserver::render(site, fs, plan, &mut tree);
+    }
     for sw in switch::plan_switches(site, plan) {
         let profile = profiles
             .get(&sw.profile)
@@ -37,14 +40,22 @@ pub fn render(site: &Site, plan: &Plan, profiles: &Profiles) -> Tree {
             );
         }
     }
-    tree.insert(
-        "exports/pirack.exports".into(),
-        exports::kernel(site, &plan.slots),
-    );
-    tree.insert(
-        "exports/ganesha.conf".into(),
-        exports::ganesha(site, &plan.slots),
-    );
+    for fs in &site.fileservers {
+        // Each fileserver exports its own shelves' roots; one keeps the old paths.
+        let dir = match site.fileservers.len() {
+            1 => "exports".to_string(),
+            _ => format!("exports/{}", fs.name),
+        };
+        let slots = || plan.slots.iter().filter(|s| s.fileserver == fs.name);
+        tree.insert(
+            format!("{dir}/pirack.exports"),
+            exports::kernel(site, slots()),
+        );
+        tree.insert(
+            format!("{dir}/ganesha.conf"),
+            exports::ganesha(site, slots()),
+        );
+    }
     for s in &plan.slots {
         slot::render(site, s, &mut tree);
     }

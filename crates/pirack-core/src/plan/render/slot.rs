@@ -14,7 +14,7 @@ pub fn render(site: &Site, s: &SlotPlan, tree: &mut Tree) {
         format!("{dir}/root/etc/hostname"),
         format!("{}\n", s.hostname),
     );
-    tree.insert(format!("{dir}/root/etc/hosts"), hosts(site, s, &who));
+    tree.insert(format!("{dir}/root/etc/hosts"), hosts(s, &who));
     tree.insert(format!("{dir}/root/etc/fstab"), fstab(s, &who));
     tree.insert(
         format!("{dir}/root/etc/network/interfaces.d/pirack"),
@@ -89,14 +89,14 @@ fn names(s: &SlotPlan) -> String {
     }
 }
 
-fn hosts(site: &Site, s: &SlotPlan, who: &str) -> String {
+fn hosts(s: &SlotPlan, who: &str) -> String {
     format!(
         "{}127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n\n{}\t{}\n{}\t{}\n",
         header("#", &format!("/etc/hosts of {who}")),
         s.ipv6,
         names(s),
         s.fileserver_ip,
-        site.fileserver.name
+        s.fileserver
     )
 }
 
