@@ -7,6 +7,10 @@
 //! from the database (a partition that drops nothing, only delays it
 //! forever): B gives its shelves up before its lease lapses, and C takes them
 //! only after; never two holders. SIGKILL R while R2 waits: R2 leads.
+//!
+//! A site on two fileservers has a rack controller for each: each serves its
+//! own shelf, builds its roots on its own disk, and runs what the others
+//! queue for its slots; neither touches the other's.
 
 mod common;
 
@@ -278,6 +282,143 @@ fn rack_and_region_controllers_share_the_site_and_fail_over_apart() {
     );
     let _ = a;
     for p in [&mut cc, &mut r2] {
+        p.0.kill().unwrap();
+        let _ = p.0.wait();
+    }
+}
+
+#[test]
+fn each_fileserver_has_its_own_rack_controller() {
+    let test = "cluster_fileservers";
+    if !is_root(test) {
+        return;
+    }
+    let Some(db) = common::postgres(test) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let inventory = common::site_in(tmp.path(), "two-fileservers", None, "");
+    let args = [
+        "--lease-s",
+        "3",
+        "--role",
+        "rack",
+        "--fileserver",
+        "fs-a",
+        "--no-proxy",
+    ];
+    let rig = start_on_with(tmp, &inventory, false, db.url.clone(), &args);
+    let (a, t, dir) = (rig.addr, rig.admin.clone(), rig.dir.clone());
+    let (mut b, b_addr) = rig.another("rack-b", &[("--fileserver", "fs-b")], &[]);
+    let (mut r, r_addr) = rig.another("region", &[("--role", "region")], &[]);
+    let logs = || -> String {
+        ["serve", "rack-b", "region"]
+            .iter()
+            .map(|f| {
+                let log = std::fs::read_to_string(dir.join(format!("{f}.log"))).unwrap_or_default();
+                format!("== {f}\n{log}")
+            })
+            .collect()
+    };
+    until("B and R to serve", Duration::from_secs(30), || {
+        (answers(b_addr) && answers(r_addr)).then_some(())
+    });
+    // Each fileserver's lease, held by its own controller, covers its shelf.
+    let c = until("both rack leases", Duration::from_secs(20), || {
+        let c = cluster(r_addr, &t);
+        (holder(&c, "rack:fs-a").is_some() && holder(&c, "rack:fs-b").is_some()).then_some(c)
+    });
+    assert_eq!(holder(&c, "rack:fs-a"), Some(u64::from(rig.pid())), "{c}");
+    assert_eq!(holder(&c, "rack:fs-b"), Some(u64::from(b.0.id())), "{c}");
+    for (lease, shelf) in [("rack:fs-a", "a"), ("rack:fs-b", "b")] {
+        let l = c["leases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == lease)
+            .unwrap();
+        assert_eq!(l["shelves"], serde_json::json!([shelf]), "{c}");
+    }
+
+    // Asked of any controller, each slot's operation runs on its own
+    // fileserver's, and its root lands on that fileserver's disk.
+    let provision = |at: SocketAddr, slot: &str, owner: &str| {
+        let body = format!(r#"{{"image":"tiny-1","owner":"{owner}","slot":"{slot}"}}"#);
+        let op = post(at, "/v1/slots", Some(&t), &body).json();
+        let id = op["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{op}"))
+            .to_string();
+        until("the build", Duration::from_secs(60), || {
+            let now = get(at, &format!("/v1/operations/{id}"), Some(&t)).json();
+            (now["status"] != "running").then_some(now)
+        })
+    };
+    for (at, slot, owner, root) in [
+        (r_addr, "B-01", "acme", "export-b/10.46.190.2"),
+        (a, "B-02", "globex", "export-b/10.46.190.6"),
+        (b_addr, "A-01", "acme", "export/10.46.189.2"),
+    ] {
+        let done = provision(at, slot, owner);
+        assert_eq!(done["status"], "succeeded", "{slot}: {done}\n{}", logs());
+        assert!(
+            dir.join(root).join("etc").is_dir(),
+            "{slot}'s root in {root}"
+        );
+    }
+    let a_log = std::fs::read_to_string(dir.join("serve.log")).unwrap();
+    let b_log = std::fs::read_to_string(dir.join("rack-b.log")).unwrap();
+    assert!(
+        a_log.contains("serving 4 slot(s) of site duo (fileserver fs-a)"),
+        "{a_log}"
+    );
+    assert!(
+        b_log.contains("serving 4 slot(s) of site duo (fileserver fs-b)"),
+        "{b_log}"
+    );
+    for (log, slot) in [(&b_log, "sw-b/1"), (&b_log, "sw-b/2"), (&a_log, "sw-a/1")] {
+        let ran = format!("(provision of {slot}) queued by another controller");
+        assert!(log.contains(&ran), "{slot}:\n{log}");
+    }
+    for (log, theirs) in [(&a_log, ["B-0", "sw-b/"]), (&b_log, ["A-0", "sw-a/"])] {
+        for name in theirs {
+            assert!(!log.contains(name), "{name} is the other's:\n{log}");
+        }
+    }
+    assert!(!dir.join("export/10.46.190.2").exists());
+    // A region controller's backups go to the slot's own rack controller.
+    let r_backup = post(r_addr, "/v1/slots/B-01/backups", Some(&t), "{}");
+    assert_eq!(r_backup.status, 503, "{}", r_backup.body);
+    assert!(
+        r_backup.body.contains(&b_addr.to_string()),
+        "{}",
+        r_backup.body
+    );
+
+    // On a site of several, a rack controller must be told which it serves.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pirack"))
+        .args([
+            "serve",
+            "--inventory",
+            inventory.to_str().unwrap(),
+            "--db",
+            &db.url,
+        ])
+        .args([
+            "--role",
+            "rack",
+            "--no-export",
+            "--no-proxy",
+            "--api",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = common::text(&out.stderr);
+    assert!(err.contains("several fileservers (fs-a, fs-b)"), "{err}");
+    assert!(err.contains("--fileserver"), "{err}");
+    for p in [&mut b, &mut r] {
         p.0.kill().unwrap();
         let _ = p.0.wait();
     }

@@ -452,9 +452,10 @@ impl Controller {
             .and_then(|r| serde_json::from_str(&r).ok())
             .unwrap_or_default();
         tracing::info!(
-            "running operation {} ({}) queued by another controller",
+            "running operation {} ({} of {}) queued by another controller",
             queued.op.id,
-            queued.op.kind
+            queued.op.kind,
+            queued.op.slot.as_deref().unwrap_or("the site")
         );
         match self.work(&queued.op, asked, None) {
             Ok(work) => self.finish(&queued.op, work),
