@@ -1,7 +1,9 @@
 //! A 1,000-slot site: ten shelves of 100 simulated Pi 3s with small boot files,
-//! served first by one controller (`--role all` on SQLite, the one box), then by
-//! a cluster on PostgreSQL (rack controller A, rack controller B standing by as
-//! on another machine, region controller R serving the API), in one run. For
+//! served first by one controller (`--role all` on SQLite, the one box, one
+//! fileserver), then by a cluster on PostgreSQL: the same slots on two
+//! fileservers of five shelves each, a rack controller for each (A and C, each
+//! in its own network namespace as on its own machine), rack controller B
+//! standing by for A's fileserver, and region controller R serving the API. For
 //! each: the provisioning rate (every slot provisioned through the API, 16
 //! callers), the boot storm of every Pi at once with events per second into the
 //! store, and the API's latency under that load (8 callers reading the rack
@@ -41,27 +43,39 @@ struct Figures {
     storm_s: f64,
     booted: usize,
     events: i64,
+    /// From the storm's start to the store's last event of it.
+    events_s: f64,
     api_p50_ms: f64,
     api_p99_ms: f64,
     api_calls: usize,
 }
 
 /// The site: `n` slots in shelves of 100 (two rows of 50 each), one switch per
-/// shelf, every slot with a Pi 3B whose MAC follows its serial.
-fn site_yaml(n: usize, export: &Path) -> String {
+/// shelf, every slot with a Pi 3B whose MAC follows its serial; the shelves
+/// split evenly between `fileservers` (name, export root), each with its own
+/// pool and VLANs.
+fn site_yaml(n: usize, fileservers: &[(&str, &Path)]) -> String {
     let shelves = n.div_ceil(100);
+    let per = shelves.div_ceil(fileservers.len());
     let mut y = format!(
-        "site:\n  name: site{n}\n  domain: pi.example.net\n  unknown_board: hold\n\
-         fileserver:\n  name: fs1\n  trunk_interface: eth0\n  storage_pool: 10.32.0.0/16\n  \
-         storage_vlans: {{ first: 10, last: {} }}\n  export_root: {}\n  root_name: \"{{pi_ip}}\"\n\
-         shelves:\n",
-        9 + n,
-        export.display()
+        "site:\n  name: site{n}\n  domain: pi.example.net\n  unknown_board: hold\nfileservers:\n"
     );
+    for (i, (name, export)) in fileservers.iter().enumerate() {
+        y += &format!(
+            "  - name: {name}\n    trunk_interface: eth0\n    storage_pool: 10.{}.0.0/16\n    \
+             storage_vlans: {{ first: {}, last: {} }}\n    export_root: {}\n    root_name: \"{{pi_ip}}\"\n",
+            32 + i,
+            10 + i * n,
+            9 + (i + 1) * n,
+            export.display()
+        );
+    }
+    y += "shelves:\n";
     for k in 0..shelves {
         y += &format!(
-            "  - name: s{k}\n    public_vlan: {}\n    ipv6:\n      prefix: 2001:db8:0:{:x}:1000:1::/96\n      \
-             on_link: 64\n      gateway: 2001:db8:0:{:x}::1\n",
+            "  - name: s{k}\n    fileserver: {}\n    public_vlan: {}\n    ipv6:\n      \
+             prefix: 2001:db8:0:{:x}:1000:1::/96\n      on_link: 64\n      gateway: 2001:db8:0:{:x}::1\n",
+            fileservers[k / per].0,
             3000 + k,
             0x100 + k,
             0x100 + k
@@ -95,13 +109,36 @@ fn site_yaml(n: usize, export: &Path) -> String {
     y + &boards
 }
 
+/// One set-up's site: its inventory, the site and its plan.
+struct Layout {
+    inventory: PathBuf,
+    site: Site,
+    plan: Plan,
+}
+
+impl Layout {
+    /// Its slots served by fileserver `fs`.
+    fn of(&self, fs: &str) -> Plan {
+        Plan {
+            site: self.plan.site.clone(),
+            slots: (self.plan.slots.iter())
+                .filter(|s| s.fileserver == fs)
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
 /// Small boot files (pseudo-random bytes of a Pi's files' kind of sizes, the
-/// kernel cut to 512 KiB) as image `bench-1`, and the site; the inventory,
-/// its plan and the image store.
-fn prepare(n: usize) -> (PathBuf, Site, Plan, PathBuf) {
+/// kernel cut to 512 KiB) as image `bench-1`, and the site twice: on one
+/// fileserver (`one/`) and on two (`two/`, fs-a and fs-b); the working
+/// directory and the image store.
+fn prepare(n: usize) -> (PathBuf, PathBuf, Layout, Layout) {
     let dir = std::path::absolute("target/bench-cluster").unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    for sub in ["hardware", "boot", "root/etc", "export"] {
+    for sub in [
+        "one", "two", "boot", "root/etc", "export", "export-a", "export-b",
+    ] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
@@ -126,8 +163,6 @@ fn prepare(n: usize) -> (PathBuf, Site, Plan, PathBuf) {
         std::fs::write(dir.join("boot").join(f), noise(size)).unwrap();
     }
     std::fs::write(dir.join("root/etc/os-release"), "NAME=bench\n").unwrap();
-    let inventory = dir.join("hardware/site.yaml");
-    std::fs::write(&inventory, site_yaml(n, &dir.join("export"))).unwrap();
     let store = dir.join("images");
     let import = pirack_controller::roots::image::Import {
         name: "bench".into(),
@@ -138,9 +173,21 @@ fn prepare(n: usize) -> (PathBuf, Site, Plan, PathBuf) {
     };
     pirack_controller::roots::image::import(&store, &import, &|_, _| {}).unwrap();
     let profiles = Profiles::load_dir(Path::new("switch-profiles")).unwrap();
-    let site = inventory::load(&inventory, &profiles.names()).unwrap();
-    let (plan, _) = plan(&site, &Ledger::default()).unwrap();
-    (inventory, site, plan, store)
+    let layout = |sub: &str, fileservers: &[(&str, &Path)]| {
+        let inventory = dir.join(sub).join("site.yaml");
+        std::fs::write(&inventory, site_yaml(n, fileservers)).unwrap();
+        let site = inventory::load(&inventory, &profiles.names()).unwrap();
+        let (plan, _) = plan(&site, &Ledger::default()).unwrap();
+        Layout {
+            inventory,
+            site,
+            plan,
+        }
+    };
+    let one = layout("one", &[("fs1", &dir.join("export"))]);
+    let (a, b) = (dir.join("export-a"), dir.join("export-b"));
+    let two = layout("two", &[("fs-a", &a), ("fs-b", &b)]);
+    (dir, store, one, two)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -192,18 +239,21 @@ fn provision(ns: &str, api: SocketAddr, token: &str, plan: &Plan) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-/// Every Pi booted at once while 8 callers read `GET /v1/slots` from `api`;
-/// fills the storm's figures.
+/// Every Pi booted at once, each fileserver's (`sims`: its slots and the
+/// simulator's options) on its own, while 8 callers in namespace `ns` read
+/// `GET /v1/slots` from `api`; fills the storm's figures.
 fn storm(
     site: &Site,
-    plan: &Plan,
-    opts: &sim::Options,
+    sims: &[(Plan, sim::Options)],
+    ns: &str,
     api: SocketAddr,
     token: &str,
     db: &str,
     f: &mut Figures,
 ) {
-    let prepared = sim::prepare(site, plan, opts).expect("simulator network");
+    let prepared: Vec<_> = (sims.iter())
+        .map(|(plan, opts)| sim::prepare(site, plan, opts).expect("simulator network"))
+        .collect();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = rt
         .block_on(pirack_controller::store::Store::open(db))
@@ -211,12 +261,11 @@ fn storm(
     let before = rt.block_on(store.last_event_id()).unwrap();
     let done = AtomicBool::new(false);
     let latencies = Mutex::new(Vec::new());
-    let ns = opts.controller_netns.clone().unwrap();
     let started = Instant::now();
     let reports = std::thread::scope(|s| {
         for _ in 0..8 {
             s.spawn(|| {
-                netns::enter(&ns).unwrap();
+                netns::enter(ns).unwrap();
                 let mut mine = Vec::new();
                 while !done.load(Ordering::Relaxed) {
                     let t = Instant::now();
@@ -227,7 +276,13 @@ fn storm(
                 latencies.lock().unwrap().extend(mine);
             });
         }
-        let reports = prepared.boot(&NEVER);
+        let booting: Vec<_> = (prepared.into_iter())
+            .map(|p| s.spawn(move || p.boot(&NEVER)))
+            .collect();
+        let reports: Vec<_> = booting
+            .into_iter()
+            .flat_map(|b| b.join().unwrap())
+            .collect();
         done.store(true, Ordering::Relaxed);
         reports
     });
@@ -240,7 +295,19 @@ fn storm(
             r.error.as_deref().unwrap_or("")
         );
     }
-    f.events = rt.block_on(store.last_event_id()).unwrap() - before;
+    // The storm's events may still be on their way: counted until the store
+    // has taken none for two seconds.
+    let (mut last, mut changed) = (before, started.elapsed());
+    loop {
+        let now = rt.block_on(store.last_event_id()).unwrap();
+        if now != last {
+            (last, changed) = (now, started.elapsed());
+        } else if started.elapsed() - changed >= Duration::from_secs(2) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (f.events, f.events_s) = (last - before, changed.as_secs_f64());
     rt.block_on(store.pool().close());
     let mut l = latencies.into_inner().unwrap();
     l.sort_by(f64::total_cmp);
@@ -270,7 +337,10 @@ fn serve(ctl: &Netns, common: &[String], args: &[&str], log: &Path, host: Option
         .args(common)
         .args(args)
         .env("PIRACK_BENCH_COMMUNITY", "public")
-        .env("RUST_LOG", "info")
+        .env(
+            "RUST_LOG",
+            std::env::var("PIRACK_BENCH_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
@@ -345,33 +415,36 @@ fn main() {
     };
     let n = arg("--slots", 1000) as usize;
     let lease_s = arg("--lease-s", 15);
-    let (inventory, site, plan, images) = prepare(n);
-    let dir = inventory.parent().unwrap().parent().unwrap().to_path_buf();
-    let ctl = Netns::new(&format!("pirack-cl-{}", std::process::id())).unwrap();
-    let prefix = format!("pirack-cl{}", std::process::id());
-    let opts = sim::Options {
-        controller_netns: Some(ctl.name().to_string()),
+    let (dir, images, one, two) = prepare(n);
+    let pid = std::process::id();
+    // Fileserver fs-a's machines (and the one box before them), and fs-b's.
+    let ns_a = Netns::new(&format!("pirack-cla-{pid}")).unwrap();
+    let ns_b = Netns::new(&format!("pirack-clb-{pid}")).unwrap();
+    let opts = |ns: &Netns, prefix: &str| sim::Options {
+        controller_netns: Some(ns.name().to_string()),
         boot_files: dir.join("boot"),
         images: images.clone(),
         image: Some(IMAGE.into()),
         only: Vec::new(),
-        prefix: prefix.clone(),
+        prefix: format!("pirack-cl{pid}{prefix}"),
         power_on: Duration::from_secs(1),
     };
-    let common: Vec<String> = [
-        "--inventory",
-        inventory.to_str().unwrap(),
-        "--images",
-        images.to_str().unwrap(),
-        "--boot-files",
-        dir.join("boot").to_str().unwrap(),
-        "--no-export",
-        "--no-proxy",
-        "--streams-per-token",
-        "1000",
-    ]
-    .map(String::from)
-    .to_vec();
+    let common = |layout: &Layout| -> Vec<String> {
+        [
+            "--inventory",
+            layout.inventory.to_str().unwrap(),
+            "--images",
+            images.to_str().unwrap(),
+            "--boot-files",
+            dir.join("boot").to_str().unwrap(),
+            "--no-export",
+            "--no-proxy",
+            "--streams-per-token",
+            "1000",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
     let token = |db: &str| {
         sh(Command::new(env!("CARGO_BIN_EXE_pirack"))
             .args(["token", "create", "--db", db, "--name", "bench", "--admin"]))
@@ -385,20 +458,21 @@ fn main() {
     // The one box.
     let sqlite = format!("sqlite://{}/state.db", dir.display());
     let t = token(&sqlite);
-    let mut one = Figures::default();
+    let mut one_f = Figures::default();
     {
         let log = dir.join("one-box.log");
         let args = ["--db", &sqlite, "--api", API];
-        let mut c = serve(&ctl, &common, &args, &log, None);
-        answering(ctl.name(), api, &log);
-        one.provision_s = provision(ctl.name(), api, &t, &plan);
-        storm(&site, &plan, &opts, api, &t, &sqlite, &mut one);
+        let mut c = serve(&ns_a, &common(&one), &args, &log, None);
+        answering(ns_a.name(), api, &log);
+        one_f.provision_s = provision(ns_a.name(), api, &t, &one.plan);
+        let sims = [(one.plan.clone(), opts(&ns_a, "o"))];
+        storm(&one.site, &sims, ns_a.name(), api, &t, &sqlite, &mut one_f);
         let _ = c.kill();
         let _ = c.wait();
     }
 
     // The cluster.
-    let name = format!("pirack_bench_cluster_{}", std::process::id());
+    let name = format!("pirack_bench_cluster_{pid}");
     let psql =
         |sql: &str| sh(Command::new("su").args(["postgres", "-c", &format!("psql -qc '{sql}'")]));
     psql(&format!("DROP DATABASE IF EXISTS {name}"));
@@ -409,11 +483,13 @@ fn main() {
         true => host.parse().unwrap(),
         false => format!("{host}:5432").parse().unwrap(),
     };
-    pirack_lab::forward::out_of(ctl.name(), pg_addr).unwrap();
+    for ns in [&ns_a, &ns_b] {
+        pirack_lab::forward::out_of(ns.name(), pg_addr).unwrap();
+    }
     let t = token(&pg);
     let mut cl = Figures::default();
     let lease = lease_s.to_string();
-    let rack = |api: &str| {
+    let rack = |api: &str, fs: &str| -> Vec<String> {
         [
             "--db",
             &pg,
@@ -421,29 +497,33 @@ fn main() {
             api,
             "--role",
             "rack",
-            "--lease-s",
-            &lease,
+            "--fileserver",
+            fs,
         ]
+        .into_iter()
+        .chain(["--lease-s", &lease])
         .map(String::from)
+        .collect()
     };
-    let (a_log, b_log, r_log) = (
-        dir.join("rack-a.log"),
-        dir.join("rack-b.log"),
-        dir.join("region.log"),
-    );
-    let a_args = rack(API);
-    let mut a = serve(
-        &ctl,
-        &common,
-        &a_args.each_ref().map(String::as_str),
-        &a_log,
-        None,
-    );
-    answering(ctl.name(), api, &a_log);
-    let mut b_args = rack("127.0.0.1:18090").to_vec();
+    let log = |name: &str| dir.join(format!("{name}.log"));
+    let args = rack(API, "fs-a");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut a = serve(&ns_a, &common(&two), &args, &log("rack-a"), None);
+    answering(ns_a.name(), api, &log("rack-a"));
+    let args = rack(API, "fs-b");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut c = serve(&ns_b, &common(&two), &args, &log("rack-c"), None);
+    answering(ns_b.name(), api, &log("rack-c"));
+    let mut b_args = rack("127.0.0.1:18090", "fs-a");
     b_args.push("--standby".into());
     let b_args: Vec<&str> = b_args.iter().map(String::as_str).collect();
-    let mut b = serve(&ctl, &common, &b_args, &b_log, Some("rack-b"));
+    let mut b = serve(
+        &ns_a,
+        &common(&two),
+        &b_args,
+        &log("rack-b"),
+        Some("rack-b"),
+    );
     let r_args = [
         "--db",
         &pg,
@@ -454,24 +534,30 @@ fn main() {
         "--lease-s",
         &lease,
     ];
-    let mut r = serve(&ctl, &common, &r_args, &r_log, None);
-    answering(ctl.name(), region_api, &r_log);
-    cl.provision_s = provision(ctl.name(), region_api, &t, &plan);
-    storm(&site, &plan, &opts, region_api, &t, &pg, &mut cl);
+    let mut r = serve(&ns_a, &common(&two), &r_args, &log("region"), None);
+    answering(ns_a.name(), region_api, &log("region"));
+    cl.provision_s = provision(ns_a.name(), region_api, &t, &two.plan);
+    let sims = [
+        (two.of("fs-a"), opts(&ns_a, "a")),
+        (two.of("fs-b"), opts(&ns_b, "b")),
+    ];
+    storm(&two.site, &sims, ns_a.name(), region_api, &t, &pg, &mut cl);
     // Failover: A killed, B (another machine's standby) timed to a DHCP offer.
-    let first = &plan.slots[0];
-    let warm = until_offered(first, ctl.name(), &prefix);
+    let first = &two.of("fs-a").slots[0];
+    let probe = format!("pirack-cl{pid}p");
+    let warm = until_offered(first, ns_a.name(), &probe);
     let _ = a.kill();
     let killed = Instant::now();
     let _ = a.wait();
-    let offered = until_offered(first, ctl.name(), &prefix);
+    let offered = until_offered(first, ns_a.name(), &probe);
     let failover = killed.elapsed();
-    for c in [&mut b, &mut r] {
-        let _ = c.kill();
-        let _ = c.wait();
+    for p in [&mut b, &mut c, &mut r] {
+        let _ = p.kill();
+        let _ = p.wait();
     }
     psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
-    drop(ctl);
+    drop((ns_a, ns_b));
+    let one = one_f;
 
     println!(
         "{:<34} {:>12} {:>12} {:>7}",
@@ -488,8 +574,8 @@ fn main() {
     row("storm wall, s", one.storm_s, cl.storm_s);
     row(
         "events into the store, /s",
-        one.events as f64 / one.storm_s,
-        cl.events as f64 / cl.storm_s,
+        one.events as f64 / one.events_s,
+        cl.events as f64 / cl.events_s,
     );
     row(
         "GET /v1/slots p50 under load, ms",

@@ -205,8 +205,21 @@ impl Store {
     ) -> Result<SlotRow, StoreError> {
         let started = std::time::Instant::now();
         let mut tx = self.allocating().await?;
-        let q = format!("SELECT {COLUMNS} FROM slots WHERE in_inventory = 1 ORDER BY position");
+        // Only the candidates, and the first will do: every provisioning of
+        // the site waits on the allocation lock while this reads.
+        let provisionable: Vec<String> = (lifecycle::state::ALL.iter())
+            .filter(|s| lifecycle::next(**s, Trigger::Provision).is_ok())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let q = format!(
+            "SELECT {COLUMNS} FROM slots WHERE in_inventory = 1 AND state IN ({}) \
+             AND (owner IS NULL OR owner = $1) AND (pinned_owner IS NULL OR pinned_owner = $1) \
+             AND ($2 = '' OR slot_key = $2 OR position = $2) ORDER BY position LIMIT 1",
+            provisionable.join(", ")
+        );
         let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(owner)
+            .bind(wanted.unwrap_or_default())
             .fetch_all(&mut *tx)
             .await?;
         let mut free = None;
