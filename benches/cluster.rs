@@ -5,20 +5,21 @@
 //! in its own network namespace as on its own machine), rack controller B
 //! standing by for A's fileserver, and region controller R serving the API. For
 //! each: the provisioning rate (every slot provisioned through the API, 16
-//! callers), the boot storm of every Pi at once with events per second into the
-//! store, and the API's latency under that load (8 callers reading the rack
-//! view's listing of every slot throughout). Then the cluster's failover: A
+//! callers), the boot storm of every Pi (the shelves powered on `--stagger-ms`
+//! apart, 6 s by default) with events per second into the store, and the API's
+//! latency under that load (8 callers reading the rack view's listing of every
+//! slot throughout). Then the cluster's failover: A
 //! SIGKILLed, timed until B answers a Pi's DHCP DISCOVER (B sees A's lease lapse
 //! as a standby on another machine would: its own hostname, in a UTS namespace).
 //! Needs root and a PostgreSQL as `.ci/run` sets up (PIRACK_TEST_POSTGRES).
 //!
-//!     cargo bench --bench cluster -- [--slots 1000] [--lease-s 15]
+//!     cargo bench --bench cluster -- [--slots 1000] [--lease-s 15] [--stagger-ms 6000]
 
 mod common;
 
 use common::{arg, request, sh};
 use pirack_core::inventory::{self, Site};
-use pirack_core::plan::{Ledger, Plan, plan};
+use pirack_core::plan::{Ledger, Plan, SlotPlan, plan};
 use pirack_core::switch::Profiles;
 use pirack_lab::sim::{self, frames, lab, link::RawLink, pi};
 use pirack_lab::testbed::netns::{self, Netns};
@@ -119,13 +120,39 @@ struct Layout {
 impl Layout {
     /// Its slots served by fileserver `fs`.
     fn of(&self, fs: &str) -> Plan {
+        self.only(|s| s.fileserver == fs)
+    }
+
+    fn only(&self, keep: impl Fn(&SlotPlan) -> bool) -> Plan {
         Plan {
             site: self.plan.site.clone(),
-            slots: (self.plan.slots.iter())
-                .filter(|s| s.fileserver == fs)
+            slots: self
+                .plan
+                .slots
+                .iter()
+                .filter(|s| keep(s))
                 .cloned()
                 .collect(),
         }
+    }
+
+    /// The storm's simulators, a shelf each: shelf k powered on `stagger` × k
+    /// after the first (as a PoE switch's power-up sequencing spreads them),
+    /// its Pis wired to the namespace of its fileserver's controller (`ns`).
+    fn shelves(
+        &self,
+        stagger: Duration,
+        ns: impl Fn(&str) -> String,
+        opts: impl Fn(String, String, Duration) -> sim::Options,
+    ) -> Vec<(Plan, sim::Options)> {
+        (self.site.shelves.iter().enumerate())
+            .map(|(k, shelf)| {
+                let plan = self.only(|s| s.shelf == shelf.name);
+                let fs = &self.site.fileservers[shelf.fileserver].name;
+                let at = Duration::from_secs(1) + stagger * k as u32;
+                (plan, opts(ns(fs), shelf.name.clone(), at))
+            })
+            .collect()
     }
 }
 
@@ -239,9 +266,9 @@ fn provision(ns: &str, api: SocketAddr, token: &str, plan: &Plan) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-/// Every Pi booted at once, each fileserver's (`sims`: its slots and the
-/// simulator's options) on its own, while 8 callers in namespace `ns` read
-/// `GET /v1/slots` from `api`; fills the storm's figures.
+/// Every Pi booted, each shelf's on its own (`sims`: its slots and the
+/// simulator's options, when it powers on among them), while 8 callers in
+/// namespace `ns` read `GET /v1/slots` from `api`; fills the storm's figures.
 fn storm(
     site: &Site,
     sims: &[(Plan, sim::Options)],
@@ -420,15 +447,16 @@ fn main() {
     // Fileserver fs-a's machines (and the one box before them), and fs-b's.
     let ns_a = Netns::new(&format!("pirack-cla-{pid}")).unwrap();
     let ns_b = Netns::new(&format!("pirack-clb-{pid}")).unwrap();
-    let opts = |ns: &Netns, prefix: &str| sim::Options {
-        controller_netns: Some(ns.name().to_string()),
+    let opts = |ns: String, prefix: String, power_on: Duration| sim::Options {
+        controller_netns: Some(ns),
         boot_files: dir.join("boot"),
         images: images.clone(),
         image: Some(IMAGE.into()),
         only: Vec::new(),
         prefix: format!("pirack-cl{pid}{prefix}"),
-        power_on: Duration::from_secs(1),
+        power_on,
     };
+    let stagger = Duration::from_millis(arg("--stagger-ms", 6000));
     let common = |layout: &Layout| -> Vec<String> {
         [
             "--inventory",
@@ -465,7 +493,11 @@ fn main() {
         let mut c = serve(&ns_a, &common(&one), &args, &log, None);
         answering(ns_a.name(), api, &log);
         one_f.provision_s = provision(ns_a.name(), api, &t, &one.plan);
-        let sims = [(one.plan.clone(), opts(&ns_a, "o"))];
+        let sims = one.shelves(
+            stagger,
+            |_| ns_a.name().into(),
+            |ns, shelf, at| opts(ns, format!("o{shelf}"), at),
+        );
         storm(&one.site, &sims, ns_a.name(), api, &t, &sqlite, &mut one_f);
         let _ = c.kill();
         let _ = c.wait();
@@ -537,10 +569,13 @@ fn main() {
     let mut r = serve(&ns_a, &common(&two), &r_args, &log("region"), None);
     answering(ns_a.name(), region_api, &log("region"));
     cl.provision_s = provision(ns_a.name(), region_api, &t, &two.plan);
-    let sims = [
-        (two.of("fs-a"), opts(&ns_a, "a")),
-        (two.of("fs-b"), opts(&ns_b, "b")),
-    ];
+    let ns_of = |fs: &str| match fs {
+        "fs-a" => ns_a.name().to_string(),
+        _ => ns_b.name().to_string(),
+    };
+    let sims = two.shelves(stagger, ns_of, |ns, shelf, at| {
+        opts(ns, format!("c{shelf}"), at)
+    });
     storm(&two.site, &sims, ns_a.name(), region_api, &t, &pg, &mut cl);
     // Failover: A killed, B (another machine's standby) timed to a DHCP offer.
     let first = &two.of("fs-a").slots[0];

@@ -95,6 +95,8 @@ pub struct Controller {
     pub lease: Option<Lease>,
     /// The fileserver whose shelves it serves, by that lease.
     pub fileserver: Option<String>,
+    /// The keys of the slots on those shelves.
+    held: std::collections::HashSet<String>,
     /// The region lease, while this controller leads the region.
     pub leader: std::sync::Mutex<Option<Lease>>,
     /// Woken when another controller queues an operation.
@@ -126,9 +128,8 @@ pub struct Controller {
 impl Controller {
     /// Whether this controller serves the slot's shelf (runs its operations
     /// itself): it holds the rack lease of the slot's fileserver.
-    pub fn serves(&self, slot: &str) -> bool {
-        let fs = self.slot_plan(slot).map(|p| p.fileserver.as_str());
-        fs.is_some() && fs == self.fileserver.as_deref()
+    pub fn serves(&self, slot_key: &str) -> bool {
+        self.held.contains(slot_key)
     }
 
     /// Whether this controller keeps the backup repositories (prunes and
@@ -144,7 +145,7 @@ impl Controller {
         Plan {
             site: self.plan.site.clone(),
             slots: (self.plan.slots.iter())
-                .filter(|s| Some(s.fileserver.as_str()) == self.fileserver.as_deref())
+                .filter(|s| self.held.contains(&s.key.to_string()))
                 .cloned()
                 .collect(),
         }
@@ -204,6 +205,10 @@ impl Controller {
                 Err(e) => tracing::warn!("the YAML ledger is behind the store's: {e}"),
             }
         }
+        let held = (plan.slots.iter())
+            .filter(|s| Some(&s.fileserver) == fileserver.as_ref())
+            .map(|s| s.key.to_string())
+            .collect();
         store.sync_inventory(&site).await?;
         let fleet = Arc::new(Fleet::new(&site, profiles)?);
         let poe = PoeDriver {
@@ -235,6 +240,7 @@ impl Controller {
             role,
             lease,
             fileserver,
+            held,
             leader: std::sync::Mutex::default(),
             queued: Arc::default(),
             streams,

@@ -10,37 +10,86 @@ use pirack_core::firmware::Config;
 use pirack_core::inventory::Model;
 use pirack_core::lifecycle::{self, Trigger};
 use pirack_netboot::events::{Event, Record};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
 
-/// Follows the event bus until it closes.
+/// How many of one slot's events may wait for its worker before more are
+/// missed (a Pi's boot is a few dozen).
+const SLOT_BACKLOG: usize = 256;
+
+/// Trips to the store the lifecycle takes at once: half its connections on
+/// PostgreSQL, so the API and the others keep theirs.
+const AT_ONCE: usize = 8;
+
+/// Follows the event bus until it closes. Each slot's events are applied in
+/// order by a worker of its own: one slot's trip to the store (a few round
+/// trips on PostgreSQL) never holds up another's, and the bus is read as fast
+/// as it fills, so a storm of boots is not missed while the store is slow.
 pub async fn follow(ctl: Arc<Controller>, mut rx: pirack_netboot::events::Receiver) {
-    // Wires already reported for each protocol: one alert each (whatever
-    // addresses they go on to claim).
-    let mut alerted = HashSet::new();
+    let mut slots: HashMap<String, mpsc::Sender<Arc<Record>>> = HashMap::new();
+    let mut workers = JoinSet::new();
+    let trips = Arc::new(Semaphore::new(AT_ONCE));
     loop {
         match rx.recv().await {
             Ok(rec) => {
-                if let Event::Spoofed {
-                    claimed,
-                    protocol,
-                    dropped,
-                    ..
-                } = &rec.event
-                {
-                    spoofed(&ctl, &rec, (*claimed, protocol), *dropped, &mut alerted).await;
+                let Some(position) = rec.slot.clone() else {
+                    // Counted and logged: no slot's to store.
+                    apply(&ctl, &rec, &mut HashSet::new()).await;
                     continue;
+                };
+                let worker = slots.entry(position).or_insert_with(|| {
+                    let (tx, rx) = mpsc::channel(SLOT_BACKLOG);
+                    workers.spawn(slot_worker(Arc::clone(&ctl), rx, Arc::clone(&trips)));
+                    tx
+                });
+                if worker.try_send(rec).is_err() {
+                    ctl.metrics.lagged("lifecycle driver", 1);
+                    tracing::warn!("lifecycle driver: a slot's backlog is full; an event missed");
                 }
-                observe(&ctl, &rec).await
             }
             Err(RecvError::Lagged(n)) => {
                 ctl.metrics.lagged("lifecycle driver", n);
                 tracing::warn!("lifecycle driver missed {n} events")
             }
-            Err(RecvError::Closed) => return,
+            Err(RecvError::Closed) => {
+                drop(slots);
+                while workers.join_next().await.is_some() {}
+                return;
+            }
         }
+    }
+}
+
+/// Applies one slot's events in order, each under a permit of `trips`.
+async fn slot_worker(
+    ctl: Arc<Controller>,
+    mut rx: mpsc::Receiver<Arc<Record>>,
+    trips: Arc<Semaphore>,
+) {
+    // Wires already reported for each protocol: one alert each (whatever
+    // addresses they go on to claim).
+    let mut alerted = HashSet::new();
+    while let Some(rec) = rx.recv().await {
+        let Ok(_trip) = trips.acquire().await else {
+            return;
+        };
+        apply(&ctl, &rec, &mut alerted).await;
+    }
+}
+
+async fn apply(ctl: &Controller, rec: &Record, alerted: &mut HashSet<(String, String)>) {
+    match &rec.event {
+        Event::Spoofed {
+            claimed,
+            protocol,
+            dropped,
+            ..
+        } => spoofed(ctl, rec, (*claimed, protocol), *dropped, alerted).await,
+        _ => observe(ctl, rec).await,
     }
 }
 

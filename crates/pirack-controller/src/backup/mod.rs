@@ -61,14 +61,6 @@ pub enum BackupError {
     },
 }
 
-/// pirack's directory beside the slot's root (see `slot_root`).
-fn state_dir(site: &Site, slot: &SlotPlan) -> PathBuf {
-    let fs = site
-        .fileserver(&slot.fileserver)
-        .expect("a plan's fileserver is its site's");
-    Path::new(&fs.export_root).join(".pirack")
-}
-
 /// restic's cache, beside the roots this host serves: under the first
 /// fileserver's export root found here (every one, when none is).
 fn cache_dir(site: &Site) -> PathBuf {
@@ -126,7 +118,9 @@ pub fn run(
     let image = slot_root::record(site, slot)?.map(|r| r.image);
     let still = snapshot::take(
         root,
-        &state_dir(site, slot).join("backup").join(&slot.position),
+        &slot_root::state_dir(site, slot)
+            .join("backup")
+            .join(&slot.position),
     )?;
     let mut tags = vec!["pirack".to_string(), format!("slot={}", slot.key)];
     tags.extend(image.map(|i| format!("{IMAGE_TAG}{i}")));

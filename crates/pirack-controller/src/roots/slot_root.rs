@@ -63,9 +63,9 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RootError + '_ {
     }
 }
 
-/// pirack's own directory beside the roots, on their filesystem and never exported.
-/// The slot's fileserver's.
-fn state_dir(site: &Site, slot: &SlotPlan) -> PathBuf {
+/// pirack's own directory beside the roots (the slot's fileserver's), on
+/// their filesystem and never exported.
+pub(crate) fn state_dir(site: &Site, slot: &SlotPlan) -> PathBuf {
     let fs = site
         .fileserver(&slot.fileserver)
         .expect("a plan's fileserver is its site's");
