@@ -6,7 +6,8 @@
 //! live. SIGKILL A: B takes the shelves and R's operations go to B. Cut B off
 //! from the database (a partition that drops nothing, only delays it
 //! forever): B gives its shelves up before its lease lapses, and C takes them
-//! only after; never two holders. SIGKILL R while R2 waits: R2 leads.
+//! only after; never two holders. SIGKILL R while R2 waits: R2 leads, and
+//! neither the disk alert nor a DNS update R made is made again.
 //!
 //! A site on two fileservers has a rack controller for each: each serves its
 //! own shelf, builds its roots on its own disk, and runs what the others
@@ -17,8 +18,11 @@ mod common;
 use common::controller::start_on_with;
 use common::http::{get, post};
 use common::{is_root, until};
+use pirack_core::dns::names::reverse_zone;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+const ZONE: &str = "pi.example.net";
 
 fn cluster(addr: SocketAddr, token: &str) -> serde_json::Value {
     get(addr, "/v1/cluster", Some(token)).json()
@@ -53,6 +57,9 @@ fn rack_and_region_controllers_share_the_site_and_fail_over_apart() {
     if !is_root(test) {
         return;
     }
+    if !common::have(test, "named") || !common::have(test, "dig") {
+        return;
+    }
     let Some(db) = common::postgres(test) else {
         return;
     };
@@ -65,6 +72,11 @@ fn rack_and_region_controllers_share_the_site_and_fail_over_apart() {
         hook.addr
     );
     let inventory = common::example_site_in(tmp.path(), None, &monitor);
+    // And publishes the slots' names on BIND.
+    let reverse = reverse_zone("2001:db8:0:84:1000:1::/96".parse().unwrap());
+    let zones = [(ZONE, ""), (reverse.trim_end_matches('.'), "")];
+    let bind = common::dns::bind(&tmp.path().join("bind"), &zones);
+    common::dns::add_to(&inventory, &bind);
     let args = ["--lease-s", "3", "--role", "rack", "--no-proxy"];
     let mut rig = start_on_with(tmp, &inventory, false, db.url.clone(), &args);
     let (a, t) = (rig.addr, rig.admin.clone());
@@ -267,6 +279,12 @@ fn rack_and_region_controllers_share_the_site_and_fail_over_apart() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // What R published is on BIND: its serial moves with every update taken.
+    wait("R to publish A-06", 20, &mut || {
+        !common::dns::dig(&bind, &format!("example-a-06.{ZONE}"), "AAAA").is_empty()
+    });
+    let serial = || common::dns::dig(&bind, ZONE, "SOA");
+    let published = serial();
     let (mut r2, r2_addr) = rig.another("region-2", &region, &[]);
     wait("R2 to serve", 30, &mut || answers(r2_addr));
     let mut r = r;
@@ -280,6 +298,20 @@ fn rack_and_region_controllers_share_the_site_and_fail_over_apart() {
         "the region's lead passed {:?} after the kill",
         killed.elapsed()
     );
+    // R2 reconciles the zones as it takes the lead, finds R's work done, and
+    // sends BIND no update of its own.
+    let metric = |name: &str| -> f64 {
+        let text = get(r2_addr, "/metrics", Some(&t)).body;
+        (text.lines())
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    wait("R2 to reconcile the zones", 20, &mut || {
+        metric("pirack_dns_reconciles") >= 1.0
+    });
+    assert_eq!(metric("pirack_dns_changes_applied"), 0.0, "{}", logs());
+    assert_eq!(serial(), published, "R2 updated nothing");
     let _ = a;
     for p in [&mut cc, &mut r2] {
         p.0.kill().unwrap();
