@@ -107,17 +107,7 @@ fn boot_files(kernel_mib: u64) -> PathBuf {
         )
         .unwrap();
     }
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut noise = |n: usize| -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    };
+    let mut noise = common::noise();
     std::fs::write(dir.join("bcm2710-rpi-3-b.dtb"), noise(24_621)).unwrap();
     std::fs::write(dir.join("bcm2710-rpi-3-b-plus.dtb"), noise(25_196)).unwrap();
     std::fs::write(dir.join("kernel8.img"), noise((kernel_mib << 20) as usize)).unwrap();
@@ -130,7 +120,7 @@ fn boot_files(kernel_mib: u64) -> PathBuf {
 fn booting_site(boot: &Path, n: usize, plan: &Plan) -> (PathBuf, PathBuf) {
     let dir = std::path::absolute("target/bench-site").unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    for sub in ["hardware", "switch-profiles", "root/etc"] {
+    for sub in ["hardware", "switch-profiles"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
     for f in std::fs::read_dir("switch-profiles").unwrap() {
@@ -147,16 +137,8 @@ fn booting_site(boot: &Path, n: usize, plan: &Plan) -> (PathBuf, PathBuf) {
         &format!("export_root: {}", dir.join("export").display()),
     );
     std::fs::write(&inventory, yaml).unwrap();
-    std::fs::write(dir.join("root/etc/os-release"), "NAME=bench\n").unwrap();
     let store = dir.join("images");
-    let import = pirack_controller::roots::image::Import {
-        name: "bench".into(),
-        version: "1".into(),
-        root: dir.join("root"),
-        boot: boot.to_path_buf(),
-        cmdline: "console=ttyAMA0,115200".into(),
-    };
-    pirack_controller::roots::image::import(&store, &import, &|_, _| {}).unwrap();
+    common::bench_image(&store, &dir, boot);
     sh(Command::new(env!("CARGO_BIN_EXE_pirack"))
         .arg("root")
         .arg("--inventory")

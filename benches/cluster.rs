@@ -163,22 +163,10 @@ impl Layout {
 fn prepare(n: usize) -> (PathBuf, PathBuf, Layout, Layout) {
     let dir = std::path::absolute("target/bench-cluster").unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    for sub in [
-        "one", "two", "boot", "root/etc", "export", "export-a", "export-b",
-    ] {
+    for sub in ["one", "two", "boot", "export", "export-a", "export-b"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let mut noise = |n: usize| -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    };
+    let mut noise = common::noise();
     for (f, size) in [
         ("bootcode.bin", 52_456),
         ("start.elf", 120_000),
@@ -189,16 +177,8 @@ fn prepare(n: usize) -> (PathBuf, PathBuf, Layout, Layout) {
     ] {
         std::fs::write(dir.join("boot").join(f), noise(size)).unwrap();
     }
-    std::fs::write(dir.join("root/etc/os-release"), "NAME=bench\n").unwrap();
     let store = dir.join("images");
-    let import = pirack_controller::roots::image::Import {
-        name: "bench".into(),
-        version: "1".into(),
-        root: dir.join("root"),
-        boot: dir.join("boot"),
-        cmdline: "console=ttyAMA0,115200".into(),
-    };
-    pirack_controller::roots::image::import(&store, &import, &|_, _| {}).unwrap();
+    common::bench_image(&store, &dir, &dir.join("boot"));
     let profiles = Profiles::load_dir(Path::new("switch-profiles")).unwrap();
     let layout = |sub: &str, fileservers: &[(&str, &Path)]| {
         let inventory = dir.join(sub).join("site.yaml");

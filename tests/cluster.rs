@@ -37,6 +37,21 @@ fn holder(c: &serde_json::Value, name: &str) -> Option<u64> {
         .and_then(|l| l["pid"].as_u64())
 }
 
+/// Provisions `slot` for `owner` through the API at `at`; the operation as
+/// it ended.
+fn provision(at: SocketAddr, token: &str, slot: &str, owner: &str) -> serde_json::Value {
+    let body = format!(r#"{{"image":"tiny-1","owner":"{owner}","slot":"{slot}"}}"#);
+    let op = post(at, "/v1/slots", Some(token), &body).json();
+    let id = op["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{op}"))
+        .to_string();
+    until("the build", Duration::from_secs(60), || {
+        let now = get(at, &format!("/v1/operations/{id}"), Some(token)).json();
+        (now["status"] != "running").then_some(now)
+    })
+}
+
 fn answers(addr: SocketAddr) -> bool {
     common::http::try_request(addr, "GET", "/healthz", None, None).is_ok_and(|r| r.status == 200)
 }
@@ -147,18 +162,7 @@ fn rack_and_region_controllers_share_the_site_and_fail_over_apart() {
             .unwrap(),
     );
     std::thread::sleep(Duration::from_millis(500));
-    let provision = |slot: &str, owner: &str| {
-        let body = format!(r#"{{"image":"tiny-1","owner":"{owner}","slot":"{slot}"}}"#);
-        let op = post(r_addr, "/v1/slots", Some(&t), &body).json();
-        let id = op["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{op}"))
-            .to_string();
-        until("the build", Duration::from_secs(60), || {
-            let now = get(r_addr, &format!("/v1/operations/{id}"), Some(&t)).json();
-            (now["status"] != "running").then_some(now)
-        })
-    };
+    let provision = |slot: &str, owner: &str| provision(r_addr, &t, slot, owner);
     let done = provision("A-07", "initech");
     assert_eq!(done["status"], "succeeded", "{done}\n{}", logs());
     let a_log = std::fs::read_to_string(dir.join("serve.log")).unwrap();
@@ -374,24 +378,12 @@ fn each_fileserver_has_its_own_rack_controller() {
 
     // Asked of any controller, each slot's operation runs on its own
     // fileserver's, and its root lands on that fileserver's disk.
-    let provision = |at: SocketAddr, slot: &str, owner: &str| {
-        let body = format!(r#"{{"image":"tiny-1","owner":"{owner}","slot":"{slot}"}}"#);
-        let op = post(at, "/v1/slots", Some(&t), &body).json();
-        let id = op["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{op}"))
-            .to_string();
-        until("the build", Duration::from_secs(60), || {
-            let now = get(at, &format!("/v1/operations/{id}"), Some(&t)).json();
-            (now["status"] != "running").then_some(now)
-        })
-    };
     for (at, slot, owner, root) in [
         (r_addr, "B-01", "acme", "export-b/10.46.190.2"),
         (a, "B-02", "globex", "export-b/10.46.190.6"),
         (b_addr, "A-01", "acme", "export/10.46.189.2"),
     ] {
-        let done = provision(at, slot, owner);
+        let done = provision(at, &t, slot, owner);
         assert_eq!(done["status"], "succeeded", "{slot}: {done}\n{}", logs());
         assert!(
             dir.join(root).join("etc").is_dir(),

@@ -63,6 +63,36 @@ impl Drop for Serve {
     }
 }
 
+/// Pseudo-random bytes (xorshift), `n` at each call: boot files' content.
+pub fn noise() -> impl FnMut(usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    move |n| {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+}
+
+/// Imports image `bench-1` into `store`: `boot`'s files and a root of one
+/// file (written under `dir/root`).
+pub fn bench_image(store: &Path, dir: &Path, boot: &Path) {
+    std::fs::create_dir_all(dir.join("root/etc")).unwrap();
+    std::fs::write(dir.join("root/etc/os-release"), "NAME=bench\n").unwrap();
+    let import = pirack_controller::roots::image::Import {
+        name: "bench".into(),
+        version: "1".into(),
+        root: dir.join("root"),
+        boot: boot.to_path_buf(),
+        cmdline: "console=ttyAMA0,115200".into(),
+    };
+    pirack_controller::roots::image::import(store, &import, &|_, _| {}).unwrap();
+}
+
 /// One request on a fresh connection; the status and the body.
 pub fn request(
     addr: SocketAddr,

@@ -297,10 +297,7 @@ impl Controller {
     pub async fn resume(self: &Arc<Self>) -> Result<usize, OpError> {
         // Another fileserver's controller runs its own slots' operations.
         let running: Vec<_> = (self.store.running_ops().await?.into_iter())
-            .filter(|o| match &o.slot {
-                Some(slot) => self.serves(slot),
-                None => self.keeps_repositories(),
-            })
+            .filter(|o| self.runs(o))
             .collect();
         let mut resumed = Vec::new();
         for slot in self.store.slots(None).await? {

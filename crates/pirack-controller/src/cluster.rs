@@ -196,11 +196,7 @@ pub async fn serve_queue(ctl: Arc<Controller>) {
         match ctl.store.queued_ops().await {
             Ok(queued) => {
                 // Each fileserver's rack controller takes its own slots'.
-                let mine = queued.into_iter().filter(|q| match &q.op.slot {
-                    Some(slot) => ctl.serves(slot),
-                    None => ctl.keeps_repositories(),
-                });
-                for q in mine {
+                for q in queued.into_iter().filter(|q| ctl.runs(&q.op)) {
                     let id = q.op.id.clone();
                     if let Err(e) = ctl.run_queued(q).await {
                         tracing::warn!("queued operation {id}: {e}");

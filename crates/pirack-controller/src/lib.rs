@@ -93,9 +93,7 @@ pub struct Controller {
     pub role: cluster::Role,
     /// The rack lease it serves the shelves under (none on a region controller).
     pub lease: Option<Lease>,
-    /// The fileserver whose shelves it serves, by that lease.
-    pub fileserver: Option<String>,
-    /// The keys of the slots on those shelves.
+    /// The keys of the slots on the shelves of that lease's fileserver.
     held: std::collections::HashSet<String>,
     /// The region lease, while this controller leads the region.
     pub leader: std::sync::Mutex<Option<Lease>>,
@@ -137,7 +135,21 @@ impl Controller {
     /// controller of the site's first fileserver does.
     pub fn keeps_repositories(&self) -> bool {
         let first = self.site.fileservers.first().map(|f| f.name.as_str());
-        first.is_some() && first == self.fileserver.as_deref()
+        first.is_some() && first == self.fileserver()
+    }
+
+    /// Whether this controller runs `op`: its slot's, or the repositories'
+    /// upkeep (no slot) if it keeps them.
+    pub fn runs(&self, op: &store::ops::Operation) -> bool {
+        match &op.slot {
+            Some(slot) => self.serves(slot),
+            None => self.keeps_repositories(),
+        }
+    }
+
+    /// The fileserver whose shelves it serves, by its rack lease.
+    pub fn fileserver(&self) -> Option<&str> {
+        (self.lease.as_ref()).and_then(|l| store::lease::fileserver_of(&l.name))
     }
 
     /// The slots whose shelves this controller serves.
@@ -175,10 +187,8 @@ impl Controller {
             let why = "a rack controller's lease must be taken first";
             return Err(store::StoreError::Invalid(why.into()).into());
         }
-        let fileserver = lease
-            .as_ref()
-            .and_then(|l| store::lease::fileserver_of(&l.name));
-        if let Some(fs) = &fileserver
+        let fileserver = (lease.as_ref()).and_then(|l| store::lease::fileserver_of(&l.name));
+        if let Some(fs) = fileserver
             && site.fileserver(fs).is_none()
         {
             let why = format!("the rack lease names fileserver {fs}, not the site's");
@@ -206,7 +216,7 @@ impl Controller {
             }
         }
         let held = (plan.slots.iter())
-            .filter(|s| Some(&s.fileserver) == fileserver.as_ref())
+            .filter(|s| Some(s.fileserver.as_str()) == fileserver)
             .map(|s| s.key.to_string())
             .collect();
         store.sync_inventory(&site).await?;
@@ -239,7 +249,6 @@ impl Controller {
             export_queue: std::sync::Mutex::new(Some(export_queue)),
             role,
             lease,
-            fileserver,
             held,
             leader: std::sync::Mutex::default(),
             queued: Arc::default(),

@@ -240,7 +240,7 @@ async fn start_on(config: Config, store: Store) -> Result<Running, RunError> {
                  bootcode.bin from {}",
                 held.slots.len(),
                 ctl.site.name,
-                ctl.fileserver.as_deref().unwrap_or("?"),
+                ctl.fileserver().unwrap_or("?"),
                 config.netboot.dhcp.server_port,
                 config.netboot.tftp.port,
                 ctl.boots
@@ -509,29 +509,26 @@ impl Running {
         self.ctl.stop_operations().await;
         self.followers.shutdown().await;
         self.ctl.drivers.shutdown();
-        // A store cut off must not hold the stop: what is not said lapses.
-        let bound = Duration::from_secs(2);
-        match tokio::time::timeout(
-            bound,
-            self.ctl.store.controller_gone(&lease::Lease::my_id()),
-        )
-        .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("the store still lists this controller: {e}"),
-            Err(_) => tracing::warn!("the store still lists this controller: it did not answer"),
+        let store = &self.ctl.store;
+        if let Err(e) = bounded(store.controller_gone(&lease::Lease::my_id())).await {
+            tracing::warn!("the store still lists this controller: {e}");
         }
         let leader = self.ctl.leader.lock().expect("not poisoned").take();
         for held in leader.iter().chain(&self.ctl.lease) {
-            match tokio::time::timeout(bound, self.ctl.store.drop_lease(held)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!("the lease {} lapses (not given up): {e}", held.name),
-                Err(_) => {
-                    tracing::warn!("the lease {} lapses (the store did not answer)", held.name)
-                }
+            if let Err(e) = bounded(store.drop_lease(held)).await {
+                tracing::warn!("the lease {} lapses (not given up): {e}", held.name);
             }
         }
-        self.ctl.store.pool().close().await;
+        store.pool().close().await;
+    }
+}
+
+/// A last word to the store, given up after two seconds: a store cut off must
+/// not hold the stop (what is not said lapses).
+async fn bounded(said: impl Future<Output = Result<(), StoreError>>) -> Result<(), String> {
+    match tokio::time::timeout(Duration::from_secs(2), said).await {
+        Ok(done) => done.map_err(|e| e.to_string()),
+        Err(_) => Err("the store did not answer".into()),
     }
 }
 

@@ -76,7 +76,9 @@ pub async fn status(State(ctl): Ctl, caller: Caller) -> Result<Json<Cluster>, Ap
         .filter(|l| l.generation > 0)
         .map(|l| Lease {
             shelves: (ctl.site.shelves.iter())
-                .filter(|s| lease::rack(&ctl.site.fileservers[s.fileserver].name) == l.name)
+                .filter(|s| {
+                    lease::fileserver_of(&l.name) == Some(&ctl.site.fileservers[s.fileserver].name)
+                })
                 .map(|s| s.name.clone())
                 .collect(),
             live: l.live(now),

@@ -36,8 +36,8 @@ pub fn rack(fileserver: &str) -> String {
 }
 
 /// The fileserver a rack lease is named for.
-pub fn fileserver_of(lease: &str) -> Option<String> {
-    lease.strip_prefix("rack:").map(str::to_string)
+pub fn fileserver_of(lease: &str) -> Option<&str> {
+    lease.strip_prefix("rack:")
 }
 
 tokio::task_local! {

@@ -31,6 +31,22 @@ pub struct SlotRow {
 
 const COLUMNS: &str = "slot_key, position, state, owner, pinned_owner, image, board_serial, state_since, recoveries, version, in_inventory";
 
+/// The first slot `claim` may give owner `$1` (the one named `$2`, if not
+/// empty): only the candidates are read, and the first will do, since every
+/// provisioning of the site waits on the allocation lock while this reads.
+static FIRST_FREE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let provisionable: Vec<String> = (lifecycle::state::ALL.iter())
+        .filter(|s| lifecycle::next(**s, Trigger::Provision).is_ok())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    format!(
+        "SELECT {COLUMNS} FROM slots WHERE in_inventory = 1 AND state IN ({}) \
+         AND (owner IS NULL OR owner = $1) AND (pinned_owner IS NULL OR pinned_owner = $1) \
+         AND ($2 = '' OR slot_key = $2 OR position = $2) ORDER BY position LIMIT 1",
+        provisionable.join(", ")
+    )
+});
+
 fn row(r: &AnyRow) -> Result<SlotRow, StoreError> {
     let state: String = r.try_get("state")?;
     Ok(SlotRow {
@@ -205,19 +221,7 @@ impl Store {
     ) -> Result<SlotRow, StoreError> {
         let started = std::time::Instant::now();
         let mut tx = self.allocating().await?;
-        // Only the candidates, and the first will do: every provisioning of
-        // the site waits on the allocation lock while this reads.
-        let provisionable: Vec<String> = (lifecycle::state::ALL.iter())
-            .filter(|s| lifecycle::next(**s, Trigger::Provision).is_ok())
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect();
-        let q = format!(
-            "SELECT {COLUMNS} FROM slots WHERE in_inventory = 1 AND state IN ({}) \
-             AND (owner IS NULL OR owner = $1) AND (pinned_owner IS NULL OR pinned_owner = $1) \
-             AND ($2 = '' OR slot_key = $2 OR position = $2) ORDER BY position LIMIT 1",
-            provisionable.join(", ")
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+        let rows = sqlx::query(sqlx::AssertSqlSafe(FIRST_FREE.as_str()))
             .bind(owner)
             .bind(wanted.unwrap_or_default())
             .fetch_all(&mut *tx)

@@ -3,7 +3,7 @@
 //! another interface routes to (a Pi posing as another slot's) is dropped by the
 //! kernel before pirack sees it.
 
-use super::{Tree, header};
+use super::{Tree, header, per_fileserver};
 use crate::inventory::{Fileserver, Site};
 use crate::plan::Plan;
 
@@ -11,10 +11,7 @@ use crate::plan::Plan;
 /// several), for the slots it serves.
 pub fn render(site: &Site, fs: &Fileserver, plan: &Plan, tree: &mut Tree) {
     let trunk = &fs.trunk_interface;
-    let top = match site.fileservers.len() {
-        1 => "fileserver".to_string(),
-        _ => format!("fileserver/{}", fs.name),
-    };
+    let top = per_fileserver(site, "fileserver", fs);
     let slots = || plan.slots.iter().filter(|s| s.fileserver == fs.name);
     let mut ifupdown = header(
         "#",

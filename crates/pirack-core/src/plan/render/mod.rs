@@ -41,11 +41,7 @@ pub fn render(site: &Site, plan: &Plan, profiles: &Profiles) -> Tree {
         }
     }
     for fs in &site.fileservers {
-        // Each fileserver exports its own shelves' roots; one keeps the old paths.
-        let dir = match site.fileservers.len() {
-            1 => "exports".to_string(),
-            _ => format!("exports/{}", fs.name),
-        };
+        let dir = per_fileserver(site, "exports", fs);
         let slots = || plan.slots.iter().filter(|s| s.fileserver == fs.name);
         tree.insert(
             format!("{dir}/pirack.exports"),
@@ -60,6 +56,15 @@ pub fn render(site: &Site, plan: &Plan, profiles: &Profiles) -> Tree {
         slot::render(site, s, &mut tree);
     }
     tree
+}
+
+/// `top`, or `top/<name>` for each fileserver of a site of several (one
+/// keeps the paths it always had).
+fn per_fileserver(site: &Site, top: &str, fs: &crate::inventory::Fileserver) -> String {
+    match site.fileservers.len() {
+        1 => top.to_string(),
+        _ => format!("{top}/{}", fs.name),
+    }
 }
 
 /// First line of every generated file, in the file's comment syntax.
